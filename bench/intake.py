@@ -1,0 +1,337 @@
+"""Intake benchmark: requests into a real Dovecot, acknowledgements out to a real SMTP server.
+
+    .venv/bin/python bench/intake.py                 # 5,000 messages, then a paced latency run
+    .venv/bin/python bench/intake.py --messages 500  # quicker
+
+For each of two receivers — mentordesk itself and a bare relay (IDLE, fetch, send one
+fixed reply, move; no parsing, no state) run in the same process — it measures:
+
+- throughput: N messages APPENDed as fast as a separate process can, divided by the time
+  from the first APPEND to the last acknowledgement received;
+- latency: APPEND → acknowledgement received at the SMTP server, p50/p99, in a paced run
+  (default 10 messages/s) where queueing does not dominate.
+
+The APPENDing client and the SMTP server run in their own processes so that they do not
+compete with the receiver for the interpreter. Targets (issue 2, 2-core machine): p50
+< 0.8 s with IDLE, ≥ 100 messages/s over 5,000 messages, ≥ half the bare relay's
+throughput, resident memory < 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import PROGRAM_PASSWORD, PROGRAM_USER, Dovecot, free_port  # noqa: E402
+
+TARGET_P50_S = 0.8
+TARGET_THROUGHPUT = 100.0
+
+
+def request_mail(n: int, run: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"Mentee {n} <mentee{n}.{run}@example.net>"
+    msg["To"] = PROGRAM_USER
+    msg["Subject"] = "Mentor request"
+    msg["Message-ID"] = make_id(n, run)
+    msg.set_content(
+        f"Name: Mentee {n}\nSkills: python, career advice\nTimezone: Europe/Berlin\n"
+        "Availability: Tue 18:00-20:00\nDetails: I am changing careers into software and "
+        "would like a review of my first Python project and my resume.\n"
+    )
+    return msg.as_bytes()
+
+
+# --- the SMTP server, in its own process ------------------------------------------------
+
+
+def _sink_process(port: int, ready: mp.Event, conn: mp.connection.Connection) -> None:
+    from aiosmtpd.controller import Controller
+
+    arrivals: dict[str, float] = {}
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            now = time.time()
+            for line in envelope.content.split(b"\r\n"):
+                if not line:
+                    break
+                if line.lower().startswith(b"in-reply-to:"):
+                    arrivals[line.split(b":", 1)[1].strip().decode()] = now
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    while True:
+        command = conn.recv()
+        if command == "count":
+            conn.send(len(arrivals))
+        elif command == "take":
+            conn.send(dict(arrivals))
+            arrivals.clear()
+        elif command == "stop":
+            controller.stop()
+            return
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._conn, child = mp.Pipe()
+        ready = mp.Event()
+        self.process = mp.Process(target=_sink_process, args=(self.port, ready, child), daemon=True)
+        self.process.start()
+        if not ready.wait(15):
+            raise RuntimeError("SMTP sink did not start")
+
+    def count(self) -> int:
+        self._conn.send("count")
+        return int(self._conn.recv())
+
+    def take(self) -> dict[str, float]:
+        self._conn.send("take")
+        return dict(self._conn.recv())
+
+    def stop(self) -> None:
+        self._conn.send("stop")
+        self.process.join(10)
+
+
+# --- the APPENDing client, in its own process -------------------------------------------
+
+
+def _append_process(host: str, port: int, count: int, rate: float, run: str,
+                    conn: mp.connection.Connection) -> None:
+    from imapclient import IMAPClient
+
+    client = IMAPClient(host, port=port, ssl=False)
+    client.login(PROGRAM_USER, PROGRAM_PASSWORD)
+    messages = [(make_id(n, run), request_mail(n, run)) for n in range(count)]
+    sent: dict[str, float] = {}
+    start = time.time()
+    for n, (message_id, raw) in enumerate(messages):
+        if rate > 0:
+            delay = start + n / rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
+        sent[message_id] = time.time()
+        client.append("INBOX", raw)
+    client.logout()
+    conn.send(sent)
+
+
+def make_id(n: int, run: str) -> str:
+    return f"<{run}.{n}@bench.test>"
+
+
+def append_all(dovecot: Dovecot, count: int, rate: float, run: str) -> dict[str, float]:
+    """APPEND ``count`` requests from another process; Message-ID → APPEND time."""
+    parent, child = mp.Pipe()
+    process = mp.Process(target=_append_process,
+                         args=(dovecot.host, dovecot.port, count, rate, run, child))
+    process.start()
+    sent = parent.recv()
+    process.join()
+    return dict(sent)
+
+
+# --- the receivers ---------------------------------------------------------------------
+
+
+def run_mentordesk(root: Path, dovecot: Dovecot, sink: Sink, stop: threading.Event,
+                   started: threading.Event, idle: bool) -> None:
+    from mentordesk.config import load_config
+    from mentordesk.daemon import Daemon
+
+    config_path = root / "config.toml"
+    config_path.write_text(f"""
+[program]
+name = "Bench Mentors"
+address = "{PROGRAM_USER}"
+coordinator = "coord@program.test"
+secret_env = "BENCH_SECRET"
+[inbox]
+kind = "imap"
+host = "{dovecot.host}"
+port = {dovecot.port}
+tls = "none"
+username = "{PROGRAM_USER}"
+password_env = "BENCH_IMAP_PASSWORD"
+idle = {"true" if idle else "false"}
+poll_interval = "1s"
+[smtp]
+kind = "smtp"
+host = "127.0.0.1"
+port = {sink.port}
+tls = "none"
+[state]
+path = "{root / 'state' / 'bench.db'}"
+fsync = true
+""", encoding="utf-8")
+    config = load_config(config_path, environ={
+        "BENCH_SECRET": "bench-secret-0123456789", "BENCH_IMAP_PASSWORD": PROGRAM_PASSWORD,
+    })
+
+    async def main() -> None:
+        daemon = Daemon(config)
+        task = asyncio.create_task(daemon.run())
+        await daemon.ready.wait()
+        started.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        daemon.stop()
+        await task
+
+    asyncio.run(main())
+
+
+def run_bare_relay(dovecot: Dovecot, sink: Sink, stop: threading.Event,
+                   started: threading.Event, idle: bool) -> None:
+    """The floor: fetch each message, send one fixed reply, move it. Nothing else."""
+    import aiosmtplib
+    from imapclient import IMAPClient
+
+    async def main() -> None:
+        client = IMAPClient(dovecot.host, port=dovecot.port, ssl=False)
+        client.login(PROGRAM_USER, PROGRAM_PASSWORD)
+        client.create_folder("RelayDone") if not client.folder_exists("RelayDone") else None
+        client.select_folder("INBOX")
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, start_tls=False)
+        await smtp.connect()
+        started.set()
+        while not stop.is_set():
+            uids = await asyncio.to_thread(client.search, "ALL")
+            if not uids:
+                if idle:
+                    await asyncio.to_thread(_idle_once, client)
+                else:
+                    await asyncio.sleep(0.2)
+                continue
+            batch = uids[:200]
+            fetched = await asyncio.to_thread(client.fetch, batch, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID FROM)]"])
+            for uid in batch:
+                header = fetched[uid][b"BODY[HEADER.FIELDS (MESSAGE-ID FROM)]"]
+                message_id = next(
+                    (line.split(b":", 1)[1].strip().decode() for line in header.split(b"\r\n")
+                     if line.lower().startswith(b"message-id:")), "<none>",
+                )
+                reply = (
+                    f"From: {PROGRAM_USER}\r\nTo: someone@example.net\r\n"
+                    f"Subject: Re: Mentor request\r\nIn-Reply-To: {message_id}\r\n\r\nThanks!\r\n"
+                )
+                await smtp.sendmail(PROGRAM_USER, ["someone@example.net"], reply.encode())
+            await asyncio.to_thread(client.move, batch, "RelayDone")
+        await smtp.quit()
+        client.logout()
+
+    asyncio.run(main())
+
+
+def _idle_once(client: object) -> None:
+    client.idle()  # type: ignore[attr-defined]
+    client.idle_check(timeout=1)  # type: ignore[attr-defined]
+    client.idle_done()  # type: ignore[attr-defined]
+
+
+# --- measuring --------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def measure(name: str, receiver, dovecot: Dovecot, sink: Sink, count: int, rate: float,  # type: ignore[no-untyped-def]
+            run: str) -> dict[str, float]:
+    sink.take()
+    stop, started = threading.Event(), threading.Event()
+    thread = threading.Thread(target=receiver, args=(stop, started), daemon=True)
+    thread.start()
+    if not started.wait(30):
+        raise RuntimeError(f"{name} did not start")
+    sent = append_all(dovecot, count, rate, run)
+    deadline = time.time() + max(120.0, count / 20)
+    while sink.count() < count and time.time() < deadline:
+        time.sleep(0.1)
+    arrivals = sink.take()
+    stop.set()
+    thread.join(30)
+    latencies = [arrivals[mid] - sent[mid] for mid in sent if mid in arrivals]
+    missing = count - len(latencies)
+    first, last = min(sent.values()), max(arrivals.values(), default=time.time())
+    return {
+        "count": count, "received": len(latencies), "missing": missing,
+        "throughput": len(latencies) / (last - first) if last > first else 0.0,
+        "p50": statistics.median(latencies) if latencies else float("nan"),
+        "p99": percentile(latencies, 0.99) if latencies else float("nan"),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=5000, help="messages in the throughput run")
+    parser.add_argument("--paced", type=int, default=200, help="messages in the paced latency run")
+    parser.add_argument("--rate", type=float, default=10.0, help="messages/s in the paced run")
+    parser.add_argument("--poll", action="store_true", help="poll instead of IMAP IDLE")
+    args = parser.parse_args()
+    idle = not args.poll
+
+    with tempfile.TemporaryDirectory(prefix="md-bench-") as tmp, Dovecot() as dovecot:
+        dovecot.add_user(PROGRAM_USER, PROGRAM_PASSWORD)
+        dovecot.start()
+        sink = Sink()
+        root = Path(tmp)
+        try:
+            results: dict[str, dict[str, dict[str, float]]] = {}
+            receivers = {
+                "mentordesk": lambda stop, started: run_mentordesk(root, dovecot, sink, stop, started, idle),
+                "bare relay": lambda stop, started: run_bare_relay(dovecot, sink, stop, started, idle),
+            }
+            for name, receiver in receivers.items():
+                results[name] = {
+                    "paced": measure(name, receiver, dovecot, sink, args.paced, args.rate, f"{name[:4]}-p"),
+                    "burst": measure(name, receiver, dovecot, sink, args.messages, 0, f"{name[:4]}-b"),
+                }
+        finally:
+            sink.stop()
+
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    mode = "IDLE" if idle else "polling"
+    print(f"\nIntake benchmark ({mode}; {os.cpu_count()} cores)")
+    print(f"{'receiver':<12} {'run':<24} {'received':>9} {'msg/s':>8} {'p50 s':>7} {'p99 s':>7}")
+    for name, runs in results.items():
+        for run, figures in runs.items():
+            label = f"paced {args.rate:g}/s × {args.paced}" if run == "paced" else f"burst × {args.messages}"
+            print(f"{name:<12} {label:<24} {int(figures['received']):>9} "
+                  f"{figures['throughput']:>8.1f} {figures['p50']:>7.3f} {figures['p99']:>7.3f}")
+    desk, relay = results["mentordesk"], results["bare relay"]
+    ratio = desk["burst"]["throughput"] / relay["burst"]["throughput"] if relay["burst"]["throughput"] else 0
+    print()
+    print(f"p50 latency (paced)      {desk['paced']['p50']:.3f} s   target < {TARGET_P50_S} s   "
+          f"{'OK' if desk['paced']['p50'] < TARGET_P50_S else 'MISSED'}")
+    print(f"throughput (burst)       {desk['burst']['throughput']:.1f} msg/s   target ≥ {TARGET_THROUGHPUT:g}   "
+          f"{'OK' if desk['burst']['throughput'] >= TARGET_THROUGHPUT else 'MISSED'}")
+    print(f"vs bare relay            {ratio:.2f}×   target ≥ 0.5×   {'OK' if ratio >= 0.5 else 'MISSED'}")
+    print(f"peak RSS (this process)  {rss_mb:.0f} MB   target < 150 MB   {'OK' if rss_mb < 150 else 'MISSED'}")
+    lost = desk["burst"]["missing"] + desk["paced"]["missing"]
+    print(f"acknowledgements missing {int(lost)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

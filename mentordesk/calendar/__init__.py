@@ -1,0 +1,1 @@
+"""Scheduling and iCalendar (iMIP) invitations and replies."""

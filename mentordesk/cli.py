@@ -1,0 +1,92 @@
+"""The ``mentordesk`` command: run, check-config, status, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import Config, load_config
+from .errors import MentordeskError
+
+DEFAULT_CONFIG = "config.toml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mentordesk",
+        description="Runs a volunteer mentoring program over email and calendars.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon until interrupted")
+    check = commands.add_parser("check-config", help="check the configuration and exit")
+    status = commands.add_parser("status", help="show mentors and open requests")
+    for sub in (run, check, status):
+        sub.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
+    demo = commands.add_parser(
+        "demo", help="run the whole flow once on sample emails, in a temporary folder"
+    )
+    demo.add_argument("--keep", metavar="DIR", help="use DIR instead of a temporary folder")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "check-config":
+            return check_config(load_config(args.config))
+        if args.command == "status":
+            from .status import print_status
+
+            return print_status(load_config(args.config))
+        if args.command == "run":
+            return run_daemon(load_config(args.config))
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(Path(args.keep) if args.keep else None)
+    except MentordeskError as exc:
+        print(f"mentordesk: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def check_config(config: Config) -> int:
+    print(f"{config.source}: OK")
+    print(f"  program   {config.program.name} <{config.program.address}>")
+    print(f"  inbox     {_describe_endpoint(config.inbox.kind, config.inbox.host, config.inbox.port, config.inbox.path)}")
+    print(f"  mail out  {_describe_endpoint(config.smtp.kind, config.smtp.host, config.smtp.port, config.smtp.path)}")
+    print(f"  state     {config.state.path}")
+    return 0
+
+
+def _describe_endpoint(kind: str, host: str, port: int, path: Path) -> str:
+    return f"maildir {path}" if kind == "maildir" else f"{kind} {host}:{port}"
+
+
+def run_daemon(config: Config) -> int:
+    from .daemon import Daemon
+
+    async def serve() -> None:
+        daemon = Daemon(config)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, daemon.stop)
+        logging.getLogger("mentordesk").info(
+            "mentordesk running for %s <%s>", config.program.name, config.program.address
+        )
+        await daemon.run()
+
+    asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,454 @@
+"""config.toml → typed, frozen settings, checked once at start.
+
+Every option is declared once in ``SCHEMA`` with its default, a converter and an example;
+an error names the file, the table, the key, what was wrong and a value that would work.
+This is the only module that reads environment variables (passwords and the signing
+secret come from variables the config names, never from the file itself).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class _Invalid(ValueError):
+    """Raised by a converter; the loader adds file, table and key."""
+
+
+# --- converters: raw TOML value → typed value, or _Invalid with a reason -------------
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected text, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _nonempty(value: Any) -> str:
+    text = _str(value).strip()
+    if not text:
+        raise _Invalid("must not be empty")
+    return text
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"expected a whole number, got {value!r}")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    number = _int(value)
+    if number < 1:
+        raise _Invalid(f"must be 1 or more, got {number}")
+    return number
+
+
+def _port(value: Any) -> int:
+    number = _int(value)
+    if not 0 <= number <= 65535:
+        raise _Invalid(f"must be a port number 0–65535, got {number}")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {value!r}")
+    return value
+
+
+def _address(value: Any) -> str:
+    text = _nonempty(value)
+    _, addr = parseaddr(text)
+    if addr != text or "@" not in addr or any(c.isspace() for c in addr):
+        raise _Invalid(f"{text!r} is not a plain email address")
+    local, _, domain = addr.rpartition("@")
+    if not local or "." not in domain:
+        raise _Invalid(f"{text!r} is not a plain email address")
+    return addr.lower()
+
+
+def _address_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(f"expected a list of addresses, got {value!r}")
+    return tuple(_address(item) for item in value)
+
+
+def _zone(value: Any) -> str:
+    name = _nonempty(value)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise _Invalid(f"{name!r} is not an IANA timezone name") from exc
+    return name
+
+
+def parse_duration(text: str) -> timedelta:
+    """'3d', '12h', '30m', '45s', '2w' → timedelta; ValueError otherwise."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like '3d', '12h', '30m' or '45s'")
+    return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()])
+
+
+def _duration(value: Any) -> timedelta:
+    try:
+        return parse_duration(_str(value))
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from exc
+
+
+def _clock(value: Any) -> time:
+    text = _nonempty(value)
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", text)
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise _Invalid(f"{text!r} is not a time of day like '08:00'")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _month_day(value: Any) -> tuple[int, int]:
+    text = _nonempty(value)
+    match = re.fullmatch(r"(\d{2})-(\d{2})", text)
+    if not match:
+        raise _Invalid(f"{text!r} is not a month and day like '03-01'")
+    month, day = int(match.group(1)), int(match.group(2))
+    if not (1 <= month <= 12 and 1 <= day <= 28 + (month != 2) * 3):
+        raise _Invalid(f"{text!r} is not a day that comes every year")
+    return month, day
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = _nonempty(value).lower()
+        if text not in options:
+            raise _Invalid(f"{text!r} is not one of {', '.join(options)}")
+        return text
+
+    return convert
+
+
+def _url(value: Any) -> str:
+    text = _nonempty(value).rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", text):
+        raise _Invalid(f"{text!r} is not an http(s) URL")
+    return text
+
+
+def _env_name(value: Any) -> str:
+    text = _str(value).strip()
+    if text and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise _Invalid(f"{text!r} is not an environment variable name")
+    return text
+
+
+# --- the schema: table → key → (converter, default, example) ---------------------------
+
+_REQUIRED = object()
+
+SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
+    "program": {
+        "name": (_nonempty, _REQUIRED, '"Code Mentors"'),
+        "address": (_address, _REQUIRED, '"mentors@program.org"'),
+        "coordinator": (_address, _REQUIRED, '"coordinator@program.org"'),
+        "escalation": (_address_list, [], '["director@program.org"]'),
+        "timezone": (_zone, "UTC", '"America/New_York"'),
+        "base_url": (_url, "http://127.0.0.1:8025", '"https://mentors.program.org"'),
+        "secret_env": (_env_name, "MENTORDESK_SECRET", '"MENTORDESK_SECRET"'),
+    },
+    "inbox": {
+        "kind": (_choice("imap", "maildir"), "maildir", '"imap"'),
+        "path": (_nonempty, "state/mail", '"state/mail"'),
+        "host": (_nonempty, "127.0.0.1", '"imap.program.org"'),
+        "port": (_port, 993, "993"),
+        "tls": (_choice("ssl", "starttls", "none"), "ssl", '"ssl"'),
+        "username": (_str, "", '"mentors@program.org"'),
+        "password_env": (_env_name, "", '"MENTORDESK_IMAP_PASSWORD"'),
+        "folder": (_nonempty, "INBOX", '"INBOX"'),
+        "processed_folder": (_nonempty, "Processed", '"Processed"'),
+        "quarantine_folder": (_nonempty, "Quarantine", '"Quarantine"'),
+        "idle": (_bool, True, "true"),
+        "poll_interval": (_duration, "30s", '"30s"'),
+        "max_attempts": (_positive_int, 3, "3"),
+        "max_message_bytes": (_positive_int, 10_000_000, "10000000"),
+        "batch_size": (_positive_int, 200, "200"),
+    },
+    "smtp": {
+        "kind": (_choice("smtp", "maildir"), "maildir", '"smtp"'),
+        "path": (_nonempty, "state/mail", '"state/mail"'),
+        "host": (_nonempty, "127.0.0.1", '"smtp.program.org"'),
+        "port": (_port, 587, "587"),
+        "tls": (_choice("ssl", "starttls", "none"), "starttls", '"starttls"'),
+        "username": (_str, "", '"mentors@program.org"'),
+        "password_env": (_env_name, "", '"MENTORDESK_SMTP_PASSWORD"'),
+        "timeout": (_duration, "30s", '"30s"'),
+        "max_attempts": (_positive_int, 8, "8"),
+        "retry_after": (_duration, "30s", '"30s"'),
+        "max_retry_after": (_duration, "1h", '"1h"'),
+        "connections": (_positive_int, 2, "2"),
+    },
+    "state": {
+        "path": (_nonempty, "state/mentordesk.db", '"state/mentordesk.db"'),
+        "fsync": (_bool, True, "true"),
+    },
+    "web": {
+        "host": (_nonempty, "127.0.0.1", '"127.0.0.1"'),
+        "port": (_port, 8025, "8025"),
+        "link_lifetime": (_duration, "14d", '"14d"'),
+    },
+    "timers": {
+        "bump_after": (_duration, "3d", '"3d"'),
+        "mentee_update_after": (_duration, "3d", '"3d"'),
+        "widen_after": (_duration, "5d", '"5d"'),
+        "escalate_after": (_duration, "10d", '"10d"'),
+        "digest_time": (_clock, "08:00", '"08:00"'),
+        "survey_date": (_month_day, "03-01", '"03-01"'),
+        "term_length": (_duration, "730d", '"730d"'),
+    },
+    "matching": {
+        "invite_count": (_positive_int, 3, "3"),
+        "default_capacity": (_positive_int, 2, "2"),
+    },
+    "limits": {
+        "replies_per_sender_per_hour": (_positive_int, 5, "5"),
+        "open_requests_per_mentee": (_positive_int, 2, "2"),
+    },
+}
+# [matching.synonyms] is free-form: canonical skill = ["alias", ...]; checked separately.
+_FREE_FORM = {("matching", "synonyms")}
+
+
+@dataclass(frozen=True)
+class ProgramConfig:
+    name: str
+    address: str
+    coordinator: str
+    escalation: tuple[str, ...]
+    timezone: str
+    base_url: str
+    secret_env: str
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class InboxConfig:
+    kind: str
+    path: Path
+    host: str
+    port: int
+    tls: str
+    username: str
+    password_env: str
+    folder: str
+    processed_folder: str
+    quarantine_folder: str
+    idle: bool
+    poll_interval: timedelta
+    max_attempts: int
+    max_message_bytes: int
+    batch_size: int
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    kind: str
+    path: Path
+    host: str
+    port: int
+    tls: str
+    username: str
+    password_env: str
+    timeout: timedelta
+    max_attempts: int
+    retry_after: timedelta
+    max_retry_after: timedelta
+    connections: int
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    path: Path
+    fsync: bool
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str
+    port: int
+    link_lifetime: timedelta
+
+
+@dataclass(frozen=True)
+class TimersConfig:
+    bump_after: timedelta
+    mentee_update_after: timedelta
+    widen_after: timedelta
+    escalate_after: timedelta
+    digest_time: time
+    survey_date: tuple[int, int]
+    term_length: timedelta
+
+
+@dataclass(frozen=True)
+class MatchingConfig:
+    invite_count: int
+    default_capacity: int
+    synonyms: Mapping[str, str]  # alias (lower case) → canonical skill
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    replies_per_sender_per_hour: int
+    open_requests_per_mentee: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything mentordesk needs to run, checked. ``source`` is the file it came from."""
+
+    source: Path
+    program: ProgramConfig
+    inbox: InboxConfig
+    smtp: SmtpConfig
+    state: StateConfig
+    web: WebConfig
+    timers: TimersConfig
+    matching: MatchingConfig
+    limits: LimitsConfig
+    secret: bytes = field(default=b"", repr=False)
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and check ``path``. Raises ConfigError naming file, table and key."""
+    source = Path(path)
+    env = os.environ if environ is None else environ
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{source}: no such file. Copy the config.toml shipped with mentordesk "
+            "and pass its path with --config."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: is not valid TOML: {exc}") from None
+    return _build(source, raw, env)
+
+
+def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
+    def fail(table: str, key: str, reason: str, example: str = "") -> ConfigError:
+        hint = f" Example: {key} = {example}" if example else ""
+        return ConfigError(f"{source}: [{table}] {key}: {reason}.{hint}")
+
+    for table in raw:
+        if table not in SCHEMA:
+            known = ", ".join(f"[{name}]" for name in SCHEMA)
+            raise ConfigError(f"{source}: unknown table [{table}]. Known tables: {known}.")
+
+    values: dict[str, dict[str, Any]] = {}
+    for table, options in SCHEMA.items():
+        given = raw.get(table, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"{source}: {table} must be a table, written [{table}].")
+        for key in given:
+            if key not in options and (table, key) not in _FREE_FORM:
+                known = ", ".join(options)
+                raise fail(table, key, f"unknown key (known keys: {known})")
+        values[table] = {}
+        for key, (convert, default, example) in options.items():
+            if key in given:
+                value = given[key]
+            elif default is _REQUIRED:
+                raise fail(table, key, "is required", example)
+            else:
+                value = default
+            try:
+                values[table][key] = convert(value)
+            except _Invalid as exc:
+                raise fail(table, key, str(exc), example) from None
+
+    base = source.parent
+    for table in ("inbox", "smtp", "state"):
+        values[table]["path"] = (base / values[table]["path"]).resolve()
+
+    synonyms = _synonyms(raw.get("matching", {}).get("synonyms", {}), fail)
+
+    def secret_from(table: str, key: str, needed: bool) -> str:
+        name = values[table][key]
+        if not needed:
+            return ""
+        if not name:
+            raise fail(table, key, "names no environment variable", '"MENTORDESK_PASSWORD"')
+        value = env.get(name, "")
+        if not value:
+            raise fail(table, key, f"the environment variable {name} is not set")
+        return value
+
+    inbox_password = secret_from(
+        "inbox", "password_env", values["inbox"]["kind"] == "imap" and bool(values["inbox"]["username"])
+    )
+    smtp_password = secret_from(
+        "smtp", "password_env", values["smtp"]["kind"] == "smtp" and bool(values["smtp"]["username"])
+    )
+    secret_name = values["program"]["secret_env"]
+    secret = env.get(secret_name, "") if secret_name else ""
+    if len(secret) < 16:
+        what = "is not set" if not secret else "is shorter than 16 characters"
+        raise fail(
+            "program",
+            "secret_env",
+            f"the environment variable {secret_name or '(none)'} {what}; it signs claim links",
+            '"MENTORDESK_SECRET"  (then: export MENTORDESK_SECRET=$(openssl rand -hex 32))',
+        )
+
+    return Config(
+        source=source,
+        program=ProgramConfig(**values["program"]),
+        inbox=InboxConfig(**values["inbox"], password=inbox_password),
+        smtp=SmtpConfig(**values["smtp"], password=smtp_password),
+        state=StateConfig(**values["state"]),
+        web=WebConfig(**values["web"]),
+        timers=TimersConfig(**values["timers"]),
+        matching=MatchingConfig(**values["matching"], synonyms=synonyms),
+        limits=LimitsConfig(**values["limits"]),
+        secret=secret.encode(),
+    )
+
+
+def _synonyms(raw: Any, fail: Callable[..., ConfigError]) -> dict[str, str]:
+    """[matching.synonyms] javascript = ["js", "ecmascript"] → {"js": "javascript", ...}."""
+    example = '["js", "ecmascript"]'
+    if not isinstance(raw, dict):
+        raise fail("matching", "synonyms", "must be a table [matching.synonyms]", example)
+    table: dict[str, str] = {}
+    for canonical, aliases in raw.items():
+        key = f"synonyms.{canonical}"
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise fail("matching", key, "must be a list of alternative names", example)
+        name = canonical.strip().lower()
+        table[name] = name
+        for alias in aliases:
+            alias_key = alias.strip().lower()
+            if table.get(alias_key, name) != name:
+                raise fail("matching", key, f"{alias!r} is already a name for {table[alias_key]!r}")
+            table[alias_key] = name
+    return table

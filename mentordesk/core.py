@@ -1,0 +1,603 @@
+"""The coordinator: what to do with one inbound email.
+
+``Coordinator.handle`` runs on the store's writer thread. It parses and classifies the
+message (pure functions), decides, and applies every effect — store changes, outgoing
+emails, audit events, the processed-message record — in ONE store transaction, so a
+crash leaves either all of them or none (SPEC §5). The caller moves the message out of
+the inbox only after ``handle`` returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import MIMEPart
+from typing import Any
+
+from .config import Config
+from .inbox.classify import Classification, Kind, classify, request_tag
+from .inbox.fields import FormFields, Window, format_windows, parse_form
+from .inbox.parse import ParsedMessage, parse_message
+from .inbox.source import RawMessage
+from .mailer.compose import Renderer
+from .mailer.outbox import Postman
+from .state.store import OPEN_STATUSES, Store, iso
+
+log = logging.getLogger(__name__)
+
+MENTOR_COMMANDS = ("pause", "resume", "resign", "renew")
+MIN_DETAILS_CHARS = 20
+SILENT_KINDS = {Kind.AUTO_REPLY, Kind.LIST, Kind.OWN, Kind.NOREPLY}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one inbound message; ``settled`` means: move it out of the inbox."""
+
+    status: str  # done | duplicate | failing | quarantined
+    kind: str = ""
+    request: int | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.status in ("done", "duplicate")
+
+
+# --- pure decisions -------------------------------------------------------------------
+
+
+def tag(number: int) -> str:
+    return f"MD-{number:04d}"
+
+
+def reply_subject(subject: str, number: int | None = None) -> str:
+    """'Re: [MD-0042] <their subject>' without piling up prefixes or tags."""
+    base = re.sub(r"^\s*((re|fwd?|aw|wg|sv|vs|antw)\s*:\s*)+", "", subject, flags=re.I)
+    base = re.sub(r"\[?\bMD-\d+\]?\s*", "", base).strip() or "Your message"
+    if number is not None:
+        base = f"[{tag(number)}] {base}"
+    return f"Re: {base}"
+
+
+def missing_enrollment_fields(fields: FormFields, name: str) -> list[str]:
+    missing = []
+    if not name:
+        missing.append("name")
+    if not fields.skills:
+        missing.append("skills")
+    if not fields.timezone:
+        missing.append("timezone")
+    if not fields.availability:
+        missing.append("availability")
+    return missing
+
+
+def skills_in_text(text: str, synonyms: Mapping[str, str], known: Iterable[str]) -> list[str]:
+    """Skills named anywhere in free text: every alias and canonical name, whole words."""
+    names = dict(synonyms)
+    for skill in known:
+        names.setdefault(skill.lower(), skill.lower())
+    found: list[str] = []
+    lowered = f" {text.lower()} "
+    for alias in sorted(names, key=len, reverse=True):
+        pattern = r"(?<![\w+#.])" + re.escape(alias) + r"(?![\w+#])"
+        if re.search(pattern, lowered) and names[alias] not in found:
+            found.append(names[alias])
+    return found
+
+
+def free_text(text: str) -> str:
+    """The body minus `Key: value` form lines and greetings: what the person wrote."""
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip(" *-•\t")
+        if re.match(r"^[A-Za-z][A-Za-z ]{0,24}:\s", stripped + " ") and not stripped.endswith(":"):
+            continue
+        if re.match(r"^(hi|hello|hey|dear)\b[^.!?]{0,40}[,!]?$", stripped, re.I):
+            continue
+        lines.append(line.rstrip())
+    return "\n".join(lines).strip()
+
+
+def windows_to_doc(windows: Iterable[Window]) -> list[list[int]]:
+    return [[w.weekday, w.start_minute, w.end_minute] for w in windows]
+
+
+def windows_from_doc(rows: Iterable[Iterable[int]]) -> tuple[Window, ...]:
+    return tuple(Window(*row) for row in rows)
+
+
+# --- the coordinator ------------------------------------------------------------------
+
+
+class Coordinator:
+    """Decides and applies the effects of inbound mail. Runs on the writer thread."""
+
+    def __init__(self, config: Config, store: Store, renderer: Renderer) -> None:
+        self.config = config
+        self.store = store
+        self.postman = Postman(config.program, store, renderer)
+
+    # The entry point ----------------------------------------------------------------
+
+    def handle(self, raw: RawMessage, now: datetime) -> Outcome:
+        """Apply one message's effects exactly once; never raises for bad input."""
+        msg = parse_message(raw.data, max_body_chars=self.config.inbox.max_message_bytes)
+        if self.store.is_processed(msg.message_id):
+            return Outcome("duplicate")
+        try:
+            with self.store.transaction():
+                kind, request = self._dispatch(msg, now)
+                self.store.record_message(
+                    msg.message_id, key=raw.key, kind=kind, now=now, request=request
+                )
+                if raw.uid is not None:
+                    self.store.set_meta("imap", {"uidvalidity": raw.uidvalidity, "last_uid": raw.uid})
+            return Outcome("done", kind, request)
+        except Exception as exc:
+            log.exception("message %s from %s failed", msg.message_id, msg.sender or "?")
+            return self._failed(raw, msg, exc, now)
+
+    def _failed(self, raw: RawMessage, msg: ParsedMessage, exc: Exception, now: datetime) -> Outcome:
+        error = f"{type(exc).__name__}: {exc}"
+        with self.store.transaction():
+            record = self.store.record_message(
+                msg.message_id, key=raw.key, kind="error", now=now, status="failing", error=error
+            )
+            if record["attempts"] < self.config.inbox.max_attempts:
+                return Outcome("failing")
+            self.store.record_message(
+                msg.message_id, key=raw.key, kind="error", now=now, status="quarantined",
+                error=error,
+            )
+            self.store.audit("quarantined", now=now, message_id=msg.message_id, error=error)
+            self._tell_coordinator(
+                "quarantined", now, msg=msg, error=error,
+                attachment=raw.data,
+            )
+        return Outcome("quarantined")
+
+    def _dispatch(self, msg: ParsedMessage, now: datetime) -> tuple[str, int | None]:
+        found = classify(msg, self.config.program.address)
+        kind = found.kind
+        if kind in SILENT_KINDS:
+            # RFC 3834 §2: never answer automatic mail; just remember we saw it.
+            self.store.audit("ignored", now=now, kind=kind.value, sender=msg.sender,
+                             message_id=msg.message_id, reason=found.reason)
+            return kind.value, None
+        if kind is Kind.BOUNCE:
+            self._bounce(msg, now)
+            return kind.value, None
+        if not msg.sender:
+            self._tell_coordinator("unclassified", now, msg=msg, error="no sender address")
+            return "unknown", None
+        if kind is Kind.REPLY:
+            return self._reply(msg, found, now)
+        if kind is Kind.ENROLLMENT:
+            self._enroll(msg, parse_form(msg.new_text, self.config.matching.synonyms), now)
+            return kind.value, None
+        if kind is Kind.REQUEST:
+            return kind.value, self._request(msg, now)
+        if kind is Kind.COMMAND:
+            return kind.value, self._command(msg, found, now)
+        if kind is Kind.OFFICE_HOURS:
+            # Office hours are not run by this version yet: a person decides.
+            self._tell_coordinator("office hours", now, msg=msg)
+            return kind.value, None
+        return self._unknown(msg, now)
+
+    # Enrollment (SPEC §3 flow 1) ------------------------------------------------------
+
+    def _enroll(
+        self, msg: ParsedMessage, fields: FormFields, now: datetime,
+        pending: Mapping[str, Any] | None = None,
+    ) -> None:
+        merged = self._merge_enrollment(pending or {}, fields)
+        name = merged["name"] or msg.sender_name
+        existing = self.store.mentor(msg.sender)
+        if existing and not pending:
+            # Re-enrollment: anything left out keeps its stored value.
+            for key in ("skills", "timezone", "timezone_text", "availability", "capacity", "about"):
+                if not merged.get(key) and existing.get(key):
+                    merged[key] = existing[key]
+            name = merged["name"] or existing.get("name") or name
+        check = FormFields(
+            name=name or None,
+            skills=tuple(merged["skills"]),
+            timezone=merged["timezone"],
+            timezone_text=merged["timezone_text"],
+            availability=windows_from_doc(merged["availability"]),
+            availability_text=None,
+            capacity=merged["capacity"],
+            about=merged["about"],
+            details=None,
+            present=frozenset(),
+            problems=(),
+        )
+        missing = missing_enrollment_fields(check, name)
+        if missing or (fields.problems and not existing):
+            self._reply_to(
+                msg, "enrollment_incomplete", now,
+                context={
+                    "name": name, "missing": missing, "problems": fields.problems,
+                    "understood": self._mentor_view(merged, name),
+                },
+                thread=("enrollment", {**merged, "name": name, "email": msg.sender}),
+            )
+            self.store.audit("enrollment incomplete", now=now, mentor=msg.sender, missing=missing)
+            return
+        term_end = existing.get("term_end") if existing else None
+        if not term_end or term_end < iso(now):
+            term_end = iso(now + self.config.timers.term_length)
+        mentor = self.store.save_mentor({
+            "email": msg.sender,
+            "name": name,
+            "skills": list(merged["skills"]),
+            "timezone": merged["timezone"],
+            "timezone_text": merged["timezone_text"],
+            "availability": merged["availability"],
+            "capacity": merged["capacity"] or self.config.matching.default_capacity,
+            "about": merged["about"] or "",
+            "status": "active" if not existing or existing["status"] == "resigned"
+            else existing["status"],
+            "term_end": term_end,
+            "enrolled": existing["enrolled"] if existing else iso(now),
+            "updated": iso(now),
+        })
+        self._reply_to(
+            msg, "enrollment_confirmed", now,
+            context={
+                "name": name, "updated": existing is not None,
+                "mentor": self._mentor_view(mentor, name), "problems": fields.problems,
+            },
+            thread=("mentor", msg.sender),
+        )
+        self.store.audit("enrolled" if not existing else "enrollment updated", now=now,
+                         mentor=msg.sender)
+
+    @staticmethod
+    def _merge_enrollment(pending: Mapping[str, Any], fields: FormFields) -> dict[str, Any]:
+        return {
+            "name": fields.name or pending.get("name") or "",
+            "skills": list(fields.skills) or list(pending.get("skills", [])),
+            "timezone": fields.timezone or pending.get("timezone"),
+            "timezone_text": fields.timezone_text if fields.timezone
+            else pending.get("timezone_text"),
+            "availability": windows_to_doc(fields.availability) or pending.get("availability", []),
+            "capacity": fields.capacity or pending.get("capacity"),
+            "about": fields.about or pending.get("about") or "",
+        }
+
+    def _mentor_view(self, doc: Mapping[str, Any], name: str) -> dict[str, Any]:
+        """What we understood, as the confirmation echoes it."""
+        timezone = doc.get("timezone")
+        written = doc.get("timezone_text")
+        zone_text = timezone or ""
+        if timezone and written and written.strip().lower() != timezone.lower():
+            zone_text = f"{timezone} (you wrote “{written}”)"
+        return {
+            "name": name,
+            "skills": ", ".join(doc.get("skills") or []),
+            "timezone": zone_text,
+            "availability": format_windows(windows_from_doc(doc.get("availability") or [])),
+            "capacity": doc.get("capacity") or self.config.matching.default_capacity,
+            "about": doc.get("about") or "",
+            "term_end": (doc.get("term_end") or "")[:10],
+            "status": doc.get("status", ""),
+        }
+
+    # Requests (SPEC §3 flow 2) ---------------------------------------------------------
+
+    def _known_skills(self) -> set[str]:
+        known = set(self.config.matching.synonyms.values())
+        for mentor in self.store.mentors():
+            known.update(mentor.get("skills") or [])
+        return known
+
+    def _request_fields(self, msg: ParsedMessage) -> dict[str, Any]:
+        fields = parse_form(msg.new_text, self.config.matching.synonyms)
+        known = self._known_skills()
+        skills = [s for s in fields.skills if s in known]
+        unknown = [s for s in fields.skills if s not in known]
+        details = (fields.details or "").strip()
+        prose = free_text(msg.new_text)
+        if not details and len(prose) >= MIN_DETAILS_CHARS:
+            details = prose
+        if not skills:
+            skills = skills_in_text(
+                f"{msg.subject}\n{details}", self.config.matching.synonyms, known
+            )
+        return {
+            "name": fields.name or msg.sender_name,
+            "skills": skills,
+            "unknown_skills": unknown,
+            "details": details,
+            "timezone": fields.timezone,
+            "timezone_text": fields.timezone_text,
+            "availability": windows_to_doc(fields.availability),
+            "problems": list(fields.problems),
+        }
+
+    @staticmethod
+    def _missing_request_fields(doc: Mapping[str, Any]) -> list[str]:
+        missing = []
+        if not doc.get("skills"):
+            missing.append("skills")
+        if len((doc.get("details") or "").strip()) < MIN_DETAILS_CHARS:
+            missing.append("details")
+        return missing
+
+    def _request(self, msg: ParsedMessage, now: datetime) -> int | None:
+        fields = self._request_fields(msg)
+        open_requests = self.store.open_requests_of(msg.sender)
+        for existing in open_requests:
+            if fields["details"] and existing.get("details") == fields["details"]:
+                self._reply_to(msg, "request_duplicate", now, number=existing["number"],
+                               context={"request": self._request_view(existing)})
+                return int(existing["number"])
+        limit = self.config.limits.open_requests_per_mentee
+        if len(open_requests) >= limit:
+            self._reply_to(msg, "request_limit", now, context={
+                "limit": limit, "requests": [self._request_view(r) for r in open_requests],
+            })
+            self.store.audit("request refused: limit", now=now, mentee=msg.sender)
+            return None
+        number = self.store.new_request_number()
+        doc = {
+            "number": number,
+            "mentee": msg.sender,
+            "name": fields["name"],
+            "skills": fields["skills"],
+            "details": fields["details"],
+            "timezone": fields["timezone"],
+            "timezone_text": fields["timezone_text"],
+            "availability": fields["availability"],
+            "status": "incomplete",
+            "created": iso(now),
+            "updated": iso(now),
+            "subject": msg.subject,
+            "source": msg.message_id,
+        }
+        self._settle_request(msg, doc, fields, now, new=True)
+        return number
+
+    def _settle_request(
+        self, msg: ParsedMessage, doc: dict[str, Any], fields: Mapping[str, Any],
+        now: datetime, *, new: bool,
+    ) -> None:
+        missing = self._missing_request_fields(doc)
+        was = doc["status"]
+        doc["status"] = "incomplete" if missing else "open"
+        if doc["status"] == "open" and was != "open":
+            doc["opened"] = iso(now)
+        doc["updated"] = iso(now)
+        self.store.save_request(doc)
+        number = int(doc["number"])
+        context = {
+            "request": self._request_view(doc),
+            "missing": missing,
+            "problems": fields.get("problems", []),
+            "unknown_skills": fields.get("unknown_skills", []),
+            "known_skills": sorted(self._known_skills()),
+        }
+        if missing:
+            self._reply_to(msg, "request_incomplete", now, number=number, context=context)
+            self.store.audit("request incomplete", now=now, request=number, missing=missing)
+        else:
+            context["next_update"] = self._local_date(
+                now + self.config.timers.mentee_update_after, doc.get("timezone")
+            )
+            context["invite_count"] = self.config.matching.invite_count
+            self._reply_to(msg, "request_ack", now, number=number, context=context)
+            self.store.audit("request opened", now=now, request=number, mentee=doc["mentee"])
+        if new:
+            self.store.audit("request received", now=now, request=number, mentee=doc["mentee"])
+
+    def _request_view(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        timezone = doc.get("timezone")
+        return {
+            "tag": tag(int(doc["number"])),
+            "number": doc["number"],
+            "name": doc.get("name") or "",
+            "skills": ", ".join(doc.get("skills") or []),
+            "details": doc.get("details") or "",
+            "timezone": timezone or "",
+            "availability": format_windows(windows_from_doc(doc.get("availability") or [])),
+            "status": doc.get("status", ""),
+            "created": (doc.get("created") or "")[:10],
+        }
+
+    def _local_date(self, moment: datetime, timezone: str | None) -> str:
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(timezone or self.config.program.timezone)
+        return moment.astimezone(zone).strftime("%A %-d %B")
+
+    # Replies in a known thread ----------------------------------------------------------
+
+    def _reply(
+        self, msg: ParsedMessage, found: Classification, now: datetime
+    ) -> tuple[str, int | None]:
+        thread = self.store.thread([*msg.references, *msg.in_reply_to])
+        number = found.tag
+        if thread is not None and thread["kind"] == "enrollment":
+            fields = parse_form(msg.new_text, self.config.matching.synonyms)
+            if thread["ref"].get("email") == msg.sender:
+                self._enroll(msg, fields, now, pending=thread["ref"])
+                return Kind.ENROLLMENT.value, None
+        if thread is not None and thread["kind"] == "request":
+            number = int(thread["ref"])
+        if thread is not None and thread["kind"] == "mentor" and found.command:
+            return Kind.COMMAND.value, self._command(msg, found, now)
+        request = self.store.request(number) if number is not None else None
+        if request is None or request["mentee"] != msg.sender:
+            if found.command in MENTOR_COMMANDS and self.store.mentor(msg.sender):
+                return Kind.COMMAND.value, self._command(msg, found, now)
+            return self._unknown(msg, now)
+        if found.command == "withdraw":
+            return Kind.COMMAND.value, self._withdraw(msg, request, now)
+        if request["status"] == "incomplete":
+            fields = self._request_fields(msg)
+            request["skills"] = request["skills"] or fields["skills"]
+            extra = fields["details"]
+            if extra and extra not in request["details"]:
+                request["details"] = f"{request['details']}\n\n{extra}".strip()
+            for key in ("timezone", "timezone_text", "availability"):
+                request[key] = request.get(key) or fields[key]
+            self._settle_request(msg, request, fields, now, new=False)
+            return Kind.REQUEST.value, int(request["number"])
+        if request["status"] in OPEN_STATUSES:
+            note = free_text(msg.new_text)
+            if note:
+                request.setdefault("notes", []).append({"at": iso(now), "text": note})
+                request["updated"] = iso(now)
+                self.store.save_request(request)
+            self._reply_to(msg, "request_note", now, number=int(request["number"]),
+                           context={"request": self._request_view(request)})
+            self.store.audit("request note", now=now, request=request["number"])
+            return Kind.REPLY.value, int(request["number"])
+        # A reply to a withdrawn or closed request: a person should look at it.
+        self._tell_coordinator("reply to a closed request", now, msg=msg)
+        return Kind.REPLY.value, int(request["number"])
+
+    # Commands (pause, resume, resign, renew, withdraw) ----------------------------------
+
+    def _command(self, msg: ParsedMessage, found: Classification, now: datetime) -> int | None:
+        command = found.command or ""
+        if command == "withdraw":
+            return self._withdraw_by_sender(msg, found, now)
+        if command in MENTOR_COMMANDS:
+            self._mentor_command(msg, command, now)
+            return None
+        # claim / release / leave need features this version does not run yet.
+        self._tell_coordinator(f"command “{command}”", now, msg=msg)
+        return None
+
+    def _mentor_command(self, msg: ParsedMessage, command: str, now: datetime) -> None:
+        mentor = self.store.mentor(msg.sender)
+        if mentor is None:
+            self._reply_to(msg, "not_a_mentor", now, context={"command": command})
+            return
+        if command == "pause":
+            mentor["status"] = "paused"
+        elif command == "resume":
+            mentor["status"] = "active"
+        elif command == "resign":
+            mentor["status"] = "resigned"
+        elif command == "renew":
+            mentor["term_end"] = iso(now + self.config.timers.term_length)
+            if mentor["status"] == "resigned":
+                mentor["status"] = "active"
+        mentor["updated"] = iso(now)
+        self.store.save_mentor(mentor)
+        self.store.audit(f"mentor {command}", now=now, mentor=msg.sender)
+        self._reply_to(msg, "mentor_status", now, context={
+            "command": command, "mentor": self._mentor_view(mentor, mentor.get("name", "")),
+        }, thread=("mentor", msg.sender))
+
+    def _withdraw_by_sender(
+        self, msg: ParsedMessage, found: Classification, now: datetime
+    ) -> int | None:
+        number = found.tag or request_tag(msg.subject)
+        open_requests = self.store.open_requests_of(msg.sender)
+        chosen = [r for r in open_requests if number is None or r["number"] == number]
+        if len(chosen) == 1:
+            return self._withdraw(msg, chosen[0], now)
+        self._reply_to(msg, "which_request", now, context={
+            "requests": [self._request_view(r) for r in open_requests],
+        })
+        return None
+
+    def _withdraw(self, msg: ParsedMessage, request: dict[str, Any], now: datetime) -> int:
+        number = int(request["number"])
+        if request["status"] in OPEN_STATUSES:
+            request["status"] = "withdrawn"
+            request["updated"] = iso(now)
+            self.store.save_request(request)
+            self.store.audit("request withdrawn", now=now, request=number, by=msg.sender)
+        self._reply_to(msg, "request_withdrawn", now, number=number,
+                       context={"request": self._request_view(request)})
+        return number
+
+    # Bounces and the coordinator ---------------------------------------------------------
+
+    def _bounce(self, msg: ParsedMessage, now: datetime) -> None:
+        report = msg.delivery_report
+        if report is None or not report.failed_recipients:
+            self.store.audit("bounce unreadable", now=now, message_id=msg.message_id)
+            self._tell_coordinator("unreadable bounce", now, msg=msg)
+            return
+        if not report.permanent:
+            self.store.audit("delivery delayed", now=now, recipients=list(report.failed_recipients))
+            return
+        for address in report.failed_recipients:
+            self.address_failed(address, report.diagnostic or msg.subject, now,
+                                original=report.original_message_id)
+
+    def address_failed(
+        self, address: str, reason: str, now: datetime, original: str | None = None
+    ) -> None:
+        """Mark an address undeliverable and tell the coordinator, once per address."""
+        newly = self.store.mark_bounced(address, reason=reason, now=now)
+        self.store.audit("address bounced", now=now, address=address, reason=reason,
+                         original=original)
+        coordinator = self.config.program.coordinator
+        if newly and address.lower() != coordinator:
+            self._tell_coordinator("delivery failure", now, error=reason, address=address)
+
+    def _unknown(self, msg: ParsedMessage, now: datetime) -> tuple[str, int | None]:
+        self._tell_coordinator("unclassified", now, msg=msg)
+        return Kind.UNKNOWN.value, None
+
+    def _tell_coordinator(
+        self, reason: str, now: datetime, *, msg: ParsedMessage | None = None,
+        error: str = "", address: str = "", attachment: bytes | None = None,
+    ) -> None:
+        """One notice per event (the caller's message is processed once)."""
+        parts: list[MIMEPart] = []
+        if attachment is not None:
+            # As an opaque file: a malformed message may not survive re-serialising.
+            part = MIMEPart()
+            part.set_content(
+                attachment, maintype="application", subtype="octet-stream",
+                filename="original.eml",
+            )
+            parts.append(part)
+        self.store.audit("coordinator told", now=now, reason=reason,
+                         message_id=msg.message_id if msg else None)
+        self.postman.send(
+            "coordinator_notice", to=self.config.program.coordinator, now=now,
+            context={
+                "reason": reason, "error": error, "address": address,
+                "sender": msg.sender if msg else "", "sender_name": msg.sender_name if msg else "",
+                "subject": msg.subject if msg else "",
+                "excerpt": (msg.new_text or msg.text)[:2000] if msg else "",
+            },
+            attachments=parts,
+        )
+
+    def _reply_to(
+        self, msg: ParsedMessage, template: str, now: datetime, *,
+        context: Mapping[str, Any], number: int | None = None,
+        thread: tuple[str, Any] | None = None,
+    ) -> None:
+        """Answer a person, within the per-sender limit (SPEC §5 loop prevention)."""
+        if self.store.is_bounced(msg.sender):
+            self.store.audit("not answered: address bounced", now=now, to=msg.sender)
+            return
+        per_hour = self.config.limits.replies_per_sender_per_hour
+        if not self.store.take_reply_slot(msg.sender, now=now, per_hour=per_hour):
+            self.store.audit("not answered: reply limit", now=now, to=msg.sender)
+            log.warning("reply limit reached for %s; not answering", msg.sender)
+            return
+        if thread is None and number is not None:
+            thread = ("request", number)
+        self.postman.send(
+            template, to=msg.sender, to_name=msg.sender_name, now=now,
+            context={"subject": reply_subject(msg.subject, number), **context},
+            answering=msg, thread=thread, request=number,
+        )
+

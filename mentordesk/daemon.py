@@ -1,0 +1,224 @@
+"""The daemon: one event loop running the inbox reader and the outbox sender.
+
+Threads and ownership:
+- the store (TinyDB) belongs to one writer thread (``StoreWriter``); the coordinator's
+  decisions run there too, so they see and change state one message at a time;
+- the mailbox (imapclient, blocking) belongs to another single thread;
+- SMTP (aiosmtplib) runs on the event loop itself.
+
+A message leaves the inbox only after its effects are stored; a crash anywhere in
+between means the message is read again after the restart, recognised by its Message-ID,
+and moved without a second set of effects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
+
+from .config import Config
+from .core import Coordinator, Outcome
+from .errors import MailSourceError, PermanentDeliveryError
+from .inbox.source import MailSource, RawMessage, open_source
+from .mailer.compose import Renderer
+from .mailer.outbox import OutboxSender
+from .mailer.transport import Transport, open_transport
+from .state.store import OutboxItem, Store, StoreWriter
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Backoff:
+    """Exponential back-off with jitter, for reconnecting to servers."""
+
+    def __init__(self, first_s: float = 0.5, max_s: float = 60.0) -> None:
+        self.first_s = first_s
+        self.max_s = max_s
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        delay = min(self.max_s, self.first_s * 2 ** (self.failures - 1))
+        return delay * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Daemon:
+    """Owns the store, the mailbox and the outbox for one program."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock = utc_now,
+        source_factory: Callable[[], MailSource] | None = None,
+        transport_factory: Callable[[], Transport] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.source_factory = source_factory or (lambda: open_source(config.inbox))
+        self.transport_factory = transport_factory or (lambda: open_transport(config.smtp))
+        self.writer = StoreWriter(lambda: Store(config.state.path, fsync=config.state.fsync))
+        self.renderer = Renderer()
+        self.coordinator: Coordinator | None = None
+        self.source: MailSource | None = None
+        self._mailbox_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailbox")
+        self.sender: OutboxSender | None = None
+        self.stop_event = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    # Lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.writer.start()
+        store = self._store()
+        self.coordinator = Coordinator(self.config, store, self.renderer)
+        self.sender = OutboxSender(
+            self.config.smtp, self.writer, self.transport_factory, self.clock,
+            self._delivery_failed,
+        )
+        self.source = self.source_factory()
+
+    async def run(self) -> None:
+        """Run until stop() is called (or the task is cancelled)."""
+        await self.start()
+        assert self.sender is not None
+        tasks = [
+            asyncio.create_task(self._read_inbox_forever(), name="inbox"),
+            asyncio.create_task(self.sender.run(self.stop_event), name="outbox"),
+        ]
+        self.ready.set()
+        try:
+            await self.stop_event.wait()
+        finally:
+            if self.source is not None:
+                self.source.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.source is not None:
+            self.source.stop()
+
+    async def close(self) -> None:
+        if self.source is not None:
+            await self._in_mailbox_thread(self.source.close)
+        self._mailbox_thread.shutdown(wait=True)
+        await self.writer.close()
+
+    # Inbox ------------------------------------------------------------------------------
+
+    async def _read_inbox_forever(self) -> None:
+        backoff = Backoff(max_s=self.config.inbox.poll_interval.total_seconds() or 60.0)
+        connected = False
+        while not self.stop_event.is_set():
+            try:
+                if not connected:
+                    await self._in_mailbox_thread(self._source().connect)
+                    connected = True
+                    log.info("mailbox connected")
+                busy = await self.process_inbox_once()
+                backoff.reset()
+                if not busy:
+                    await self._in_mailbox_thread(
+                        self._source().wait, self.config.inbox.poll_interval.total_seconds()
+                    )
+            except MailSourceError as exc:
+                connected = False
+                delay = backoff.next_delay()
+                log.warning("mailbox: %s; reconnecting in %.1fs", exc, delay)
+                await self._in_mailbox_thread(self._source().close)
+                await self._sleep(delay)
+
+    async def process_inbox_once(self) -> bool:
+        """Fetch one batch, apply it, move what is settled. True when there may be more."""
+        source = self._source()
+        batch = await self._in_mailbox_thread(source.fetch, self.config.inbox.batch_size)
+        if not batch:
+            return False
+        outcomes = await self.writer.call(self._handle_batch, batch)
+        settled = [raw for raw, outcome in zip(batch, outcomes, strict=True) if outcome.settled]
+        quarantined = [
+            raw for raw, outcome in zip(batch, outcomes, strict=True)
+            if outcome.status == "quarantined"
+        ]
+        if self.sender is not None:
+            self.sender.poke()
+        if settled:
+            await self._in_mailbox_thread(source.mark_done, settled)
+        if quarantined:
+            await self._in_mailbox_thread(source.quarantine, quarantined)
+        failing = len(batch) - len(settled) - len(quarantined)
+        if failing:
+            # Failing messages stay in the inbox; give them a moment before the retry.
+            await self._sleep(min(5.0, self.config.inbox.poll_interval.total_seconds()))
+        return len(batch) >= self.config.inbox.batch_size or failing > 0
+
+    def _handle_batch(self, batch: list[RawMessage]) -> list[Outcome]:
+        """Runs on the writer thread."""
+        assert self.coordinator is not None
+        return [self.coordinator.handle(raw, self.clock()) for raw in batch]
+
+    # Outbox failures ---------------------------------------------------------------------
+
+    def _delivery_failed(
+        self, item: OutboxItem, failure: PermanentDeliveryError, now: datetime
+    ) -> None:
+        """Runs on the writer thread inside the sender's transaction."""
+        assert self.coordinator is not None
+        for address in failure.recipients:
+            self.coordinator.address_failed(address, str(failure), now, original=item.message_id)
+
+    # Demo and tests: run until nothing is left to do --------------------------------------
+
+    async def drain(self) -> None:
+        """Process the whole inbox and deliver everything due, then return."""
+        await self._in_mailbox_thread(self._source().connect)
+        while await self.process_inbox_once():
+            pass
+        assert self.sender is not None
+        await self.sender.drain()
+
+    # Helpers ------------------------------------------------------------------------------
+
+    async def _in_mailbox_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._mailbox_thread, functools.partial(fn, *args, **kwargs)
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    def _source(self) -> MailSource:
+        if self.source is None:
+            raise RuntimeError("daemon not started")
+        return self.source
+
+    def _store(self) -> Store:
+        if self.writer.store is None:
+            raise RuntimeError("store not open")
+        return self.writer.store
+

@@ -1,0 +1,268 @@
+"""Outgoing email, built in memory: templates → text + HTML → a MIME message → bytes.
+
+Pure code: no network, no clock, no state; the only files read are the templates,
+through Jinja's loader. Every piece of user text that ends up in a header goes through
+``header_safe`` and every address through ``email.headerregistry.Address``, so no
+subject or name can add a header line of its own.
+
+Serialise with ``as_bytes`` only: it uses the SMTP policy (CRLF line ends) and keeps the
+message-id headers exactly as written (see ``_set_msg_id_header``).
+"""
+
+from __future__ import annotations
+
+import email.policy
+import re
+import secrets
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.message import EmailMessage, MIMEPart
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+__all__ = [
+    "AUTO_SUBMITTED_VALUES",
+    "MAX_REFERENCES",
+    "RenderedEmail",
+    "Renderer",
+    "as_bytes",
+    "build_message",
+    "build_references",
+    "header_safe",
+    "make_message_id",
+]
+
+# RFC 3834 §5: "auto-replied" answers a message a person sent; "auto-generated" is
+# everything we start ourselves (digests, reminders, claim emails).
+AUTO_SUBMITTED_VALUES = frozenset({"auto-replied", "auto-generated"})
+
+# Enough for any real thread while keeping the header small; mail clients trim long
+# References the same way (RFC 5322 §3.6.4 leaves the length to the writer).
+MAX_REFERENCES = 20
+
+# A msg-id as others really write it (RFC 5322 §3.6.4, plus the obsolete forms): printable
+# ASCII without spaces or angle brackets inside "<...>". We copy these from mail we
+# received, so anything else is dropped rather than put into a header.
+_MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,250}>")
+# Our own ids: id-right is a domain name (RFC 5322 §3.6.4 dot-atom-text, conservatively).
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*")
+
+# refold_source="none": headers stored with set_raw (the msg-id lists) go out as written.
+# With the default ("long") the email package rewrites a line longer than 78 characters
+# as RFC 2047 encoded words, and an encoded msg-id no longer matches anything, so the
+# reply would fall out of its thread (Gmail's ids alone are often 70+ characters).
+_WIRE_POLICY = email.policy.SMTP.clone(refold_source="none")
+
+
+def make_message_id(domain: str) -> str:
+    """A new, globally unique ``<random@domain>`` (RFC 5322 §3.6.4).
+
+    128 random bits make a collision as unlikely as it gets; no host name, time or
+    process id leaks into the id. ``domain`` must be a plain domain name.
+    """
+    if not _DOMAIN.fullmatch(domain):
+        raise ValueError(f"{domain!r} is not a domain name for a Message-ID")
+    return f"<{secrets.token_hex(16)}@{domain.lower()}>"
+
+
+def header_safe(text: str, max_len: int = 200) -> str:
+    """User text fit for one header: control characters (CR and LF included) become
+    spaces, runs of whitespace collapse to one space, the ends are trimmed and the
+    result is cut to at most ``max_len`` characters."""
+    # Cc covers CR, LF, NUL, DEL and the C1 range; Cs are lone surrogates (from bytes
+    # decoded with surrogateescape) that could not be encoded at all. str.split() below
+    # then also breaks on the Unicode line and paragraph separators.
+    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
+    return " ".join(cleaned.split())[:max_len].rstrip()
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """One email as rendered from its template pair, before it becomes MIME."""
+
+    subject: str
+    text: str
+    html: str
+
+
+class Renderer:
+    """Renders an email from the Jinja2 templates in mentordesk/templates/email/.
+
+    An email called ``name`` is two files: ``<name>.txt`` (which must define
+    ``{% block subject %}``) and ``<name>.html``; both usually extend ``base.txt`` /
+    ``base.html``. Undefined variables are errors, not empty strings; HTML is
+    autoescaped and text is not.
+    """
+
+    def __init__(self, template_dir: Path | None = None) -> None:
+        loader: jinja2.BaseLoader
+        if template_dir is None:
+            loader = jinja2.PackageLoader("mentordesk", "templates/email")
+        else:
+            loader = jinja2.FileSystemLoader(template_dir)
+        self._env = jinja2.Environment(
+            loader=loader,
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html",), default_for_string=False, default=False
+            ),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+
+    def render(self, name: str, context: Mapping[str, Any]) -> RenderedEmail:
+        """Render ``<name>.txt`` and ``<name>.html`` with ``context``.
+
+        The subject is the txt template's ``subject`` block collapsed to one line; the
+        HTML template also sees it as ``subject`` (for its <title>). Raises
+        jinja2.TemplateNotFound, jinja2.UndefinedError or ValueError (no subject block).
+        """
+        text_template = self._env.get_template(f"{name}.txt")
+        subject_block = text_template.blocks.get("subject")
+        if subject_block is None:
+            raise ValueError(f"email template {name}.txt has no {{% block subject %}}")
+        # Rendering the block on its own yields the subject without the rest of the
+        # body; base.txt never outputs this block, so the full render below omits it.
+        raw_subject = "".join(subject_block(text_template.new_context(dict(context))))
+        subject = " ".join(raw_subject.split())
+        text = text_template.render(context).strip() + "\n"
+        html = self._env.get_template(f"{name}.html").render({**context, "subject": subject})
+        return RenderedEmail(subject=subject, text=text, html=html)
+
+
+def build_message(
+    *,
+    from_addr: str,
+    from_name: str,
+    to: str,
+    to_name: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    auto_submitted: str = "auto-replied",
+    reply_to: str | None = None,
+    date: datetime,
+    alternatives: Sequence[MIMEPart] = (),
+    attachments: Sequence[MIMEPart] = (),
+) -> EmailMessage:
+    """A complete message: multipart/alternative (text/plain, text/html, then
+    ``alternatives``), wrapped in multipart/mixed when ``attachments`` are given.
+
+    Names and the subject are cleaned with ``header_safe``; addresses must be plain
+    addr-specs and ``message_id`` a ``<...>`` msg-id (ValueError otherwise). Ids in
+    ``in_reply_to`` and ``references`` come from mail we received: malformed ones are
+    left out. ``date`` must be timezone-aware. Serialise the result with ``as_bytes``.
+    """
+    if auto_submitted not in AUTO_SUBMITTED_VALUES:
+        raise ValueError(f"Auto-Submitted must be one of {sorted(AUTO_SUBMITTED_VALUES)}")
+    if date.tzinfo is None or date.utcoffset() is None:
+        raise ValueError("the Date of a message must be timezone-aware")
+    own_id = _clean_msg_id(message_id)
+    if own_id is None:
+        raise ValueError(f"{message_id!r} is not a Message-ID like '<id@domain>'")
+    parent = _clean_msg_id(in_reply_to) if in_reply_to else None
+
+    msg = EmailMessage()
+    msg["From"] = _address(from_name, from_addr)
+    msg["To"] = _address(to_name, to)
+    if reply_to:
+        msg["Reply-To"] = _address("", reply_to)
+    msg["Subject"] = header_safe(subject)
+    msg["Date"] = format_datetime(date)
+    _set_msg_id_header(msg, "Message-ID", [own_id])
+    # RFC 5322 §3.6.4: In-Reply-To names the parent; References is the parent's
+    # References followed by the parent's Message-ID.
+    if parent:
+        _set_msg_id_header(msg, "In-Reply-To", [parent])
+    thread = build_references(references, parent)
+    if thread:
+        _set_msg_id_header(msg, "References", thread)
+    msg["Auto-Submitted"] = auto_submitted
+    # RFC 3834 §2 asks responders to stay silent on Auto-Submitted mail, but Exchange
+    # and Outlook only skip their out-of-office and other automatic answers for this.
+    msg["X-Auto-Response-Suppress"] = "All"
+
+    # Quoted-printable keeps every line 7-bit and short, so the message passes servers
+    # without 8BITMIME and never exceeds RFC 5321 §4.5.3.1.6's line limit.
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for part in msg.iter_parts():
+        # RFC 2045 §4: MIME-Version belongs in the top-level header only.
+        del part["MIME-Version"]
+    # RFC 2046 §5.1.4: alternatives go from plainest to richest; a text/calendar part
+    # (RFC 6047 §2.4) comes last.
+    # (MIMEPart.attach, not msg.attach: typeshed wants the container's own class, while
+    # any MIMEPart is a valid subpart.)
+    for alternative in alternatives:
+        MIMEPart.attach(msg, alternative)
+    if attachments:
+        msg.make_mixed()
+        for attachment in attachments:
+            MIMEPart.attach(msg, attachment)
+    return msg
+
+
+def build_references(references: Sequence[str], in_reply_to: str | None = None) -> list[str]:
+    """The References list for a reply: valid ids of ``references`` in order without
+    repeats, then ``in_reply_to`` if not already there; past ``MAX_REFERENCES`` ids the
+    first one (the thread's root) and the most recent ones are kept.
+
+    An item may hold several whitespace-separated ids (a References header as received);
+    malformed ids are dropped.
+    """
+    seen: set[str] = set()
+    thread: list[str] = []
+    for item in [*references, *([in_reply_to] if in_reply_to else [])]:
+        for raw in item.split():
+            msg_id = _clean_msg_id(raw)
+            if msg_id is not None and msg_id not in seen:
+                seen.add(msg_id)
+                thread.append(msg_id)
+    if len(thread) > MAX_REFERENCES:
+        # Clients that thread by the root (the first id) still can; the others find the
+        # parent at the end.
+        thread = [thread[0], *thread[-(MAX_REFERENCES - 1) :]]
+    return thread
+
+
+def as_bytes(msg: EmailMessage) -> bytes:
+    """The message as it goes over SMTP: CRLF line ends, 7-bit headers (RFC 5322)."""
+    return msg.as_bytes(policy=_WIRE_POLICY)
+
+
+def _address(unsafe_name: str, addr_spec: str) -> Address:
+    """One mailbox for an address header; ValueError unless ``addr_spec`` is exactly
+    one plain address. The policy quotes or RFC 2047-encodes the name as needed."""
+    try:
+        # Address() refuses CR/LF and anything beyond a single addr-spec.
+        return Address(display_name=header_safe(unsafe_name), addr_spec=addr_spec)
+    except (ValueError, HeaderParseError) as exc:
+        raise ValueError(f"{addr_spec!r} is not a plain email address: {exc}") from None
+
+
+def _clean_msg_id(raw: str) -> str | None:
+    """``raw`` as one ``<id>``, or None when it is not a usable msg-id."""
+    text = raw.strip()
+    if text and not text.startswith("<"):
+        text = f"<{text}>"
+    return text if _MSG_ID.fullmatch(text) else None
+
+
+def _set_msg_id_header(msg: EmailMessage, name: str, msg_ids: Sequence[str]) -> None:
+    """Store already-validated msg-ids one per line, untouched by the policy.
+
+    The ids contain no whitespace (``_MSG_ID``), so the only line breaks are the folds
+    written here, and each line is one id: never more than RFC 5322's 998 characters.
+    """
+    msg.set_raw(name, "\r\n ".join(msg_ids))

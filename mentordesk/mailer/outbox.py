@@ -1,0 +1,239 @@
+"""The outbox: every email is stored before it is sent, and sent until it is delivered.
+
+``Postman`` turns a template and a context into a stored outbox item (inside the
+caller's store transaction, so an email exists exactly when the decision that caused it
+does). ``OutboxSender`` is the loop that delivers stored items with retries and back-off
+and records the outcome; because an item is marked sent right after the server accepts
+it, a crash can at worst resend the one message that was in flight, with the same
+Message-ID, so mail clients show it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from email.message import MIMEPart
+from typing import Any, Protocol
+
+from ..config import ProgramConfig, SmtpConfig
+from ..errors import PermanentDeliveryError, TemporaryDeliveryError
+from ..state.store import OutboxItem, Store, StoreWriter
+from .compose import Renderer, as_bytes, build_message, make_message_id
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+
+
+class Answered(Protocol):
+    """What Postman needs of the message it answers (a ParsedMessage fits)."""
+
+    message_id: str
+    references: tuple[str, ...]
+
+
+class Postman:
+    """Composes emails from the templates and stores them in the outbox."""
+
+    def __init__(self, program: ProgramConfig, store: Store, renderer: Renderer) -> None:
+        self.program = program
+        self.store = store
+        self.renderer = renderer
+
+    def send(
+        self,
+        template: str,
+        *,
+        to: str,
+        now: datetime,
+        context: Mapping[str, Any],
+        to_name: str = "",
+        answering: Answered | None = None,
+        thread: tuple[str, Any] | None = None,
+        request: int | None = None,
+        alternatives: Sequence[MIMEPart] = (),
+        attachments: Sequence[MIMEPart] = (),
+    ) -> str:
+        """Render ``template`` for ``to`` and store it; returns its Message-ID.
+
+        ``answering`` threads the email on a person's message (RFC 5322 §3.6.4) and marks
+        it ``auto-replied``; otherwise it is ``auto-generated`` (RFC 3834 §5).
+        ``thread`` = (kind, ref) lets replies to this email find their way back.
+        """
+        rendered = self.renderer.render(template, {"program": self.program, **context})
+        message_id = make_message_id(self.program.domain)
+        references: list[str] = []
+        if answering is not None:
+            references = [*answering.references, answering.message_id]
+        message = build_message(
+            from_addr=self.program.address,
+            from_name=self.program.name,
+            to=to,
+            to_name=to_name,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=message_id,
+            in_reply_to=answering.message_id if answering else None,
+            references=references,
+            auto_submitted="auto-replied" if answering else "auto-generated",
+            date=now,
+            alternatives=alternatives,
+            attachments=attachments,
+        )
+        self.store.enqueue(
+            message_id=message_id,
+            sender=self.program.address,
+            recipients=[to],
+            data=as_bytes(message),
+            kind=template,
+            now=now,
+            request=request,
+        )
+        if thread is not None:
+            self.store.link_thread(message_id, kind=thread[0], ref=thread[1])
+        return message_id
+
+
+DeliveryFailed = Callable[[OutboxItem, PermanentDeliveryError, datetime], None]
+
+
+class OutboxSender:
+    """Delivers due outbox items over ``connections`` parallel transports.
+
+    ``on_permanent_failure`` runs on the store's writer thread, inside a transaction, so
+    that marking the address and telling the coordinator happen together.
+    """
+
+    def __init__(
+        self,
+        config: SmtpConfig,
+        writer: StoreWriter,
+        open_transport: Callable[[], Transport],
+        clock: Callable[[], datetime],
+        on_permanent_failure: DeliveryFailed,
+    ) -> None:
+        self.config = config
+        self.writer = writer
+        self.open_transport = open_transport
+        self.clock = clock
+        self.on_permanent_failure = on_permanent_failure
+        self.wakeup = asyncio.Event()
+        self._queue: asyncio.Queue[OutboxItem] = asyncio.Queue()
+        self._in_flight: set[int] = set()
+
+    def poke(self) -> None:
+        """New mail was stored: look for due items now."""
+        self.wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        workers = [
+            asyncio.create_task(self._deliver_forever(), name=f"smtp-{n}")
+            for n in range(self.config.connections)
+        ]
+        try:
+            while not stop.is_set():
+                await self._feed()
+                await self._sleep_until_due(stop)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Deliver everything that is due now on one connection, then return.
+
+        For the demo and tests; not to be mixed with a running ``run()``.
+        """
+        store = self._store()
+        transport = self.open_transport()
+        try:
+            while due := await self.writer.call(store.due_outbox, self.clock(), 500):
+                for item in due:
+                    await self._deliver(transport, item)
+        finally:
+            await transport.close()
+
+    async def _feed(self) -> None:
+        store = self._store()
+        due = await self.writer.call(store.due_outbox, self.clock(), 500)
+        for item in due:
+            if item.id not in self._in_flight:
+                self._in_flight.add(item.id)
+                self._queue.put_nowait(item)
+
+    async def _sleep_until_due(self, stop: asyncio.Event) -> None:
+        store = self._store()
+        next_due = await self.writer.call(store.next_outbox_due)
+        timeout_s = 60.0
+        if next_due is not None:
+            timeout_s = min(timeout_s, max(0.05, (next_due - self.clock()).total_seconds()))
+        self.wakeup.clear()
+        waiters = [asyncio.create_task(self.wakeup.wait()), asyncio.create_task(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _deliver_forever(self) -> None:
+        transport = self.open_transport()
+        try:
+            while True:
+                item = await self._queue.get()
+                try:
+                    await self._deliver(transport, item)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # A bug must not stop delivery of everything else; the item stays
+                    # pending and is retried at its next due time.
+                    log.exception("unexpected error delivering outbox item %s", item.id)
+                finally:
+                    self._in_flight.discard(item.id)
+                    self._queue.task_done()
+        finally:
+            await transport.close()
+
+    async def _deliver(self, transport: Transport, item: OutboxItem) -> None:
+        store = self._store()
+        try:
+            await transport.send(item.data, item.sender, item.recipients)
+        except TemporaryDeliveryError as exc:
+            attempts = item.attempts + 1
+            if attempts >= self.config.max_attempts:
+                failure = PermanentDeliveryError(
+                    f"gave up after {attempts} attempts: {exc}", list(item.recipients)
+                )
+                await self.writer.call(self._fail, item, failure)
+                return
+            delay = min(
+                self.config.retry_after * (2 ** (attempts - 1)), self.config.max_retry_after
+            )
+            log.warning(
+                "outbox %s to %s: %s; retry %d in %ss",
+                item.id, ", ".join(item.recipients), exc, attempts, int(delay.total_seconds()),
+            )
+            await self.writer.call(
+                store.mark_retry, item.id, error=str(exc), due=self.clock() + delay
+            )
+        except PermanentDeliveryError as exc:
+            await self.writer.call(self._fail, item, exc)
+        else:
+            await self.writer.call(store.mark_sent, item.id, self.clock())
+            log.info("sent %s (%s) to %s", item.message_id, item.kind, ", ".join(item.recipients))
+
+    def _fail(self, item: OutboxItem, failure: PermanentDeliveryError) -> None:
+        """Runs on the writer thread."""
+        store = self._store()
+        now = self.clock()
+        log.error("outbox %s to %s failed for good: %s", item.id, item.recipients, failure)
+        with store.transaction():
+            store.mark_failed(item.id, error=str(failure), now=now)
+            self.on_permanent_failure(item, failure, now)
+
+    def _store(self) -> Store:
+        if self.writer.store is None:
+            raise RuntimeError("the store is not open")
+        return self.writer.store

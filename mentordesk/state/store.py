@@ -1,0 +1,382 @@
+"""The program's state: mentors, requests, processed messages, outbox, audit log.
+
+``Store`` is a small domain interface over the journaled TinyDB ``Database``. It is not
+thread-safe: exactly one writer owns it (``StoreWriter`` runs every call on one thread),
+which is also what makes a claim a compare-and-set. Lookups that happen on every message
+(by Message-ID, by thread, by email) go through in-memory indexes rebuilt at open, so a
+write stays O(1) however much history the file holds.
+
+Timestamps are stored as ISO-8601 UTC strings; callers pass aware datetimes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from .db import Database
+
+Doc = dict[str, Any]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+OPEN_STATUSES = ("incomplete", "open", "claimed")
+
+
+def iso(moment: datetime) -> str:
+    """Aware datetime → ISO string in UTC (the only form stored)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One stored outgoing email."""
+
+    id: int
+    message_id: str
+    sender: str
+    recipients: list[str]
+    data: bytes
+    attempts: int
+    kind: str
+    request: int | None
+
+
+class Store:
+    """Domain reads and writes. Every public write is atomic; group them with transaction()."""
+
+    def __init__(self, path: Path, *, fsync: bool = True, read_only: bool = False) -> None:
+        self.db = Database(path, fsync=fsync, read_only=read_only)
+        self._mentors = self.db.table("mentors")
+        self._requests = self.db.table("requests")
+        self._messages = self.db.table("messages")
+        self._threads = self.db.table("threads")
+        self._outbox = self.db.table("outbox")
+        self._addresses = self.db.table("addresses")
+        self._audit = self.db.table("audit")
+        self._meta = self.db.table("meta")
+        self._rates = self.db.table("rates")
+        self._rebuild_indexes()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside survive a crash together or not at all."""
+        try:
+            with self.db.transaction():
+                yield
+        except BaseException:
+            # Memory was rolled back by the database; indexes follow it.
+            self._rebuild_indexes()
+            raise
+
+    # --- indexes -------------------------------------------------------------------
+
+    def _rebuild_indexes(self) -> None:
+        self._message_ids = {d["message_id"]: d.doc_id for d in self._messages.all()}
+        self._mentor_ids = {d["email"]: d.doc_id for d in self._mentors.all()}
+        self._request_ids = {d["number"]: d.doc_id for d in self._requests.all()}
+        self._thread_refs = {d["message_id"]: d.doc_id for d in self._threads.all()}
+        self._address_ids = {d["email"]: d.doc_id for d in self._addresses.all()}
+        self._rate_ids = {d["email"]: d.doc_id for d in self._rates.all()}
+        self._meta_ids = {d["key"]: d.doc_id for d in self._meta.all()}
+        self._pending_outbox = {d.doc_id for d in self._outbox.all() if d["status"] == "pending"}
+        self._open_by_mentee: dict[str, set[int]] = {}
+        for doc in self._requests.all():
+            if doc["status"] in OPEN_STATUSES:
+                self._open_by_mentee.setdefault(doc["mentee"], set()).add(doc["number"])
+
+    # --- meta ----------------------------------------------------------------------
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        doc_id = self._meta_ids.get(key)
+        if doc_id is None:
+            return default
+        doc = self._meta.get(doc_id=doc_id)
+        return default if doc is None else doc["value"]
+
+    def set_meta(self, key: str, value: Any) -> None:
+        doc_id = self._meta_ids.get(key)
+        if doc_id is None:
+            self._meta_ids[key] = self._meta.insert({"key": key, "value": value})
+        else:
+            self._meta.update({"value": value}, doc_ids=[doc_id])
+
+    # --- processed messages ----------------------------------------------------------
+
+    def message(self, message_id: str) -> Doc | None:
+        doc_id = self._message_ids.get(message_id)
+        return None if doc_id is None else _plain(self._messages.get(doc_id=doc_id))
+
+    def is_processed(self, message_id: str) -> bool:
+        doc = self.message(message_id)
+        return doc is not None and doc["status"] != "failing"
+
+    def record_message(
+        self, message_id: str, *, key: str, kind: str, now: datetime, status: str = "done",
+        request: int | None = None, error: str = "",
+    ) -> Doc:
+        """Record what became of an inbound message (status done, failing or quarantined)."""
+        fields = {
+            "message_id": message_id, "key": key, "kind": kind, "status": status,
+            "request": request, "at": iso(now), "error": error,
+        }
+        doc_id = self._message_ids.get(message_id)
+        if doc_id is None:
+            fields["attempts"] = 1 if status == "failing" else 0
+            self._message_ids[message_id] = self._messages.insert(fields)
+        else:
+            previous = self._messages.get(doc_id=doc_id) or {}
+            attempts = int(previous.get("attempts", 0)) + (status == "failing")
+            self._messages.update({**fields, "attempts": attempts}, doc_ids=[doc_id])
+        return self.message(message_id) or fields
+
+    def messages(self, status: str | None = None) -> list[Doc]:
+        return [_plain(d) for d in self._messages.all() if status in (None, d["status"])]
+
+    # --- threads: our outgoing Message-IDs → what they were about -------------------
+
+    def link_thread(self, message_id: str, *, kind: str, ref: Any) -> None:
+        if message_id in self._thread_refs:
+            return
+        self._thread_refs[message_id] = self._threads.insert(
+            {"message_id": message_id, "kind": kind, "ref": ref}
+        )
+
+    def thread(self, message_ids: Iterable[str]) -> Doc | None:
+        """The newest known thread among ``message_ids`` (References order: oldest first)."""
+        for message_id in reversed(list(message_ids)):
+            doc_id = self._thread_refs.get(message_id)
+            if doc_id is not None:
+                return _plain(self._threads.get(doc_id=doc_id))
+        return None
+
+    # --- mentors ---------------------------------------------------------------------
+
+    def mentor(self, email: str) -> Doc | None:
+        doc_id = self._mentor_ids.get(email.lower())
+        return None if doc_id is None else _plain(self._mentors.get(doc_id=doc_id))
+
+    def mentors(self) -> list[Doc]:
+        return [_plain(d) for d in self._mentors.all()]
+
+    def save_mentor(self, doc: Mapping[str, Any]) -> Doc:
+        """Insert or replace the mentor keyed by ``doc["email"]``."""
+        email = doc["email"].lower()
+        data = {**doc, "email": email}
+        doc_id = self._mentor_ids.get(email)
+        if doc_id is None:
+            self._mentor_ids[email] = self._mentors.insert(data)
+        else:
+            self._mentors.update(data, doc_ids=[doc_id])
+        return self.mentor(email) or data
+
+    # --- requests --------------------------------------------------------------------
+
+    def new_request_number(self) -> int:
+        number = int(self.meta("next_request", 1))
+        self.set_meta("next_request", number + 1)
+        return number
+
+    def request(self, number: int) -> Doc | None:
+        doc_id = self._request_ids.get(number)
+        return None if doc_id is None else _plain(self._requests.get(doc_id=doc_id))
+
+    def requests(self, statuses: Iterable[str] | None = None) -> list[Doc]:
+        wanted = None if statuses is None else set(statuses)
+        return [_plain(d) for d in self._requests.all() if wanted is None or d["status"] in wanted]
+
+    def open_requests_of(self, mentee: str) -> list[Doc]:
+        numbers = sorted(self._open_by_mentee.get(mentee.lower(), ()))
+        return [doc for n in numbers if (doc := self.request(n)) is not None]
+
+    def save_request(self, doc: Mapping[str, Any]) -> Doc:
+        """Insert or replace the request keyed by ``doc["number"]``."""
+        number = int(doc["number"])
+        data = {**doc, "mentee": doc["mentee"].lower()}
+        doc_id = self._request_ids.get(number)
+        if doc_id is None:
+            self._request_ids[number] = self._requests.insert(data)
+        else:
+            self._requests.update(data, doc_ids=[doc_id])
+        open_set = self._open_by_mentee.setdefault(data["mentee"], set())
+        if data["status"] in OPEN_STATUSES:
+            open_set.add(number)
+        else:
+            open_set.discard(number)
+        return self.request(number) or data
+
+    # --- outbox ----------------------------------------------------------------------
+
+    def enqueue(
+        self, *, message_id: str, sender: str, recipients: list[str], data: bytes, kind: str,
+        now: datetime, request: int | None = None,
+    ) -> int:
+        """Store an outgoing email; the sender loop delivers it."""
+        doc_id = self._outbox.insert({
+            "message_id": message_id, "sender": sender, "recipients": recipients,
+            # latin-1 maps every byte to one code point: lossless bytes in JSON.
+            "data": data.decode("latin-1"), "kind": kind, "request": request,
+            "status": "pending", "attempts": 0, "created": iso(now), "due": iso(now),
+            "sent": None, "error": "",
+        })
+        self._pending_outbox.add(doc_id)
+        return doc_id
+
+    def due_outbox(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Pending emails whose next attempt is due, oldest first."""
+        due: list[OutboxItem] = []
+        for doc_id in sorted(self._pending_outbox):
+            doc = self._outbox.get(doc_id=doc_id)
+            if doc is None or from_iso(doc["due"]) > now:
+                continue
+            due.append(OutboxItem(
+                id=doc_id, message_id=doc["message_id"], sender=doc["sender"],
+                recipients=list(doc["recipients"]), data=doc["data"].encode("latin-1"),
+                attempts=doc["attempts"], kind=doc["kind"], request=doc["request"],
+            ))
+            if len(due) >= limit:
+                break
+        return due
+
+    def next_outbox_due(self) -> datetime | None:
+        dues = [
+            from_iso(doc["due"])
+            for doc_id in self._pending_outbox
+            if (doc := self._outbox.get(doc_id=doc_id)) is not None
+        ]
+        return min(dues, default=None)
+
+    def outbox(self, status: str | None = None) -> list[Doc]:
+        return [_plain(d) for d in self._outbox.all() if status in (None, d["status"])]
+
+    def outbox_by_message_id(self, message_id: str) -> Doc | None:
+        # Only bounces ask this, rarely: a scan is fine.
+        for doc in self._outbox.all():
+            if doc["message_id"] == message_id:
+                return _plain(doc)
+        return None
+
+    def mark_sent(self, item_id: int, now: datetime) -> None:
+        self._outbox.update({"status": "sent", "sent": iso(now), "error": ""}, doc_ids=[item_id])
+        self._pending_outbox.discard(item_id)
+
+    def mark_retry(self, item_id: int, *, error: str, due: datetime) -> int:
+        doc = self._outbox.get(doc_id=item_id)
+        attempts = (doc or {}).get("attempts", 0) + 1
+        self._outbox.update(
+            {"attempts": attempts, "error": error, "due": iso(due)}, doc_ids=[item_id]
+        )
+        return int(attempts)
+
+    def mark_failed(self, item_id: int, *, error: str, now: datetime) -> None:
+        doc = self._outbox.get(doc_id=item_id)
+        attempts = (doc or {}).get("attempts", 0) + 1
+        self._outbox.update(
+            {"status": "failed", "attempts": attempts, "error": error, "sent": None,
+             "failed": iso(now)},
+            doc_ids=[item_id],
+        )
+        self._pending_outbox.discard(item_id)
+
+    # --- addresses that bounced --------------------------------------------------------
+
+    def address(self, email: str) -> Doc | None:
+        doc_id = self._address_ids.get(email.lower())
+        return None if doc_id is None else _plain(self._addresses.get(doc_id=doc_id))
+
+    def is_bounced(self, email: str) -> bool:
+        doc = self.address(email)
+        return bool(doc and doc["bounced"])
+
+    def mark_bounced(self, email: str, *, reason: str, now: datetime) -> bool:
+        """Mark ``email`` undeliverable. True when it was not marked before."""
+        email = email.lower()
+        fields = {"email": email, "bounced": True, "reason": reason, "since": iso(now)}
+        doc_id = self._address_ids.get(email)
+        if doc_id is None:
+            self._address_ids[email] = self._addresses.insert(fields)
+            return True
+        was = bool((self._addresses.get(doc_id=doc_id) or {}).get("bounced"))
+        if not was:
+            self._addresses.update(fields, doc_ids=[doc_id])
+        return not was
+
+    def clear_bounce(self, email: str) -> None:
+        doc_id = self._address_ids.get(email.lower())
+        if doc_id is not None:
+            self._addresses.update({"bounced": False}, doc_ids=[doc_id])
+
+    # --- per-sender reply limit (SPEC §5) -----------------------------------------------
+
+    def take_reply_slot(self, email: str, *, now: datetime, per_hour: int) -> bool:
+        """Count one automatic reply to ``email``; False when the hourly limit is reached."""
+        email = email.lower()
+        doc_id = self._rate_ids.get(email)
+        recent: list[str] = []
+        if doc_id is not None:
+            cutoff = now - timedelta(hours=1)
+            doc = self._rates.get(doc_id=doc_id) or {}
+            recent = [t for t in doc.get("sent", []) if from_iso(t) > cutoff]
+        if len(recent) >= per_hour:
+            return False
+        recent.append(iso(now))
+        if doc_id is None:
+            self._rate_ids[email] = self._rates.insert({"email": email, "sent": recent})
+        else:
+            self._rates.update({"sent": recent}, doc_ids=[doc_id])
+        return True
+
+    # --- audit log ---------------------------------------------------------------------
+
+    def audit(self, event: str, *, now: datetime, **detail: Any) -> None:
+        """Append one event: who did what to which request or mentor, and when."""
+        self._audit.insert({"event": event, "at": iso(now), **detail})
+
+    def audit_log(self, request: int | None = None) -> list[Doc]:
+        return [
+            _plain(d) for d in self._audit.all() if request is None or d.get("request") == request
+        ]
+
+
+def _plain(doc: Mapping[str, Any] | None) -> Doc:
+    """A plain dict. The database hands out deep copies already, so callers may change
+    it without touching the stored document."""
+    return {} if doc is None else dict(doc)
+
+
+class StoreWriter:
+    """Runs every store call on one dedicated thread: one writer, off the event loop."""
+
+    def __init__(self, open_store: Callable[[], Store]) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._open_store = open_store
+        self.store: Store | None = None
+
+    async def start(self) -> None:
+        self.store = await self.call(lambda: self._open_store())
+
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.call(self.store.close)
+            self.store = None
+        self._executor.shutdown(wait=True)

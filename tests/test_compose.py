@@ -1,0 +1,382 @@
+"""mailer/compose.py: templates → MIME → bytes, read back with the stdlib parser."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from email.message import EmailMessage, MIMEPart
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+
+from mentordesk.mailer.compose import (
+    MAX_REFERENCES,
+    Renderer,
+    as_bytes,
+    build_message,
+    build_references,
+    header_safe,
+    make_message_id,
+)
+
+NOW = datetime(2024, 5, 6, 14, 30, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Program:
+    name: str = "Code Mentors"
+    address: str = "mentors@program.example.org"
+
+
+def _build(**overrides: Any) -> EmailMessage:
+    args: dict[str, Any] = {
+        "from_addr": "mentors@program.example.org",
+        "from_name": "Code Mentors",
+        "to": "ana@example.com",
+        "to_name": "Ana",
+        "subject": "[MD-0042] We have your request",
+        "text": "Hello Ana,\n\nWe have your request.\n",
+        "html": "<p>Hello Ana,</p><p>We have your request.</p>",
+        "message_id": "<abc123@program.example.org>",
+        "date": NOW,
+    }
+    args.update(overrides)
+    return build_message(**args)
+
+
+def _roundtrip(msg: EmailMessage) -> EmailMessage:
+    parsed = email.message_from_bytes(as_bytes(msg), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def _header_names(raw: bytes) -> list[str]:
+    """Names of the top-level header fields, read straight from the bytes."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    return [
+        line.split(b":", 1)[0].decode().lower()
+        for line in head.split(b"\r\n")
+        if line and line[:1] not in (b" ", b"\t")
+    ]
+
+
+def _body(msg: EmailMessage, subtype: str) -> str:
+    part = msg.get_body(preferencelist=(subtype,))
+    assert part is not None and isinstance(part, EmailMessage)
+    content = part.get_content()
+    assert isinstance(content, str)
+    # Quoted-printable keeps the wire's CRLF line ends in the decoded text.
+    return content.replace("\r\n", "\n")
+
+
+# --- make_message_id / header_safe --------------------------------------------------
+
+
+def test_message_ids_are_unique_and_well_formed() -> None:
+    ids = {make_message_id("program.example.org") for _ in range(1000)}
+    assert len(ids) == 1000
+    for msg_id in ids:
+        assert msg_id.startswith("<") and msg_id.endswith("@program.example.org>")
+        assert " " not in msg_id
+
+
+@pytest.mark.parametrize("domain", ["", "bad domain", "x>y", "a\r\nb.org"])
+def test_message_id_refuses_a_bad_domain(domain: str) -> None:
+    with pytest.raises(ValueError):
+        make_message_id(domain)
+
+
+@pytest.mark.parametrize(
+    ("unsafe", "expected"),
+    [
+        ("Hello\r\nBcc: evil@x", "Hello Bcc: evil@x"),
+        ("  a\t\tb \n c  ", "a b c"),
+        ("nul\x00bell\x07del\x7fc1\x85end", "nul bell del c1 end"),
+        ("line\u2028sep\u2029para", "line sep para"),
+        ("bad\udcffsurrogate", "bad surrogate"),
+        ("Grüße, 你好 👋", "Grüße, 你好 👋"),
+        ("", ""),
+    ],
+)
+def test_header_safe_cleans(unsafe: str, expected: str) -> None:
+    assert header_safe(unsafe) == expected
+
+
+def test_header_safe_cuts_at_max_len() -> None:
+    assert header_safe("word " * 100, max_len=12) == "word word wo"
+    assert len(header_safe("x" * 500)) == 200
+
+
+# --- build_message ------------------------------------------------------------------
+
+
+def test_every_header_is_set_and_parses_back() -> None:
+    parsed = _roundtrip(
+        _build(
+            in_reply_to="<parent@mail.example.com>",
+            references=["<root@mail.example.com>"],
+            reply_to="coordinator@program.example.org",
+        )
+    )
+    assert parsed["From"].addresses[0].display_name == "Code Mentors"
+    assert parsed["From"].addresses[0].addr_spec == "mentors@program.example.org"
+    assert parsed["To"].addresses[0].display_name == "Ana"
+    assert parsed["To"].addresses[0].addr_spec == "ana@example.com"
+    assert parsed["Reply-To"].addresses[0].addr_spec == "coordinator@program.example.org"
+    assert parsed["Subject"] == "[MD-0042] We have your request"
+    assert parsed["Date"].datetime == NOW
+    assert parsed["Message-ID"] == "<abc123@program.example.org>"
+    assert parsed["In-Reply-To"] == "<parent@mail.example.com>"
+    assert parsed["References"] == "<root@mail.example.com> <parent@mail.example.com>"
+    assert parsed["Auto-Submitted"] == "auto-replied"
+    assert parsed["X-Auto-Response-Suppress"] == "All"
+    assert parsed["MIME-Version"] == "1.0"
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert parsed.defects == []
+
+
+def test_optional_headers_are_left_out() -> None:
+    parsed = _roundtrip(_build(auto_submitted="auto-generated"))
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    for name in ("In-Reply-To", "References", "Reply-To", "Bcc", "Cc"):
+        assert name not in parsed
+
+
+def test_date_keeps_its_offset() -> None:
+    local = datetime(2024, 5, 6, 10, 30, tzinfo=timezone(timedelta(hours=-4)))
+    raw = as_bytes(_build(date=local))
+    assert b"Date: Mon, 06 May 2024 10:30:00 -0400\r\n" in raw
+
+
+def test_text_and_html_parts_are_utf8_and_7bit_on_the_wire() -> None:
+    text = "Héllo Zoë,\n\n" + "long line " * 30 + "\n"
+    html = "<p>Héllo Zoë — 你好</p>"
+    msg = _build(text=text, html=html)
+    raw = as_bytes(msg)
+    assert raw.isascii()  # passes any server, with or without 8BITMIME
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
+    parsed = _roundtrip(msg)
+    plain, rich = list(parsed.iter_parts())
+    assert plain.get_content_type() == "text/plain"
+    assert rich.get_content_type() == "text/html"
+    for part in (plain, rich):
+        assert part.get_content_charset() == "utf-8"
+        assert part["Content-Transfer-Encoding"] == "quoted-printable"
+        assert "MIME-Version" not in part
+    assert _body(parsed, "plain") == text
+    assert _body(parsed, "html").rstrip("\n") == html
+
+
+def test_non_ascii_names_and_subject_round_trip() -> None:
+    msg = _build(
+        from_name="Mentorat Genève",
+        to_name="José Müller-Łukasz 王小明",
+        subject="[MD-7] Grüße — your request about “Rust” 🦀",
+    )
+    raw = as_bytes(msg)
+    assert b"=?utf-8?" in raw  # RFC 2047 encoded words, not raw UTF-8
+    parsed = _roundtrip(msg)
+    assert parsed["From"].addresses[0].display_name == "Mentorat Genève"
+    assert parsed["To"].addresses[0].display_name == "José Müller-Łukasz 王小明"
+    assert parsed["Subject"] == "[MD-7] Grüße — your request about “Rust” 🦀"
+
+
+def test_names_with_specials_are_quoted_not_parsed() -> None:
+    parsed = _roundtrip(_build(to_name='Smith, John "JJ" <boss@evil.example>'))
+    [address] = parsed["To"].addresses
+    assert address.display_name == 'Smith, John "JJ" <boss@evil.example>'
+    assert address.addr_spec == "ana@example.com"
+
+
+@pytest.mark.parametrize("field", ["to_name", "from_name", "subject"])
+def test_no_header_injection(field: str) -> None:
+    msg = _build(**{field: "Innocent\r\nBcc: evil@x.example\r\nX-Evil: 1"})
+    raw = as_bytes(msg)
+    names = _header_names(raw)
+    assert "bcc" not in names and "x-evil" not in names
+    assert names.count("to") == names.count("from") == names.count("subject") == 1
+    parsed = _roundtrip(msg)
+    assert parsed["Bcc"] is None
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["ana@example.com"]
+
+
+@pytest.mark.parametrize("field", ["to", "from_addr", "reply_to"])
+@pytest.mark.parametrize(
+    "bad", ["ana@example.com\r\nBcc: evil@x", "ana@example.com, evil@x", "<ana@example.com>"]
+)
+def test_addresses_must_be_one_plain_addr_spec(field: str, bad: str) -> None:
+    with pytest.raises(ValueError):
+        _build(**{field: bad})
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        _build(date=datetime(2024, 5, 6, 14, 30))
+    with pytest.raises(ValueError, match="Auto-Submitted"):
+        _build(auto_submitted="no")
+    with pytest.raises(ValueError, match="Message-ID"):
+        _build(message_id="<a b@c>")
+    with pytest.raises(ValueError, match="Message-ID"):
+        _build(message_id="<x@y>\r\nBcc: evil@x")
+
+
+def test_malformed_ids_from_received_mail_are_dropped() -> None:
+    parsed = _roundtrip(
+        _build(
+            in_reply_to="<p@x>\r\nBcc: evil@x",
+            references=["<ok@x>", "<no spaces@x>", "<a<b@x>", "junk>"],
+        )
+    )
+    assert "In-Reply-To" not in parsed
+    assert parsed["References"] == "<ok@x>"
+    assert "Bcc" not in parsed
+
+
+def test_long_message_ids_stay_intact() -> None:
+    # Gmail- and Outlook-style ids are long; the email package would otherwise turn a
+    # line over 78 characters into RFC 2047 encoded words, which breaks threading.
+    long_id = "<CAH+w=7ZkVnH3qZ1-Jb3rH4kC1U7VxhT2vN9D4vT9rN0w0vS0Qabcdefghijk@mail.gmail.com>"
+    refs = [f"<{i}.{'y' * 60}@mail.example.com>" for i in range(5)]
+    msg = _build(message_id=long_id, in_reply_to=long_id, references=refs)
+    raw = as_bytes(msg)
+    assert b"=?" not in raw.split(b"\r\n\r\n", 1)[0]
+    parsed = _roundtrip(msg)
+    assert parsed["Message-ID"] == long_id
+    assert parsed["In-Reply-To"] == long_id
+    assert parsed["References"].split() == [*refs, long_id]
+
+
+def test_alternatives_and_attachments() -> None:
+    invite = MIMEPart()
+    invite.set_content("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", subtype="calendar")
+    invite.set_param("method", "REQUEST")
+    attachment = MIMEPart()
+    attachment.set_content(
+        b"BEGIN:VCALENDAR\r\n", maintype="application", subtype="ics", filename="invite.ics"
+    )
+
+    only_alt = _roundtrip(_build(alternatives=[invite]))
+    assert only_alt.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in only_alt.iter_parts()] == [
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ]
+
+    mixed = _roundtrip(_build(alternatives=[invite], attachments=[attachment]))
+    assert mixed.get_content_type() == "multipart/mixed"
+    first, second = list(mixed.iter_parts())
+    assert first.get_content_type() == "multipart/alternative"
+    assert len(list(first.iter_parts())) == 3
+    assert second.get_filename() == "invite.ics"
+    assert mixed["Message-ID"] == "<abc123@program.example.org>"
+    assert _body(mixed, "plain").startswith("Hello Ana")
+
+
+# --- References ---------------------------------------------------------------------
+
+
+def test_references_dedupe_keep_order_and_end_with_the_parent() -> None:
+    assert build_references(["<a@x>", "<b@x>", "<a@x>"], "<c@x>") == ["<a@x>", "<b@x>", "<c@x>"]
+    # Already there: it stays where the thread put it.
+    assert build_references(["<a@x>", "<b@x>"], "<a@x>") == ["<a@x>", "<b@x>"]
+    assert build_references([], "<c@x>") == ["<c@x>"]
+    assert build_references([], None) == []
+    # A whole References header as received, and an id without its brackets.
+    assert build_references(["<a@x>\r\n <b@x>", "c@x"]) == ["<a@x>", "<b@x>", "<c@x>"]
+
+
+def test_references_are_cut_keeping_the_root() -> None:
+    ids = [f"<{i}@x>" for i in range(40)]
+    thread = build_references(ids, "<parent@x>")
+    assert len(thread) == MAX_REFERENCES
+    assert thread[0] == "<0@x>"
+    assert thread[-1] == "<parent@x>"
+    assert thread[1:-1] == ids[-(MAX_REFERENCES - 2) :]
+
+
+# --- Renderer -----------------------------------------------------------------------
+
+
+def _context(**overrides: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "program": _Program(),
+        "tag": "MD-0042",
+        "name": "Ana",
+        "details": "Help with\nJavaScript & CSS",
+        "link": "https://mentors.example.org/claim?t=abc&u=1",
+    }
+    context.update(overrides)
+    return context
+
+
+def test_renders_the_example_pair() -> None:
+    rendered = Renderer().render("example", _context())
+    assert rendered.subject == "[MD-0042] Hello Ana"
+    assert rendered.text.startswith("Hello Ana,\n")
+    assert "[MD-0042]" not in rendered.text  # the subject block is not in the body
+    assert "  Help with\n  JavaScript & CSS\n" in rendered.text
+    assert "\n-- \nCode Mentors <mentors@program.example.org>\n" in rendered.text
+    assert "Sent automatically by the Code Mentors mentoring desk." in rendered.text
+    assert rendered.text.endswith("Reference: MD-0042\n")
+    html = rendered.html
+    assert html.startswith("<!DOCTYPE html>")
+    assert '<html lang="en">' in html and 'role="article"' in html
+    assert "max-width:560px" in html
+    assert "<title>[MD-0042] Hello Ana</title>" in html
+    assert "Help with\nJavaScript &amp; CSS" in html
+    assert 'href="https://mentors.example.org/claim?t=abc&amp;u=1"' in html
+    assert "Code Mentors" in html and "Just reply to write to us" in html
+    assert "<style" not in html and "<img" not in html
+
+
+def test_autoescape_is_on_for_html_and_off_for_text() -> None:
+    evil = '<script>alert("x")</script>'
+    rendered = Renderer().render("example", _context(name=evil))
+    assert f"Hello {evil}," in rendered.text
+    assert evil in rendered.subject
+    assert "<script>" not in rendered.html
+    assert "Hello &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;," in rendered.html
+    assert "<title>[MD-0042] Hello &lt;script&gt;" in rendered.html
+
+
+def test_undefined_variables_are_errors() -> None:
+    context = _context()
+    del context["tag"]
+    with pytest.raises(jinja2.UndefinedError):
+        Renderer().render("example", context)
+
+
+def test_subject_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "m.txt").write_text(
+        "{% block subject %}\n  Hello\n  {{ who }}\n{% endblock %}Body for {{ who }}\n"
+    )
+    (tmp_path / "m.html").write_text("<p>{{ who }}: {{ subject }}</p>")
+    rendered = Renderer(tmp_path).render("m", {"who": "<Zoë>"})
+    assert rendered.subject == "Hello <Zoë>"
+    assert rendered.html == "<p>&lt;Zoë&gt;: Hello &lt;Zoë&gt;</p>"
+
+
+def test_a_template_without_subject_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "m.txt").write_text("just a body\n")
+    (tmp_path / "m.html").write_text("<p>body</p>")
+    with pytest.raises(ValueError, match="subject"):
+        Renderer(tmp_path).render("m", {})
+
+
+def test_missing_template_is_an_error() -> None:
+    with pytest.raises(jinja2.TemplateNotFound):
+        Renderer().render("no-such-email", _context())
+
+
+def test_rendered_email_builds_and_parses() -> None:
+    rendered = Renderer().render("example", _context(name="José"))
+    parsed = _roundtrip(_build(subject=rendered.subject, text=rendered.text, html=rendered.html))
+    assert parsed["Subject"] == "[MD-0042] Hello José"
+    assert _body(parsed, "plain") == rendered.text
+    assert "Hello José," in _body(parsed, "html")
