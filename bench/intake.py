@@ -114,8 +114,9 @@ class Sink:
 # --- the APPENDing client, in its own process -------------------------------------------
 
 
-def _append_process(host: str, port: int, count: int, rate: float, run: str,
-                    conn: mp.connection.Connection) -> None:
+def _append_process(
+    host: str, port: int, count: int, rate: float, run: str, conn: mp.connection.Connection
+) -> None:
     from imapclient import IMAPClient
 
     client = IMAPClient(host, port=port, ssl=False)
@@ -141,8 +142,9 @@ def make_id(n: int, run: str) -> str:
 def append_all(dovecot: Dovecot, count: int, rate: float, run: str) -> dict[str, float]:
     """APPEND ``count`` requests from another process; Message-ID → APPEND time."""
     parent, child = mp.Pipe()
-    process = mp.Process(target=_append_process,
-                         args=(dovecot.host, dovecot.port, count, rate, run, child))
+    process = mp.Process(
+        target=_append_process, args=(dovecot.host, dovecot.port, count, rate, run, child)
+    )
     process.start()
     sent = parent.recv()
     process.join()
@@ -152,13 +154,20 @@ def append_all(dovecot: Dovecot, count: int, rate: float, run: str) -> dict[str,
 # --- the receivers ---------------------------------------------------------------------
 
 
-def run_mentordesk(root: Path, dovecot: Dovecot, sink: Sink, stop: threading.Event,
-                   started: threading.Event, idle: bool) -> None:
+def run_mentordesk(
+    root: Path,
+    dovecot: Dovecot,
+    sink: Sink,
+    stop: threading.Event,
+    started: threading.Event,
+    idle: bool,
+) -> None:
     from mentordesk.config import load_config
     from mentordesk.daemon import Daemon
 
     config_path = root / "config.toml"
-    config_path.write_text(f"""
+    config_path.write_text(
+        f"""
 [program]
 name = "Bench Mentors"
 address = "{PROGRAM_USER}"
@@ -179,12 +188,18 @@ host = "127.0.0.1"
 port = {sink.port}
 tls = "none"
 [state]
-path = "{root / 'state' / 'bench.db'}"
+path = "{root / "state" / "bench.db"}"
 fsync = true
-""", encoding="utf-8")
-    config = load_config(config_path, environ={
-        "BENCH_SECRET": "bench-secret-0123456789", "BENCH_IMAP_PASSWORD": PROGRAM_PASSWORD,
-    })
+""",
+        encoding="utf-8",
+    )
+    config = load_config(
+        config_path,
+        environ={
+            "BENCH_SECRET": "bench-secret-0123456789",
+            "BENCH_IMAP_PASSWORD": PROGRAM_PASSWORD,
+        },
+    )
 
     async def main() -> None:
         daemon = Daemon(config)
@@ -199,8 +214,9 @@ fsync = true
     asyncio.run(main())
 
 
-def run_bare_relay(dovecot: Dovecot, sink: Sink, stop: threading.Event,
-                   started: threading.Event, idle: bool) -> None:
+def run_bare_relay(
+    dovecot: Dovecot, sink: Sink, stop: threading.Event, started: threading.Event, idle: bool
+) -> None:
     """The floor: fetch each message, send one fixed reply, move it. Nothing else."""
     import aiosmtplib
     from imapclient import IMAPClient
@@ -222,12 +238,18 @@ def run_bare_relay(dovecot: Dovecot, sink: Sink, stop: threading.Event,
                     await asyncio.sleep(0.2)
                 continue
             batch = uids[:200]
-            fetched = await asyncio.to_thread(client.fetch, batch, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID FROM)]"])
+            fetched = await asyncio.to_thread(
+                client.fetch, batch, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID FROM)]"]
+            )
             for uid in batch:
                 header = fetched[uid][b"BODY[HEADER.FIELDS (MESSAGE-ID FROM)]"]
                 message_id = next(
-                    (line.split(b":", 1)[1].strip().decode() for line in header.split(b"\r\n")
-                     if line.lower().startswith(b"message-id:")), "<none>",
+                    (
+                        line.split(b":", 1)[1].strip().decode()
+                        for line in header.split(b"\r\n")
+                        if line.lower().startswith(b"message-id:")
+                    ),
+                    "<none>",
                 )
                 reply = (
                     f"From: {PROGRAM_USER}\r\nTo: someone@example.net\r\n"
@@ -256,8 +278,15 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def measure(name: str, receiver, dovecot: Dovecot, sink: Sink, count: int, rate: float,  # type: ignore[no-untyped-def]
-            run: str) -> dict[str, float]:
+def measure(
+    name: str,
+    receiver,
+    dovecot: Dovecot,
+    sink: Sink,
+    count: int,
+    rate: float,  # type: ignore[no-untyped-def]
+    run: str,
+) -> dict[str, float]:
     sink.take()
     stop, started = threading.Event(), threading.Event()
     thread = threading.Thread(target=receiver, args=(stop, started), daemon=True)
@@ -275,15 +304,23 @@ def measure(name: str, receiver, dovecot: Dovecot, sink: Sink, count: int, rate:
     missing = count - len(latencies)
     first, last = min(sent.values()), max(arrivals.values(), default=time.time())
     return {
-        "count": count, "received": len(latencies), "missing": missing,
+        "count": count,
+        "received": len(latencies),
+        "missing": missing,
         "throughput": len(latencies) / (last - first) if last > first else 0.0,
         "p50": statistics.median(latencies) if latencies else float("nan"),
         "p99": percentile(latencies, 0.99) if latencies else float("nan"),
     }
 
 
+def verdict(figure: str, target: str, ok: bool) -> None:
+    print(f"{figure:<40} target {target:<10} {'OK' if ok else 'MISSED'}")
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=5000, help="messages in the throughput run")
     parser.add_argument("--paced", type=int, default=200, help="messages in the paced latency run")
     parser.add_argument("--rate", type=float, default=10.0, help="messages/s in the paced run")
@@ -299,13 +336,21 @@ def main() -> int:
         try:
             results: dict[str, dict[str, dict[str, float]]] = {}
             receivers = {
-                "mentordesk": lambda stop, started: run_mentordesk(root, dovecot, sink, stop, started, idle),
-                "bare relay": lambda stop, started: run_bare_relay(dovecot, sink, stop, started, idle),
+                "mentordesk": lambda stop, started: run_mentordesk(
+                    root, dovecot, sink, stop, started, idle
+                ),
+                "bare relay": lambda stop, started: run_bare_relay(
+                    dovecot, sink, stop, started, idle
+                ),
             }
             for name, receiver in receivers.items():
                 results[name] = {
-                    "paced": measure(name, receiver, dovecot, sink, args.paced, args.rate, f"{name[:4]}-p"),
-                    "burst": measure(name, receiver, dovecot, sink, args.messages, 0, f"{name[:4]}-b"),
+                    "paced": measure(
+                        name, receiver, dovecot, sink, args.paced, args.rate, f"{name[:4]}-p"
+                    ),
+                    "burst": measure(
+                        name, receiver, dovecot, sink, args.messages, 0, f"{name[:4]}-b"
+                    ),
                 }
         finally:
             sink.stop()
@@ -316,18 +361,31 @@ def main() -> int:
     print(f"{'receiver':<12} {'run':<24} {'received':>9} {'msg/s':>8} {'p50 s':>7} {'p99 s':>7}")
     for name, runs in results.items():
         for run, figures in runs.items():
-            label = f"paced {args.rate:g}/s × {args.paced}" if run == "paced" else f"burst × {args.messages}"
-            print(f"{name:<12} {label:<24} {int(figures['received']):>9} "
-                  f"{figures['throughput']:>8.1f} {figures['p50']:>7.3f} {figures['p99']:>7.3f}")
+            label = (
+                f"paced {args.rate:g}/s × {args.paced}"
+                if run == "paced"
+                else f"burst × {args.messages}"
+            )
+            print(
+                f"{name:<12} {label:<24} {int(figures['received']):>9} "
+                f"{figures['throughput']:>8.1f} {figures['p50']:>7.3f} {figures['p99']:>7.3f}"
+            )
     desk, relay = results["mentordesk"], results["bare relay"]
-    ratio = desk["burst"]["throughput"] / relay["burst"]["throughput"] if relay["burst"]["throughput"] else 0
+    ratio = (
+        desk["burst"]["throughput"] / relay["burst"]["throughput"]
+        if relay["burst"]["throughput"]
+        else 0
+    )
+    p50, throughput = desk["paced"]["p50"], desk["burst"]["throughput"]
     print()
-    print(f"p50 latency (paced)      {desk['paced']['p50']:.3f} s   target < {TARGET_P50_S} s   "
-          f"{'OK' if desk['paced']['p50'] < TARGET_P50_S else 'MISSED'}")
-    print(f"throughput (burst)       {desk['burst']['throughput']:.1f} msg/s   target ≥ {TARGET_THROUGHPUT:g}   "
-          f"{'OK' if desk['burst']['throughput'] >= TARGET_THROUGHPUT else 'MISSED'}")
-    print(f"vs bare relay            {ratio:.2f}×   target ≥ 0.5×   {'OK' if ratio >= 0.5 else 'MISSED'}")
-    print(f"peak RSS (this process)  {rss_mb:.0f} MB   target < 150 MB   {'OK' if rss_mb < 150 else 'MISSED'}")
+    verdict(f"p50 latency (paced)      {p50:.3f} s", f"< {TARGET_P50_S} s", p50 < TARGET_P50_S)
+    verdict(
+        f"throughput (burst)       {throughput:.1f} msg/s",
+        f"≥ {TARGET_THROUGHPUT:g}",
+        throughput >= TARGET_THROUGHPUT,
+    )
+    verdict(f"vs bare relay            {ratio:.2f}×", "≥ 0.5×", ratio >= 0.5)
+    verdict(f"peak RSS (this process)  {rss_mb:.0f} MB", "< 150 MB", rss_mb < 150)
     lost = desk["burst"]["missing"] + desk["paced"]["missing"]
     print(f"acknowledgements missing {int(lost)}")
     return 0

@@ -61,8 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def check_config(config: Config) -> int:
     print(f"{config.source}: OK")
     print(f"  program   {config.program.name} <{config.program.address}>")
-    print(f"  inbox     {_describe_endpoint(config.inbox.kind, config.inbox.host, config.inbox.port, config.inbox.path)}")
-    print(f"  mail out  {_describe_endpoint(config.smtp.kind, config.smtp.host, config.smtp.port, config.smtp.path)}")
+    inbox, smtp = config.inbox, config.smtp
+    print(f"  inbox     {_describe_endpoint(inbox.kind, inbox.host, inbox.port, inbox.path)}")
+    print(f"  mail out  {_describe_endpoint(smtp.kind, smtp.host, smtp.port, smtp.path)}")
     print(f"  state     {config.state.path}")
     return 0
 

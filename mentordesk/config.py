@@ -404,10 +404,14 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
         return value
 
     inbox_password = secret_from(
-        "inbox", "password_env", values["inbox"]["kind"] == "imap" and bool(values["inbox"]["username"])
+        "inbox",
+        "password_env",
+        values["inbox"]["kind"] == "imap" and bool(values["inbox"]["username"]),
     )
     smtp_password = secret_from(
-        "smtp", "password_env", values["smtp"]["kind"] == "smtp" and bool(values["smtp"]["username"])
+        "smtp",
+        "password_env",
+        values["smtp"]["kind"] == "smtp" and bool(values["smtp"]["username"]),
     )
     secret_name = values["program"]["secret_env"]
     secret = env.get(secret_name, "") if secret_name else ""

@@ -29,7 +29,7 @@ from .state.store import OPEN_STATUSES, Store, iso
 log = logging.getLogger(__name__)
 
 MENTOR_COMMANDS = ("pause", "resume", "resign", "renew")
-MIN_DETAILS_CHARS = 20
+MIN_DETAIL_WORDS = 6  # "can someone help me?" is not a question a mentor can take
 SILENT_KINDS = {Kind.AUTO_REPLY, Kind.LIST, Kind.OWN, Kind.NOREPLY}
 
 
@@ -96,10 +96,16 @@ def free_text(text: str) -> str:
         stripped = line.strip(" *-•\t")
         if re.match(r"^[A-Za-z][A-Za-z ]{0,24}:\s", stripped + " ") and not stripped.endswith(":"):
             continue
-        if re.match(r"^(hi|hello|hey|dear)\b[^.!?]{0,40}[,!]?$", stripped, re.I):
+        # "Hi," / "Hello Ada!" is not part of the question, even on the same line.
+        line = re.sub(r"^\s*(hi|hello|hey|dear)\b[^,.!?\n]{0,30}[,!]\s*", "", line, flags=re.I)
+        if re.fullmatch(r"\s*(hi|hello|hey|dear)\b[^.!?]{0,30}", line, re.I):
             continue
         lines.append(line.rstrip())
     return "\n".join(lines).strip()
+
+
+def enough_detail(text: str) -> bool:
+    return len(re.findall(r"\w+", text)) >= MIN_DETAIL_WORDS
 
 
 def windows_to_doc(windows: Iterable[Window]) -> list[list[int]]:
@@ -135,13 +141,17 @@ class Coordinator:
                     msg.message_id, key=raw.key, kind=kind, now=now, request=request
                 )
                 if raw.uid is not None:
-                    self.store.set_meta("imap", {"uidvalidity": raw.uidvalidity, "last_uid": raw.uid})
+                    self.store.set_meta(
+                        "imap", {"uidvalidity": raw.uidvalidity, "last_uid": raw.uid}
+                    )
             return Outcome("done", kind, request)
         except Exception as exc:
             log.exception("message %s from %s failed", msg.message_id, msg.sender or "?")
             return self._failed(raw, msg, exc, now)
 
-    def _failed(self, raw: RawMessage, msg: ParsedMessage, exc: Exception, now: datetime) -> Outcome:
+    def _failed(
+        self, raw: RawMessage, msg: ParsedMessage, exc: Exception, now: datetime
+    ) -> Outcome:
         error = f"{type(exc).__name__}: {exc}"
         with self.store.transaction():
             record = self.store.record_message(
@@ -150,12 +160,19 @@ class Coordinator:
             if record["attempts"] < self.config.inbox.max_attempts:
                 return Outcome("failing")
             self.store.record_message(
-                msg.message_id, key=raw.key, kind="error", now=now, status="quarantined",
+                msg.message_id,
+                key=raw.key,
+                kind="error",
+                now=now,
+                status="quarantined",
                 error=error,
             )
             self.store.audit("quarantined", now=now, message_id=msg.message_id, error=error)
             self._tell_coordinator(
-                "quarantined", now, msg=msg, error=error,
+                "quarantined",
+                now,
+                msg=msg,
+                error=error,
                 attachment=raw.data,
             )
         return Outcome("quarantined")
@@ -165,8 +182,14 @@ class Coordinator:
         kind = found.kind
         if kind in SILENT_KINDS:
             # RFC 3834 §2: never answer automatic mail; just remember we saw it.
-            self.store.audit("ignored", now=now, kind=kind.value, sender=msg.sender,
-                             message_id=msg.message_id, reason=found.reason)
+            self.store.audit(
+                "ignored",
+                now=now,
+                kind=kind.value,
+                sender=msg.sender,
+                message_id=msg.message_id,
+                reason=found.reason,
+            )
             return kind.value, None
         if kind is Kind.BOUNCE:
             self._bounce(msg, now)
@@ -174,7 +197,11 @@ class Coordinator:
         if not msg.sender:
             self._tell_coordinator("unclassified", now, msg=msg, error="no sender address")
             return "unknown", None
-        if kind is Kind.REPLY:
+        if kind is Kind.REPLY or (
+            kind in (Kind.ENROLLMENT, Kind.REQUEST) and self._answers_our_question(msg)
+        ):
+            # "Re: enroll" answering our question completes that enrollment; it is not
+            # a fresh one (nor is a tag-less "Re: mentor request" a second request).
             return self._reply(msg, found, now)
         if kind is Kind.ENROLLMENT:
             self._enroll(msg, parse_form(msg.new_text, self.config.matching.synonyms), now)
@@ -189,10 +216,24 @@ class Coordinator:
             return kind.value, None
         return self._unknown(msg, now)
 
+    def _answers_our_question(self, msg: ParsedMessage) -> bool:
+        thread = self.store.thread([*msg.references, *msg.in_reply_to])
+        if thread is None:
+            return False
+        if thread["kind"] == "enrollment":
+            return bool(thread["ref"].get("email") == msg.sender)
+        if thread["kind"] == "request":
+            request = self.store.request(int(thread["ref"]))
+            return bool(request and request["mentee"] == msg.sender)
+        return False
+
     # Enrollment (SPEC §3 flow 1) ------------------------------------------------------
 
     def _enroll(
-        self, msg: ParsedMessage, fields: FormFields, now: datetime,
+        self,
+        msg: ParsedMessage,
+        fields: FormFields,
+        now: datetime,
         pending: Mapping[str, Any] | None = None,
     ) -> None:
         merged = self._merge_enrollment(pending or {}, fields)
@@ -220,9 +261,13 @@ class Coordinator:
         missing = missing_enrollment_fields(check, name)
         if missing or (fields.problems and not existing):
             self._reply_to(
-                msg, "enrollment_incomplete", now,
+                msg,
+                "enrollment_incomplete",
+                now,
                 context={
-                    "name": name, "missing": missing, "problems": fields.problems,
+                    "name": name,
+                    "missing": missing,
+                    "problems": fields.problems,
                     "understood": self._mentor_view(merged, name),
                 },
                 thread=("enrollment", {**merged, "name": name, "email": msg.sender}),
@@ -232,31 +277,39 @@ class Coordinator:
         term_end = existing.get("term_end") if existing else None
         if not term_end or term_end < iso(now):
             term_end = iso(now + self.config.timers.term_length)
-        mentor = self.store.save_mentor({
-            "email": msg.sender,
-            "name": name,
-            "skills": list(merged["skills"]),
-            "timezone": merged["timezone"],
-            "timezone_text": merged["timezone_text"],
-            "availability": merged["availability"],
-            "capacity": merged["capacity"] or self.config.matching.default_capacity,
-            "about": merged["about"] or "",
-            "status": "active" if not existing or existing["status"] == "resigned"
-            else existing["status"],
-            "term_end": term_end,
-            "enrolled": existing["enrolled"] if existing else iso(now),
-            "updated": iso(now),
-        })
+        mentor = self.store.save_mentor(
+            {
+                "email": msg.sender,
+                "name": name,
+                "skills": list(merged["skills"]),
+                "timezone": merged["timezone"],
+                "timezone_text": merged["timezone_text"],
+                "availability": merged["availability"],
+                "capacity": merged["capacity"] or self.config.matching.default_capacity,
+                "about": merged["about"] or "",
+                "status": "active"
+                if not existing or existing["status"] == "resigned"
+                else existing["status"],
+                "term_end": term_end,
+                "enrolled": existing["enrolled"] if existing else iso(now),
+                "updated": iso(now),
+            }
+        )
         self._reply_to(
-            msg, "enrollment_confirmed", now,
+            msg,
+            "enrollment_confirmed",
+            now,
             context={
-                "name": name, "updated": existing is not None,
-                "mentor": self._mentor_view(mentor, name), "problems": fields.problems,
+                "name": name,
+                "updated": existing is not None,
+                "mentor": self._mentor_view(mentor, name),
+                "problems": fields.problems,
             },
             thread=("mentor", msg.sender),
         )
-        self.store.audit("enrolled" if not existing else "enrollment updated", now=now,
-                         mentor=msg.sender)
+        self.store.audit(
+            "enrolled" if not existing else "enrollment updated", now=now, mentor=msg.sender
+        )
 
     @staticmethod
     def _merge_enrollment(pending: Mapping[str, Any], fields: FormFields) -> dict[str, Any]:
@@ -264,7 +317,8 @@ class Coordinator:
             "name": fields.name or pending.get("name") or "",
             "skills": list(fields.skills) or list(pending.get("skills", [])),
             "timezone": fields.timezone or pending.get("timezone"),
-            "timezone_text": fields.timezone_text if fields.timezone
+            "timezone_text": fields.timezone_text
+            if fields.timezone
             else pending.get("timezone_text"),
             "availability": windows_to_doc(fields.availability) or pending.get("availability", []),
             "capacity": fields.capacity or pending.get("capacity"),
@@ -304,7 +358,7 @@ class Coordinator:
         unknown = [s for s in fields.skills if s not in known]
         details = (fields.details or "").strip()
         prose = free_text(msg.new_text)
-        if not details and len(prose) >= MIN_DETAILS_CHARS:
+        if not details and enough_detail(prose):
             details = prose
         if not skills:
             skills = skills_in_text(
@@ -326,7 +380,7 @@ class Coordinator:
         missing = []
         if not doc.get("skills"):
             missing.append("skills")
-        if len((doc.get("details") or "").strip()) < MIN_DETAILS_CHARS:
+        if not enough_detail(doc.get("details") or ""):
             missing.append("details")
         return missing
 
@@ -335,14 +389,25 @@ class Coordinator:
         open_requests = self.store.open_requests_of(msg.sender)
         for existing in open_requests:
             if fields["details"] and existing.get("details") == fields["details"]:
-                self._reply_to(msg, "request_duplicate", now, number=existing["number"],
-                               context={"request": self._request_view(existing)})
+                self._reply_to(
+                    msg,
+                    "request_duplicate",
+                    now,
+                    number=existing["number"],
+                    context={"request": self._request_view(existing)},
+                )
                 return int(existing["number"])
         limit = self.config.limits.open_requests_per_mentee
         if len(open_requests) >= limit:
-            self._reply_to(msg, "request_limit", now, context={
-                "limit": limit, "requests": [self._request_view(r) for r in open_requests],
-            })
+            self._reply_to(
+                msg,
+                "request_limit",
+                now,
+                context={
+                    "limit": limit,
+                    "requests": [self._request_view(r) for r in open_requests],
+                },
+            )
             self.store.audit("request refused: limit", now=now, mentee=msg.sender)
             return None
         number = self.store.new_request_number()
@@ -365,8 +430,13 @@ class Coordinator:
         return number
 
     def _settle_request(
-        self, msg: ParsedMessage, doc: dict[str, Any], fields: Mapping[str, Any],
-        now: datetime, *, new: bool,
+        self,
+        msg: ParsedMessage,
+        doc: dict[str, Any],
+        fields: Mapping[str, Any],
+        now: datetime,
+        *,
+        new: bool,
     ) -> None:
         missing = self._missing_request_fields(doc)
         was = doc["status"]
@@ -440,14 +510,14 @@ class Coordinator:
         if found.command == "withdraw":
             return Kind.COMMAND.value, self._withdraw(msg, request, now)
         if request["status"] == "incomplete":
-            fields = self._request_fields(msg)
-            request["skills"] = request["skills"] or fields["skills"]
-            extra = fields["details"]
+            answer = self._request_fields(msg)
+            request["skills"] = request["skills"] or answer["skills"]
+            extra = answer["details"]
             if extra and extra not in request["details"]:
                 request["details"] = f"{request['details']}\n\n{extra}".strip()
             for key in ("timezone", "timezone_text", "availability"):
-                request[key] = request.get(key) or fields[key]
-            self._settle_request(msg, request, fields, now, new=False)
+                request[key] = request.get(key) or answer[key]
+            self._settle_request(msg, request, answer, now, new=False)
             return Kind.REQUEST.value, int(request["number"])
         if request["status"] in OPEN_STATUSES:
             note = free_text(msg.new_text)
@@ -455,8 +525,13 @@ class Coordinator:
                 request.setdefault("notes", []).append({"at": iso(now), "text": note})
                 request["updated"] = iso(now)
                 self.store.save_request(request)
-            self._reply_to(msg, "request_note", now, number=int(request["number"]),
-                           context={"request": self._request_view(request)})
+            self._reply_to(
+                msg,
+                "request_note",
+                now,
+                number=int(request["number"]),
+                context={"request": self._request_view(request)},
+            )
             self.store.audit("request note", now=now, request=request["number"])
             return Kind.REPLY.value, int(request["number"])
         # A reply to a withdrawn or closed request: a person should look at it.
@@ -494,9 +569,16 @@ class Coordinator:
         mentor["updated"] = iso(now)
         self.store.save_mentor(mentor)
         self.store.audit(f"mentor {command}", now=now, mentor=msg.sender)
-        self._reply_to(msg, "mentor_status", now, context={
-            "command": command, "mentor": self._mentor_view(mentor, mentor.get("name", "")),
-        }, thread=("mentor", msg.sender))
+        self._reply_to(
+            msg,
+            "mentor_status",
+            now,
+            context={
+                "command": command,
+                "mentor": self._mentor_view(mentor, mentor.get("name", "")),
+            },
+            thread=("mentor", msg.sender),
+        )
 
     def _withdraw_by_sender(
         self, msg: ParsedMessage, found: Classification, now: datetime
@@ -506,9 +588,14 @@ class Coordinator:
         chosen = [r for r in open_requests if number is None or r["number"] == number]
         if len(chosen) == 1:
             return self._withdraw(msg, chosen[0], now)
-        self._reply_to(msg, "which_request", now, context={
-            "requests": [self._request_view(r) for r in open_requests],
-        })
+        self._reply_to(
+            msg,
+            "which_request",
+            now,
+            context={
+                "requests": [self._request_view(r) for r in open_requests],
+            },
+        )
         return None
 
     def _withdraw(self, msg: ParsedMessage, request: dict[str, Any], now: datetime) -> int:
@@ -518,8 +605,13 @@ class Coordinator:
             request["updated"] = iso(now)
             self.store.save_request(request)
             self.store.audit("request withdrawn", now=now, request=number, by=msg.sender)
-        self._reply_to(msg, "request_withdrawn", now, number=number,
-                       context={"request": self._request_view(request)})
+        self._reply_to(
+            msg,
+            "request_withdrawn",
+            now,
+            number=number,
+            context={"request": self._request_view(request)},
+        )
         return number
 
     # Bounces and the coordinator ---------------------------------------------------------
@@ -534,16 +626,18 @@ class Coordinator:
             self.store.audit("delivery delayed", now=now, recipients=list(report.failed_recipients))
             return
         for address in report.failed_recipients:
-            self.address_failed(address, report.diagnostic or msg.subject, now,
-                                original=report.original_message_id)
+            self.address_failed(
+                address, report.diagnostic or msg.subject, now, original=report.original_message_id
+            )
 
     def address_failed(
         self, address: str, reason: str, now: datetime, original: str | None = None
     ) -> None:
         """Mark an address undeliverable and tell the coordinator, once per address."""
         newly = self.store.mark_bounced(address, reason=reason, now=now)
-        self.store.audit("address bounced", now=now, address=address, reason=reason,
-                         original=original)
+        self.store.audit(
+            "address bounced", now=now, address=address, reason=reason, original=original
+        )
         coordinator = self.config.program.coordinator
         if newly and address.lower() != coordinator:
             self._tell_coordinator("delivery failure", now, error=reason, address=address)
@@ -553,8 +647,14 @@ class Coordinator:
         return Kind.UNKNOWN.value, None
 
     def _tell_coordinator(
-        self, reason: str, now: datetime, *, msg: ParsedMessage | None = None,
-        error: str = "", address: str = "", attachment: bytes | None = None,
+        self,
+        reason: str,
+        now: datetime,
+        *,
+        msg: ParsedMessage | None = None,
+        error: str = "",
+        address: str = "",
+        attachment: bytes | None = None,
     ) -> None:
         """One notice per event (the caller's message is processed once)."""
         parts: list[MIMEPart] = []
@@ -562,17 +662,25 @@ class Coordinator:
             # As an opaque file: a malformed message may not survive re-serialising.
             part = MIMEPart()
             part.set_content(
-                attachment, maintype="application", subtype="octet-stream",
+                attachment,
+                maintype="application",
+                subtype="octet-stream",
                 filename="original.eml",
             )
             parts.append(part)
-        self.store.audit("coordinator told", now=now, reason=reason,
-                         message_id=msg.message_id if msg else None)
+        self.store.audit(
+            "coordinator told", now=now, reason=reason, message_id=msg.message_id if msg else None
+        )
         self.postman.send(
-            "coordinator_notice", to=self.config.program.coordinator, now=now,
+            "coordinator_notice",
+            to=self.config.program.coordinator,
+            now=now,
             context={
-                "reason": reason, "error": error, "address": address,
-                "sender": msg.sender if msg else "", "sender_name": msg.sender_name if msg else "",
+                "reason": reason,
+                "error": error,
+                "address": address,
+                "sender": msg.sender if msg else "",
+                "sender_name": msg.sender_name if msg else "",
                 "subject": msg.subject if msg else "",
                 "excerpt": (msg.new_text or msg.text)[:2000] if msg else "",
             },
@@ -580,8 +688,13 @@ class Coordinator:
         )
 
     def _reply_to(
-        self, msg: ParsedMessage, template: str, now: datetime, *,
-        context: Mapping[str, Any], number: int | None = None,
+        self,
+        msg: ParsedMessage,
+        template: str,
+        now: datetime,
+        *,
+        context: Mapping[str, Any],
+        number: int | None = None,
         thread: tuple[str, Any] | None = None,
     ) -> None:
         """Answer a person, within the per-sender limit (SPEC §5 loop prevention)."""
@@ -596,8 +709,12 @@ class Coordinator:
         if thread is None and number is not None:
             thread = ("request", number)
         self.postman.send(
-            template, to=msg.sender, to_name=msg.sender_name, now=now,
+            template,
+            to=msg.sender,
+            to_name=msg.sender_name,
+            now=now,
             context={"subject": reply_subject(msg.subject, number), **context},
-            answering=msg, thread=thread, request=number,
+            answering=msg,
+            thread=thread,
+            request=number,
         )
-

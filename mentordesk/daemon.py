@@ -14,6 +14,7 @@ and moved without a second set of effects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
@@ -52,8 +53,8 @@ class Backoff:
 
     def next_delay(self) -> float:
         self.failures += 1
-        delay = min(self.max_s, self.first_s * 2 ** (self.failures - 1))
-        return delay * random.uniform(0.8, 1.2)
+        delay = min(self.max_s, self.first_s * 2.0 ** (self.failures - 1))
+        return float(delay * random.uniform(0.8, 1.2))
 
     def reset(self) -> None:
         self.failures = 0
@@ -90,7 +91,10 @@ class Daemon:
         store = self._store()
         self.coordinator = Coordinator(self.config, store, self.renderer)
         self.sender = OutboxSender(
-            self.config.smtp, self.writer, self.transport_factory, self.clock,
+            self.config.smtp,
+            self.writer,
+            self.transport_factory,
+            self.clock,
             self._delivery_failed,
         )
         self.source = self.source_factory()
@@ -158,7 +162,8 @@ class Daemon:
         outcomes = await self.writer.call(self._handle_batch, batch)
         settled = [raw for raw, outcome in zip(batch, outcomes, strict=True) if outcome.settled]
         quarantined = [
-            raw for raw, outcome in zip(batch, outcomes, strict=True)
+            raw
+            for raw, outcome in zip(batch, outcomes, strict=True)
             if outcome.status == "quarantined"
         ]
         if self.sender is not None:
@@ -207,10 +212,8 @@ class Daemon:
         )
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
     def _source(self) -> MailSource:
         if self.source is None:
@@ -221,4 +224,3 @@ class Daemon:
         if self.writer.store is None:
             raise RuntimeError("store not open")
         return self.writer.store
-

@@ -30,9 +30,16 @@ from .status import render_status
 MENTEE = "sam.rivera@example.net"
 
 
-def _mail(sender: str, subject: str, body: str, *, html: str | None = None,
-          headers: dict[str, str] | None = None, in_reply_to: str | None = None,
-          to: str = "mentors@program.example.org") -> bytes:
+def _mail(
+    sender: str,
+    subject: str,
+    body: str,
+    *,
+    html: str | None = None,
+    headers: dict[str, str] | None = None,
+    in_reply_to: str | None = None,
+    to: str = "mentors@program.example.org",
+) -> bytes:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
@@ -54,47 +61,81 @@ def _mail(sender: str, subject: str, body: str, *, html: str | None = None,
 def morning_mail() -> list[tuple[str, bytes]]:
     """(what it is, raw message) — the shapes of mail a program really gets."""
     return [
-        ("a mentor enrolls (plain text)", _mail(
-            "Ada Lovelace <ada@example.com>", "Mentor enrollment",
-            "Hi!\n\nName: Ada Lovelace\nSkills: Python, career advice, Django\n"
-            "Timezone: Berlin\nAvailability: Tue 18:00-20:00, Sat 10:00-12:00\n"
-            "Capacity: 2\nAbout: Backend engineer, 10 years. Happy to review code.\n\n"
-            "-- \nAda\n",
-        )),
-        ("a mentor enrolls (HTML-only, from Outlook)", _mail(
-            "Grace Hopper <grace@example.org>", "enroll",
-            "",
-            html="<html><body><p>Name: Grace Hopper</p><p>Skills: JS, web dev</p>"
-            "<p>Time zone: EST</p><p>Availability: Mon-Fri 7pm-9pm</p>"
-            "<p>About: Front-end lead</p></body></html>",
-        )),
-        ("a mentor forgets her availability", _mail(
-            "Katherine Johnson <kj@example.com>", "I'd like to become a mentor",
-            "Name: Katherine Johnson\nSkills: data science\nTimezone: America/Chicago\n",
-        )),
-        ("a mentee asks for help", _mail(
-            "Jordan Lee <jordan@example.net>", "Mentor request: Python job search",
-            "Name: Jordan Lee\nSkills: python, resume\nTimezone: PST\n"
-            "Availability: weekdays 18:00-20:00\n"
-            "Details: I'm leaving the Army in March and learning Python. I'd love help\n"
-            "turning my projects into a resume that gets interviews.\n",
-        )),
-        ("a mentee writes too little", _mail(
-            f"Sam Rivera <{MENTEE}>", "need a mentor", "Hi, can someone help me?\n\nSam\n",
-        )),
-        ("an out-of-office reply", _mail(
-            "Busy Person <busy@example.com>", "Automatic reply: Mentor enrollment",
-            "I am out of the office until Monday.",
-            headers={"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"},
-        )),
-        ("a mailing-list post", _mail(
-            "Newsletter <news@lists.example.com>", "This week in tech",
-            "Ten links you should read.", headers={"List-Id": "<weekly.lists.example.com>"},
-        )),
-        ("something nobody planned for", _mail(
-            "Pat Doe <pat@example.com>", "Sponsorship",
-            "Hello, our company would like to sponsor your program. Who should I talk to?",
-        )),
+        (
+            "a mentor enrolls (plain text)",
+            _mail(
+                "Ada Lovelace <ada@example.com>",
+                "Mentor enrollment",
+                "Hi!\n\nName: Ada Lovelace\nSkills: Python, career advice, Django\n"
+                "Timezone: Berlin\nAvailability: Tue 18:00-20:00, Sat 10:00-12:00\n"
+                "Capacity: 2\nAbout: Backend engineer, 10 years. Happy to review code.\n\n"
+                "-- \nAda\n",
+            ),
+        ),
+        (
+            "a mentor enrolls (HTML-only, from Outlook)",
+            _mail(
+                "Grace Hopper <grace@example.org>",
+                "enroll",
+                "",
+                html="<html><body><p>Name: Grace Hopper</p><p>Skills: JS, web dev</p>"
+                "<p>Time zone: EST</p><p>Availability: Mon-Fri 7pm-9pm</p>"
+                "<p>About: Front-end lead</p></body></html>",
+            ),
+        ),
+        (
+            "a mentor forgets her availability",
+            _mail(
+                "Katherine Johnson <kj@example.com>",
+                "I'd like to become a mentor",
+                "Name: Katherine Johnson\nSkills: data science\nTimezone: America/Chicago\n",
+            ),
+        ),
+        (
+            "a mentee asks for help",
+            _mail(
+                "Jordan Lee <jordan@example.net>",
+                "Mentor request: Python job search",
+                "Name: Jordan Lee\nSkills: python, resume\nTimezone: PST\n"
+                "Availability: weekdays 18:00-20:00\n"
+                "Details: I'm leaving the Army in March and learning Python. I'd love help\n"
+                "turning my projects into a resume that gets interviews.\n",
+            ),
+        ),
+        (
+            "a mentee writes too little",
+            _mail(
+                f"Sam Rivera <{MENTEE}>",
+                "need a mentor",
+                "Hi, can someone help me?\n\nSam\n",
+            ),
+        ),
+        (
+            "an out-of-office reply",
+            _mail(
+                "Busy Person <busy@example.com>",
+                "Automatic reply: Mentor enrollment",
+                "I am out of the office until Monday.",
+                headers={"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"},
+            ),
+        ),
+        (
+            "a mailing-list post",
+            _mail(
+                "Newsletter <news@lists.example.com>",
+                "This week in tech",
+                "Ten links you should read.",
+                headers={"List-Id": "<weekly.lists.example.com>"},
+            ),
+        ),
+        (
+            "something nobody planned for",
+            _mail(
+                "Pat Doe <pat@example.com>",
+                "Sponsorship",
+                "Hello, our company would like to sponsor your program. Who should I talk to?",
+            ),
+        ),
     ]
 
 
@@ -151,6 +192,7 @@ def run_demo(folder: Path | None = None) -> int:
     # The demo signs its links with a throwaway secret; a real program sets its own.
     os.environ.setdefault("MENTORDESK_SECRET", secrets.token_hex(32))
     config = load_config(config_path)
+    (config.inbox.path).mkdir(parents=True, exist_ok=True)
     inbox = mailbox.Maildir(config.inbox.path / "inbox", create=True)
 
     print(f"mentordesk demo in {folder}\n")
@@ -161,17 +203,18 @@ def run_demo(folder: Path | None = None) -> int:
     _drop(inbox, (raw for _, raw in arrivals))
     asyncio.run(_round(config))
     first = _sent(config)
-    print(f"\n2. The daemon answered ({len(first)} emails, written to {config.smtp.path / 'sent'}):\n")
+    print(
+        f"\n2. The daemon answered ({len(first)} emails, written to {config.smtp.path / 'sent'}):\n"
+    )
     for message in first:
         print(_show(message))
 
-    question = next(
-        (m for m in first if m["To"].addresses[0].addr_spec == MENTEE), None
-    )
+    question = next((m for m in first if m["To"].addresses[0].addr_spec == MENTEE), None)
     if question is not None:
         print("3. Sam answers the question in the same thread:")
         reply = _mail(
-            f"Sam Rivera <{MENTEE}>", f"Re: {question['Subject']}",
+            f"Sam Rivera <{MENTEE}>",
+            f"Re: {question['Subject']}",
             "Skills: JavaScript\nDetails: I'm building my first React app and I'm stuck on\n"
             "state management. Could someone look at it with me?\n\n"
             f"> {question['Subject']}\n",
@@ -179,7 +222,7 @@ def run_demo(folder: Path | None = None) -> int:
         )
         _drop(inbox, [reply])
         asyncio.run(_round(config))
-        for message in _sent(config)[len(first):]:
+        for message in _sent(config)[len(first) :]:
             print(_show(message))
 
     store = Store(config.state.path, fsync=False, read_only=True)
@@ -188,6 +231,9 @@ def run_demo(folder: Path | None = None) -> int:
         print(render_status(store, datetime.now(UTC)))
     finally:
         store.close()
-    print(f"\nEverything is in {folder} (config.toml, state/). "
-          "Run `mentordesk status --config " f"{config_path}` to look again.")
+    print(
+        f"\nEverything is in {folder} (config.toml, state/). "
+        "Run `mentordesk status --config "
+        f"{config_path}` to look again."
+    )
     return 0

@@ -18,7 +18,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     return "\n".join(lines)
 
 
@@ -34,17 +36,26 @@ def render_status(store: Store, now: datetime) -> str:
     mentors = sorted(store.mentors(), key=lambda m: (m["status"] != "active", m["name"].lower()))
     mentor_rows = [
         [
-            m["name"], m["email"], m["status"], ", ".join(m.get("skills", [])),
-            m.get("timezone") or "", format_windows(windows_from_doc(m.get("availability", []))),
-            str(m.get("capacity", "")), (m.get("term_end") or "")[:10],
+            m["name"],
+            m["email"],
+            m["status"],
+            ", ".join(m.get("skills", [])),
+            m.get("timezone") or "",
+            format_windows(windows_from_doc(m.get("availability", []))),
+            str(m.get("capacity", "")),
+            (m.get("term_end") or "")[:10],
         ]
         for m in mentors
     ]
     requests = sorted(store.requests(OPEN_STATUSES), key=lambda r: r["number"])
     request_rows = [
         [
-            tag(r["number"]), r["status"], r.get("name") or "", r["mentee"],
-            ", ".join(r.get("skills", [])) or "?", age(r["created"], now),
+            tag(r["number"]),
+            r["status"],
+            r.get("name") or "",
+            r["mentee"],
+            ", ".join(r.get("skills", [])) or "?",
+            age(r["created"], now),
         ]
         for r in requests
     ]
@@ -53,12 +64,26 @@ def render_status(store: Store, now: datetime) -> str:
     quarantined = len(store.messages("quarantined"))
     parts = [
         f"Mentors ({sum(m['status'] == 'active' for m in mentors)} active of {len(mentors)})",
-        table(["name", "email", "status", "skills", "timezone", "availability", "cap/mo",
-               "term ends"], mentor_rows) if mentor_rows else "  none yet",
+        table(
+            [
+                "name",
+                "email",
+                "status",
+                "skills",
+                "timezone",
+                "availability",
+                "cap/mo",
+                "term ends",
+            ],
+            mentor_rows,
+        )
+        if mentor_rows
+        else "  none yet",
         "",
         f"Open requests ({len(requests)})",
         table(["request", "status", "name", "mentee", "skills", "age"], request_rows)
-        if request_rows else "  none",
+        if request_rows
+        else "  none",
         "",
         f"Outbox: {pending} waiting, {failed} failed.  Quarantined messages: {quarantined}.",
     ]

@@ -63,22 +63,38 @@ def config_text(root: Path, dovecot: Dovecot, sink: SmtpSink, **tables: Mapping[
     """A config for this test: real servers, state under ``root``, fast retries."""
     base: dict[str, dict[str, Any]] = {
         "program": {
-            "name": "Test Mentors", "address": PROGRAM, "coordinator": COORDINATOR,
-            "escalation": ["boss@program.test"], "timezone": "America/New_York",
-            "base_url": "http://127.0.0.1:9", "secret_env": "MD_TEST_SECRET",
+            "name": "Test Mentors",
+            "address": PROGRAM,
+            "coordinator": COORDINATOR,
+            "escalation": ["boss@program.test"],
+            "timezone": "America/New_York",
+            "base_url": "http://127.0.0.1:9",
+            "secret_env": "MD_TEST_SECRET",
         },
         "inbox": {
-            "kind": "imap", "host": dovecot.host, "port": dovecot.port, "tls": "none",
-            "username": PROGRAM_USER, "password_env": "MD_TEST_IMAP_PASSWORD",
-            "poll_interval": "5s", "max_attempts": 2,
+            "kind": "imap",
+            "host": dovecot.host,
+            "port": dovecot.port,
+            "tls": "none",
+            "username": PROGRAM_USER,
+            "password_env": "MD_TEST_IMAP_PASSWORD",
+            "poll_interval": "5s",
+            "max_attempts": 2,
         },
         "smtp": {
-            "kind": "smtp", "host": sink.host, "port": sink.port, "tls": "none",
-            "retry_after": "0.05s", "max_retry_after": "0.2s", "max_attempts": 4,
+            "kind": "smtp",
+            "host": sink.host,
+            "port": sink.port,
+            "tls": "none",
+            "retry_after": "0.05s",
+            "max_retry_after": "0.2s",
+            "max_attempts": 4,
             "timeout": "5s",
         },
         "state": {"path": str(root / "state" / "md.db"), "fsync": False},
-        "matching": {"synonyms": {"javascript": ["js"], "python": ["py"], "career advice": ["resume"]}},
+        "matching": {
+            "synonyms": {"javascript": ["js"], "python": ["py"], "career advice": ["resume"]}
+        },
     }
     for table, values in tables.items():
         base.setdefault(table, {}).update(values)
@@ -133,8 +149,9 @@ class Desk:
         self.daemon = daemon or Daemon(self.config)
         self._task = asyncio.create_task(self.daemon.run())
         ready = asyncio.create_task(self.daemon.ready.wait())
-        done, _ = await asyncio.wait({ready, self._task}, timeout=15,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {ready, self._task}, timeout=15, return_when=asyncio.FIRST_COMPLETED
+        )
         if self._task in done:
             ready.cancel()
             self._task.result()  # raises what went wrong

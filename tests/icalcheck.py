@@ -85,21 +85,26 @@ def read_with_vobject(ics: bytes, occurrences: int = 10) -> dict[str, Any]:
     events = []
     for vevent in vevents:
         start = vevent.dtstart.value
-        events.append({
-            "uid": vevent.uid.value,
-            "sequence": int(vevent.sequence.value) if hasattr(vevent, "sequence") else 0,
-            "status": vevent.status.value if hasattr(vevent, "status") else None,
-            "method": method,
-            "summary": vevent.summary.value if hasattr(vevent, "summary") else None,
-            "organizer": _organizer(vevent),
-            "attendees": [_address(a) for a in getattr(vevent, "attendee_list", [])],
-            "recurrence_id": (_iso(_utc(vevent.recurrence_id.value))
-                              if hasattr(vevent, "recurrence_id") else None),
-            "start_zone": _zone_name(start),
-            "occurrences": _occurrences(
-                vevent, overrides.get(vevent.uid.value, {}), occurrences
-            ),
-        })
+        events.append(
+            {
+                "uid": vevent.uid.value,
+                "sequence": int(vevent.sequence.value) if hasattr(vevent, "sequence") else 0,
+                "status": vevent.status.value if hasattr(vevent, "status") else None,
+                "method": method,
+                "summary": vevent.summary.value if hasattr(vevent, "summary") else None,
+                "organizer": _organizer(vevent),
+                "attendees": [_address(a) for a in getattr(vevent, "attendee_list", [])],
+                "recurrence_id": (
+                    _iso(_utc(vevent.recurrence_id.value))
+                    if hasattr(vevent, "recurrence_id")
+                    else None
+                ),
+                "start_zone": _zone_name(start),
+                "occurrences": _occurrences(
+                    vevent, overrides.get(vevent.uid.value, {}), occurrences
+                ),
+            }
+        )
     return {"method": method, "events": events}
 
 

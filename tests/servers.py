@@ -120,7 +120,17 @@ userdb {{
   driver = static
   args = uid={user} gid={group} home={root}/mail/%u
 }}
+# No growing delay after failed logins (Dovecot's "auth penalty"): the auth process
+# skips it when it cannot reach this anvil socket, and tests log in badly on purpose.
+service anvil {{
+  chroot =
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+# chroot needs root, and buys a test server nothing.
 service imap-login {{
+  chroot =
   inet_listener imap {{
     address = {host}
     port = {port}
@@ -161,6 +171,7 @@ class Dovecot:
         self._passwords: dict[str, str] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._log_offsets: dict[str, int] = {}
         self._setup_tree()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -183,8 +194,8 @@ class Dovecot:
             try:
                 self._wait_ready()
             except RuntimeError:
-                port_taken = "Address already in use" in self.log_tail(50)
-                self._terminate()
+                port_taken = "Address already in use" in self._log_since_spawn()
+                self._terminate(serving=False)
                 if port_taken and attempt + 1 < attempts:
                     # Someone took our free port between free_port() and bind: pick another.
                     self.port = free_port()
@@ -193,9 +204,13 @@ class Dovecot:
             self._port_fixed = True
             return
 
-    def stop(self) -> None:
-        """Stop Dovecot, closing every client connection; the mail stays for ``start()``."""
-        self._terminate()
+    def stop(self, *, crash: bool = False) -> None:
+        """Stop Dovecot, closing every client connection; the mail stays for ``start()``.
+
+        Clients get ``* BYE``; with ``crash=True`` every process is killed at once and
+        clients just see the connection close, as when a server crashes.
+        """
+        self._terminate(crash=crash)
 
     def close(self) -> None:
         """Stop Dovecot and delete its directory."""
@@ -343,7 +358,20 @@ class Dovecot:
         )
         (self.root / "dovecot.conf").write_text(text)
 
+    def _log_since_spawn(self) -> str:
+        """What Dovecot logged since the last ``_spawn()``."""
+        text = []
+        for name, offset in self._log_offsets.items():
+            with contextlib.suppress(FileNotFoundError), (self.root / name).open("rb") as log:
+                log.seek(offset)
+                text.append(log.read().decode(errors="replace"))
+        return "".join(text)
+
     def _spawn(self) -> None:
+        self._log_offsets = {
+            name: (self.root / name).stat().st_size if (self.root / name).exists() else 0
+            for name in ("dovecot.log", "dovecot.stderr")
+        }
         stderr = (self.root / "dovecot.stderr").open("ab")
         try:
             # A session of its own so stop() can reach the auth/login/imap children too.
@@ -369,6 +397,9 @@ class Dovecot:
                     f"Dovecot exited with status {self._proc.returncode} while starting:\n"
                     + self.log_tail()
                 )
+            if "Fatal:" in self._log_since_spawn():
+                # A service that cannot start is retried with growing pauses; say why now.
+                raise RuntimeError(f"Dovecot failed to start:\n{self.log_tail()}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=1) as sock:
                     greeting = sock.recv(512)
@@ -383,10 +414,12 @@ class Dovecot:
             f"{self.ready_timeout_s:.0f} s ({last_error}):\n" + self.log_tail()
         )
 
-    def _terminate(self) -> None:
+    def _terminate(self, *, crash: bool = False, serving: bool = True) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        if crash:
+            _kill_group(proc.pid)
         # SIGTERM to the whole process group: clients get "* BYE" and the master usually
         # reaps everything within milliseconds. Now and then the master waits a full
         # second on a child for no reason that matters here; then SIGKILL finishes the job
@@ -401,7 +434,10 @@ class Dovecot:
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-        # A restart must be able to bind the same port: wait until nothing accepts on it.
+        if not serving:
+            return  # it never listened (or someone else holds the port)
+        # A restart must be able to bind the same port: wait until nothing accepts on it;
+        # a killed login process may hold the listener a moment longer than the master.
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             try:
@@ -464,7 +500,7 @@ class _SinkHandler:
                 mail_from=envelope.mail_from or "",
                 rcpt_tos=tuple(envelope.rcpt_tos),
                 data=raw,
-                message=_parser.parsebytes(raw),  # type: ignore[arg-type]
+                message=_parser.parsebytes(raw),
                 login=login,
             )
         )

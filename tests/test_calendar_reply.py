@@ -32,9 +32,16 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
 def test_gmail_reply_accepted() -> None:
     assert parse_calendar(sample("gmail_reply_accepted.ics"), "REPLY") == [
         CalendarReply(
-            method="REPLY", uid=SESSION_UID, sequence=0, recurrence_id=None,
-            attendee="dana.mentee@gmail.com", partstat="ACCEPTED", proposed_start=None,
-            proposed_end=None, organizer="mentors@program.org", comment=None,
+            method="REPLY",
+            uid=SESSION_UID,
+            sequence=0,
+            recurrence_id=None,
+            attendee="dana.mentee@gmail.com",
+            partstat="ACCEPTED",
+            proposed_start=None,
+            proposed_end=None,
+            organizer="mentors@program.org",
+            comment=None,
         )
     ]
 
@@ -148,20 +155,28 @@ def test_vevent_without_uid_is_skipped_but_others_are_kept() -> None:
         b"END:VCALENDAR\r\n"
     )
     [reply] = parse_calendar(data)
-    assert (reply.uid, reply.attendee, reply.sequence, reply.partstat) == \
-        ("x@y", "b@example.org", 0, "ACCEPTED")
+    assert (reply.uid, reply.attendee, reply.sequence, reply.partstat) == (
+        "x@y",
+        "b@example.org",
+        0,
+        "ACCEPTED",
+    )
 
 
 def test_vevent_without_attendee_gives_one_record() -> None:
-    data = (b"BEGIN:VCALENDAR\r\nMETHOD:REFRESH\r\nBEGIN:VEVENT\r\nUID:x@y\r\n"
-            b"END:VEVENT\r\nEND:VCALENDAR\r\n")
+    data = (
+        b"BEGIN:VCALENDAR\r\nMETHOD:REFRESH\r\nBEGIN:VEVENT\r\nUID:x@y\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
     [reply] = parse_calendar(data)
     assert (reply.method, reply.attendee, reply.partstat) == ("REFRESH", "", None)
 
 
 def test_cancelled_without_method_is_a_cancel() -> None:
-    data = (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x@y\r\nSTATUS:CANCELLED\r\n"
-            b"ATTENDEE:mailto:a@example.org\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    data = (
+        b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x@y\r\nSTATUS:CANCELLED\r\n"
+        b"ATTENDEE:mailto:a@example.org\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
     [reply] = parse_calendar(data)
     assert reply.method == "CANCEL"
 
@@ -169,9 +184,16 @@ def test_cancelled_without_method_is_a_cancel() -> None:
 def test_our_own_request_reads_back() -> None:
     start = utc(2026, 3, 10, 23)
     ics = session_request(
-        uid="u@program.org", sequence=2, start=start, length=timedelta(minutes=30),
-        summary="s", description="", location="", organizer="mentors@program.org",
-        organizer_name="P", attendees=[Attendee("Alex@Example.org", "Alex")],
+        uid="u@program.org",
+        sequence=2,
+        start=start,
+        length=timedelta(minutes=30),
+        summary="s",
+        description="",
+        location="",
+        organizer="mentors@program.org",
+        organizer_name="P",
+        attendees=[Attendee("Alex@Example.org", "Alex")],
         now=utc(2026, 3, 5),
     )
     [reply] = parse_calendar(ics)
@@ -186,5 +208,5 @@ def test_damaged_samples_never_raise() -> None:
         data = path.read_bytes()
         for cut in range(0, len(data), 23):
             assert isinstance(parse_calendar(data[:cut]), list)
-            flipped = data[:cut] + bytes([data[cut] ^ 0x5A]) + data[cut + 1:]
+            flipped = data[:cut] + bytes([data[cut] ^ 0x5A]) + data[cut + 1 :]
             assert isinstance(parse_calendar(flipped), list)

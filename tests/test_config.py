@@ -71,26 +71,44 @@ def test_defaults_fill_everything_but_program(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[program]\nname = 'x'\ncoordinator = 'c@p.test'\n",
-         r"\[program\] address: is required\. Example: address = \"mentors@program\.org\""),
-        (MINIMAL.replace("mentors@program.test", "not an address"),
-         r"\[program\] address: 'not an address' is not a plain email address"),
-        (MINIMAL + "[inbox]\nkind = 'pop3'\n",
-         r"\[inbox\] kind: 'pop3' is not one of imap, maildir\. Example: kind = \"imap\""),
+        (
+            "[program]\nname = 'x'\ncoordinator = 'c@p.test'\n",
+            r"\[program\] address: is required\. Example: address = \"mentors@program\.org\"",
+        ),
+        (
+            MINIMAL.replace("mentors@program.test", "not an address"),
+            r"\[program\] address: 'not an address' is not a plain email address",
+        ),
+        (
+            MINIMAL + "[inbox]\nkind = 'pop3'\n",
+            r"\[inbox\] kind: 'pop3' is not one of imap, maildir\. Example: kind = \"imap\"",
+        ),
         (MINIMAL + "[inbox]\nport = 'nine'\n", r"\[inbox\] port: expected a whole number"),
         (MINIMAL + "[inbox]\nport = 70000\n", r"\[inbox\] port: must be a port number"),
         (MINIMAL + "[inbox]\nidle = 'yes'\n", r"\[inbox\] idle: expected true or false"),
-        (MINIMAL + "[timers]\nbump_after = 'three days'\n",
-         r"\[timers\] bump_after: 'three days' is not a duration like '3d'"),
-        (MINIMAL + "[timers]\ndigest_time = '25:00'\n", r"\[timers\] digest_time: '25:00' is not a time"),
-        (MINIMAL + "[timers]\nsurvey_date = '02-30'\n", r"survey_date: '02-30' is not a day that comes every year"),
+        (
+            MINIMAL + "[timers]\nbump_after = 'three days'\n",
+            r"\[timers\] bump_after: 'three days' is not a duration like '3d'",
+        ),
+        (
+            MINIMAL + "[timers]\ndigest_time = '25:00'\n",
+            r"\[timers\] digest_time: '25:00' is not a time",
+        ),
+        (
+            MINIMAL + "[timers]\nsurvey_date = '02-30'\n",
+            r"survey_date: '02-30' is not a day that comes every year",
+        ),
         (MINIMAL + "[program.x]\n", r"\[program\] x: unknown key"),
-        (MINIMAL.replace('name = "Test Mentors"', 'name = "T"\ntimezone = "Mars/Olympus"'),
-         r"\[program\] timezone: 'Mars/Olympus' is not an IANA timezone name"),
+        (
+            MINIMAL.replace('name = "Test Mentors"', 'name = "T"\ntimezone = "Mars/Olympus"'),
+            r"\[program\] timezone: 'Mars/Olympus' is not an IANA timezone name",
+        ),
         (MINIMAL + "[inbox]\nfolder = ''\n", r"\[inbox\] folder: must not be empty"),
         (MINIMAL + "[mailer]\n", r"unknown table \[mailer\]"),
-        (MINIMAL + "[matching.synonyms]\njavascript = 'js'\n",
-         r"\[matching\] synonyms\.javascript: must be a list"),
+        (
+            MINIMAL + "[matching.synonyms]\njavascript = 'js'\n",
+            r"\[matching\] synonyms\.javascript: must be a list",
+        ),
         (MINIMAL + "[matching.synonyms]\na = ['x']\nb = ['x']\n", r"'x' is already a name for 'a'"),
         ("[program\nname=", r"is not valid TOML"),
     ],
@@ -109,7 +127,9 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_secret_must_come_from_the_environment(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL)
-    with pytest.raises(ConfigError, match=r"secret_env: the environment variable MENTORDESK_SECRET is not set"):
+    with pytest.raises(
+        ConfigError, match=r"secret_env: the environment variable MENTORDESK_SECRET is not set"
+    ):
         load_config(path, environ={})
     with pytest.raises(ConfigError, match="shorter than 16"):
         load_config(path, environ={"MENTORDESK_SECRET": "short"})
@@ -117,11 +137,12 @@ def test_secret_must_come_from_the_environment(tmp_path: Path) -> None:
 
 def test_passwords_come_from_named_variables_and_never_show(tmp_path: Path) -> None:
     text = MINIMAL + (
-        "[inbox]\nkind = 'imap'\nhost = '127.0.0.1'\nusername = 'u'\n"
-        "password_env = 'IMAP_PW'\n"
+        "[inbox]\nkind = 'imap'\nhost = '127.0.0.1'\nusername = 'u'\npassword_env = 'IMAP_PW'\n"
     )
     path = write(tmp_path, text)
-    with pytest.raises(ConfigError, match=r"\[inbox\] password_env: the environment variable IMAP_PW is not set"):
+    with pytest.raises(
+        ConfigError, match=r"\[inbox\] password_env: the environment variable IMAP_PW is not set"
+    ):
         load_config(path, environ=SECRET)
     config = load_config(path, environ={**SECRET, "IMAP_PW": "hunter2-very-secret"})
     assert config.inbox.password == "hunter2-very-secret"
@@ -141,15 +162,21 @@ def test_check_config_command_reports_errors(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "[smtp]\nport = -1\n")
     result = subprocess.run(
         [sys.executable, "-m", "mentordesk.cli", "check-config", "--config", str(path)],
-        capture_output=True, text=True, env={"MENTORDESK_SECRET": "x" * 20, "PATH": ""},
+        capture_output=True,
+        text=True,
+        env={"MENTORDESK_SECRET": "x" * 20, "PATH": ""},
         check=False,
     )
     assert result.returncode == 2
-    assert f"mentordesk: {path}: [smtp] port: must be a port number 0–65535, got -1" in result.stderr
+    assert (
+        f"mentordesk: {path}: [smtp] port: must be a port number 0–65535, got -1" in result.stderr
+    )
     good = write(tmp_path, MINIMAL)
     result = subprocess.run(
         [sys.executable, "-m", "mentordesk.cli", "check-config", "--config", str(good)],
-        capture_output=True, text=True, env={"MENTORDESK_SECRET": "x" * 20, "PATH": ""},
+        capture_output=True,
+        text=True,
+        env={"MENTORDESK_SECRET": "x" * 20, "PATH": ""},
         check=False,
     )
     assert result.returncode == 0, result.stderr

@@ -70,8 +70,13 @@ async def test_enrollment_is_confirmed_with_what_was_understood(desk: Desk) -> N
 
 async def test_incomplete_enrollment_asks_for_exactly_what_is_missing(desk: Desk) -> None:
     await desk.start()
-    desk.send(mail("Katherine <kj@example.com>", "enroll",
-                   "Name: Katherine Johnson\nSkills: data science\n"))
+    desk.send(
+        mail(
+            "Katherine <kj@example.com>",
+            "enroll",
+            "Name: Katherine Johnson\nSkills: data science\n",
+        )
+    )
     [question] = await desk.replies(1)
     text = text_of(question)
     assert "Timezone:" in text and "Availability:" in text
@@ -80,9 +85,14 @@ async def test_incomplete_enrollment_asks_for_exactly_what_is_missing(desk: Desk
     async with desk.store() as store:
         assert store.mentor("kj@example.com") is None
 
-    desk.send(mail("Katherine <kj@example.com>", f"Re: {question.subject}",
-                   "Timezone: Chicago\nAvailability: Mon 12:00-13:00\n\n> old text\n",
-                   in_reply_to=question.message["Message-ID"]))
+    desk.send(
+        mail(
+            "Katherine <kj@example.com>",
+            f"Re: {question.subject}",
+            "Timezone: Chicago\nAvailability: Mon 12:00-13:00\n\n> old text\n",
+            in_reply_to=question.message["Message-ID"],
+        )
+    )
     replies = await desk.replies(2)
     confirmation = text_of(replies[1])
     assert "Welcome aboard" in confirmation
@@ -148,10 +158,15 @@ async def test_vague_request_is_completed_in_the_same_thread(desk: Desk) -> None
     async with desk.store() as store:
         assert store.request(1)["status"] == "incomplete"  # type: ignore[index]
 
-    desk.send(mail("Sam <sam@example.net>", f"Re: {question.subject}",
-                   "I'm stuck on my first JS app: state management makes no sense to me yet.\n"
-                   "\nOn Mon, someone wrote:\n> Hi, can someone help me?\n",
-                   in_reply_to=question.message["Message-ID"]))
+    desk.send(
+        mail(
+            "Sam <sam@example.net>",
+            f"Re: {question.subject}",
+            "I'm stuck on my first JS app: state management makes no sense to me yet.\n"
+            "\nOn Mon, someone wrote:\n> Hi, can someone help me?\n",
+            in_reply_to=question.message["Message-ID"],
+        )
+    )
     replies = await desk.replies(2)
     ack = replies[1]
     assert ack.subject == "Re: [MD-0001] need a mentor"
@@ -166,36 +181,49 @@ async def test_vague_request_is_completed_in_the_same_thread(desk: Desk) -> None
 
 async def test_html_only_and_non_utf8_mail_are_understood(desk: Desk) -> None:
     await desk.start()
-    desk.send(mail(
-        "Grace Hopper <grace@example.org>", "enroll", html=(
-            "<html><body><p>Name: Grace Hopper</p><p>Skills: <b>JS</b>, web</p>"
-            "<p>Time zone: EST</p><div>Availability: Mon-Fri 7pm-9pm</div></body></html>"
-        ),
-    ))
-    desk.send(mail(
-        "=?iso-8859-1?q?Jos=E9_N=FA=F1ez?= <jose@example.es>", "Solicitud: mentor request",
-        "Name: José Núñez\nSkills: python\nDetails: Quiero aprender a programar en Python "
-        "para cambiar de carrera. ¿Me ayudan?\n",
-        charset="iso-8859-1",
-    ))
+    desk.send(
+        mail(
+            "Grace Hopper <grace@example.org>",
+            "enroll",
+            html=(
+                "<html><body><p>Name: Grace Hopper</p><p>Skills: <b>JS</b>, web</p>"
+                "<p>Time zone: EST</p><div>Availability: Mon-Fri 7pm-9pm</div></body></html>"
+            ),
+        )
+    )
+    desk.send(
+        mail(
+            "=?iso-8859-1?q?Jos=E9_N=FA=F1ez?= <jose@example.es>",
+            "Solicitud: mentor request",
+            "Name: José Núñez\nSkills: python\nDetails: Quiero aprender a programar en Python "
+            "para cambiar de carrera. ¿Me ayudan?\n",
+            charset="iso-8859-1",
+        )
+    )
     replies = await desk.replies(2)
     grace = only_to(replies, "grace@example.org")[0]
     assert "America/New_York (you wrote “EST”)" in text_of(grace)
     assert "Mon 19:00–21:00" in text_of(grace)
     jose = only_to(replies, "jose@example.es")[0]
     assert "Hi José Núñez" in text_of(jose)
-    assert "cambiar de carrera" in text_of(jose)
+    assert "cambiar de carrera" in " ".join(text_of(jose).split())
     assert str(jose.message["To"]).startswith("José Núñez")
 
 
 @pytest.mark.parametrize(
     ("sender", "subject", "headers"),
     [
-        ("Busy <busy@example.com>", "Automatic reply: Mentor enrollment",
-         {"Auto-Submitted": "auto-replied"}),
+        (
+            "Busy <busy@example.com>",
+            "Automatic reply: Mentor enrollment",
+            {"Auto-Submitted": "auto-replied"},
+        ),
         ("Out <out@example.com>", "Out of Office", {"X-Autoreply": "yes"}),
-        ("News <news@lists.example.com>", "mentor request digest",
-         {"List-Id": "<weekly.lists.example.com>", "Precedence": "list"}),
+        (
+            "News <news@lists.example.com>",
+            "mentor request digest",
+            {"List-Id": "<weekly.lists.example.com>", "Precedence": "list"},
+        ),
         ("Robot <noreply@example.com>", "mentor request", {}),
         (f"Ourselves <{PROGRAM}>", "mentor request", {}),
     ],
@@ -276,8 +304,12 @@ async def test_bounce_marks_the_address_and_tells_the_coordinator_once(desk: Des
 
 async def test_unclassifiable_mail_reaches_the_coordinator_once(desk: Desk) -> None:
     await desk.start()
-    raw = mail("Pat <pat@example.com>", "Sponsorship",
-               "Our company would like to sponsor you.", message_id="<sponsor@example.com>")
+    raw = mail(
+        "Pat <pat@example.com>",
+        "Sponsorship",
+        "Our company would like to sponsor you.",
+        message_id="<sponsor@example.com>",
+    )
     desk.send(raw)
     desk.send(raw)  # the same message delivered twice (e.g. two aliases)
     await desk.processed(2)
@@ -311,11 +343,21 @@ async def test_open_request_limit_and_duplicates(desk: Desk) -> None:
     desk.send(mail(jordan, "Mentor request", REQUEST))  # the same request again
     replies = await desk.replies(2)
     assert "We already have this request as MD-0001" in text_of(replies[1])
-    desk.send(mail(jordan, "mentor request", "Skills: js\nDetails: help me understand "
-                   "promises and async/await in JavaScript please"))
+    desk.send(
+        mail(
+            jordan,
+            "mentor request",
+            "Skills: js\nDetails: help me understand promises and async/await in JavaScript please",
+        )
+    )
     await desk.replies(3)
-    desk.send(mail(jordan, "mentor request", "Skills: career advice\nDetails: how do I "
-                   "prepare for my first technical interview?"))
+    desk.send(
+        mail(
+            jordan,
+            "mentor request",
+            "Skills: career advice\nDetails: how do I prepare for my first technical interview?",
+        )
+    )
     replies = await desk.replies(4)
     refusal = text_of(replies[3])
     assert "You already have 2 open requests" in refusal
@@ -324,8 +366,14 @@ async def test_open_request_limit_and_duplicates(desk: Desk) -> None:
         assert len(store.requests()) == 2
 
     # Withdrawing one (by replying to its email) makes room again.
-    desk.send(mail(jordan, f"Re: {replies[0].subject}", "withdraw\n",
-                   in_reply_to=replies[0].message["Message-ID"]))
+    desk.send(
+        mail(
+            jordan,
+            f"Re: {replies[0].subject}",
+            "withdraw\n",
+            in_reply_to=replies[0].message["Message-ID"],
+        )
+    )
     replies = await desk.replies(5)
     assert "MD-0001 is withdrawn" in text_of(replies[4])
     async with desk.store() as store:
@@ -416,6 +464,7 @@ async def test_a_message_that_keeps_failing_is_quarantined_once(
         return real(self, msg, now)
 
     monkeypatch.setattr(core.Coordinator, "_dispatch", fragile)
+    desk.configure(inbox={"poll_interval": "1s"})  # the pause before a retry
     await desk.start()
     desk.send(mail("X <x@example.com>", "mentor request poison", REQUEST))
     await asyncio.to_thread(desk.dovecot.wait_for_count, PROGRAM_USER, "Quarantine", 1, 30)
@@ -428,4 +477,3 @@ async def test_a_message_that_keeps_failing_is_quarantined_once(
         assert store.requests() == []  # the failed attempts left nothing behind
         [record] = store.messages("quarantined")
         assert record["attempts"] == 2
-

@@ -57,11 +57,17 @@ def starts(parsed: dict[str, Any], index: int = 0) -> list[str]:
 
 def single(**overrides: Any) -> bytes:
     args: dict[str, Any] = {
-        "uid": UID, "sequence": 0, "start": datetime(2026, 3, 10, 23, tzinfo=UTC),
-        "length": HALF_HOUR, "summary": "Mentoring session: Alex & Dana",
+        "uid": UID,
+        "sequence": 0,
+        "start": datetime(2026, 3, 10, 23, tzinfo=UTC),
+        "length": HALF_HOUR,
+        "summary": "Mentoring session: Alex & Dana",
         "description": "Your first session.\nReply to change the time.",
-        "location": "https://meet.example.org/md-42", "organizer": PROGRAM,
-        "organizer_name": "Code Mentors", "attendees": PEOPLE, "now": NOW,
+        "location": "https://meet.example.org/md-42",
+        "organizer": PROGRAM,
+        "organizer_name": "Code Mentors",
+        "attendees": PEOPLE,
+        "now": NOW,
     }
     args.update(overrides)
     return session_request(**args)
@@ -69,10 +75,18 @@ def single(**overrides: Any) -> bytes:
 
 def series(first: datetime, **overrides: Any) -> bytes:
     args: dict[str, Any] = {
-        "uid": UID, "sequence": 0, "first_start_local": first, "length": timedelta(hours=1),
-        "weekly_until": None, "summary": "Office hours", "description": "Drop in.",
-        "location": "https://meet.example.org/office-hours", "organizer": PROGRAM,
-        "organizer_name": "Code Mentors", "attendees": PEOPLE, "now": NOW,
+        "uid": UID,
+        "sequence": 0,
+        "first_start_local": first,
+        "length": timedelta(hours=1),
+        "weekly_until": None,
+        "summary": "Office hours",
+        "description": "Drop in.",
+        "location": "https://meet.example.org/office-hours",
+        "organizer": PROGRAM,
+        "organizer_name": "Code Mentors",
+        "attendees": PEOPLE,
+        "now": NOW,
     }
     args.update(overrides)
     return series_request(**args)
@@ -129,16 +143,27 @@ def test_single_session_read_by_both_parsers() -> None:
         assert event["sequence"] == 3
         assert event["status"] == "CONFIRMED"
         assert event["summary"] == "Mentoring session: Alex & Dana"
-        assert event["organizer"] == {"value": "mailto:mentors@program.org",
-                                      "cn": "Code Mentors"}
+        assert event["organizer"] == {"value": "mailto:mentors@program.org", "cn": "Code Mentors"}
         assert event["occurrences"] == [
             {"start": "2026-03-10T23:00:00Z", "end": "2026-03-10T23:30:00Z"}
         ]
         assert event["attendees"] == [
-            {"value": "mailto:alex@example.org", "cn": "Alex Mentor", "partstat": "NEEDS-ACTION",
-             "rsvp": "TRUE", "role": "REQ-PARTICIPANT", "cutype": "INDIVIDUAL"},
-            {"value": "mailto:dana@example.net", "cn": "Dana Müller", "partstat": "NEEDS-ACTION",
-             "rsvp": "TRUE", "role": "REQ-PARTICIPANT", "cutype": "INDIVIDUAL"},
+            {
+                "value": "mailto:alex@example.org",
+                "cn": "Alex Mentor",
+                "partstat": "NEEDS-ACTION",
+                "rsvp": "TRUE",
+                "role": "REQ-PARTICIPANT",
+                "cutype": "INDIVIDUAL",
+            },
+            {
+                "value": "mailto:dana@example.net",
+                "cn": "Dana Müller",
+                "partstat": "NEEDS-ACTION",
+                "rsvp": "TRUE",
+                "role": "REQ-PARTICIPANT",
+                "cutype": "INDIVIDUAL",
+            },
         ]
 
 
@@ -169,9 +194,15 @@ def test_awkward_text_and_names_survive() -> None:
 
 def test_session_cancel() -> None:
     ics = session_cancel(
-        uid=UID, sequence=2, start=datetime(2026, 3, 10, 23, tzinfo=UTC), length=HALF_HOUR,
-        summary="Mentoring session", organizer=PROGRAM, organizer_name="Code Mentors",
-        attendees=PEOPLE, now=NOW,
+        uid=UID,
+        sequence=2,
+        start=datetime(2026, 3, 10, 23, tzinfo=UTC),
+        length=HALF_HOUR,
+        summary="Mentoring session",
+        organizer=PROGRAM,
+        organizer_name="Code Mentors",
+        attendees=PEOPLE,
+        now=NOW,
     )
     text = unfolded(ics)
     assert "METHOD:CANCEL" in text
@@ -209,14 +240,34 @@ def weekly_utc(first_local: datetime, weeks: int) -> list[str]:
     [
         # 12 weeks each side of each change: (first start, change date, UTC hour before,
         # UTC hour after) for a 18:00 local series.
-        pytest.param(datetime(2025, 12, 16, 18, tzinfo=NY), datetime(2026, 3, 8, tzinfo=UTC),
-                     23, 22, id="new-york-march"),
-        pytest.param(datetime(2026, 8, 11, 18, tzinfo=NY), datetime(2026, 11, 1, tzinfo=UTC),
-                     22, 23, id="new-york-november"),
-        pytest.param(datetime(2026, 1, 6, 18, tzinfo=BERLIN), datetime(2026, 3, 29, tzinfo=UTC),
-                     17, 16, id="berlin-march"),
-        pytest.param(datetime(2026, 8, 4, 18, tzinfo=BERLIN), datetime(2026, 10, 25, tzinfo=UTC),
-                     16, 17, id="berlin-october"),
+        pytest.param(
+            datetime(2025, 12, 16, 18, tzinfo=NY),
+            datetime(2026, 3, 8, tzinfo=UTC),
+            23,
+            22,
+            id="new-york-march",
+        ),
+        pytest.param(
+            datetime(2026, 8, 11, 18, tzinfo=NY),
+            datetime(2026, 11, 1, tzinfo=UTC),
+            22,
+            23,
+            id="new-york-november",
+        ),
+        pytest.param(
+            datetime(2026, 1, 6, 18, tzinfo=BERLIN),
+            datetime(2026, 3, 29, tzinfo=UTC),
+            17,
+            16,
+            id="berlin-march",
+        ),
+        pytest.param(
+            datetime(2026, 8, 4, 18, tzinfo=BERLIN),
+            datetime(2026, 10, 25, tzinfo=UTC),
+            16,
+            17,
+            id="berlin-october",
+        ),
     ],
 )
 def test_weekly_series_keeps_its_local_time_across_dst(
@@ -238,8 +289,9 @@ def test_weekly_series_keeps_its_local_time_across_dst(
         assert hours == [after if flipped else before for flipped in flips]
         # One hour long everywhere, even across the change.
         for occurrence in parsed["events"][0]["occurrences"]:
-            length = (datetime.fromisoformat(occurrence["end"])
-                      - datetime.fromisoformat(occurrence["start"]))
+            length = datetime.fromisoformat(occurrence["end"]) - datetime.fromisoformat(
+                occurrence["start"]
+            )
             assert length == timedelta(hours=1)
 
 
@@ -250,8 +302,17 @@ def test_open_ended_series_stays_right_for_years() -> None:
         assert starts(parsed) == expected
 
 
-@pytest.mark.parametrize("zone", ["Europe/London", "Australia/Sydney", "Asia/Kolkata",
-                                  "America/Sao_Paulo", "UTC", "Pacific/Auckland"])
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "Europe/London",
+        "Australia/Sydney",
+        "Asia/Kolkata",
+        "America/Sao_Paulo",
+        "UTC",
+        "Pacific/Auckland",
+    ],
+)
 def test_series_in_other_zones(zone: str) -> None:
     first = datetime(2026, 1, 7, 9, 30, tzinfo=ZoneInfo(zone))
     for parsed in read_both(series(first), 60):
@@ -260,16 +321,20 @@ def test_series_in_other_zones(zone: str) -> None:
 
 def test_series_until_and_exdates() -> None:
     first = datetime(2026, 2, 24, 18, tzinfo=NY)
-    skipped = [datetime(2026, 3, 10, 18, tzinfo=NY),
-               datetime(2026, 3, 24, 22, tzinfo=UTC)]  # 18:00 EDT, given in UTC
+    skipped = [
+        datetime(2026, 3, 10, 18, tzinfo=NY),
+        datetime(2026, 3, 24, 22, tzinfo=UTC),
+    ]  # 18:00 EDT, given in UTC
     until = datetime(2026, 4, 7, 18, tzinfo=NY)  # inclusive
     ics = series(first, weekly_until=until, exdates=skipped)
     text = unfolded(ics)
     assert "RRULE:FREQ=WEEKLY;UNTIL=20260407T220000Z" in text
     assert "EXDATE;TZID=America/New_York:20260310T180000" in text
     assert "EXDATE;TZID=America/New_York:20260324T180000" in text
-    expected = [iso(datetime(2026, m, d, 18, tzinfo=NY))
-                for m, d in [(2, 24), (3, 3), (3, 17), (3, 31), (4, 7)]]
+    expected = [
+        iso(datetime(2026, m, d, 18, tzinfo=NY))
+        for m, d in [(2, 24), (3, 3), (3, 17), (3, 31), (4, 7)]
+    ]
     for parsed in read_both(ics, 20):
         assert starts(parsed) == expected
 
@@ -288,9 +353,15 @@ def test_occurrence_cancel_names_an_occurrence_of_the_series() -> None:
     first = datetime(2026, 2, 24, 18, tzinfo=NY)
     occurrence = datetime(2026, 3, 10, 18, tzinfo=NY)  # first week after the US change
     ics = occurrence_cancel(
-        uid=UID, sequence=1, recurrence_id_local=occurrence, length=timedelta(hours=1),
-        summary="Office hours", organizer=PROGRAM, organizer_name="Code Mentors",
-        attendees=PEOPLE, now=NOW,
+        uid=UID,
+        sequence=1,
+        recurrence_id_local=occurrence,
+        length=timedelta(hours=1),
+        summary="Office hours",
+        organizer=PROGRAM,
+        organizer_name="Code Mentors",
+        attendees=PEOPLE,
+        now=NOW,
     )
     text = unfolded(ics)
     assert "METHOD:CANCEL" in text
@@ -309,10 +380,18 @@ def test_occurrence_move_replaces_exactly_one_occurrence() -> None:
     original = datetime(2026, 3, 10, 18, tzinfo=NY)
     moved_to = datetime(2026, 3, 11, 19, 30, tzinfo=NY)
     override = occurrence_move(
-        uid=UID, sequence=1, recurrence_id_local=original, new_start_local=moved_to,
-        length=timedelta(hours=1), summary="Office hours (moved)", description="Moved.",
-        location="Room 2", organizer=PROGRAM, organizer_name="Code Mentors",
-        attendees=PEOPLE, now=NOW,
+        uid=UID,
+        sequence=1,
+        recurrence_id_local=original,
+        new_start_local=moved_to,
+        length=timedelta(hours=1),
+        summary="Office hours (moved)",
+        description="Moved.",
+        location="Room 2",
+        organizer=PROGRAM,
+        organizer_name="Code Mentors",
+        attendees=PEOPLE,
+        now=NOW,
     )
     text = unfolded(override)
     assert "METHOD:REQUEST" in text
@@ -335,9 +414,18 @@ def test_occurrence_moved_into_another_zone() -> None:
     original = datetime(2026, 3, 31, 18, tzinfo=BERLIN)
     moved_to = datetime(2026, 3, 31, 13, tzinfo=NY)  # the same day, 19:00 in Berlin
     override = occurrence_move(
-        uid=UID, sequence=4, recurrence_id_local=original, new_start_local=moved_to,
-        length=HALF_HOUR, summary="Office hours", description="", location="",
-        organizer=PROGRAM, organizer_name="Code Mentors", attendees=PEOPLE, now=NOW,
+        uid=UID,
+        sequence=4,
+        recurrence_id_local=original,
+        new_start_local=moved_to,
+        length=HALF_HOUR,
+        summary="Office hours",
+        description="",
+        location="",
+        organizer=PROGRAM,
+        organizer_name="Code Mentors",
+        attendees=PEOPLE,
+        now=NOW,
     )
     assert unfolded(override).count("BEGIN:VTIMEZONE") == 2
     for parsed in read_both(override):
@@ -354,9 +442,15 @@ def test_mime_parts_carry_the_same_bytes_and_method(method: str) -> None:
         ics = single()
     else:
         ics = session_cancel(
-            uid=UID, sequence=1, start=datetime(2026, 3, 10, 23, tzinfo=UTC),
-            length=HALF_HOUR, summary="s", organizer=PROGRAM, organizer_name="P",
-            attendees=PEOPLE, now=NOW,
+            uid=UID,
+            sequence=1,
+            start=datetime(2026, 3, 10, 23, tzinfo=UTC),
+            length=HALF_HOUR,
+            summary="s",
+            organizer=PROGRAM,
+            organizer_name="P",
+            attendees=PEOPLE,
+            now=NOW,
         )
     inline, attachment = calendar_mime_parts(ics, method.lower())
 
@@ -369,8 +463,9 @@ def test_mime_parts_carry_the_same_bytes_and_method(method: str) -> None:
     message.attach(inline)  # type: ignore[arg-type]  # alternative: text, html, calendar
     message.make_mixed()
     message.attach(attachment)  # type: ignore[arg-type]
-    parsed = email.message_from_bytes(message.as_bytes(policy=email.policy.SMTP),
-                                      policy=email.policy.default)
+    parsed = email.message_from_bytes(
+        message.as_bytes(policy=email.policy.SMTP), policy=email.policy.default
+    )
     calendar_parts = [p for p in parsed.walk() if p.get_content_type() == "text/calendar"]
     ics_parts = [p for p in parsed.walk() if p.get_content_type() == "application/ics"]
     assert len(calendar_parts) == 1 and len(ics_parts) == 1
@@ -396,8 +491,11 @@ def test_mime_method_must_match_the_body() -> None:
 def test_new_uid() -> None:
     first, second = new_uid("program.org"), new_uid("program.org")
     assert first != second
-    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}"
-                        r"@program\.org", first)
+    assert re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}"
+        r"@program\.org",
+        first,
+    )
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -55,20 +55,25 @@ def test_weeks_where_the_windows_slip_apart_are_skipped() -> None:
     # 12:00-13:00 New York meets 18:00-19:00 Berlin only when the offsets differ by six
     # hours: not from the US change (03-08) until the EU change (03-29).
     mentor = [(TUE, hm(12), hm(13))]
-    assert find_slot(mentor, NY, MENTEE_TUE, BERLIN, [], utc(2026, 3, 1, 12)) \
-        == utc(2026, 3, 3, 17)
-    assert find_slot(mentor, NY, MENTEE_TUE, BERLIN, [], utc(2026, 3, 4, 12)) \
-        == utc(2026, 3, 31, 16)
+    assert find_slot(mentor, NY, MENTEE_TUE, BERLIN, [], utc(2026, 3, 1, 12)) == utc(2026, 3, 3, 17)
+    assert find_slot(mentor, NY, MENTEE_TUE, BERLIN, [], utc(2026, 3, 4, 12)) == utc(
+        2026, 3, 31, 16
+    )
     # And in autumn from the EU change (10-25) until the US one (11-01).
-    assert find_slot(mentor, NY, MENTEE_TUE, BERLIN, [], utc(2026, 10, 21, 12)) \
-        == utc(2026, 11, 3, 17)
+    assert find_slot(mentor, NY, MENTEE_TUE, BERLIN, [], utc(2026, 10, 21, 12)) == utc(
+        2026, 11, 3, 17
+    )
 
 
 def test_spring_forward_gap_is_skipped() -> None:
     # Sunday 2026-03-08 in New York: 02:00-03:00 local does not exist.
     slots = candidate_slots([(SUN, hm(1), hm(4))], NY, [], None, [], utc(2026, 3, 6, 12))
-    assert slots[:4] == [utc(2026, 3, 8, 6), utc(2026, 3, 8, 6, 30),  # 01:00, 01:30 EST
-                         utc(2026, 3, 8, 7), utc(2026, 3, 8, 7, 30)]  # 03:00, 03:30 EDT
+    assert slots[:4] == [
+        utc(2026, 3, 8, 6),
+        utc(2026, 3, 8, 6, 30),  # 01:00, 01:30 EST
+        utc(2026, 3, 8, 7),
+        utc(2026, 3, 8, 7, 30),
+    ]  # 03:00, 03:30 EDT
 
 
 def test_window_starting_inside_the_gap_starts_when_the_clocks_jump() -> None:
@@ -79,15 +84,18 @@ def test_window_starting_inside_the_gap_starts_when_the_clocks_jump() -> None:
 def test_fall_back_hour_happens_twice_inside_a_window() -> None:
     # Sunday 2026-11-01 in New York: 01:00-02:00 local lasts two hours.
     slots = candidate_slots([(SUN, hm(1), hm(2))], NY, [], None, [], utc(2026, 10, 30))
-    assert slots[:4] == [utc(2026, 11, 1, 5), utc(2026, 11, 1, 5, 30),  # 01:00, 01:30 EDT
-                         utc(2026, 11, 1, 6), utc(2026, 11, 1, 6, 30)]  # 01:00, 01:30 EST
+    assert slots[:4] == [
+        utc(2026, 11, 1, 5),
+        utc(2026, 11, 1, 5, 30),  # 01:00, 01:30 EDT
+        utc(2026, 11, 1, 6),
+        utc(2026, 11, 1, 6, 30),
+    ]  # 01:00, 01:30 EST
     assert slots[4] == utc(2026, 11, 8, 6)
 
 
 def test_ambiguous_window_edge_takes_the_first_occurrence() -> None:
     # 00:30-01:30 on the fall-back night ends at the first 01:30 (EDT).
-    slots = candidate_slots([(SUN, hm(0, 30), hm(1, 30))], NY, [], None, [],
-                            utc(2026, 10, 30))
+    slots = candidate_slots([(SUN, hm(0, 30), hm(1, 30))], NY, [], None, [], utc(2026, 10, 30))
     assert slots[:3] == [utc(2026, 11, 1, 4, 30), utc(2026, 11, 1, 5), utc(2026, 11, 8, 5, 30)]
 
 
@@ -97,9 +105,14 @@ def test_mentee_side_of_the_eu_fall_back() -> None:
     mentor = [(SUN, hm(0), hm(24))]
     mentee = [(SUN, hm(2), hm(3, 30))]
     slots = candidate_slots(mentor, "UTC", mentee, BERLIN, [], utc(2026, 10, 23))
-    assert slots[:6] == [utc(2026, 10, 25, 0), utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1),
-                         utc(2026, 10, 25, 1, 30), utc(2026, 10, 25, 2),
-                         utc(2026, 11, 1, 1)]
+    assert slots[:6] == [
+        utc(2026, 10, 25, 0),
+        utc(2026, 10, 25, 0, 30),
+        utc(2026, 10, 25, 1),
+        utc(2026, 10, 25, 1, 30),
+        utc(2026, 10, 25, 2),
+        utc(2026, 11, 1, 1),
+    ]
 
 
 def test_no_overlap_gives_none() -> None:
@@ -118,13 +131,14 @@ def test_notice_is_respected() -> None:
     now = utc(2026, 1, 12, 15)  # Mon 10:00 in New York
     assert find_slot(every_day, NY, [], None, [], now) == utc(2026, 1, 13, 15)
     # Off the grid: the next :00 or :30 after now + notice.
-    assert find_slot(every_day, NY, [], None, [], now + timedelta(minutes=10)) \
-        == utc(2026, 1, 13, 15, 30)
-    assert find_slot(every_day, NY, [], None, [], now, notice=timedelta(hours=2)) \
-        == utc(2026, 1, 12, 17)
+    assert find_slot(every_day, NY, [], None, [], now + timedelta(minutes=10)) == utc(
+        2026, 1, 13, 15, 30
+    )
+    assert find_slot(every_day, NY, [], None, [], now, notice=timedelta(hours=2)) == utc(
+        2026, 1, 12, 17
+    )
     # 16:45 + 24 h leaves no 30 minutes before 17:00: the next morning.
-    assert find_slot(every_day, NY, [], None, [], utc(2026, 1, 12, 21, 45)) \
-        == utc(2026, 1, 14, 14)
+    assert find_slot(every_day, NY, [], None, [], utc(2026, 1, 12, 21, 45)) == utc(2026, 1, 14, 14)
 
 
 def test_busy_sessions_are_skipped() -> None:
@@ -138,15 +152,19 @@ def test_busy_sessions_are_skipped() -> None:
     ]
     # 10:30 overlaps 10:45-11:15 and 11:00 too; 11:30 is free.
     assert find_slot(window, NY, [], None, busy, now) == first + timedelta(minutes=90)
-    assert candidate_slots(window, NY, [], None, busy, now, limit=2) \
-        == [first + timedelta(minutes=90), first + timedelta(weeks=1)]
+    assert candidate_slots(window, NY, [], None, busy, now, limit=2) == [
+        first + timedelta(minutes=90),
+        first + timedelta(weeks=1),
+    ]
 
 
 def test_touching_busy_interval_does_not_block() -> None:
     window = [(TUE, hm(10), hm(11))]
     start = utc(2026, 1, 6, 15)
-    busy = [Busy(start - timedelta(hours=1), start), Busy(start + timedelta(minutes=30),
-                                                          start + timedelta(hours=2))]
+    busy = [
+        Busy(start - timedelta(hours=1), start),
+        Busy(start + timedelta(minutes=30), start + timedelta(hours=2)),
+    ]
     assert find_slot(window, NY, [], None, busy, utc(2026, 1, 1)) == start
 
 
@@ -156,8 +174,9 @@ def test_many_busy_sessions_in_any_order_and_zone() -> None:
     first = utc(2026, 1, 2, 14)  # Fri 09:00 New York
     # Fill the first 100 half-hours of availability, listed backwards and in +01:00.
     taken = candidate_slots(every_day, NY, [], None, [], now, limit=100)
-    busy = [Busy(s.astimezone(ZoneInfo(BERLIN)), s + timedelta(minutes=30))
-            for s in reversed(taken)]
+    busy = [
+        Busy(s.astimezone(ZoneInfo(BERLIN)), s + timedelta(minutes=30)) for s in reversed(taken)
+    ]
     assert taken[0] == first
     after = find_slot(every_day, NY, [], None, busy, now)
     assert after is not None and after > taken[-1]
@@ -165,24 +184,22 @@ def test_many_busy_sessions_in_any_order_and_zone() -> None:
 
 
 def test_mentee_without_windows_takes_the_mentors() -> None:
-    assert find_slot(MENTOR_TUE, NY, [], BERLIN, [], utc(2026, 3, 1, 12)) \
-        == utc(2026, 3, 3, 17)
-    assert find_slot(MENTOR_TUE, NY, [], None, [], utc(2026, 3, 1, 12)) \
-        == utc(2026, 3, 3, 17)
+    assert find_slot(MENTOR_TUE, NY, [], BERLIN, [], utc(2026, 3, 1, 12)) == utc(2026, 3, 3, 17)
+    assert find_slot(MENTOR_TUE, NY, [], None, [], utc(2026, 3, 1, 12)) == utc(2026, 3, 3, 17)
 
 
 def test_mentee_without_zone_is_read_in_the_mentors_zone() -> None:
     mentee = [(TUE, hm(13), hm(14))]
-    assert find_slot(MENTOR_TUE, NY, mentee, None, [], utc(2026, 3, 1, 12)) \
-        == utc(2026, 3, 3, 18)
+    assert find_slot(MENTOR_TUE, NY, mentee, None, [], utc(2026, 3, 1, 12)) == utc(2026, 3, 3, 18)
 
 
 def test_horizon_limits_the_search() -> None:
     window = [(TUE, hm(12), hm(13))]
     now = utc(2026, 3, 1, 12)  # Sunday; the next Tuesday 12:00 NY is 2026-03-03 17:00Z
     assert find_slot(window, NY, [], None, [], now, horizon=timedelta(days=2)) is None
-    assert find_slot(window, NY, [], None, [], now, horizon=timedelta(days=3)) \
-        == utc(2026, 3, 3, 17)
+    assert find_slot(window, NY, [], None, [], now, horizon=timedelta(days=3)) == utc(
+        2026, 3, 3, 17
+    )
 
 
 def test_candidates_are_ordered_unique_and_limited() -> None:
@@ -196,27 +213,34 @@ def test_candidates_are_ordered_unique_and_limited() -> None:
 
 def test_steps_follow_the_mentors_local_clock() -> None:
     # Kathmandu is UTC+05:45: local :00 and :30 are :15 and :45 UTC.
-    slots = candidate_slots([(MON, hm(10), hm(11))], "Asia/Kathmandu", [], None, [],
-                            utc(2026, 1, 1))
+    slots = candidate_slots(
+        [(MON, hm(10), hm(11))], "Asia/Kathmandu", [], None, [], utc(2026, 1, 1)
+    )
     assert slots[:2] == [utc(2026, 1, 5, 4, 15), utc(2026, 1, 5, 4, 45)]
 
 
 def test_longer_sessions_need_room() -> None:
     window = [(TUE, hm(10), hm(11))]
-    assert find_slot(window, NY, [], None, [], utc(2026, 1, 1), length=timedelta(hours=1)) \
-        == utc(2026, 1, 6, 15)
-    assert find_slot(window, NY, [], None, [], utc(2026, 1, 1),
-                     length=timedelta(minutes=90)) is None
+    assert find_slot(window, NY, [], None, [], utc(2026, 1, 1), length=timedelta(hours=1)) == utc(
+        2026, 1, 6, 15
+    )
+    assert (
+        find_slot(window, NY, [], None, [], utc(2026, 1, 1), length=timedelta(minutes=90)) is None
+    )
 
 
 def test_windows_past_midnight_and_to_midnight() -> None:
     late = [(MON, hm(23), hm(1))]  # Mon 23:00 to Tue 01:00
     assert candidate_slots(late, "UTC", [], None, [], utc(2026, 1, 1), limit=4) == [
-        utc(2026, 1, 5, 23), utc(2026, 1, 5, 23, 30), utc(2026, 1, 6, 0), utc(2026, 1, 6, 0, 30)
+        utc(2026, 1, 5, 23),
+        utc(2026, 1, 5, 23, 30),
+        utc(2026, 1, 6, 0),
+        utc(2026, 1, 6, 0, 30),
     ]
     to_midnight = [(MON, hm(23), 1440)]
     assert candidate_slots(to_midnight, "UTC", [], None, [], utc(2026, 1, 1), limit=2) == [
-        utc(2026, 1, 5, 23), utc(2026, 1, 5, 23, 30)
+        utc(2026, 1, 5, 23),
+        utc(2026, 1, 5, 23, 30),
     ]
 
 

@@ -463,7 +463,9 @@ class _Tls:
 def tls(tmp_path_factory: pytest.TempPathFactory) -> _Tls:
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.fail("the openssl command is needed to make a test certificate: run scripts/setup-tests.sh")
+        pytest.fail(
+            "the openssl command is needed to make a test certificate: run scripts/setup-tests.sh"
+        )
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(

@@ -108,8 +108,7 @@ def session_cancel(
     ``sequence`` must be higher than that of the last REQUEST sent for ``uid``.
     """
     start_utc = _utc(start, "start")
-    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees,
-                   "CANCELLED")
+    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees, "CANCELLED")
     event.add("dtstart", start_utc)
     event.add("dtend", start_utc + _positive(length))
     return _serialise("CANCEL", [event], zones=())
@@ -145,8 +144,7 @@ def series_request(
     skipped time with the offset from after the gap.
     """
     zone = _zone_of(first_start_local, "first_start_local")
-    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees,
-                   "CONFIRMED")
+    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees, "CONFIRMED")
     event.add("dtstart", first_start_local)
     event.add("dtend", _local_end(first_start_local, length))
     rule: dict[str, object] = {"FREQ": "WEEKLY"}
@@ -180,13 +178,11 @@ def occurrence_cancel(
     so that RECURRENCE-ID matches the series' DTSTART form (RFC 5545 §3.8.4.4).
     """
     zone = _zone_of(recurrence_id_local, "recurrence_id_local")
-    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees,
-                   "CANCELLED")
+    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees, "CANCELLED")
     event.add("recurrence-id", recurrence_id_local)
     event.add("dtstart", recurrence_id_local)
     event.add("dtend", _local_end(recurrence_id_local, length))
-    return _serialise("CANCEL", [event],
-                      zones=[(zone, recurrence_id_local, recurrence_id_local)])
+    return _serialise("CANCEL", [event], zones=[(zone, recurrence_id_local, recurrence_id_local)])
 
 
 def occurrence_move(
@@ -218,10 +214,14 @@ def occurrence_move(
     event.add("dtstart", new_start_local)
     event.add("dtend", _local_end(new_start_local, length))
     _describe(event, description, location)
-    return _serialise("REQUEST", [event], zones=[
-        (old_zone, recurrence_id_local, recurrence_id_local),
-        (new_zone, new_start_local, new_start_local),
-    ])
+    return _serialise(
+        "REQUEST",
+        [event],
+        zones=[
+            (old_zone, recurrence_id_local, recurrence_id_local),
+            (new_zone, new_start_local, new_start_local),
+        ],
+    )
 
 
 def new_uid(domain: str) -> str:
@@ -246,12 +246,19 @@ def calendar_mime_parts(ics: bytes, method: str) -> tuple[MIMEPart, MIMEPart]:
 
     inline = MIMEPart()
     # Base64 keeps the CRLF line endings and folding intact through any relay.
-    inline.set_content(ics, "text", "calendar", cte="base64",
-                       params={"charset": "utf-8", "method": method})
+    inline.set_content(
+        ics, "text", "calendar", cte="base64", params={"charset": "utf-8", "method": method}
+    )
     attachment = MIMEPart()
-    attachment.set_content(ics, "application", "ics", cte="base64",
-                           disposition="attachment", filename="invite.ics",
-                           params={"name": "invite.ics"})
+    attachment.set_content(
+        ics,
+        "application",
+        "ics",
+        cte="base64",
+        disposition="attachment",
+        filename="invite.ics",
+        params={"name": "invite.ics"},
+    )
     return inline, attachment
 
 
@@ -308,9 +315,8 @@ def _describe(event: Event, description: str, location: str) -> None:
 def _address(email: str, name: str) -> vCalAddress:
     email = email.strip()
     if email.lower().startswith("mailto:"):
-        email = email[len("mailto:"):]
-    if "@" not in email or any(c.isspace() or c in '<>"' for c in email) \
-            or _CONTROL.search(email):
+        email = email[len("mailto:") :]
+    if "@" not in email or any(c.isspace() or c in '<>"' for c in email) or _CONTROL.search(email):
         raise ValueError(f"bad email address {email!r}")
     address = vCalAddress(f"mailto:{email}")
     # Parameter values cannot hold control characters or DQUOTE (RFC 5545 §3.1):
@@ -377,8 +383,10 @@ def _serialise(
     spans: dict[str, tuple[int, int]] = {}
     for zone, first, last in zones:
         years = spans.get(zone.key, (first.year, first.year))
-        spans[zone.key] = (min(years[0], first.year, last.year),
-                           max(years[1], first.year, last.year))
+        spans[zone.key] = (
+            min(years[0], first.year, last.year),
+            max(years[1], first.year, last.year),
+        )
     if spans:
         # Serialising a VTIMEZONE costs more than the whole event, so its text is cached
         # and put where icalendar would put it, before the first VEVENT.
@@ -433,8 +441,15 @@ class _Change:
 
     def rule_key(self) -> tuple[object, ...]:
         """What must stay the same for changes to share one yearly RRULE."""
-        return (self.dst, self.offset_from, self.offset_to, self.name,
-                self.onset.month, self.onset.weekday(), self.onset.time())
+        return (
+            self.dst,
+            self.offset_from,
+            self.offset_to,
+            self.name,
+            self.onset.month,
+            self.onset.weekday(),
+            self.onset.time(),
+        )
 
 
 @dataclass(frozen=True)
@@ -459,8 +474,9 @@ def _observances(key: str, first_year: int, last_year: int) -> tuple[_Observance
     # The observance in force when the scan starts (the only one for zones without DST).
     offset = begin.utcoffset() or timedelta(0)
     in_dst = (begin.dst() or timedelta(0)) > timedelta(0)
-    found = [_Observance(in_dst, begin.replace(tzinfo=None), offset, offset,
-                         begin.tzname() or key, None)]
+    found = [
+        _Observance(in_dst, begin.replace(tzinfo=None), offset, offset, begin.tzname() or key, None)
+    ]
 
     # Group changes into runs, one per yearly rule: same kind, month, weekday and time,
     # consecutive years, and one BYDAY pattern that names every date.
@@ -468,8 +484,11 @@ def _observances(key: str, first_year: int, last_year: int) -> tuple[_Observance
     open_runs: dict[tuple[object, ...], list[_Change]] = {}
     for change in _changes(zone, begin.astimezone(UTC), end.astimezone(UTC)):
         run = open_runs.get(change.rule_key())
-        if (run is not None and change.onset.year == run[-1].onset.year + 1
-                and _byday([*(c.onset.date() for c in run), change.onset.date()])):
+        if (
+            run is not None
+            and change.onset.year == run[-1].onset.year + 1
+            and _byday([*(c.onset.date() for c in run), change.onset.date()])
+        ):
             run.append(change)
             continue
         open_runs[change.rule_key()] = run = [change]
@@ -487,8 +506,11 @@ def _observances(key: str, first_year: int, last_year: int) -> tuple[_Observance
             if not in_force:
                 # Inside a VTIMEZONE, UNTIL is in UTC (RFC 5545 §3.6.5).
                 rule += (("UNTIL", run[-1].at_utc),)
-        found.append(_Observance(first.dst, first.onset, first.offset_from,
-                                 first.offset_to, first.name, rule))
+        found.append(
+            _Observance(
+                first.dst, first.onset, first.offset_from, first.offset_to, first.name, rule
+            )
+        )
     return tuple(found)
 
 
@@ -552,7 +574,10 @@ def _changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[_Change]:
                 # DAYLIGHT is the part of the year with the larger offset; tzdata's
                 # negative DST (Europe/Dublin's winter) would otherwise swap the names.
                 dst = offset_to > offset_from
-            found.append(_Change((at + offset_from).replace(tzinfo=None), at,
-                                 offset_from, offset_to, dst, name))
+            found.append(
+                _Change(
+                    (at + offset_from).replace(tzinfo=None), at, offset_from, offset_to, dst, name
+                )
+            )
         here, here_state = there, there_state
     return found

@@ -75,8 +75,7 @@ def parse_calendar(data: bytes, content_type_method: str | None = None) -> list[
     return replies
 
 
-def _method(calendar: Component, content_type_method: str | None,
-            events: list[Component]) -> str:
+def _method(calendar: Component, content_type_method: str | None, events: list[Component]) -> str:
     own = str(calendar.get("METHOD") or "").strip().upper()
     if own:
         return own  # RFC 5545 §3.7.2 wants the MIME parameter equal; trust the body
@@ -104,8 +103,12 @@ def _replies(event: Component, method: str) -> list[CalendarReply]:
         proposed_start = _utc(event.get("DTSTART"))
         proposed_end = _utc(event.get("DTEND"))
         duration = event.get("DURATION")
-        if proposed_end is None and proposed_start is not None and duration is not None \
-                and isinstance(duration.dt, timedelta):
+        if (
+            proposed_end is None
+            and proposed_start is not None
+            and duration is not None
+            and isinstance(duration.dt, timedelta)
+        ):
             proposed_end = proposed_start + duration.dt
     organizer = _address(event.get("ORGANIZER") or "") or None
     comments = [str(c).strip() for c in _as_list(event.get("COMMENT"))]

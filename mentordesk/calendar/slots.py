@@ -69,8 +69,16 @@ def find_slot(
     ``now``, an unknown zone or a malformed window.
     """
     for start in _iter_slots(
-        mentor_windows, mentor_zone, mentee_windows, mentee_zone, busy, now,
-        notice=notice, length=length, horizon=horizon, step=step,
+        mentor_windows,
+        mentor_zone,
+        mentee_windows,
+        mentee_zone,
+        busy,
+        now,
+        notice=notice,
+        length=length,
+        horizon=horizon,
+        step=step,
     ):
         return start
     return None
@@ -95,8 +103,16 @@ def candidate_slots(
         return []
     slots: list[datetime] = []
     for start in _iter_slots(
-        mentor_windows, mentor_zone, mentee_windows, mentee_zone, busy, now,
-        notice=notice, length=length, horizon=horizon, step=step,
+        mentor_windows,
+        mentor_zone,
+        mentee_windows,
+        mentee_zone,
+        busy,
+        now,
+        notice=notice,
+        length=length,
+        horizon=horizon,
+        step=step,
     ):
         slots.append(start)
         if len(slots) >= limit:
@@ -139,9 +155,9 @@ def _iter_slots(
     free = _expand(mentor_windows, mentor_tz, earliest, until)
     if mentee_windows:
         free = _intersect(free, _expand(mentee_windows, mentee_tz, earliest, until))
-    blocked = _merge(sorted(
-        (b.start.astimezone(UTC), b.end.astimezone(UTC)) for b in busy if b.end > b.start
-    ))
+    blocked = _merge(
+        sorted((b.start.astimezone(UTC), b.end.astimezone(UTC)) for b in busy if b.end > b.start)
+    )
     blocked_starts = [b[0] for b in blocked]
     blocked_ends = [b[1] for b in blocked]
 
@@ -192,8 +208,12 @@ def _expand(
 
 def _check_window(window: Window) -> Window:
     weekday, first, last = window
-    if not (0 <= weekday <= 6 and 0 <= first < _MINUTES_PER_DAY
-            and 0 <= last <= _MINUTES_PER_DAY and first != last):
+    if not (
+        0 <= weekday <= 6
+        and 0 <= first < _MINUTES_PER_DAY
+        and 0 <= last <= _MINUTES_PER_DAY
+        and first != last
+    ):
         raise ValueError(
             f"bad availability window {window!r}: want (weekday 0-6, start minute 0-1439, "
             "end minute 0-1440, end != start)"

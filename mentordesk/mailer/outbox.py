@@ -29,8 +29,11 @@ log = logging.getLogger(__name__)
 class Answered(Protocol):
     """What Postman needs of the message it answers (a ParsedMessage fits)."""
 
-    message_id: str
-    references: tuple[str, ...]
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def references(self) -> tuple[str, ...]: ...
 
 
 class Postman:
@@ -213,7 +216,11 @@ class OutboxSender:
             )
             log.warning(
                 "outbox %s to %s: %s; retry %d in %ss",
-                item.id, ", ".join(item.recipients), exc, attempts, int(delay.total_seconds()),
+                item.id,
+                ", ".join(item.recipients),
+                exc,
+                attempts,
+                int(delay.total_seconds()),
             )
             await self.writer.call(
                 store.mark_retry, item.id, error=str(exc), due=self.clock() + delay

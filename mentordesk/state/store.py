@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from tinydb.table import Table
+
 from .db import Database
 
 Doc = dict[str, Any]
@@ -128,20 +130,32 @@ class Store:
         return doc is not None and doc["status"] != "failing"
 
     def record_message(
-        self, message_id: str, *, key: str, kind: str, now: datetime, status: str = "done",
-        request: int | None = None, error: str = "",
+        self,
+        message_id: str,
+        *,
+        key: str,
+        kind: str,
+        now: datetime,
+        status: str = "done",
+        request: int | None = None,
+        error: str = "",
     ) -> Doc:
         """Record what became of an inbound message (status done, failing or quarantined)."""
         fields = {
-            "message_id": message_id, "key": key, "kind": kind, "status": status,
-            "request": request, "at": iso(now), "error": error,
+            "message_id": message_id,
+            "key": key,
+            "kind": kind,
+            "status": status,
+            "request": request,
+            "at": iso(now),
+            "error": error,
         }
         doc_id = self._message_ids.get(message_id)
         if doc_id is None:
             fields["attempts"] = 1 if status == "failing" else 0
             self._message_ids[message_id] = self._messages.insert(fields)
         else:
-            previous = self._messages.get(doc_id=doc_id) or {}
+            previous = _get(self._messages, doc_id)
             attempts = int(previous.get("attempts", 0)) + (status == "failing")
             self._messages.update({**fields, "attempts": attempts}, doc_ids=[doc_id])
         return self.message(message_id) or fields
@@ -224,17 +238,34 @@ class Store:
     # --- outbox ----------------------------------------------------------------------
 
     def enqueue(
-        self, *, message_id: str, sender: str, recipients: list[str], data: bytes, kind: str,
-        now: datetime, request: int | None = None,
+        self,
+        *,
+        message_id: str,
+        sender: str,
+        recipients: list[str],
+        data: bytes,
+        kind: str,
+        now: datetime,
+        request: int | None = None,
     ) -> int:
         """Store an outgoing email; the sender loop delivers it."""
-        doc_id = self._outbox.insert({
-            "message_id": message_id, "sender": sender, "recipients": recipients,
-            # latin-1 maps every byte to one code point: lossless bytes in JSON.
-            "data": data.decode("latin-1"), "kind": kind, "request": request,
-            "status": "pending", "attempts": 0, "created": iso(now), "due": iso(now),
-            "sent": None, "error": "",
-        })
+        doc_id = self._outbox.insert(
+            {
+                "message_id": message_id,
+                "sender": sender,
+                "recipients": recipients,
+                # latin-1 maps every byte to one code point: lossless bytes in JSON.
+                "data": data.decode("latin-1"),
+                "kind": kind,
+                "request": request,
+                "status": "pending",
+                "attempts": 0,
+                "created": iso(now),
+                "due": iso(now),
+                "sent": None,
+                "error": "",
+            }
+        )
         self._pending_outbox.add(doc_id)
         return doc_id
 
@@ -245,11 +276,18 @@ class Store:
             doc = self._outbox.get(doc_id=doc_id)
             if doc is None or from_iso(doc["due"]) > now:
                 continue
-            due.append(OutboxItem(
-                id=doc_id, message_id=doc["message_id"], sender=doc["sender"],
-                recipients=list(doc["recipients"]), data=doc["data"].encode("latin-1"),
-                attempts=doc["attempts"], kind=doc["kind"], request=doc["request"],
-            ))
+            due.append(
+                OutboxItem(
+                    id=doc_id,
+                    message_id=doc["message_id"],
+                    sender=doc["sender"],
+                    recipients=list(doc["recipients"]),
+                    data=doc["data"].encode("latin-1"),
+                    attempts=doc["attempts"],
+                    kind=doc["kind"],
+                    request=doc["request"],
+                )
+            )
             if len(due) >= limit:
                 break
         return due
@@ -277,19 +315,22 @@ class Store:
         self._pending_outbox.discard(item_id)
 
     def mark_retry(self, item_id: int, *, error: str, due: datetime) -> int:
-        doc = self._outbox.get(doc_id=item_id)
-        attempts = (doc or {}).get("attempts", 0) + 1
+        attempts = int(_get(self._outbox, item_id).get("attempts", 0)) + 1
         self._outbox.update(
             {"attempts": attempts, "error": error, "due": iso(due)}, doc_ids=[item_id]
         )
         return int(attempts)
 
     def mark_failed(self, item_id: int, *, error: str, now: datetime) -> None:
-        doc = self._outbox.get(doc_id=item_id)
-        attempts = (doc or {}).get("attempts", 0) + 1
+        attempts = int(_get(self._outbox, item_id).get("attempts", 0)) + 1
         self._outbox.update(
-            {"status": "failed", "attempts": attempts, "error": error, "sent": None,
-             "failed": iso(now)},
+            {
+                "status": "failed",
+                "attempts": attempts,
+                "error": error,
+                "sent": None,
+                "failed": iso(now),
+            },
             doc_ids=[item_id],
         )
         self._pending_outbox.discard(item_id)
@@ -312,7 +353,7 @@ class Store:
         if doc_id is None:
             self._address_ids[email] = self._addresses.insert(fields)
             return True
-        was = bool((self._addresses.get(doc_id=doc_id) or {}).get("bounced"))
+        was = bool(_get(self._addresses, doc_id).get("bounced"))
         if not was:
             self._addresses.update(fields, doc_ids=[doc_id])
         return not was
@@ -331,7 +372,7 @@ class Store:
         recent: list[str] = []
         if doc_id is not None:
             cutoff = now - timedelta(hours=1)
-            doc = self._rates.get(doc_id=doc_id) or {}
+            doc = _get(self._rates, doc_id)
             recent = [t for t in doc.get("sent", []) if from_iso(t) > cutoff]
         if len(recent) >= per_hour:
             return False
@@ -352,6 +393,12 @@ class Store:
         return [
             _plain(d) for d in self._audit.all() if request is None or d.get("request") == request
         ]
+
+
+def _get(table: Table, doc_id: int) -> Doc:
+    """The document with ``doc_id`` as a plain dict ({} when it is gone)."""
+    found = table.get(doc_id=doc_id)
+    return {} if found is None or isinstance(found, list) else dict(found)
 
 
 def _plain(doc: Mapping[str, Any] | None) -> Doc:

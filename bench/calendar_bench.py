@@ -1,7 +1,7 @@
 """Calendar benchmark: slot finding and invitation building (prints, never asserts).
 
-    .venv/bin/python bench/calendar.py
-    .venv/bin/python bench/calendar.py --rounds 5000
+    .venv/bin/python bench/calendar_bench.py
+    .venv/bin/python bench/calendar_bench.py --rounds 5000
 
 - slot finding for a mentor with 200 booked sessions (New York, evenings and weekends)
   and a mentee in Berlin, including the busy list's sort: mean and p99 per call,
@@ -16,11 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This script is named calendar.py: run as a script, its folder would come first on
-# sys.path and shadow the standard library's calendar, which email and icalendar import.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-ROOT = HERE.parent
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
@@ -69,8 +65,17 @@ def report(label: str, mean: float, p99: float, target: float | None) -> None:
 def booked_sessions() -> list[Busy]:
     """200 sessions: 140 in the past half year, then the next 60 free slots, shuffled."""
     half_hour = timedelta(minutes=30)
-    past = candidate_slots(MENTOR, NY, [], None, [], NOW - timedelta(days=182),
-                           notice=timedelta(0), limit=140, horizon=timedelta(days=180))
+    past = candidate_slots(
+        MENTOR,
+        NY,
+        [],
+        None,
+        [],
+        NOW - timedelta(days=182),
+        notice=timedelta(0),
+        limit=140,
+        horizon=timedelta(days=180),
+    )
     upcoming = candidate_slots(MENTOR, NY, [], None, [], NOW, limit=60)
     busy = [Busy(start, start + half_hour) for start in past + upcoming]
     random.Random(42).shuffle(busy)
@@ -93,33 +98,57 @@ def main() -> None:
     def ten_slots() -> list[datetime]:
         return candidate_slots(MENTOR, NY, MENTEE, BERLIN, busy, NOW, limit=10)
 
-    print(f"mentor with {len(busy)} booked sessions: first shared slot {first_slot()}, "
-          f"first mentor slot {free_mentor_slot()}")
-    report("find_slot: 200 busy, NY mentor + Berlin mentee",
-           *measure(first_slot, args.rounds), SLOT_TARGET_MS)
-    report("find_slot: 200 busy, mentee without windows",
-           *measure(free_mentor_slot, args.rounds), SLOT_TARGET_MS)
-    report("candidate_slots(limit=10): 200 busy, NY + Berlin",
-           *measure(ten_slots, args.rounds), SLOT_TARGET_MS)
+    print(
+        f"mentor with {len(busy)} booked sessions: first shared slot {first_slot()}, "
+        f"first mentor slot {free_mentor_slot()}"
+    )
+    report(
+        "find_slot: 200 busy, NY mentor + Berlin mentee",
+        *measure(first_slot, args.rounds),
+        SLOT_TARGET_MS,
+    )
+    report(
+        "find_slot: 200 busy, mentee without windows",
+        *measure(free_mentor_slot, args.rounds),
+        SLOT_TARGET_MS,
+    )
+    report(
+        "candidate_slots(limit=10): 200 busy, NY + Berlin",
+        *measure(ten_slots, args.rounds),
+        SLOT_TARGET_MS,
+    )
 
     start = datetime(2026, 3, 10, 23, tzinfo=UTC)
 
     def single() -> bytes:
         return session_request(
-            uid="u@program.org", sequence=0, start=start, length=timedelta(minutes=30),
-            summary="Mentoring session", description="Your first session.",
-            location="https://meet.example.org/x", organizer="mentors@program.org",
-            organizer_name="Code Mentors", attendees=PEOPLE, now=NOW,
+            uid="u@program.org",
+            sequence=0,
+            start=start,
+            length=timedelta(minutes=30),
+            summary="Mentoring session",
+            description="Your first session.",
+            location="https://meet.example.org/x",
+            organizer="mentors@program.org",
+            organizer_name="Code Mentors",
+            attendees=PEOPLE,
+            now=NOW,
         )
 
     def weekly() -> bytes:
         return series_request(
-            uid="s@program.org", sequence=0,
+            uid="s@program.org",
+            sequence=0,
             first_start_local=datetime(2026, 3, 3, 18, tzinfo=ZoneInfo("America/New_York")),
-            length=timedelta(hours=1), weekly_until=None, summary="Office hours",
-            description="Drop in.", location="https://meet.example.org/oh",
-            organizer="mentors@program.org", organizer_name="Code Mentors",
-            attendees=PEOPLE, now=NOW,
+            length=timedelta(hours=1),
+            weekly_until=None,
+            summary="Office hours",
+            description="Drop in.",
+            location="https://meet.example.org/oh",
+            organizer="mentors@program.org",
+            organizer_name="Code Mentors",
+            attendees=PEOPLE,
+            now=NOW,
         )
 
     def weekly_cold() -> bytes:
@@ -127,14 +156,21 @@ def main() -> None:
         invite._vtimezone_ical.cache_clear()
         return weekly()
 
-    print(f"single-session invitation: {len(single())} bytes; "
-          f"weekly series with VTIMEZONE: {len(weekly())} bytes")
-    report("session_request: build + serialise", *measure(single, args.rounds),
-           INVITE_TARGET_MS)
-    report("series_request: build + serialise (VTIMEZONE rules cached)",
-           *measure(weekly, args.rounds), INVITE_TARGET_MS)
-    report("series_request: first use of a zone (VTIMEZONE computed)",
-           *measure(weekly_cold, max(args.rounds // 20, 10)), None)
+    print(
+        f"single-session invitation: {len(single())} bytes; "
+        f"weekly series with VTIMEZONE: {len(weekly())} bytes"
+    )
+    report("session_request: build + serialise", *measure(single, args.rounds), INVITE_TARGET_MS)
+    report(
+        "series_request: build + serialise (VTIMEZONE rules cached)",
+        *measure(weekly, args.rounds),
+        INVITE_TARGET_MS,
+    )
+    report(
+        "series_request: first use of a zone (VTIMEZONE computed)",
+        *measure(weekly_cold, max(args.rounds // 20, 10)),
+        None,
+    )
 
 
 if __name__ == "__main__":

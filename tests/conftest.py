@@ -1,0 +1,74 @@
+"""Shared fixtures.
+
+The mail servers are real (see tests/servers.py and CONTRIBUTING.md). A machine without
+Dovecot fails the tests that need it, loudly, with the command that installs it: a
+skipped test is a test nobody notices is not running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import (
+    INSTALL_HINT,
+    OTHER_PASSWORD,
+    OTHER_USER,
+    PROGRAM_PASSWORD,
+    PROGRAM_USER,
+    Dovecot,
+    SmtpSink,
+    dovecot_installed,
+)
+from tests.servers import free_port as _free_port
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Mark every test that uses Dovecot, so `-m "not dovecot"` can deselect them on
+    # purpose (pytest then reports them as deselected, never as passed).
+    for item in items:
+        if "dovecot" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.dovecot)
+
+
+# --- mail servers (tests/servers.py) ------------------------------------------------------
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A fresh private Dovecot for this test (starts in ~40 ms).
+
+    Users: ``servers.PROGRAM_USER``/``PROGRAM_PASSWORD`` (the program mailbox) and
+    ``servers.OTHER_USER``/``OTHER_PASSWORD``.
+    """
+    if not dovecot_installed():
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    server = Dovecot()
+    try:
+        server.add_user(PROGRAM_USER, PROGRAM_PASSWORD)
+        server.add_user(OTHER_USER, OTHER_PASSWORD)
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """An aiosmtpd server on a free loopback port that records what it accepts."""
+    sink = SmtpSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback TCP port that nothing listened on a moment ago."""
+    return _free_port()
+
+
+# --- more fixtures (added by the lead) ------------------------------------------------------
