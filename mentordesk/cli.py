@@ -35,8 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--keep", metavar="DIR", help="use DIR instead of a temporary folder")
 
     args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.INFO
+    if args.command == "demo" and not args.verbose:
+        level = logging.WARNING  # the demo prints its own story; the log would interleave
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

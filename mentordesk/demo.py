@@ -168,7 +168,8 @@ def _delivery_order(key: str) -> tuple[int, int, str]:
 def _show(message: EmailMessage) -> str:
     body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if body is not None else ""
-    lines = [line for line in text.strip().splitlines()][:14]
+    body_text = text.replace("\r\n", "\n").split("\n-- \n")[0]  # without the footer
+    lines = body_text.strip().splitlines()[:30]
     indented = textwrap.indent("\n".join(lines), "    │ ")
     return f"  → To: {message['To']}\n    Subject: {message['Subject']}\n{indented}\n"
 

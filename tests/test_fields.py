@@ -449,6 +449,10 @@ def test_format_windows() -> None:
     windows = [window(TUE, 18, 20), window(SAT, 10, 12.5), window(SUN, 0, 24)]
     assert format_windows(windows) == "Tue 18:00–20:00, Sat 10:00–12:30, Sun 00:00–24:00"
     assert format_windows([]) == ""
+    weekdays = [Window(d, 19 * 60, 21 * 60) for d in range(5)]
+    assert format_windows(weekdays) == "Mon–Fri 19:00–21:00"
+    mixed = [*weekdays[:2], Window(3, 1140, 1260), Window(5, 600, 720), Window(6, 600, 720)]
+    assert format_windows(mixed) == "Mon, Tue, Thu 19:00–21:00, Sat, Sun 10:00–12:00"
 
 
 def test_windows_order() -> None:

@@ -205,7 +205,7 @@ async def test_html_only_and_non_utf8_mail_are_understood(desk: Desk) -> None:
     assert "America/New_York (you wrote “EST”)" in text_of(grace)
     assert "Mon 19:00–21:00" in text_of(grace)
     jose = only_to(replies, "jose@example.es")[0]
-    assert "Hi José Núñez" in text_of(jose)
+    assert "Hi José," in text_of(jose)
     assert "cambiar de carrera" in " ".join(text_of(jose).split())
     assert str(jose.message["To"]).startswith("José Núñez")
 

@@ -683,8 +683,32 @@ def _clock(minute: int) -> str:
 
 
 def format_windows(windows: Sequence[Window]) -> str:
-    """ "Tue 18:00–20:00, Sat 10:00–12:00" (en dash; a window to midnight ends at 24:00)."""
+    """ "Mon–Fri 19:00–21:00, Sat 10:00–12:00" (en dash; a window to midnight ends at 24:00).
+
+    Days sharing the same hours are grouped, and a run of three or more consecutive days
+    is written as a range, so a confirmation echoes back what people wrote, not a list.
+    """
+    by_hours: dict[tuple[int, int], list[int]] = {}
+    for w in sorted(windows):
+        days = by_hours.setdefault((w.start_minute, w.end_minute), [])
+        if w.weekday not in days:
+            days.append(w.weekday)
+    groups = sorted(by_hours.items(), key=lambda item: (min(item[1]), item[0]))
     return ", ".join(
-        f"{_DAY_ABBREVIATIONS[w.weekday]} {_clock(w.start_minute)}–{_clock(w.end_minute)}"
-        for w in windows
+        f"{_day_list(days)} {_clock(start)}–{_clock(end)}" for (start, end), days in groups
     )
+
+
+def _day_list(days: Sequence[int]) -> str:
+    """[0, 1, 2, 3, 4, 6] → "Mon–Fri, Sun"; [1, 3] → "Tue, Thu"."""
+    runs: list[list[int]] = []
+    for day in sorted(days):
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    parts = []
+    for run in runs:
+        names = [_DAY_ABBREVIATIONS[d] for d in run]
+        parts.append(f"{names[0]}–{names[-1]}" if len(run) >= 3 else ", ".join(names))
+    return ", ".join(parts)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.policy
 import re
 import secrets
+import textwrap
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -117,6 +118,8 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
+        self._env.filters["reflow"] = reflow
+        self._env.filters["first_name"] = first_name
 
     def render(self, name: str, context: Mapping[str, Any]) -> RenderedEmail:
         """Render ``<name>.txt`` and ``<name>.html`` with ``context``.
@@ -136,6 +139,33 @@ class Renderer:
         text = text_template.render(context).strip() + "\n"
         html = self._env.get_template(f"{name}.html").render({**context, "subject": subject})
         return RenderedEmail(subject=subject, text=text, html=html)
+
+
+def reflow(text: str, width: int = 72, indent: int = 0) -> str:
+    """Re-wrap what a person wrote: paragraphs kept, their line breaks rejoined, no line
+    longer than ``width``. With ``indent`` the text is meant to follow a label of that
+    many characters: every line is laid out as if indented, and the first line's
+    indentation is left to the label."""
+    pad = " " * indent
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip())]
+    wrapped = [
+        textwrap.fill(
+            p, width=width, initial_indent=pad, subsequent_indent=pad, break_on_hyphens=False
+        )
+        for p in paragraphs
+        if p
+    ]
+    return f"\n{pad}\n".join(wrapped)[indent:]
+
+
+def first_name(name: str) -> str:
+    """What to call someone in a greeting: "Ada" for "Ada Lovelace"; titles kept whole."""
+    words = name.split()
+    if not words:
+        return ""
+    if words[0].rstrip(".").lower() in {"dr", "prof", "mr", "mrs", "ms", "mx"}:
+        return name.strip()
+    return words[0]
 
 
 def build_message(
