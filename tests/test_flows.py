@@ -203,7 +203,7 @@ async def test_html_only_and_non_utf8_mail_are_understood(desk: Desk) -> None:
     replies = await desk.replies(2)
     grace = only_to(replies, "grace@example.org")[0]
     assert "America/New_York (you wrote “EST”)" in text_of(grace)
-    assert "Mon 19:00–21:00" in text_of(grace)
+    assert "Mon–Fri 19:00–21:00" in text_of(grace)
     jose = only_to(replies, "jose@example.es")[0]
     assert "Hi José," in text_of(jose)
     assert "cambiar de carrera" in " ".join(text_of(jose).split())
