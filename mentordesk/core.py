@@ -17,14 +17,16 @@ from datetime import datetime
 from email.message import MIMEPart
 from typing import Any
 
+from .claims import ClaimDesk
 from .config import Config
 from .inbox.classify import Classification, Kind, classify, request_tag
-from .inbox.fields import FormFields, Window, format_windows, parse_form
+from .inbox.fields import FormFields, format_windows, parse_form
 from .inbox.parse import ParsedMessage, parse_message
 from .inbox.source import RawMessage
 from .mailer.compose import Renderer
 from .mailer.outbox import Postman
 from .state.store import OPEN_STATUSES, Store, iso
+from .views import request_view, tag, windows_from_doc, windows_to_doc
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,6 @@ class Outcome:
 
 
 # --- pure decisions -------------------------------------------------------------------
-
-
-def tag(number: int) -> str:
-    return f"MD-{number:04d}"
 
 
 def reply_subject(subject: str, number: int | None = None) -> str:
@@ -108,14 +106,6 @@ def enough_detail(text: str) -> bool:
     return len(re.findall(r"\w+", text)) >= MIN_DETAIL_WORDS
 
 
-def windows_to_doc(windows: Iterable[Window]) -> list[list[int]]:
-    return [[w.weekday, w.start_minute, w.end_minute] for w in windows]
-
-
-def windows_from_doc(rows: Iterable[Iterable[int]]) -> tuple[Window, ...]:
-    return tuple(Window(*row) for row in rows)
-
-
 # --- the coordinator ------------------------------------------------------------------
 
 
@@ -126,6 +116,7 @@ class Coordinator:
         self.config = config
         self.store = store
         self.postman = Postman(config.program, store, renderer)
+        self.claims = ClaimDesk(config, store, self.postman)
 
     # The entry point ----------------------------------------------------------------
 
@@ -394,7 +385,7 @@ class Coordinator:
                     "request_duplicate",
                     now,
                     number=existing["number"],
-                    context={"request": self._request_view(existing)},
+                    context={"request": request_view(existing)},
                 )
                 return int(existing["number"])
         limit = self.config.limits.open_requests_per_mentee
@@ -405,7 +396,7 @@ class Coordinator:
                 now,
                 context={
                     "limit": limit,
-                    "requests": [self._request_view(r) for r in open_requests],
+                    "requests": [request_view(r) for r in open_requests],
                 },
             )
             self.store.audit("request refused: limit", now=now, mentee=msg.sender)
@@ -447,7 +438,7 @@ class Coordinator:
         self.store.save_request(doc)
         number = int(doc["number"])
         context = {
-            "request": self._request_view(doc),
+            "request": request_view(doc),
             "missing": missing,
             "problems": fields.get("problems", []),
             "unknown_skills": fields.get("unknown_skills", []),
@@ -463,22 +454,9 @@ class Coordinator:
             context["invite_count"] = self.config.matching.invite_count
             self._reply_to(msg, "request_ack", now, number=number, context=context)
             self.store.audit("request opened", now=now, request=number, mentee=doc["mentee"])
+            self.claims.match(number, now)
         if new:
             self.store.audit("request received", now=now, request=number, mentee=doc["mentee"])
-
-    def _request_view(self, doc: Mapping[str, Any]) -> dict[str, Any]:
-        timezone = doc.get("timezone")
-        return {
-            "tag": tag(int(doc["number"])),
-            "number": doc["number"],
-            "name": doc.get("name") or "",
-            "skills": ", ".join(doc.get("skills") or []),
-            "details": doc.get("details") or "",
-            "timezone": timezone or "",
-            "availability": format_windows(windows_from_doc(doc.get("availability") or [])),
-            "status": doc.get("status", ""),
-            "created": (doc.get("created") or "")[:10],
-        }
 
     def _local_date(self, moment: datetime, timezone: str | None) -> str:
         from zoneinfo import ZoneInfo
@@ -502,6 +480,8 @@ class Coordinator:
             number = int(thread["ref"])
         if thread is not None and thread["kind"] == "mentor" and found.command:
             return Kind.COMMAND.value, self._command(msg, found, now)
+        if thread is not None and thread["kind"] in ("claim", "request-mentor"):
+            return self._mentor_reply(msg, found, thread, now)
         request = self.store.request(number) if number is not None else None
         if request is None or request["mentee"] != msg.sender:
             if found.command in MENTOR_COMMANDS and self.store.mentor(msg.sender):
@@ -530,7 +510,7 @@ class Coordinator:
                 "request_note",
                 now,
                 number=int(request["number"]),
-                context={"request": self._request_view(request)},
+                context={"request": request_view(request)},
             )
             self.store.audit("request note", now=now, request=request["number"])
             return Kind.REPLY.value, int(request["number"])
@@ -538,7 +518,48 @@ class Coordinator:
         self._tell_coordinator("reply to a closed request", now, msg=msg)
         return Kind.REPLY.value, int(request["number"])
 
-    # Commands (pause, resume, resign, renew, withdraw) ----------------------------------
+    def _mentor_reply(
+        self, msg: ParsedMessage, found: Classification, thread: Mapping[str, Any], now: datetime
+    ) -> tuple[str, int | None]:
+        """A mentor answers a claim email ("claim") or an introduction ("release")."""
+        number = int(thread["ref"]["number"])
+        if msg.sender != thread["ref"]["mentor"]:
+            return self._unknown(msg, now)
+        if found.command == "claim":
+            self._claim_by_email(msg, number, now)
+            return Kind.COMMAND.value, number
+        if found.command == "release":
+            self._release_by_email(msg, number, msg.sender, now)
+            return Kind.COMMAND.value, number
+        if found.command in MENTOR_COMMANDS:
+            return Kind.COMMAND.value, self._command(msg, found, now)
+        # Anything else a mentor writes back is for a person to read.
+        self._tell_coordinator("a mentor wrote back", now, msg=msg)
+        return Kind.REPLY.value, number
+
+    def _claim_by_email(self, msg: ParsedMessage, number: int, now: datetime) -> None:
+        result = self.claims.claim(number, msg.sender, now, via="email", answering=msg)
+        if result.outcome != "claimed":
+            # The introduction answers a successful claim; anything else gets a reply.
+            self._reply_to(
+                msg,
+                "claim_result",
+                now,
+                number=number,
+                context={"result": result, "request": result.request},
+            )
+
+    def _release_by_email(self, msg: ParsedMessage, number: int, by: str, now: datetime) -> None:
+        result = self.claims.release(number, by, now)
+        self._reply_to(
+            msg,
+            "claim_result",
+            now,
+            number=number,
+            context={"result": result, "request": result.request},
+        )
+
+    # Commands (pause, resume, resign, renew, withdraw, claim, release) -----------------
 
     def _command(self, msg: ParsedMessage, found: Classification, now: datetime) -> int | None:
         command = found.command or ""
@@ -547,7 +568,14 @@ class Coordinator:
         if command in MENTOR_COMMANDS:
             self._mentor_command(msg, command, now)
             return None
-        # claim / release / leave need features this version does not run yet.
+        number = found.tag or request_tag(msg.subject)
+        if command == "claim" and number is not None and self.store.mentor(msg.sender):
+            self._claim_by_email(msg, number, now)
+            return number
+        if command == "release" and number is not None:
+            self._release_by_email(msg, number, msg.sender, now)
+            return number
+        # "leave" (office hours) and commands missing their request need a person.
         self._tell_coordinator(f"command “{command}”", now, msg=msg)
         return None
 
@@ -593,7 +621,7 @@ class Coordinator:
             "which_request",
             now,
             context={
-                "requests": [self._request_view(r) for r in open_requests],
+                "requests": [request_view(r) for r in open_requests],
             },
         )
         return None
@@ -601,16 +629,27 @@ class Coordinator:
     def _withdraw(self, msg: ParsedMessage, request: dict[str, Any], now: datetime) -> int:
         number = int(request["number"])
         if request["status"] in OPEN_STATUSES:
+            holder = request.get("claimed_by") if request["status"] == "claimed" else None
             request["status"] = "withdrawn"
             request["updated"] = iso(now)
             self.store.save_request(request)
             self.store.audit("request withdrawn", now=now, request=number, by=msg.sender)
+            if holder:
+                mentor = self.store.mentor(holder) or {"name": ""}
+                self.postman.send(
+                    "withdrawn_mentor",
+                    to=holder,
+                    to_name=mentor.get("name", ""),
+                    now=now,
+                    context={"mentor": mentor, "request": request_view(request)},
+                    request=number,
+                )
         self._reply_to(
             msg,
             "request_withdrawn",
             now,
             number=number,
-            context={"request": self._request_view(request)},
+            context={"request": request_view(request)},
         )
         return number
 

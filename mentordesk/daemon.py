@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
 
+from .claims import ClaimDesk
 from .config import Config
 from .core import Coordinator, Outcome
 from .errors import MailSourceError, PermanentDeliveryError
@@ -31,6 +32,7 @@ from .mailer.compose import Renderer
 from .mailer.outbox import OutboxSender
 from .mailer.transport import Transport, open_transport
 from .state.store import OutboxItem, Store, StoreWriter
+from .web import WebApp
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -81,6 +83,7 @@ class Daemon:
         self.source: MailSource | None = None
         self._mailbox_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailbox")
         self.sender: OutboxSender | None = None
+        self.web: WebApp | None = None
         self.stop_event = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -103,6 +106,10 @@ class Daemon:
         """Run until stop() is called (or the task is cancelled)."""
         await self.start()
         assert self.sender is not None
+        self.web = WebApp(
+            self.config, self.writer, self._claims, self.clock, changed=self.sender.poke
+        )
+        await self.web.start()
         tasks = [
             asyncio.create_task(self._read_inbox_forever(), name="inbox"),
             asyncio.create_task(self.sender.run(self.stop_event), name="outbox"),
@@ -116,6 +123,8 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.web is not None:
+                await self.web.stop()
             await self.close()
 
     def stop(self) -> None:
@@ -214,6 +223,11 @@ class Daemon:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
+
+    def _claims(self) -> ClaimDesk:
+        if self.coordinator is None:
+            raise RuntimeError("daemon not started")
+        return self.coordinator.claims
 
     def _source(self) -> MailSource:
         if self.source is None:

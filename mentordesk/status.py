@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from .config import Config
-from .core import tag, windows_from_doc
 from .inbox.fields import format_windows
 from .state.store import OPEN_STATUSES, Store, from_iso
+from .views import tag, windows_from_doc
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -20,11 +20,19 @@ from mentordesk.config import Config, load_config
 from mentordesk.daemon import Daemon
 from mentordesk.state.store import Store
 
-from .servers import PROGRAM_PASSWORD, PROGRAM_USER, Dovecot, ReceivedMessage, SmtpSink
+from .servers import (
+    PROGRAM_PASSWORD,
+    PROGRAM_USER,
+    Dovecot,
+    ReceivedMessage,
+    SmtpSink,
+    free_port,
+)
 
 PROGRAM = PROGRAM_USER
 COORDINATOR = "coord@program.test"
 SECRET = "test-secret-0123456789abcdef"
+POLL_S = 0.02
 
 
 def mail(
@@ -59,7 +67,9 @@ def mail(
     return msg.as_bytes()
 
 
-def config_text(root: Path, dovecot: Dovecot, sink: SmtpSink, **tables: Mapping[str, Any]) -> str:
+def config_text(
+    root: Path, dovecot: Dovecot, sink: SmtpSink, web_port: int, **tables: Mapping[str, Any]
+) -> str:
     """A config for this test: real servers, state under ``root``, fast retries."""
     base: dict[str, dict[str, Any]] = {
         "program": {
@@ -68,7 +78,7 @@ def config_text(root: Path, dovecot: Dovecot, sink: SmtpSink, **tables: Mapping[
             "coordinator": COORDINATOR,
             "escalation": ["boss@program.test"],
             "timezone": "America/New_York",
-            "base_url": "http://127.0.0.1:9",
+            "base_url": f"http://127.0.0.1:{web_port}",
             "secret_env": "MD_TEST_SECRET",
         },
         "inbox": {
@@ -92,6 +102,7 @@ def config_text(root: Path, dovecot: Dovecot, sink: SmtpSink, **tables: Mapping[
             "timeout": "5s",
         },
         "state": {"path": str(root / "state" / "md.db"), "fsync": False},
+        "web": {"host": "127.0.0.1", "port": web_port},
         "matching": {
             "synonyms": {"javascript": ["js"], "python": ["py"], "career advice": ["resume"]}
         },
@@ -137,11 +148,13 @@ class Desk:
         self.sink = sink
         self.daemon: Daemon | None = None
         self._task: asyncio.Task[None] | None = None
+        self.web_port = free_port()
         self.config = self.configure()
 
     def configure(self, **tables: Mapping[str, Any]) -> Config:
         path = self.root / "config.toml"
-        path.write_text(config_text(self.root, self.dovecot, self.sink, **tables), "utf-8")
+        text = config_text(self.root, self.dovecot, self.sink, self.web_port, **tables)
+        path.write_text(text, "utf-8")
         self.config = load_config(path, environ=ENVIRON)
         return self.config
 
@@ -173,11 +186,35 @@ class Desk:
     async def replies(self, count: int, timeout_s: float = 15.0) -> list[ReceivedMessage]:
         return await self.sink.wait_for_async(count, timeout_s=timeout_s)
 
+    async def replies_to(
+        self, address: str, count: int, timeout_s: float = 15.0
+    ) -> list[ReceivedMessage]:
+        """Wait until ``count`` messages reached ``address``; return those."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(found := self.sink.messages_to(address)) < count:
+            if asyncio.get_running_loop().time() > deadline:
+                got = [m.subject for m in found]
+                raise AssertionError(f"{address}: expected {count} messages, got {got}")
+            await asyncio.sleep(POLL_S)
+        return found
+
     async def processed(self, count: int, timeout_s: float = 15.0) -> None:
         """Wait until ``count`` messages sit in the processed folder."""
         await asyncio.to_thread(
             self.dovecot.wait_for_count, PROGRAM_USER, "Processed", count, timeout_s
         )
+
+    async def until(self, check: Callable[[Store], Any], timeout_s: float = 15.0) -> Any:
+        """Poll the stored state until ``check`` returns something truthy; return it."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            async with self.store() as store:
+                result = check(store)
+            if result:
+                return result
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"state never satisfied {check!r}")
+            await asyncio.sleep(POLL_S)
 
     @contextlib.asynccontextmanager
     async def store(self) -> AsyncIterator[Store]:

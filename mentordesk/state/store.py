@@ -30,6 +30,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 OPEN_STATUSES = ("incomplete", "open", "claimed")
+# Statuses in which a request counts against its mentor's monthly capacity.
+CLAIMED_STATUSES = ("claimed", "done")
 
 
 def iso(moment: datetime) -> str:
@@ -99,9 +101,21 @@ class Store:
         self._meta_ids = {d["key"]: d.doc_id for d in self._meta.all()}
         self._pending_outbox = {d.doc_id for d in self._outbox.all() if d["status"] == "pending"}
         self._open_by_mentee: dict[str, set[int]] = {}
+        self._claims: dict[int, tuple[str, str]] = {}
         for doc in self._requests.all():
-            if doc["status"] in OPEN_STATUSES:
-                self._open_by_mentee.setdefault(doc["mentee"], set()).add(doc["number"])
+            self._index_request(doc)
+
+    def _index_request(self, doc: Mapping[str, Any]) -> None:
+        number = int(doc["number"])
+        open_set = self._open_by_mentee.setdefault(doc["mentee"], set())
+        if doc["status"] in OPEN_STATUSES:
+            open_set.add(number)
+        else:
+            open_set.discard(number)
+        if doc.get("claimed_by") and doc["status"] in CLAIMED_STATUSES:
+            self._claims[number] = (doc["claimed_by"], doc["claimed_at"])
+        else:
+            self._claims.pop(number, None)
 
     # --- meta ----------------------------------------------------------------------
 
@@ -228,12 +242,17 @@ class Store:
             self._request_ids[number] = self._requests.insert(data)
         else:
             self._requests.update(data, doc_ids=[doc_id])
-        open_set = self._open_by_mentee.setdefault(data["mentee"], set())
-        if data["status"] in OPEN_STATUSES:
-            open_set.add(number)
-        else:
-            open_set.discard(number)
+        self._index_request(data)
         return self.request(number) or data
+
+    def claims_since(self, since: datetime) -> dict[str, int]:
+        """Mentor email → requests they hold that they claimed at or after ``since``."""
+        cutoff = iso(since)
+        counts: dict[str, int] = {}
+        for mentor, claimed_at in self._claims.values():
+            if claimed_at >= cutoff:
+                counts[mentor] = counts.get(mentor, 0) + 1
+        return counts
 
     # --- outbox ----------------------------------------------------------------------
 
