@@ -58,6 +58,11 @@ OUTCOME_STATUS = {
 }
 
 
+# HTTP status for what a GET shows: the page is the answer, except where the link
+# cannot be used at all.
+VIEW_STATUS = {"not_invited": 403, "closed": 410, "unknown": 404}
+
+
 class WebApp:
     """Builds the aiohttp application and runs it on [web] host:port."""
 
@@ -133,7 +138,7 @@ class WebApp:
         return self.page(
             "claim.html",
             {"result": result, "posted": False},
-            status=200 if result.outcome != "unknown" else 404,
+            status=VIEW_STATUS.get(result.outcome, 200),
         )
 
     async def claim(self, request: web.Request) -> web.Response:
