@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,6 +22,12 @@ def windows_from_doc(rows: Iterable[Iterable[int]]) -> tuple[Window, ...]:
     return tuple(Window(*row) for row in rows)
 
 
+def unwrap(text: str) -> str:
+    """Undo the line breaks mail clients put inside paragraphs; keep the paragraphs."""
+    paragraphs = (" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip()))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
 def request_view(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A request for emails and pages. Never contains the mentee's address."""
     return {
@@ -28,7 +35,7 @@ def request_view(doc: Mapping[str, Any]) -> dict[str, Any]:
         "number": doc["number"],
         "name": doc.get("name") or "",
         "skills": ", ".join(doc.get("skills") or []),
-        "details": doc.get("details") or "",
+        "details": unwrap(doc.get("details") or ""),
         "timezone": doc.get("timezone") or "",
         "availability": format_windows(windows_from_doc(doc.get("availability") or [])),
         "status": doc.get("status", ""),
