@@ -217,9 +217,26 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "digest_time": (_clock, "08:00", '"08:00"'),
         "survey_date": (_month_day, "03-01", '"03-01"'),
         "term_length": (_duration, "730d", '"730d"'),
+        "renewal_notice": (_duration, "30d", '"30d"'),
+        "sweep_interval": (_duration, "1m", '"1m"'),
+        "followup_after": (_duration, "2h", '"2h"'),
+        "survey_reminder_after": (_duration, "7d", '"7d"'),
+        "digest_when_quiet": (_choice("line", "none"), "line", '"line"'),
+    },
+    "sessions": {
+        "length": (_duration, "30m", '"30m"'),
+        "notice": (_duration, "24h", '"24h"'),
+        "horizon": (_duration, "28d", '"28d"'),
+        "reminder_before": (_duration, "24h", '"24h"'),
+        "location": (
+            _nonempty,
+            "Video call: your mentor sends the link",
+            '"Video call: your mentor sends the link"',
+        ),
     },
     "matching": {
         "invite_count": (_positive_int, 3, "3"),
+        "widen_count": (_positive_int, 3, "3"),
         "default_capacity": (_positive_int, 2, "2"),
     },
     "limits": {
@@ -305,11 +322,26 @@ class TimersConfig:
     digest_time: time
     survey_date: tuple[int, int]
     term_length: timedelta
+    renewal_notice: timedelta
+    sweep_interval: timedelta
+    followup_after: timedelta
+    survey_reminder_after: timedelta
+    digest_when_quiet: str
+
+
+@dataclass(frozen=True)
+class SessionsConfig:
+    length: timedelta
+    notice: timedelta
+    horizon: timedelta
+    reminder_before: timedelta
+    location: str
 
 
 @dataclass(frozen=True)
 class MatchingConfig:
     invite_count: int
+    widen_count: int
     default_capacity: int
     synonyms: Mapping[str, str]  # alias (lower case) → canonical skill
 
@@ -331,6 +363,7 @@ class Config:
     state: StateConfig
     web: WebConfig
     timers: TimersConfig
+    sessions: SessionsConfig
     matching: MatchingConfig
     limits: LimitsConfig
     secret: bytes = field(default=b"", repr=False)
@@ -432,6 +465,7 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
         state=StateConfig(**values["state"]),
         web=WebConfig(**values["web"]),
         timers=TimersConfig(**values["timers"]),
+        sessions=SessionsConfig(**values["sessions"]),
         matching=MatchingConfig(**values["matching"], synonyms=synonyms),
         limits=LimitsConfig(**values["limits"]),
         secret=secret.encode(),

@@ -73,6 +73,7 @@ class Store:
         self._audit = self.db.table("audit")
         self._meta = self.db.table("meta")
         self._rates = self.db.table("rates")
+        self._sessions = self.db.table("sessions")
         self._rebuild_indexes()
 
     def close(self) -> None:
@@ -99,6 +100,7 @@ class Store:
         self._address_ids = {d["email"]: d.doc_id for d in self._addresses.all()}
         self._rate_ids = {d["email"]: d.doc_id for d in self._rates.all()}
         self._meta_ids = {d["key"]: d.doc_id for d in self._meta.all()}
+        self._session_ids = {d["uid"]: d.doc_id for d in self._sessions.all()}
         self._pending_outbox = {d.doc_id for d in self._outbox.all() if d["status"] == "pending"}
         self._open_by_mentee: dict[str, set[int]] = {}
         self._claims: dict[int, tuple[str, str]] = {}
@@ -253,6 +255,26 @@ class Store:
             if claimed_at >= cutoff:
                 counts[mentor] = counts.get(mentor, 0) + 1
         return counts
+
+    # --- sessions (calendar) -----------------------------------------------------------
+
+    def session(self, uid: str) -> Doc | None:
+        doc_id = self._session_ids.get(uid)
+        return None if doc_id is None else _plain(self._sessions.get(doc_id=doc_id))
+
+    def sessions(self, statuses: Iterable[str] | None = None) -> list[Doc]:
+        wanted = None if statuses is None else set(statuses)
+        return [_plain(d) for d in self._sessions.all() if wanted is None or d["status"] in wanted]
+
+    def save_session(self, doc: Mapping[str, Any]) -> Doc:
+        """Insert or replace the session keyed by ``doc["uid"]`` (the iCalendar UID)."""
+        uid = doc["uid"]
+        doc_id = self._session_ids.get(uid)
+        if doc_id is None:
+            self._session_ids[uid] = self._sessions.insert(dict(doc))
+        else:
+            self._sessions.update(dict(doc), doc_ids=[doc_id])
+        return self.session(uid) or dict(doc)
 
     # --- outbox ----------------------------------------------------------------------
 
