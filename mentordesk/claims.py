@@ -17,7 +17,7 @@ The rules it enforces, each a fix for what the claim button it replaces got wron
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,6 +61,8 @@ class ClaimDesk:
         self.config = config
         self.store = store
         self.postman = postman
+        # What happens once a request is claimed (the session booking plugs in here).
+        self.on_claimed: Callable[[int, datetime], object] = lambda number, now: None
 
     # Links -------------------------------------------------------------------------------
 
@@ -95,6 +97,8 @@ class ClaimDesk:
         if reason == "released":
             already = set()  # after a release, everyone but the releaser may be asked again
         excluded = released | already | {request["mentee"]}
+        # A follow-up (flow 7) is for "another mentor": the first one is never asked.
+        excluded |= set(request.get("exclude_mentors", []))
         excluded |= {m["email"] for m in self.store.mentors() if self.store.is_bounced(m["email"])}
         data = MatchInput(
             sessions_this_month=self.store.claims_since(
@@ -224,6 +228,7 @@ class ClaimDesk:
             self.store.save_request(request)
             self.store.audit("claimed", now=now, request=number, mentor=mentor_email, via=via)
             self._introduce(request, mentor, now, answering=answering)
+            self.on_claimed(number, now)
             return ClaimResult(
                 "claimed",
                 number,

@@ -25,6 +25,7 @@ from .inbox.parse import ParsedMessage, parse_message
 from .inbox.source import RawMessage
 from .mailer.compose import Renderer
 from .mailer.outbox import Postman
+from .sessions import SessionDesk
 from .state.store import OPEN_STATUSES, Store, iso
 from .views import request_view, tag, windows_from_doc, windows_to_doc
 
@@ -117,6 +118,8 @@ class Coordinator:
         self.store = store
         self.postman = Postman(config.program, store, renderer)
         self.claims = ClaimDesk(config, store, self.postman)
+        self.sessions = SessionDesk(config, store, self.postman, self.claims.link)
+        self.claims.on_claimed = self.sessions.book
 
     # The entry point ----------------------------------------------------------------
 
@@ -171,6 +174,15 @@ class Coordinator:
     def _dispatch(self, msg: ParsedMessage, now: datetime) -> tuple[str, int | None]:
         found = classify(msg, self.config.program.address)
         kind = found.kind
+        if (
+            msg.calendar_parts
+            and kind not in (Kind.BOUNCE, Kind.OWN)
+            and self.sessions.handle_calendar(msg, now)
+        ):
+            # An answer from a calendar client (RFC 6047). Such answers may carry
+            # auto-reply markers, so they are read before the loop guards; they are
+            # never answered by email.
+            return "calendar", None
         if kind in SILENT_KINDS:
             # RFC 3834 §2: never answer automatic mail; just remember we saw it.
             self.store.audit(
@@ -480,6 +492,8 @@ class Coordinator:
             number = int(thread["ref"])
         if thread is not None and thread["kind"] == "mentor" and found.command:
             return Kind.COMMAND.value, self._command(msg, found, now)
+        if thread is not None and thread["kind"] == "session" and found.command:
+            return self._session_command(msg, found, thread["ref"], now)
         if thread is not None and thread["kind"] in ("claim", "request-mentor"):
             return self._mentor_reply(msg, found, thread, now)
         request = self.store.request(number) if number is not None else None
@@ -517,6 +531,22 @@ class Coordinator:
         # A reply to a withdrawn or closed request: a person should look at it.
         self._tell_coordinator("reply to a closed request", now, msg=msg)
         return Kind.REPLY.value, int(request["number"])
+
+    def _session_command(
+        self, msg: ParsedMessage, found: Classification, uid: str, now: datetime
+    ) -> tuple[str, int | None]:
+        """ "cancel" or "reschedule" in answer to a session invitation."""
+        session = self.store.session(uid) or {}
+        number = session.get("request")
+        if found.command == "cancel":
+            outcome = self.sessions.cancel(uid, msg.sender, now)
+        elif found.command == "reschedule":
+            outcome = self.sessions.move(uid, msg.sender, now)
+        else:
+            return self._unknown(msg, now)
+        if outcome in ("gone", "not_yours"):
+            self._tell_coordinator(f"session {found.command}: {outcome}", now, msg=msg)
+        return Kind.COMMAND.value, number
 
     def _mentor_reply(
         self, msg: ParsedMessage, found: Classification, thread: Mapping[str, Any], now: datetime

@@ -198,6 +198,20 @@ class Desk:
             await asyncio.sleep(POLL_S)
         return found
 
+    async def mail_to(
+        self, address: str, subject_part: str, timeout_s: float = 15.0
+    ) -> ReceivedMessage:
+        """Wait for the first message to ``address`` whose subject contains ``subject_part``."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            for message in self.sink.messages_to(address):
+                if subject_part in message.subject:
+                    return message
+            if asyncio.get_running_loop().time() > deadline:
+                got = [m.subject for m in self.sink.messages_to(address)]
+                raise AssertionError(f"{address}: no {subject_part!r} among {got}")
+            await asyncio.sleep(POLL_S)
+
     async def processed(self, count: int, timeout_s: float = 15.0) -> None:
         """Wait until ``count`` messages sit in the processed folder."""
         await asyncio.to_thread(

@@ -43,6 +43,7 @@ __all__ = [
     "occurrence_move",
     "series_request",
     "session_cancel",
+    "session_declinecounter",
     "session_request",
     "vtimezone",
 ]
@@ -112,6 +113,30 @@ def session_cancel(
     event.add("dtstart", start_utc)
     event.add("dtend", start_utc + _positive(length))
     return _serialise("CANCEL", [event], zones=())
+
+
+def session_declinecounter(
+    *,
+    uid: str,
+    sequence: int,
+    start: datetime,
+    length: timedelta,
+    summary: str,
+    organizer: str,
+    organizer_name: str,
+    attendee: Attendee,
+    now: datetime,
+    comment: str = "",
+) -> bytes:
+    """METHOD:DECLINECOUNTER to the attendee whose COUNTER cannot be accepted
+    (RFC 5546 §3.2.8): the event as it stands, at its current ``sequence``."""
+    start_utc = _utc(start, "start")
+    event = _event(uid, sequence, now, summary, organizer, organizer_name, [attendee], "CONFIRMED")
+    event.add("dtstart", start_utc)
+    event.add("dtend", start_utc + _positive(length))
+    if comment:
+        event.add("comment", _text(comment))
+    return _serialise("DECLINECOUNTER", [event], zones=())
 
 
 def series_request(

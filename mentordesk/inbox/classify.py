@@ -51,11 +51,22 @@ class Classification:
     reason: str = ""  # which rule decided, in words
 
 
-COMMANDS = ("pause", "resume", "resign", "withdraw", "claim", "release", "renew", "leave")
+COMMANDS = (
+    "pause", "resume", "resign", "withdraw", "claim", "release", "renew", "leave", "cancel",
+    "reschedule",
+)  # fmt: skip
 
-# Words that may stand alone as a command; "leave" only means something for office hours.
-_SUBJECT_COMMANDS = {word: word for word in COMMANDS if word != "leave"} | {"unpause": "resume"}
-_REPLY_COMMANDS = _SUBJECT_COMMANDS | {"leave": "leave"}
+# Words that may stand alone as a command. "leave" only means something for office hours,
+# "cancel" and "reschedule" only in answer to a session invitation: replies only.
+_REPLY_ONLY = ("leave", "cancel", "reschedule")
+_SUBJECT_COMMANDS = {word: word for word in COMMANDS if word not in _REPLY_ONLY} | {
+    "unpause": "resume"
+}
+_REPLY_COMMANDS = (
+    _SUBJECT_COMMANDS
+    | {word: word for word in _REPLY_ONLY}
+    | {"rearrange": "reschedule", "move": "reschedule"}
+)
 # Words allowed around a command word: "Please pause me", "Withdraw my request, thanks".
 _FILLER = frozenset(
     {
@@ -64,6 +75,7 @@ _FILLER = frozenset(
         "mentor", "mentoring", "mentorship", "membership", "request", "term", "account",
         "program", "yes", "ok", "okay", "sure", "thanks", "thank", "you", "thx", "here", "will",
         "can", "let", "go", "ahead", "while", "temporarily", "again", "hi", "hello", "hey",
+        "session", "meeting", "call", "our", "we", "need", "sorry",
     }
 )  # fmt: skip
 

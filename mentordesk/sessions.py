@@ -1,0 +1,606 @@
+"""One-to-one sessions (SPEC §3 flow 5): propose, invite, answer, move, cancel, remind.
+
+After a claim, ``SessionDesk.book`` proposes the earliest 30-minute slot that suits both
+people and sends both an iMIP REQUEST (RFC 5546 §3.2.2) whose UID is stored and reused:
+every later change is the same UID with SEQUENCE + 1 (RFC 5545 §3.8.7.4), a cancellation
+is METHOD:CANCEL. Answers from any calendar client come back through the mailbox
+(``handle_calendar``): ACCEPTED/TENTATIVE/DECLINED are recorded; a decline or a COUNTER
+leads to a new proposal, or to DECLINECOUNTER when the mentor cannot make the time
+asked for. Like the rest of the core it runs on the store's writer thread.
+
+A session doc: uid, request, mentor, mentee, start/end (ISO UTC), sequence, status
+(proposed | confirmed | cancelled | done), answers {email: PARTSTAT}, declined_starts
+(times not to propose again), reminded, created, updated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .calendar.invite import (
+    Attendee,
+    calendar_mime_parts,
+    new_uid,
+    session_cancel,
+    session_declinecounter,
+    session_request,
+)
+from .calendar.reply import CalendarReply, parse_calendar
+from .calendar.slots import Busy, candidate_slots
+from .config import Config
+from .inbox.parse import ParsedMessage
+from .mailer.outbox import Postman
+from .state.store import Store, from_iso, iso
+from .views import mentor_view, request_view
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("proposed", "confirmed")
+Links = Callable[[str, str, str, datetime], str]  # (purpose, person, obj, now) → URL
+BusyElsewhere = Callable[[str, datetime, datetime], list[Busy]]  # office hours
+OtherReplies = Callable[[CalendarReply, str, datetime], bool]  # office hours
+
+
+def when_text(start: datetime, end: datetime, zone: str | None) -> str:
+    """'Tuesday 24 November, 18:00–18:30 (Europe/Berlin)' in the reader's own zone."""
+    tz = ZoneInfo(zone or "UTC")
+    local_start, local_end = start.astimezone(tz), end.astimezone(tz)
+    return (
+        f"{local_start.strftime('%A %-d %B')}, {local_start.strftime('%H:%M')}–"
+        f"{local_end.strftime('%H:%M')} ({zone or 'UTC'})"
+    )
+
+
+def slot_fits(
+    start: datetime, length: timedelta, windows: Sequence[Sequence[int]], zone: str | None
+) -> bool:
+    """Does ``[start, start+length)`` lie inside one of the weekly ``windows`` in ``zone``?"""
+    tz = ZoneInfo(zone or "UTC")
+    local = start.astimezone(tz)
+    end_local = (start + length).astimezone(tz)
+    if end_local.date() != local.date() and not (end_local.hour == 0 and end_local.minute == 0):
+        return False
+    first = local.hour * 60 + local.minute
+    last = first + int(length.total_seconds() // 60)
+    return any(w[0] == local.weekday() and w[1] <= first and last <= w[2] for w in windows)
+
+
+class SessionDesk:
+    """Books and keeps the 30-minute sessions between a mentor and a mentee."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        postman: Postman,
+        links: Links,
+        busy_elsewhere: BusyElsewhere | None = None,
+        other_replies: OtherReplies | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.postman = postman
+        self.links = links
+        self.busy_elsewhere = busy_elsewhere or (lambda mentor, start, end: [])
+        self.other_replies = other_replies or (lambda reply, sender, now: False)
+
+    # Finding a time ----------------------------------------------------------------------
+
+    def _busy(self, mentor: str, now: datetime, except_uid: str = "") -> list[Busy]:
+        busy = [
+            Busy(from_iso(s["start"]), from_iso(s["end"]))
+            for s in self.store.sessions(ACTIVE)
+            if s["mentor"] == mentor and s["uid"] != except_uid
+        ]
+        horizon = now + self.config.sessions.horizon + timedelta(days=1)
+        return busy + self.busy_elsewhere(mentor, now, horizon)
+
+    def candidates(
+        self,
+        number: int,
+        now: datetime,
+        *,
+        avoid: Sequence[str] = (),
+        except_uid: str = "",
+        limit: int = 10,
+    ) -> list[datetime]:
+        """The next slots that suit both people (UTC), earliest first, minus ``avoid``."""
+        request = self.store.request(number) or {}
+        mentor = self.store.mentor(request.get("claimed_by") or "") or {}
+        if not request or not mentor:
+            return []
+        sessions = self.config.sessions
+        found = candidate_slots(
+            [tuple(w) for w in mentor.get("availability") or []],
+            mentor.get("timezone") or self.config.program.timezone,
+            [tuple(w) for w in request.get("availability") or []],
+            request.get("timezone"),
+            self._busy(mentor["email"], now, except_uid),
+            now,
+            notice=sessions.notice,
+            length=sessions.length,
+            horizon=sessions.horizon,
+            limit=limit + len(avoid),
+        )
+        skipped = set(avoid)
+        return [slot for slot in found if iso(slot) not in skipped][:limit]
+
+    # Booking -----------------------------------------------------------------------------
+
+    def book(self, number: int, now: datetime) -> dict[str, Any] | None:
+        """Propose the earliest common slot for a claimed request, or ask the mentor to pick."""
+        request = self.store.request(number)
+        if request is None or request["status"] != "claimed":
+            return None
+        existing = self.session_of(number)
+        if existing is not None:
+            return existing
+        slots = self.candidates(number, now, limit=1)
+        if not slots:
+            self._ask_mentor_to_pick(request, now, reason="no common time")
+            return None
+        return self.propose(number, slots[0], now)
+
+    def propose(self, number: int, start: datetime, now: datetime) -> dict[str, Any]:
+        """Create (or move) the request's session to ``start`` and invite both people."""
+        request = self.store.request(number) or {}
+        session = self.session_of(number)
+        end = start + self.config.sessions.length
+        if session is None:
+            session = {
+                "uid": new_uid(self.config.program.domain),
+                "request": number,
+                "mentor": request["claimed_by"],
+                "mentee": request["mentee"],
+                "sequence": 0,
+                "created": iso(now),
+                "declined_starts": [],
+                "reminded": None,
+            }
+            change = "new"
+        else:
+            session["sequence"] = int(session["sequence"]) + 1
+            change = "moved"
+        session.update(
+            {
+                "start": iso(start),
+                "end": iso(end),
+                "status": "proposed",
+                "updated": iso(now),
+                "answers": {session["mentor"]: "NEEDS-ACTION", session["mentee"]: "NEEDS-ACTION"},
+                "reminded": None,
+            }
+        )
+        self.store.save_session(session)
+        request["schedule"] = "proposed"
+        self.store.save_request(request)
+        self.store.audit(
+            "session proposed",
+            now=now,
+            request=number,
+            uid=session["uid"],
+            start=iso(start),
+            sequence=session["sequence"],
+            change=change,
+        )
+        self._send_request(session, request, now, change)
+        return session
+
+    def session_of(self, number: int) -> dict[str, Any] | None:
+        for session in self.store.sessions(ACTIVE):
+            if session["request"] == number:
+                return session
+        return None
+
+    # Emails --------------------------------------------------------------------------------
+
+    def _people(self, session: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        request = self.store.request(int(session["request"])) or {}
+        mentor = self.store.mentor(session["mentor"]) or {"email": session["mentor"], "name": ""}
+        mentee = {
+            "email": session["mentee"],
+            "name": request.get("name") or "",
+            "timezone": request.get("timezone"),
+        }
+        return mentor, mentee
+
+    def _attendees(self, session: Mapping[str, Any]) -> list[Attendee]:
+        mentor, mentee = self._people(session)
+        return [
+            Attendee(mentor["email"], mentor.get("name") or ""),
+            Attendee(mentee["email"], mentee.get("name") or ""),
+        ]
+
+    def _summary(self, session: Mapping[str, Any]) -> str:
+        mentor, mentee = self._people(session)
+        return (
+            f"Mentoring: {mentee['name'] or 'mentee'} and {mentor.get('name') or 'mentor'} "
+            f"(MD-{int(session['request']):04d})"
+        )
+
+    def _send_request(
+        self, session: Mapping[str, Any], request: Mapping[str, Any], now: datetime, change: str
+    ) -> None:
+        start, end = from_iso(session["start"]), from_iso(session["end"])
+        mentor, mentee = self._people(session)
+        location = self.config.sessions.location
+        ics = session_request(
+            uid=session["uid"],
+            sequence=int(session["sequence"]),
+            start=start,
+            length=end - start,
+            summary=self._summary(session),
+            description=self._description(request, mentor),
+            location=location,
+            organizer=self.config.program.address,
+            organizer_name=self.config.program.name,
+            attendees=self._attendees(session),
+            now=now,
+        )
+        for person, other in ((mentor, mentee), (mentee, mentor)):
+            inline, attachment = calendar_mime_parts(ics, "REQUEST")
+            email = person["email"]
+            self.postman.send(
+                "session_invite",
+                to=email,
+                to_name=person.get("name") or "",
+                now=now,
+                context={
+                    "person": person,
+                    "other": other,
+                    "change": change,
+                    "is_mentor": email == session["mentor"],
+                    "when": when_text(start, end, person.get("timezone")),
+                    "location": location,
+                    "request": request_view(request),
+                    "cancel_url": self.links("session-cancel", email, session["uid"], now),
+                    "move_url": self.links("session-move", email, session["uid"], now),
+                },
+                alternatives=[inline],
+                attachments=[attachment],
+                thread=("session", session["uid"]),
+                request=int(session["request"]),
+            )
+
+    def _description(self, request: Mapping[str, Any], mentor: Mapping[str, Any]) -> str:
+        view = request_view(request)
+        return (
+            f"{view['tag']}: {view['skills']}\n\n{view['details']}\n\n"
+            f"Mentor: {mentor.get('name') or mentor['email']}\n"
+            f"{self.config.sessions.location}\n"
+            f"To cancel or move it, reply to the invitation email or use its links."
+        )
+
+    def _send_cancel(self, session: Mapping[str, Any], now: datetime, by: str) -> None:
+        start, end = from_iso(session["start"]), from_iso(session["end"])
+        mentor, mentee = self._people(session)
+        ics = session_cancel(
+            uid=session["uid"],
+            sequence=int(session["sequence"]),
+            start=start,
+            length=end - start,
+            summary=self._summary(session),
+            organizer=self.config.program.address,
+            organizer_name=self.config.program.name,
+            attendees=self._attendees(session),
+            now=now,
+        )
+        request = self.store.request(int(session["request"])) or {"number": session["request"]}
+        for person, other in ((mentor, mentee), (mentee, mentor)):
+            inline, attachment = calendar_mime_parts(ics, "CANCEL")
+            self.postman.send(
+                "session_cancelled",
+                to=person["email"],
+                to_name=person.get("name") or "",
+                now=now,
+                context={
+                    "person": person,
+                    "other": other,
+                    "by_you": by == person["email"],
+                    "by_name": (mentor if by == mentor["email"] else mentee).get("name")
+                    or "the other person",
+                    "when": when_text(start, end, person.get("timezone")),
+                    "request": request_view(request),
+                },
+                alternatives=[inline],
+                attachments=[attachment],
+                thread=("session", session["uid"]),
+                request=int(session["request"]),
+            )
+
+    def _ask_mentor_to_pick(self, request: Mapping[str, Any], now: datetime, reason: str) -> None:
+        mentor = self.store.mentor(request["claimed_by"]) or {"email": request["claimed_by"]}
+        number = int(request["number"])
+        doc = dict(request)
+        doc["schedule"] = "mentor picks"
+        self.store.save_request(doc)
+        self.store.audit("session needs a time", now=now, request=number, reason=reason)
+        self.postman.send(
+            "session_pick",
+            to=mentor["email"],
+            to_name=mentor.get("name") or "",
+            now=now,
+            context={
+                "mentor": mentor,
+                "request": request_view(request),
+                "reason": reason,
+                "pick_url": self.links("schedule", mentor["email"], str(number), now),
+            },
+            thread=("request-mentor", {"number": number, "mentor": mentor["email"]}),
+            request=number,
+        )
+
+    # Answers from calendar clients (RFC 5546 §3.2.3, §3.2.7) --------------------------------
+
+    def handle_calendar(self, msg: ParsedMessage, now: datetime) -> bool:
+        """Apply the iTIP answers in ``msg``; True when it carried one we know."""
+        handled = False
+        for part in msg.calendar_parts:
+            for reply in parse_calendar(part):
+                if reply.method not in ("REPLY", "COUNTER"):
+                    continue
+                session = self.store.session(reply.uid)
+                if session is None:
+                    handled = self.other_replies(reply, msg.sender, now) or handled
+                    continue
+                handled = self._answer(session, reply, msg.sender, now) or handled
+        return handled
+
+    def _answer(
+        self, session: dict[str, Any], reply: CalendarReply, sender: str, now: datetime
+    ) -> bool:
+        attendee = reply.attendee
+        if attendee not in (session["mentor"], session["mentee"]):
+            return False  # an answer for someone who was not invited
+        if sender != attendee:
+            # Only the attendee speaks for themself (a forwarded invitation answered by
+            # someone else must not decline for them).
+            self.store.audit(
+                "calendar answer refused",
+                now=now,
+                uid=session["uid"],
+                attendee=attendee,
+                sender=sender,
+            )
+            return True
+        if reply.sequence < int(session["sequence"]) or session["status"] not in ACTIVE:
+            self.store.audit(
+                "calendar answer stale",
+                now=now,
+                uid=session["uid"],
+                attendee=attendee,
+                sequence=reply.sequence,
+            )
+            return True
+        number = int(session["request"])
+        if reply.method == "COUNTER":
+            return self._counter(session, reply, now)
+        partstat = (reply.partstat or "NEEDS-ACTION").upper()
+        session["answers"][attendee] = partstat
+        session["updated"] = iso(now)
+        self.store.audit(
+            "calendar answer",
+            now=now,
+            request=number,
+            uid=session["uid"],
+            attendee=attendee,
+            partstat=partstat,
+        )
+        if partstat == "DECLINED":
+            session["declined_starts"] = [*session.get("declined_starts", []), session["start"]]
+            self.store.save_session(session)
+            self._propose_another(session, now, reason=f"{attendee} declined")
+            return True
+        if all(v == "ACCEPTED" for v in session["answers"].values()):
+            session["status"] = "confirmed"
+        self.store.save_session(session)
+        return True
+
+    def _propose_another(self, session: Mapping[str, Any], now: datetime, reason: str) -> None:
+        number = int(session["request"])
+        slots = self.candidates(
+            number,
+            now,
+            avoid=session.get("declined_starts", []),
+            except_uid=session["uid"],
+            limit=1,
+        )
+        if slots:
+            self.propose(number, slots[0], now)
+        else:
+            request = self.store.request(number) or {}
+            self._ask_mentor_to_pick(request, now, reason=reason)
+
+    def _counter(self, session: dict[str, Any], reply: CalendarReply, now: datetime) -> bool:
+        """Accept a proposed time the mentor can make; otherwise DECLINECOUNTER it."""
+        number = int(session["request"])
+        start = reply.proposed_start
+        mentor = self.store.mentor(session["mentor"]) or {}
+        length = self.config.sessions.length
+        fits = (
+            start is not None
+            and start >= now + self.config.sessions.notice
+            and slot_fits(start, length, mentor.get("availability") or [], mentor.get("timezone"))
+            and not any(
+                b.start < start + length and start < b.end
+                for b in self._busy(session["mentor"], now, except_uid=session["uid"])
+            )
+        )
+        self.store.audit(
+            "calendar counter",
+            now=now,
+            request=number,
+            uid=session["uid"],
+            attendee=reply.attendee,
+            proposed=iso(start) if start else None,
+            accepted=fits,
+        )
+        if fits and start is not None:
+            self.propose(number, start, now)
+            return True
+        person = {"email": reply.attendee}
+        requester = self.store.request(number) or {}
+        name = (
+            requester.get("name") if reply.attendee == session["mentee"] else (mentor.get("name"))
+        )
+        start_now, end_now = from_iso(session["start"]), from_iso(session["end"])
+        ics = session_declinecounter(
+            uid=session["uid"],
+            sequence=int(session["sequence"]),
+            start=start_now,
+            length=end_now - start_now,
+            summary=self._summary(session),
+            organizer=self.config.program.address,
+            organizer_name=self.config.program.name,
+            attendee=Attendee(reply.attendee, name or ""),
+            now=now,
+            comment="That time does not suit the mentor; the original time stands.",
+        )
+        inline, attachment = calendar_mime_parts(ics, "DECLINECOUNTER")
+        zone = (
+            requester.get("timezone")
+            if reply.attendee == session["mentee"]
+            else (mentor.get("timezone"))
+        )
+        self.postman.send(
+            "session_counter_declined",
+            to=reply.attendee,
+            to_name=name or "",
+            now=now,
+            context={
+                "person": {**person, "name": name or ""},
+                "asked": when_text(start, start + length, zone) if start else "",
+                "when": when_text(start_now, end_now, zone),
+                "move_url": self.links("session-move", reply.attendee, session["uid"], now),
+                "request": request_view(requester or {"number": number}),
+            },
+            alternatives=[inline],
+            attachments=[attachment],
+            thread=("session", session["uid"]),
+            request=number,
+        )
+        return True
+
+    # Cancel and move (by email or by link) --------------------------------------------------
+
+    def cancel(self, uid: str, by: str, now: datetime) -> str:
+        """Cancel the session for both people. Returns cancelled | not_yours | gone."""
+        session = self.store.session(uid)
+        if session is None or session["status"] not in ACTIVE:
+            return "gone"
+        if by not in (session["mentor"], session["mentee"]):
+            return "not_yours"
+        session["sequence"] = int(session["sequence"]) + 1
+        session.update({"status": "cancelled", "updated": iso(now), "cancelled_by": by})
+        self.store.save_session(session)
+        self.store.audit("session cancelled", now=now, request=session["request"], uid=uid, by=by)
+        self._send_cancel(session, now, by)
+        return "cancelled"
+
+    def move(self, uid: str, by: str, now: datetime) -> str:
+        """Propose the next time that suits both. Returns moved | picking | not_yours | gone."""
+        session = self.store.session(uid)
+        if session is None or session["status"] not in ACTIVE:
+            return "gone"
+        if by not in (session["mentor"], session["mentee"]):
+            return "not_yours"
+        session["declined_starts"] = [*session.get("declined_starts", []), session["start"]]
+        self.store.save_session(session)
+        self.store.audit("session move asked", now=now, request=session["request"], uid=uid, by=by)
+        number = int(session["request"])
+        slots = self.candidates(
+            number, now, avoid=session["declined_starts"], except_uid=uid, limit=1
+        )
+        if slots:
+            self.propose(number, slots[0], now)
+            return "moved"
+        self._ask_mentor_to_pick(
+            self.store.request(number) or {}, now, reason="asked to move, and no other common time"
+        )
+        return "picking"
+
+    def pick(self, number: int, mentor: str, start: datetime, now: datetime) -> str:
+        """The mentor chose a time on the pick page. Returns booked | not_yours | gone | past."""
+        request = self.store.request(number)
+        if request is None or request["status"] != "claimed":
+            return "gone"
+        if request.get("claimed_by") != mentor:
+            return "not_yours"
+        if start < now:
+            return "past"
+        self.propose(number, start, now)
+        return "booked"
+
+    def pick_choices(self, number: int, now: datetime) -> list[dict[str, str]]:
+        """Times to offer on the pick page: the mentee's windows in the coming weeks, shown
+        in the mentor's zone (ignoring the mentor's own windows, which did not fit)."""
+        request = self.store.request(number) or {}
+        mentor = self.store.mentor(request.get("claimed_by") or "") or {}
+        zone = mentor.get("timezone") or self.config.program.timezone
+        sessions = self.config.sessions
+        mentee_windows = [tuple(w) for w in request.get("availability") or []]
+        everyday = [(day, 0, 1440) for day in range(7)]
+        found = candidate_slots(
+            mentee_windows or everyday,
+            request.get("timezone") or zone,
+            [],
+            None,
+            self._busy(mentor.get("email", ""), now),
+            now,
+            notice=sessions.notice,
+            length=sessions.length,
+            horizon=sessions.horizon,
+            limit=12,
+        )
+        end = sessions.length
+        return [{"value": iso(s), "label": when_text(s, s + end, zone)} for s in found]
+
+    # Reminders (a sweep step) --------------------------------------------------------------
+
+    def remind(self, now: datetime) -> int:
+        """Remind both people ``reminder_before`` a session, once."""
+        sent = 0
+        before = self.config.sessions.reminder_before
+        for session in self.store.sessions(ACTIVE):
+            start = from_iso(session["start"])
+            if session.get("reminded") or not (start - before <= now < start):
+                continue
+            session["reminded"] = iso(now)
+            self.store.save_session(session)
+            mentor, mentee = self._people(session)
+            request = self.store.request(int(session["request"])) or {}
+            for person, other in ((mentor, mentee), (mentee, mentor)):
+                self.postman.send(
+                    "session_reminder",
+                    to=person["email"],
+                    to_name=person.get("name") or "",
+                    now=now,
+                    context={
+                        "person": person,
+                        "other": mentor_view(other),
+                        "when": when_text(start, from_iso(session["end"]), person.get("timezone")),
+                        "location": self.config.sessions.location,
+                        "request": request_view(request),
+                        "cancel_url": self.links(
+                            "session-cancel", person["email"], session["uid"], now
+                        ),
+                    },
+                    thread=("session", session["uid"]),
+                    request=int(session["request"]),
+                )
+            sent += 1
+        return sent
+
+    def finish(self, now: datetime) -> int:
+        """Sessions whose end has passed become 'done' (follow-up steps read that)."""
+        done = 0
+        for session in self.store.sessions(ACTIVE):
+            if from_iso(session["end"]) <= now:
+                session.update({"status": "done", "updated": iso(now)})
+                self.store.save_session(session)
+                done += 1
+        return done
