@@ -84,8 +84,11 @@ class ClaimDesk:
         capacity = int(mentor.get("capacity") or self.config.matching.default_capacity)
         return {"taken": taken.get(email, 0), "capacity": capacity}
 
-    def match(self, number: int, now: datetime, *, reason: str = "new") -> list[str]:
-        """Invite the best mentors not yet invited; tell the coordinator if there are none.
+    def match(
+        self, number: int, now: datetime, *, reason: str = "new", count: int | None = None
+    ) -> list[str]:
+        """Invite the best ``count`` (default invite_count) mentors not yet invited; tell
+        the coordinator if there are none (unless widening: the ladder escalates then).
 
         Returns the emails invited now.
         """
@@ -108,9 +111,9 @@ class ClaimDesk:
             excluded=frozenset(excluded),
         )
         ranked = rank_mentors(request, self.store.mentors(), now, data)
-        chosen = [c.email for c in ranked[: self.config.matching.invite_count]]
+        chosen = [c.email for c in ranked[: count or self.config.matching.invite_count]]
         if not chosen:
-            if not request.get("no_match_told"):
+            if not request.get("no_match_told") and reason != "widen":
                 request["no_match_told"] = iso(now)
                 self.store.save_request(request)
                 self.store.audit("no mentor matches", now=now, request=number)
@@ -118,20 +121,19 @@ class ClaimDesk:
             return []
         invited = list(request.get("invited", []))
         for email in chosen:
-            self._invite(request, email, now, again=reason == "released")
-            invited.append({"email": email, "at": iso(now)})
+            sent = self._invite(request, email, now, again=reason == "released")
+            # The Message-ID lets a reminder ("bump") thread on this invitation.
+            invited.append({"email": email, "at": iso(now), "message_id": sent})
         request["invited"] = invited
         request.pop("no_match_told", None)
         self.store.save_request(request)
         self.store.audit("mentors invited", now=now, request=number, mentors=chosen)
         return chosen
 
-    def _invite(
-        self, request: Mapping[str, Any], email: str, now: datetime, *, again: bool
-    ) -> None:
+    def _invite(self, request: Mapping[str, Any], email: str, now: datetime, *, again: bool) -> str:
         mentor = self.store.mentor(email) or {"email": email, "name": ""}
         number = int(request["number"])
-        self.postman.send(
+        return self.postman.send(
             "claim_invite",
             to=email,
             to_name=mentor.get("name", ""),
@@ -338,6 +340,7 @@ class ClaimDesk:
                     "claimed_by": None,
                     "claimed_at": None,
                     "released_by": released,
+                    "reopened": iso(now),  # the ladder for unclaimed requests restarts
                     "updated": iso(now),
                 }
             )

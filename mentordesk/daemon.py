@@ -31,6 +31,7 @@ from .inbox.source import MailSource, RawMessage, open_source
 from .mailer.compose import Renderer
 from .mailer.outbox import OutboxSender
 from .mailer.transport import Transport, open_transport
+from .sessions import SessionDesk
 from .state.store import OutboxItem, Store, StoreWriter
 from .web import WebApp
 
@@ -107,7 +108,12 @@ class Daemon:
         await self.start()
         assert self.sender is not None
         self.web = WebApp(
-            self.config, self.writer, self._claims, self.clock, changed=self.sender.poke
+            self.config,
+            self.writer,
+            self._claims,
+            self.clock,
+            changed=self.sender.poke,
+            sessions=self._sessions,
         )
         await self.web.start()
         tasks = [
@@ -223,6 +229,11 @@ class Daemon:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
+
+    def _sessions(self) -> SessionDesk:
+        if self.coordinator is None:
+            raise RuntimeError("daemon not started")
+        return self.coordinator.sessions
 
     def _claims(self) -> ClaimDesk:
         if self.coordinator is None:

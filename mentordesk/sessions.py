@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -558,6 +558,37 @@ class SessionDesk:
         )
         end = sessions.length
         return [{"value": iso(s), "label": when_text(s, s + end, zone)} for s in found]
+
+    def describe(self, uid: str, person: str) -> dict[str, Any]:
+        """What the cancel/move pages show one of the two people (empty when not theirs)."""
+        session = self.store.session(uid)
+        if session is None or person not in (session["mentor"], session["mentee"]):
+            return {}
+        mentor, mentee = self._people(session)
+        me, other = (mentor, mentee) if person == mentor["email"] else (mentee, mentor)
+        start, end = from_iso(session["start"]), from_iso(session["end"])
+        return {
+            "uid": uid,
+            "status": session["status"],
+            "other": other,
+            "when": when_text(start, end, me.get("timezone")),
+            "request": request_view(
+                self.store.request(int(session["request"])) or {"number": session["request"]}
+            ),
+        }
+
+    def custom_start(self, number: int, local_text: str) -> datetime | None:
+        """'2026-12-01T18:30' typed on the pick page, in the mentor's zone → UTC."""
+        request = self.store.request(number) or {}
+        mentor = self.store.mentor(request.get("claimed_by") or "") or {}
+        try:
+            local = datetime.fromisoformat(local_text)
+        except ValueError:
+            return None
+        if local.tzinfo is not None:
+            return local
+        zone = ZoneInfo(mentor.get("timezone") or self.config.program.timezone)
+        return local.replace(tzinfo=zone).astimezone(UTC)
 
     # Reminders (a sweep step) --------------------------------------------------------------
 

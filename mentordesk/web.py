@@ -8,13 +8,16 @@ the log gets the details.
     GET  /claim/{token}    the request and a "Take it" button      POST: claim it
     GET  /release/{token}  "give it back?" and a button            POST: release it
     GET  /pause/{token}    "pause new requests?" and a button      POST: pause
+    GET  /rate/{token}     a rating (?score=1-5 pre-chosen), comment  POST: record it
+    GET  /attended/{token} did the session take place? (?answer=)   POST: record it
+    GET  /followup/{token} "a follow-up with another mentor?"       POST: open it
     GET  /healthz          liveness for monitoring
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +26,15 @@ from aiohttp import web
 
 from .claims import ClaimDesk, ClaimResult
 from .config import Config
+from .followup.feedback import (
+    ATTENDANCE,
+    RATINGS,
+    FeedbackDesk,
+    FeedbackPage,
+    clean_comment,
+    parse_score,
+)
+from .sessions import SessionDesk
 from .state.store import StoreWriter
 from .tokens import Claims, ExpiredToken, TokenError, verify
 
@@ -62,6 +74,18 @@ OUTCOME_STATUS = {
 # cannot be used at all.
 VIEW_STATUS = {"not_invited": 403, "closed": 410, "unknown": 404}
 
+# HTTP status for each outcome of a feedback page (GET or POST).
+FEEDBACK_STATUS = {
+    "ask": 200,
+    "recorded": 200,
+    "updated": 200,
+    "created": 200,
+    "already": 200,
+    "missing_score": 400,
+    "not_yours": 403,
+    "unknown": 404,
+}
+
 
 class WebApp:
     """Builds the aiohttp application and runs it on [web] host:port."""
@@ -73,7 +97,9 @@ class WebApp:
         claims: Callable[[], ClaimDesk],
         clock: Callable[[], datetime],
         changed: Callable[[], None] = lambda: None,
+        sessions: Callable[[], SessionDesk] | None = None,
     ) -> None:
+        self.sessions = sessions
         self.config = config
         self.changed = changed  # called after every POST: new mail may be waiting
         self.writer = writer
@@ -103,6 +129,18 @@ class WebApp:
                 web.post("/release/{token}", self.release),
                 web.get("/pause/{token}", self.pause_page),
                 web.post("/pause/{token}", self.pause),
+                web.get("/session-cancel/{token}", self.session_page),
+                web.post("/session-cancel/{token}", self.session_change),
+                web.get("/session-move/{token}", self.session_page),
+                web.post("/session-move/{token}", self.session_change),
+                web.get("/schedule/{token}", self.schedule_page),
+                web.post("/schedule/{token}", self.schedule),
+                web.get("/rate/{token}", self.rate_page),
+                web.post("/rate/{token}", self.rate),
+                web.get("/attended/{token}", self.attended_page),
+                web.post("/attended/{token}", self.attended),
+                web.get("/followup/{token}", self.followup_page),
+                web.post("/followup/{token}", self.followup),
             ]
         )
         return app
@@ -185,12 +223,156 @@ class WebApp:
             status=OUTCOME_STATUS.get(result.outcome, 400),
         )
 
+    # Sessions: cancel, move, pick a time ---------------------------------------------------
+
+    async def session_page(self, request: web.Request) -> web.Response:
+        purpose = request.path.split("/")[1]
+        claims = self._verify(request, purpose)
+        view = await self.writer.call(self._sessions().describe, claims.obj, claims.person)
+        return self.page(
+            "session.html",
+            {"action": purpose, "view": view, "posted": False, "outcome": ""},
+            status=200 if view else 404,
+        )
+
+    async def session_change(self, request: web.Request) -> web.Response:
+        purpose = request.path.split("/")[1]
+        claims = self._verify(request, purpose)
+        desk = self._sessions()
+        change = desk.cancel if purpose == "session-cancel" else desk.move
+        outcome = await self.writer.call(change, claims.obj, claims.person, self.clock())
+        self.changed()
+        view = await self.writer.call(desk.describe, claims.obj, claims.person)
+        status = {"gone": 410, "not_yours": 403}.get(outcome, 200)
+        return self.page(
+            "session.html",
+            {"action": purpose, "view": view, "posted": True, "outcome": outcome},
+            status=status,
+        )
+
+    async def schedule_page(self, request: web.Request) -> web.Response:
+        claims = self._verify(request, "schedule")
+        number = int(claims.obj)
+        result = await self.writer.call(self.claims().view, number, claims.person, self.clock())
+        choices = await self.writer.call(self._sessions().pick_choices, number, self.clock())
+        return self.page(
+            "schedule.html",
+            {"result": result, "choices": choices, "posted": False, "outcome": ""},
+            status=200 if result.outcome == "yours" else 403,
+        )
+
+    async def schedule(self, request: web.Request) -> web.Response:
+        claims = self._verify(request, "schedule")
+        number = int(claims.obj)
+        form = await request.post()
+        desk = self._sessions()
+        # A time typed in wins over the pre-selected suggestion.
+        unsafe_choice = str(form.get("custom") or form.get("slot") or "")
+        start = await self.writer.call(desk.custom_start, number, unsafe_choice)
+        outcome = "unreadable"
+        if start is not None:
+            outcome = await self.writer.call(desk.pick, number, claims.person, start, self.clock())
+            self.changed()
+        result = await self.writer.call(self.claims().view, number, claims.person, self.clock())
+        choices = await self.writer.call(desk.pick_choices, number, self.clock())
+        status = {"booked": 200, "not_yours": 403, "gone": 410}.get(outcome, 400)
+        return self.page(
+            "schedule.html",
+            {"result": result, "choices": choices, "posted": True, "outcome": outcome},
+            status=status,
+        )
+
+    # Feedback: ratings, did it take place, a follow-up (followup/feedback.py) -------------
+
+    async def rate_page(self, request: web.Request) -> web.Response:
+        claims = self._verify(request, "rate")
+        score = parse_score(request.query.get("score"))
+        page = await self.writer.call(
+            self._feedback().rating_page, claims.obj, claims.person, self.clock(), score
+        )
+        return self._feedback_page("rate.html", page)
+
+    async def rate(self, request: web.Request) -> web.Response:
+        claims = self._verify(request, "rate")
+        form = await request.post()
+        page = await self.writer.call(
+            self._feedback().rate,
+            claims.obj,
+            claims.person,
+            parse_score(_form_text(form, "score")),
+            clean_comment(_form_text(form, "comment")),
+            self.clock(),
+        )
+        return self._feedback_page("rate.html", page)
+
+    async def attended_page(self, request: web.Request) -> web.Response:
+        claims = self._verify(request, "attended")
+        page = await self.writer.call(
+            self._feedback().attendance_page,
+            _session_uid(claims),
+            claims.person,
+            request.query.get("answer", ""),
+        )
+        return self._feedback_page("attended.html", page)
+
+    async def attended(self, request: web.Request) -> web.Response:
+        claims = self._verify(request, "attended")
+        form = await request.post()
+        page = await self.writer.call(
+            self._feedback().record_attendance,
+            _session_uid(claims),
+            claims.person,
+            _form_text(form, "answer"),
+            self.clock(),
+        )
+        return self._feedback_page("attended.html", page)
+
+    async def followup_page(self, request: web.Request) -> web.Response:
+        claims = self._verify(request, "followup")
+        page = await self.writer.call(
+            self._feedback().followup_page, _session_uid(claims), claims.person
+        )
+        return self._feedback_page("followup.html", page)
+
+    async def followup(self, request: web.Request) -> web.Response:
+        claims = self._verify(request, "followup")
+        form = await request.post()
+        page = await self.writer.call(
+            self._feedback().request_followup,
+            _session_uid(claims),
+            claims.person,
+            clean_comment(_form_text(form, "comment")),
+            self.clock(),
+        )
+        self.changed()
+        return self._feedback_page("followup.html", page)
+
+    def _feedback(self) -> FeedbackDesk:
+        return FeedbackDesk(self.claims())
+
+    def _feedback_page(self, name: str, page: FeedbackPage) -> web.Response:
+        return self.page(
+            name,
+            {
+                "page": page,
+                "ratings": RATINGS,
+                "labels": dict(RATINGS),
+                "choices": list(ATTENDANCE.items()),
+            },
+            status=FEEDBACK_STATUS.get(page.outcome, 400),
+        )
+
     # Helpers -----------------------------------------------------------------------------
+
+    def _sessions(self) -> SessionDesk:
+        if self.sessions is None:
+            raise web.HTTPNotFound()
+        return self.sessions()
 
     def _verify(self, request: web.Request, purpose: str) -> Claims:
         unsafe_token = request.match_info["token"]
         claims = verify(self.config.secret, unsafe_token, purpose=purpose, now=self.clock())
-        if purpose in ("claim", "release") and not claims.obj.isdigit():
+        if purpose in ("claim", "release", "schedule") and not claims.obj.isdigit():
             raise web.HTTPNotFound()
         return claims
 
@@ -223,3 +405,17 @@ class WebApp:
         except Exception:
             log.exception("error serving %s %s", request.method, request.path.split("/")[1])
             return self.page("error.html", {"problem": "server"}, status=500)
+
+
+def _form_text(form: Mapping[str, Any], name: str) -> str:
+    """A text field of a posted form ("" when missing or a file)."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _session_uid(claims: Claims) -> str:
+    """The session a feedback link is about; other objects have no page here."""
+    kind, _, uid = claims.obj.partition(":")
+    if kind != "session" or not uid:
+        raise web.HTTPNotFound()
+    return uid

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import random
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage, MIMEPart
@@ -14,6 +16,7 @@ import jinja2
 import pytest
 
 from mentordesk.mailer.compose import (
+    AUTO_SUBMITTED_VALUES,
     MAX_REFERENCES,
     Renderer,
     as_bytes,
@@ -21,6 +24,7 @@ from mentordesk.mailer.compose import (
     build_references,
     header_safe,
     make_message_id,
+    message_bytes,
 )
 
 NOW = datetime(2024, 5, 6, 14, 30, tzinfo=UTC)
@@ -276,6 +280,77 @@ def test_alternatives_and_attachments() -> None:
     assert second.get_filename() == "invite.ics"
     assert mixed["Message-ID"] == "<abc123@program.example.org>"
     assert _body(mixed, "plain").startswith("Hello Ana")
+
+
+# --- message_bytes: the same bytes without the message objects ----------------------
+
+_BOUNDARY = re.compile(rb"={15}\d{19}==")
+
+# Pieces that exercise quoting, RFC 2047, folding, quoted-printable and line ends.
+_PIECES = [
+    "a", "Z", " ", "  ", ".", ",", '"', "<", ">", "@", "=?", "?=", "é", "王", "🦀", "\n",
+    "\r\n", "\r", "\t", "=", "-", "From ", "\\", "(", ")", ";", ":", "x" * 80, "\u2028",
+    "\x85", "\x00", "_", "'", "Dr.", "Smith, John",
+]  # fmt: skip
+
+
+def _random_text(rng: random.Random, pieces: int) -> str:
+    return "".join(rng.choice(_PIECES) for _ in range(rng.randrange(pieces)))
+
+
+def test_message_bytes_are_what_build_message_serialises_to() -> None:
+    rng = random.Random(20240506)
+    for n in range(1500):
+        args: dict[str, Any] = {
+            "from_name": _random_text(rng, 8),
+            "to": rng.choice(["ana@example.com", "x.y+z@sub.example.net", '"q"@ex.org', "a b"]),
+            "to_name": _random_text(rng, 10),
+            "subject": _random_text(rng, 30),
+            "text": _random_text(rng, 60),
+            "html": _random_text(rng, 60),
+            "message_id": f"<{n}@program.example.org>",
+            "in_reply_to": rng.choice([None, "<p@x>", "bad id", "q@x", f"<{'l' * 200}@x>"]),
+            "references": rng.choice(
+                [(), ["<a@x> <b@x>", "junk"], [f"<{k}@x>" for k in range(30)]]
+            ),
+            "auto_submitted": rng.choice(sorted(AUTO_SUBMITTED_VALUES)),
+            "reply_to": rng.choice([None, "coordinator@program.example.org"]),
+            "date": NOW.astimezone(rng.choice([UTC, timezone(timedelta(hours=5, minutes=45))])),
+        }
+        try:
+            expected = as_bytes(_build(**args))
+        except ValueError as exc:
+            with pytest.raises(type(exc)):
+                message_bytes(**{**_defaults(), **args})
+            continue
+        got = message_bytes(**{**_defaults(), **args})
+        assert _BOUNDARY.sub(b"B", got) == _BOUNDARY.sub(b"B", expected), args
+
+
+def test_message_bytes_with_alternatives_take_the_long_way() -> None:
+    invite = MIMEPart()
+    invite.set_content("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", subtype="calendar")
+    raw = message_bytes(**{**_defaults(), "alternatives": [invite]})
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert [p.get_content_type() for p in parsed.iter_parts()] == [
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ]
+
+
+def _defaults() -> dict[str, Any]:
+    return {
+        "from_addr": "mentors@program.example.org",
+        "from_name": "Code Mentors",
+        "to": "ana@example.com",
+        "to_name": "Ana",
+        "subject": "[MD-0042] We have your request",
+        "text": "Hello Ana,\n\nWe have your request.\n",
+        "html": "<p>Hello Ana,</p><p>We have your request.</p>",
+        "message_id": "<abc123@program.example.org>",
+        "date": NOW,
+    }
 
 
 # --- References ---------------------------------------------------------------------

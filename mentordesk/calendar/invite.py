@@ -41,6 +41,7 @@ __all__ = [
     "new_uid",
     "occurrence_cancel",
     "occurrence_move",
+    "series_cancel",
     "series_request",
     "session_cancel",
     "session_declinecounter",
@@ -183,6 +184,39 @@ def series_request(
     _describe(event, description, location)
     last = weekly_until if weekly_until is not None else first_start_local
     return _serialise("REQUEST", [event], zones=[(zone, first_start_local, last)])
+
+
+def series_cancel(
+    *,
+    uid: str,
+    sequence: int,
+    first_start_local: datetime,
+    length: timedelta,
+    weekly_until: datetime | None,
+    summary: str,
+    organizer: str,
+    organizer_name: str,
+    attendees: Sequence[Attendee],
+    now: datetime,
+) -> bytes:
+    """METHOD:CANCEL of a whole weekly series (RFC 5546 §3.2.5), STATUS:CANCELLED.
+
+    Sent to everyone, it ends the series; sent to one attendee (``attendees`` = that
+    person), it takes that person off it. The VEVENT repeats the series' DTSTART, TZID,
+    VTIMEZONE and RRULE (as ``series_request`` wrote them) without RECURRENCE-ID, so every
+    occurrence goes. To take one attendee off, ``sequence`` may stay that of the last
+    REQUEST: the later DTSTAMP makes the CANCEL the newer message (RFC 5546 §2.1.5).
+    """
+    zone = _zone_of(first_start_local, "first_start_local")
+    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees, "CANCELLED")
+    event.add("dtstart", first_start_local)
+    event.add("dtend", _local_end(first_start_local, length))
+    rule: dict[str, object] = {"FREQ": "WEEKLY"}
+    if weekly_until is not None:
+        rule["UNTIL"] = _utc(weekly_until, "weekly_until")  # RFC 5545 §3.3.10
+    event.add("rrule", rule)
+    last = weekly_until if weekly_until is not None else first_start_local
+    return _serialise("CANCEL", [event], zones=[(zone, first_start_local, last)])
 
 
 def occurrence_cancel(

@@ -6,19 +6,24 @@ through Jinja's loader. Every piece of user text that ends up in a header goes t
 subject or name can add a header line of its own.
 
 Serialise with ``as_bytes`` only: it uses the SMTP policy (CRLF line ends) and keeps the
-message-id headers exactly as written (see ``_set_msg_id_header``).
+message-id headers exactly as written (see ``_set_msg_id_header``). ``message_bytes`` gives
+the same bytes as ``as_bytes(build_message(...))`` without building the message objects,
+for the outbox, which only needs the bytes.
 """
 
 from __future__ import annotations
 
-import email.policy
+import functools
+import random
 import re
 import secrets
+import sys
 import textwrap
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email import quoprimime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
@@ -27,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+
+from ..mime import DEFAULT, WIRE
 
 __all__ = [
     "AUTO_SUBMITTED_VALUES",
@@ -38,6 +45,7 @@ __all__ = [
     "build_references",
     "header_safe",
     "make_message_id",
+    "message_bytes",
 ]
 
 # RFC 3834 §5: "auto-replied" answers a message a person sent; "auto-generated" is
@@ -59,7 +67,12 @@ _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]
 # With the default ("long") the email package rewrites a line longer than 78 characters
 # as RFC 2047 encoded words, and an encoded msg-id no longer matches anything, so the
 # reply would fall out of its thread (Gmail's ids alone are often 70+ characters).
-_WIRE_POLICY = email.policy.SMTP.clone(refold_source="none")
+_WIRE_POLICY = WIRE
+
+# The longest line set_content lets a quoted-printable body have (the default policy's).
+_QP_LINE = DEFAULT.max_line_length or 78
+# Digits in a MIME boundary, as the email package's generator makes them.
+_BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))
 
 
 def make_message_id(domain: str) -> str:
@@ -194,16 +207,9 @@ def build_message(
     ``in_reply_to`` and ``references`` come from mail we received: malformed ones are
     left out. ``date`` must be timezone-aware. Serialise the result with ``as_bytes``.
     """
-    if auto_submitted not in AUTO_SUBMITTED_VALUES:
-        raise ValueError(f"Auto-Submitted must be one of {sorted(AUTO_SUBMITTED_VALUES)}")
-    if date.tzinfo is None or date.utcoffset() is None:
-        raise ValueError("the Date of a message must be timezone-aware")
-    own_id = _clean_msg_id(message_id)
-    if own_id is None:
-        raise ValueError(f"{message_id!r} is not a Message-ID like '<id@domain>'")
-    parent = _clean_msg_id(in_reply_to) if in_reply_to else None
+    own_id, parent = _checked_ids(auto_submitted, date, message_id, in_reply_to)
 
-    msg = EmailMessage()
+    msg = EmailMessage(policy=DEFAULT)
     msg["From"] = _address(from_name, from_addr)
     msg["To"] = _address(to_name, to)
     if reply_to:
@@ -243,6 +249,76 @@ def build_message(
     return msg
 
 
+def message_bytes(
+    *,
+    from_addr: str,
+    from_name: str,
+    to: str,
+    to_name: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    auto_submitted: str = "auto-replied",
+    reply_to: str | None = None,
+    date: datetime,
+    alternatives: Sequence[MIMEPart] = (),
+    attachments: Sequence[MIMEPart] = (),
+) -> bytes:
+    """``as_bytes(build_message(...))`` — the same arguments, checks and bytes but for the
+    random MIME boundary — without building the message objects first.
+
+    The address headers and the Subject and Date still go through the email package's
+    header classes (quoting, RFC 2047 encoded words, folding); the fixed headers and the
+    MIME structure are written as the generator writes them, and the bodies are encoded
+    by the function ``set_content`` uses. With ``alternatives`` or ``attachments`` the
+    message is built and serialised the long way.
+    """
+    if alternatives or attachments:
+        return as_bytes(
+            build_message(
+                from_addr=from_addr,
+                from_name=from_name,
+                to=to,
+                to_name=to_name,
+                subject=subject,
+                text=text,
+                html=html,
+                message_id=message_id,
+                in_reply_to=in_reply_to,
+                references=references,
+                auto_submitted=auto_submitted,
+                reply_to=reply_to,
+                date=date,
+                alternatives=alternatives,
+                attachments=attachments,
+            )
+        )
+    own_id, parent = _checked_ids(auto_submitted, date, message_id, in_reply_to)
+    head = [_address_field("From", from_name, from_addr), _address_field("To", to_name, to)]
+    if reply_to:
+        head.append(_address_field("Reply-To", "", reply_to))
+    head.append(_folded("Subject", header_safe(subject)))
+    head.append(_folded("Date", format_datetime(date)))
+    head.append(_msg_id_field("Message-ID", [own_id]))
+    if parent:
+        head.append(_msg_id_field("In-Reply-To", [parent]))
+    thread = build_references(references, parent)
+    if thread:
+        head.append(_msg_id_field("References", thread))
+    head.append(b"Auto-Submitted: %s\r\n" % auto_submitted.encode("ascii"))
+    head.append(b"X-Auto-Response-Suppress: All\r\nMIME-Version: 1.0\r\n")
+    parts = [_text_part("plain", text), _text_part("html", html)]
+    boundary = _boundary(parts)
+    head.append(b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\n' % boundary)
+    body = [b"\r\n--%s\r\n%s" % (boundary, parts[0])]
+    body.extend(b"\r\n--%s\r\n%s" % (boundary, part) for part in parts[1:])
+    body.append(b"\r\n--%s--\r\n" % boundary)
+    return b"".join(head + body)
+
+
 def build_references(references: Sequence[str], in_reply_to: str | None = None) -> list[str]:
     """The References list for a reply: valid ids of ``references`` in order without
     repeats, then ``in_reply_to`` if not already there; past ``MAX_REFERENCES`` ids the
@@ -269,6 +345,60 @@ def build_references(references: Sequence[str], in_reply_to: str | None = None) 
 def as_bytes(msg: EmailMessage) -> bytes:
     """The message as it goes over SMTP: CRLF line ends, 7-bit headers (RFC 5322)."""
     return msg.as_bytes(policy=_WIRE_POLICY)
+
+
+def _checked_ids(
+    auto_submitted: str, date: datetime, message_id: str, in_reply_to: str | None
+) -> tuple[str, str | None]:
+    """build_message's argument checks; the message's own id and its parent's, cleaned."""
+    if auto_submitted not in AUTO_SUBMITTED_VALUES:
+        raise ValueError(f"Auto-Submitted must be one of {sorted(AUTO_SUBMITTED_VALUES)}")
+    if date.tzinfo is None or date.utcoffset() is None:
+        raise ValueError("the Date of a message must be timezone-aware")
+    own_id = _clean_msg_id(message_id)
+    if own_id is None:
+        raise ValueError(f"{message_id!r} is not a Message-ID like '<id@domain>'")
+    parent = _clean_msg_id(in_reply_to) if in_reply_to else None
+    return own_id, parent
+
+
+def _folded(name: str, value: str | Address) -> bytes:
+    """One header field as ``as_bytes`` writes it: the header class parses ``value`` as
+    ``msg[name] = value`` would, and folds it for the wire."""
+    _, header = _WIRE_POLICY.header_store_parse(name, value)
+    return _WIRE_POLICY.fold_binary(name, header)
+
+
+# A program writes to the same people again and again (its own From, mentors).
+@functools.lru_cache(maxsize=2048)
+def _address_field(name: str, unsafe_name: str, addr_spec: str) -> bytes:
+    return _folded(name, _address(unsafe_name, addr_spec))
+
+
+def _msg_id_field(name: str, msg_ids: Sequence[str]) -> bytes:
+    """As ``_set_msg_id_header`` stores it and the wire policy writes it: one id a line."""
+    return b"%s: %s\r\n" % (name.encode("ascii"), "\r\n ".join(msg_ids).encode("ascii"))
+
+
+def _text_part(subtype: str, content: str) -> bytes:
+    """A text/``subtype`` part in UTF-8, quoted-printable, as ``set_content`` makes it."""
+    lines = content.encode("utf-8").splitlines()
+    body = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), _QP_LINE)
+    head = (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    )
+    return (head + body.replace("\n", "\r\n")).encode("ascii")
+
+
+def _boundary(parts: Sequence[bytes]) -> bytes:
+    """A boundary like the email package's, found in none of ``parts``. (Quoted-printable
+    writes "=" as "=3D", so a run of "=" cannot occur in a body; the check is a belt.)"""
+    while True:
+        digits = b"%0*d" % (_BOUNDARY_DIGITS, random.randrange(sys.maxsize))
+        boundary = b"=" * 15 + digits + b"=="
+        if not any(b"--" + boundary in part for part in parts):
+            return boundary
 
 
 def _address(unsafe_name: str, addr_spec: str) -> Address:

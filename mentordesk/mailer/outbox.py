@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from ..config import ProgramConfig, SmtpConfig
 from ..errors import PermanentDeliveryError, TemporaryDeliveryError
 from ..state.store import OutboxItem, Store, StoreWriter
-from .compose import Renderer, as_bytes, build_message, make_message_id
+from .compose import Renderer, make_message_id, message_bytes
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -57,19 +57,23 @@ class Postman:
         request: int | None = None,
         alternatives: Sequence[MIMEPart] = (),
         attachments: Sequence[MIMEPart] = (),
+        follows: Answered | None = None,
     ) -> str:
         """Render ``template`` for ``to`` and store it; returns its Message-ID.
 
         ``answering`` threads the email on a person's message (RFC 5322 §3.6.4) and marks
         it ``auto-replied``; otherwise it is ``auto-generated`` (RFC 3834 §5).
+        ``follows`` threads it on an earlier message without answering one (a reminder
+        following our own invitation): still ``auto-generated``.
         ``thread`` = (kind, ref) lets replies to this email find their way back.
         """
         rendered = self.renderer.render(template, {"program": self.program, **context})
         message_id = make_message_id(self.program.domain)
         references: list[str] = []
-        if answering is not None:
-            references = [*answering.references, answering.message_id]
-        message = build_message(
+        parent = answering or follows
+        if parent is not None:
+            references = [*parent.references, parent.message_id]
+        data = message_bytes(
             from_addr=self.program.address,
             from_name=self.program.name,
             to=to,
@@ -78,7 +82,7 @@ class Postman:
             text=rendered.text,
             html=rendered.html,
             message_id=message_id,
-            in_reply_to=answering.message_id if answering else None,
+            in_reply_to=parent.message_id if parent else None,
             references=references,
             auto_submitted="auto-replied" if answering else "auto-generated",
             date=now,
@@ -89,7 +93,7 @@ class Postman:
             message_id=message_id,
             sender=self.program.address,
             recipients=[to],
-            data=as_bytes(message),
+            data=data,
             kind=template,
             now=now,
             request=request,
@@ -137,6 +141,8 @@ class OutboxSender:
         ]
         try:
             while not stop.is_set():
+                # Cleared before looking, so a poke that comes while we look is kept.
+                self.wakeup.clear()
                 await self._feed()
                 await self._sleep_until_due(stop)
         finally:
@@ -172,7 +178,6 @@ class OutboxSender:
         timeout_s = 60.0
         if next_due is not None:
             timeout_s = min(timeout_s, max(0.05, (next_due - self.clock()).total_seconds()))
-        self.wakeup.clear()
         waiters = [asyncio.create_task(self.wakeup.wait()), asyncio.create_task(stop.wait())]
         try:
             await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from tinydb import where
 from tinydb.table import Table
 
 from .db import Database
@@ -74,6 +75,9 @@ class Store:
         self._meta = self.db.table("meta")
         self._rates = self.db.table("rates")
         self._sessions = self.db.table("sessions")
+        self._office_hours = self.db.table("office_hours")
+        self._feedback = self.db.table("feedback")
+        self._surveys = self.db.table("surveys")
         self._rebuild_indexes()
 
     def close(self) -> None:
@@ -101,6 +105,9 @@ class Store:
         self._rate_ids = {d["email"]: d.doc_id for d in self._rates.all()}
         self._meta_ids = {d["key"]: d.doc_id for d in self._meta.all()}
         self._session_ids = {d["uid"]: d.doc_id for d in self._sessions.all()}
+        self._series_ids = {d["id"]: d.doc_id for d in self._office_hours.all()}
+        self._feedback_ids = {d["key"]: d.doc_id for d in self._feedback.all()}
+        self._survey_ids = {d["year"]: d.doc_id for d in self._surveys.all()}
         self._pending_outbox = {d.doc_id for d in self._outbox.all() if d["status"] == "pending"}
         self._open_by_mentee: dict[str, set[int]] = {}
         self._claims: dict[int, tuple[str, str]] = {}
@@ -205,6 +212,10 @@ class Store:
     def mentors(self) -> list[Doc]:
         return [_plain(d) for d in self._mentors.all()]
 
+    def mentors_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
+        """Copies of the mentors ``test`` accepts (see ``requests_where``)."""
+        return [_plain(d) for d in self._mentors.search(_Uncached(test))]
+
     def save_mentor(self, doc: Mapping[str, Any]) -> Doc:
         """Insert or replace the mentor keyed by ``doc["email"]``."""
         email = doc["email"].lower()
@@ -230,6 +241,14 @@ class Store:
     def requests(self, statuses: Iterable[str] | None = None) -> list[Doc]:
         wanted = None if statuses is None else set(statuses)
         return [_plain(d) for d in self._requests.all() if wanted is None or d["status"] in wanted]
+
+    def requests_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
+        """Copies of the requests ``test`` accepts, oldest first.
+
+        ``test`` sees each stored document itself, uncopied, so a scan costs little when
+        few match (the timers' sweep); it must not change what it is shown.
+        """
+        return [_plain(d) for d in self._requests.search(_Uncached(test))]
 
     def open_requests_of(self, mentee: str) -> list[Doc]:
         numbers = sorted(self._open_by_mentee.get(mentee.lower(), ()))
@@ -275,6 +294,69 @@ class Store:
         else:
             self._sessions.update(dict(doc), doc_ids=[doc_id])
         return self.session(uid) or dict(doc)
+
+    # --- office hours (weekly series) ------------------------------------------------------
+
+    def new_series_id(self) -> int:
+        number = int(self.meta("next_office_hours", 1))
+        self.set_meta("next_office_hours", number + 1)
+        return number
+
+    def series(self, series_id: int) -> Doc | None:
+        doc_id = self._series_ids.get(series_id)
+        return None if doc_id is None else _plain(self._office_hours.get(doc_id=doc_id))
+
+    def all_series(self) -> list[Doc]:
+        return sorted((_plain(d) for d in self._office_hours.all()), key=lambda d: int(d["id"]))
+
+    def save_series(self, doc: Mapping[str, Any]) -> Doc:
+        """Insert or replace the office-hours series keyed by ``doc["id"]``."""
+        series_id = int(doc["id"])
+        doc_id = self._series_ids.get(series_id)
+        if doc_id is None:
+            self._series_ids[series_id] = self._office_hours.insert(dict(doc))
+        else:
+            self._office_hours.update(dict(doc), doc_ids=[doc_id])
+        return self.series(series_id) or dict(doc)
+
+    # --- feedback: ratings of sessions and survey answers, one per person and object ---
+
+    def feedback(self, obj: str, person: str) -> Doc | None:
+        doc_id = self._feedback_ids.get(f"{obj}|{person.lower()}")
+        return None if doc_id is None else _plain(self._feedback.get(doc_id=doc_id))
+
+    def feedback_all(self, prefix: str = "") -> list[Doc]:
+        """Every answer whose object starts with ``prefix`` ("session:", "survey:2025")."""
+        return [_plain(d) for d in self._feedback.all() if d["obj"].startswith(prefix)]
+
+    def save_feedback(self, doc: Mapping[str, Any]) -> Doc:
+        """Insert or replace the answer keyed by (``doc["obj"]``, ``doc["person"]``)."""
+        person = doc["person"].lower()
+        key = f"{doc['obj']}|{person}"
+        data = {**doc, "person": person, "key": key}
+        doc_id = self._feedback_ids.get(key)
+        if doc_id is None:
+            self._feedback_ids[key] = self._feedback.insert(data)
+        else:
+            self._feedback.update(data, doc_ids=[doc_id])
+        return self.feedback(doc["obj"], person) or data
+
+    def survey(self, year: int) -> Doc | None:
+        doc_id = self._survey_ids.get(year)
+        return None if doc_id is None else _plain(self._surveys.get(doc_id=doc_id))
+
+    def surveys(self) -> list[Doc]:
+        return sorted((_plain(d) for d in self._surveys.all()), key=lambda d: int(d["year"]))
+
+    def save_survey(self, doc: Mapping[str, Any]) -> Doc:
+        """Insert or replace the feedback round keyed by ``doc["year"]``."""
+        year = int(doc["year"])
+        doc_id = self._survey_ids.get(year)
+        if doc_id is None:
+            self._survey_ids[year] = self._surveys.insert(dict(doc))
+        else:
+            self._surveys.update(dict(doc), doc_ids=[doc_id])
+        return self.survey(year) or dict(doc)
 
     # --- outbox ----------------------------------------------------------------------
 
@@ -404,6 +486,10 @@ class Store:
         if doc_id is not None:
             self._addresses.update({"bounced": False}, doc_ids=[doc_id])
 
+    def bounced_addresses(self) -> list[Doc]:
+        """Every address currently marked undeliverable (email, reason, since)."""
+        return [_plain(d) for d in self._addresses.all() if d.get("bounced")]
+
     # --- per-sender reply limit (SPEC §5) -----------------------------------------------
 
     def take_reply_slot(self, email: str, *, now: datetime, per_hour: int) -> bool:
@@ -434,6 +520,24 @@ class Store:
         return [
             _plain(d) for d in self._audit.all() if request is None or d.get("request") == request
         ]
+
+    def audit_since(self, since: datetime) -> list[Doc]:
+        """Events at or after ``since``, oldest first; only those are copied out."""
+        found = self._audit.search(where("at") >= iso(since))
+        return [_plain(d) for d in sorted(found, key=lambda d: d.doc_id)]
+
+
+class _Uncached:
+    """A search condition TinyDB must not cache: a scan's result is used once."""
+
+    def __init__(self, test: Callable[[Mapping[str, Any]], object]) -> None:
+        self.test = test
+
+    def __call__(self, value: Mapping[Any, Any]) -> bool:
+        return bool(self.test(value))
+
+    def is_cacheable(self) -> bool:
+        return False
 
 
 def _get(table: Table, doc_id: int) -> Doc:
