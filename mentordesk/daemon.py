@@ -1,10 +1,12 @@
-"""The daemon: one event loop running the inbox reader and the outbox sender.
+"""The daemon: one event loop running the inbox reader, the outbox sender and the timers.
 
 Threads and ownership:
 - the store (TinyDB) belongs to one writer thread (``StoreWriter``); the coordinator's
   decisions run there too, so they see and change state one message at a time;
 - the mailbox (imapclient, blocking) belongs to another single thread;
-- SMTP (aiosmtplib) runs on the event loop itself.
+- SMTP (aiosmtplib) runs on the event loop itself;
+- the timers (``timers.Scheduler``, APScheduler on this loop) run their steps on the
+  writer thread, each in its own transaction.
 
 A message leaves the inbox only after its effects are stored; a crash anywhere in
 between means the message is read again after the restart, recognised by its Message-ID,
@@ -31,8 +33,10 @@ from .inbox.source import MailSource, RawMessage, open_source
 from .mailer.compose import Renderer
 from .mailer.outbox import OutboxSender
 from .mailer.transport import Transport, open_transport
+from .office_hours import OfficeHoursDesk
 from .sessions import SessionDesk
 from .state.store import OutboxItem, Store, StoreWriter
+from .timers import Scheduler
 from .web import WebApp
 
 log = logging.getLogger(__name__)
@@ -85,6 +89,7 @@ class Daemon:
         self._mailbox_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailbox")
         self.sender: OutboxSender | None = None
         self.web: WebApp | None = None
+        self.timers: Scheduler | None = None
         self.stop_event = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -107,15 +112,12 @@ class Daemon:
         """Run until stop() is called (or the task is cancelled)."""
         await self.start()
         assert self.sender is not None
-        self.web = WebApp(
-            self.config,
-            self.writer,
-            self._claims,
-            self.clock,
-            changed=self.sender.poke,
-            sessions=self._sessions,
+        await self.start_web()
+        assert self.coordinator is not None
+        self.timers = Scheduler(
+            self.config, self.writer, self.coordinator, self.clock, changed=self.sender.poke
         )
-        await self.web.start()
+        self.timers.start()
         tasks = [
             asyncio.create_task(self._read_inbox_forever(), name="inbox"),
             asyncio.create_task(self.sender.run(self.stop_event), name="outbox"),
@@ -124,6 +126,8 @@ class Daemon:
         try:
             await self.stop_event.wait()
         finally:
+            if self.timers is not None:
+                await self.timers.stop()
             if self.source is not None:
                 self.source.stop()
             for task in tasks:
@@ -132,6 +136,20 @@ class Daemon:
             if self.web is not None:
                 await self.web.stop()
             await self.close()
+
+    async def start_web(self) -> None:
+        """Serve the pages behind the links in our emails on [web] host:port."""
+        assert self.sender is not None
+        self.web = WebApp(
+            self.config,
+            self.writer,
+            self._claims,
+            self.clock,
+            changed=self.sender.poke,
+            sessions=self._sessions,
+            office_hours=self._office_hours,
+        )
+        await self.web.start()
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -234,6 +252,11 @@ class Daemon:
         if self.coordinator is None:
             raise RuntimeError("daemon not started")
         return self.coordinator.sessions
+
+    def _office_hours(self) -> OfficeHoursDesk:
+        if self.coordinator is None:
+            raise RuntimeError("daemon not started")
+        return self.coordinator.office_hours
 
     def _claims(self) -> ClaimDesk:
         if self.coordinator is None:

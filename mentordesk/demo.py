@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import os
+import re
 import secrets
+import socket
 import tempfile
 import textwrap
 from collections.abc import Iterable
@@ -21,6 +23,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from importlib import resources
 from pathlib import Path
+
+import aiohttp
 
 from .config import Config, load_config
 from .daemon import Daemon
@@ -97,7 +101,7 @@ def morning_mail() -> list[tuple[str, bytes]]:
                 "Jordan Lee <jordan@example.net>",
                 "Mentor request: Python job search",
                 "Name: Jordan Lee\nSkills: python, resume\nTimezone: PST\n"
-                "Availability: weekdays 18:00-20:00\n"
+                "Availability: weekdays 9:00-11:00\n"
                 "Details: I'm leaving the Army in March and learning Python. I'd love help\n"
                 "turning my projects into a resume that gets interviews.\n",
             ),
@@ -165,22 +169,54 @@ def _delivery_order(key: str) -> tuple[int, int, str]:
     return (int(seconds) if seconds.isdigit() else 0, int(micro) if micro.isdigit() else 0, key)
 
 
+def _text(message: EmailMessage) -> str:
+    body = message.get_body(preferencelist=("plain",))
+    return str(body.get_content()) if body is not None else ""
+
+
 def _show(message: EmailMessage) -> str:
     body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if body is not None else ""
     body_text = text.replace("\r\n", "\n").split("\n-- \n")[0]  # without the footer
     lines = body_text.strip().splitlines()[:30]
+    for part in message.walk():
+        if part.get_content_type() == "text/calendar":
+            lines.append(f"[calendar invitation, method={part.get_param('method')}]")
+    lines += [f"[attached: {a.get_filename()}]" for a in message.iter_attachments()]
     indented = textwrap.indent("\n".join(lines), "    │ ")
     return f"  → To: {message['To']}\n    Subject: {message['Subject']}\n{indented}\n"
 
 
-async def _round(config: Config) -> None:
+async def _round(config: Config, click: str | None = None) -> str:
+    """Handle everything waiting; with ``click``, first press the button behind that link
+    the way a mentor's browser does (GET the page, POST the form). Returns the page."""
     daemon = Daemon(config)
     await daemon.start()
+    page = ""
     try:
+        if click is not None:
+            await daemon.start_web()
+            async with aiohttp.ClientSession() as browser:
+                async with browser.get(click) as response:
+                    await response.text()
+                async with browser.post(click) as response:
+                    page = await response.text()
         await daemon.drain()
     finally:
+        if daemon.web is not None:
+            await daemon.web.stop()
         await daemon.close()
+    return page
+
+
+def _demo_config_text() -> str:
+    """The embedded default, with the web endpoint on a port that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    text = _default_config_text()
+    text = re.sub(r"(?m)^port = 8025$", f"port = {port}", text)
+    return text.replace("http://127.0.0.1:8025", f"http://127.0.0.1:{port}")
 
 
 def run_demo(folder: Path | None = None) -> int:
@@ -189,7 +225,7 @@ def run_demo(folder: Path | None = None) -> int:
         folder = Path(tempfile.mkdtemp(prefix="mentordesk-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "config.toml"
-    config_path.write_text(_default_config_text(), encoding="utf-8")
+    config_path.write_text(_demo_config_text(), encoding="utf-8")
     # The demo signs its links with a throwaway secret; a real program sets its own.
     os.environ.setdefault("MENTORDESK_SECRET", secrets.token_hex(32))
     config = load_config(config_path)
@@ -210,9 +246,31 @@ def run_demo(folder: Path | None = None) -> int:
     for message in first:
         print(_show(message))
 
+    seen = len(first)
+    invite = next(
+        (
+            m
+            for m in first
+            if m["To"].addresses[0].addr_spec == "ada@example.com"
+            and "would like help" in str(m["Subject"])
+        ),
+        None,
+    )
+    if invite is not None:
+        link = re.search(r"http://127\.0\.0\.1:\d+/claim/\S+", _text(invite))
+        if link is not None:
+            print("3. Ada presses “Take MD-0001” on the page behind her link:\n")
+            page = asyncio.run(_round(config, click=link.group(0)))
+            heading = re.search(r"<h1>(.*?)</h1>", page, re.S)
+            print(f"   The page says: {heading.group(1).strip() if heading else '?'}\n")
+            sent = _sent(config)
+            for message in sent[seen:]:
+                print(_show(message))
+            seen = len(sent)
+
     question = next((m for m in first if m["To"].addresses[0].addr_spec == MENTEE), None)
     if question is not None:
-        print("3. Sam answers the question in the same thread:")
+        print("4. Sam answers the question in the same thread:")
         reply = _mail(
             f"Sam Rivera <{MENTEE}>",
             f"Re: {question['Subject']}",
@@ -223,12 +281,12 @@ def run_demo(folder: Path | None = None) -> int:
         )
         _drop(inbox, [reply])
         asyncio.run(_round(config))
-        for message in _sent(config)[len(first) :]:
+        for message in _sent(config)[seen:]:
             print(_show(message))
 
     store = Store(config.state.path, fsync=False, read_only=True)
     try:
-        print("4. What the coordinator sees with `mentordesk status`:\n")
+        print("5. What the coordinator sees with `mentordesk status`:\n")
         print(render_status(store, datetime.now(UTC)))
     finally:
         store.close()

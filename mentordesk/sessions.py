@@ -55,6 +55,12 @@ def when_text(start: datetime, end: datetime, zone: str | None) -> str:
     )
 
 
+def when_short(start: datetime, zone: str | None) -> str:
+    """'Tue 24 Nov 18:00 (Europe/Berlin)': plain ASCII, for subject lines."""
+    local = start.astimezone(ZoneInfo(zone or "UTC"))
+    return f"{local.strftime('%a %-d %b %H:%M')} ({zone or 'UTC'})"
+
+
 def slot_fits(
     start: datetime, length: timedelta, windows: Sequence[Sequence[int]], zone: str | None
 ) -> bool:
@@ -255,6 +261,7 @@ class SessionDesk:
                     "change": change,
                     "is_mentor": email == session["mentor"],
                     "when": when_text(start, end, person.get("timezone")),
+                    "when_short": when_short(start, person.get("timezone")),
                     "location": location,
                     "request": request_view(request),
                     "cancel_url": self.links("session-cancel", email, session["uid"], now),
