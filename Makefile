@@ -1,10 +1,11 @@
 # make demo   set up .venv and run the demo
 # make test   set up everything the tests need, then run them (PYTEST_ARGS="-k imap")
 # make lint   ruff
+# make bench  run every benchmark in bench/ (prints figures against the targets)
 
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint
+.PHONY: demo test lint bench
 
 demo:
 	scripts/setup.sh
@@ -17,3 +18,7 @@ test:
 lint:
 	scripts/setup-tests.sh --python-only
 	.venv/bin/ruff check .
+
+bench:
+	scripts/setup-tests.sh
+	for script in bench/*.py; do echo "== $$script"; .venv/bin/python $$script || exit 1; done
