@@ -485,3 +485,43 @@ async def test_a_message_that_keeps_failing_is_quarantined_once(
         assert store.requests() == []  # the failed attempts left nothing behind
         [record] = store.messages("quarantined")
         assert record["attempts"] == 2
+
+
+async def test_unknown_timezone_gets_a_reply_saying_so(desk: Desk) -> None:
+    await desk.start()
+    desk.send(
+        mail(
+            "Marvin <marvin@example.com>",
+            "Mentor enrollment",
+            "Name: Marvin\nSkills: python\nTimezone: Mars/Olympus Mons\n"
+            "Availability: Tue 18:00-20:00\n",
+        )
+    )
+    [reply] = await desk.replies_to("marvin@example.com", 1)
+    text = " ".join(text_of(reply).split())
+    assert "Mars/Olympus Mons" in text
+    assert "Timezone:" in text
+    async with desk.store() as store:
+        assert store.mentor("marvin@example.com") is None
+
+
+async def test_huge_mail_with_a_binary_attachment_is_handled(desk: Desk) -> None:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"] = "Jordan Lee <jordan@example.net>"
+    msg["To"] = PROGRAM
+    msg["Subject"] = "Mentor request"
+    msg["Message-ID"] = "<huge@client.test>"
+    msg.set_content(REQUEST)
+    msg.add_attachment(
+        bytes(range(256)) * 24_000,
+        maintype="application",
+        subtype="octet-stream",
+        filename="resume.bin",
+    )  # about 6 MB
+    await desk.start()
+    desk.send(msg.as_bytes())
+    [ack] = await desk.replies_to("jordan@example.net", 1, timeout_s=30)
+    assert ack.subject == "Re: [MD-0001] Mentor request"
+    assert "resume.bin" not in text_of(ack)
