@@ -185,6 +185,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "max_attempts": (_positive_int, 3, "3"),
         "max_message_bytes": (_positive_int, 10_000_000, "10000000"),
         "batch_size": (_positive_int, 200, "200"),
+        "require_authentication": (_bool, False, "true"),
+        "authserv_id": (_str, "", '"mx.program.org"'),
     },
     "smtp": {
         "kind": (_choice("smtp", "maildir"), "maildir", '"smtp"'),
@@ -280,6 +282,8 @@ class InboxConfig:
     max_attempts: int
     max_message_bytes: int
     batch_size: int
+    require_authentication: bool
+    authserv_id: str
     password: str = field(default="", repr=False)
 
 

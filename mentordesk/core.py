@@ -19,12 +19,14 @@ from typing import Any
 
 from .claims import ClaimDesk
 from .config import Config
+from .inbox.authres import sender_authenticated
 from .inbox.classify import Classification, Kind, classify, request_tag
 from .inbox.fields import FormFields, format_windows, parse_form
 from .inbox.parse import ParsedMessage, parse_message
 from .inbox.source import RawMessage
 from .mailer.compose import Renderer
 from .mailer.outbox import Postman
+from .office_hours import OfficeHoursDesk
 from .sessions import SessionDesk
 from .state.store import OPEN_STATUSES, Store, iso
 from .views import request_view, tag, windows_from_doc, windows_to_doc
@@ -118,7 +120,15 @@ class Coordinator:
         self.store = store
         self.postman = Postman(config.program, store, renderer)
         self.claims = ClaimDesk(config, store, self.postman)
-        self.sessions = SessionDesk(config, store, self.postman, self.claims.link)
+        self.office_hours = OfficeHoursDesk(config, store, self.postman, self.claims.link)
+        self.sessions = SessionDesk(
+            config,
+            store,
+            self.postman,
+            self.claims.link,
+            busy_elsewhere=self.office_hours.busy_for,
+            other_replies=self.office_hours.handle_reply,
+        )
         self.claims.on_claimed = self.sessions.book
 
     # The entry point ----------------------------------------------------------------
@@ -177,6 +187,7 @@ class Coordinator:
         if (
             msg.calendar_parts
             and kind not in (Kind.BOUNCE, Kind.OWN)
+            and self._authenticated(msg)
             and self.sessions.handle_calendar(msg, now)
         ):
             # An answer from a calendar client (RFC 6047). Such answers may carry
@@ -200,6 +211,13 @@ class Coordinator:
         if not msg.sender:
             self._tell_coordinator("unclassified", now, msg=msg, error="no sender address")
             return "unknown", None
+        if not self._authenticated(msg):
+            # Anyone can write any From address: with the check on, a person decides.
+            self.store.audit(
+                "unauthenticated", now=now, sender=msg.sender, message_id=msg.message_id
+            )
+            self._tell_coordinator("sender not authenticated", now, msg=msg)
+            return "unauthenticated", None
         if kind is Kind.REPLY or (
             kind in (Kind.ENROLLMENT, Kind.REQUEST) and self._answers_our_question(msg)
         ):
@@ -214,10 +232,17 @@ class Coordinator:
         if kind is Kind.COMMAND:
             return kind.value, self._command(msg, found, now)
         if kind is Kind.OFFICE_HOURS:
-            # Office hours are not run by this version yet: a person decides.
-            self._tell_coordinator("office hours", now, msg=msg)
+            self.office_hours.answer(msg, now, leave=found.command == "leave")
             return kind.value, None
         return self._unknown(msg, now)
+
+    def _authenticated(self, msg: ParsedMessage) -> bool:
+        inbox = self.config.inbox
+        if not inbox.require_authentication:
+            return True
+        domain = msg.sender.rpartition("@")[2]
+        results = msg.headers.get("authentication-results", "")
+        return sender_authenticated(results, domain, inbox.authserv_id)
 
     def _answers_our_question(self, msg: ParsedMessage) -> bool:
         thread = self.store.thread([*msg.references, *msg.in_reply_to])

@@ -525,3 +525,33 @@ async def test_huge_mail_with_a_binary_attachment_is_handled(desk: Desk) -> None
     [ack] = await desk.replies_to("jordan@example.net", 1, timeout_s=30)
     assert ack.subject == "Re: [MD-0001] Mentor request"
     assert "resume.bin" not in text_of(ack)
+
+
+async def test_required_authentication_keeps_forged_senders_out(desk: Desk) -> None:
+    desk.configure(inbox={"require_authentication": True, "authserv_id": "mx.program.test"})
+    await desk.start()
+    verdict = (
+        "mx.program.test; spf=pass smtp.mailfrom=example.net; dmarc={} header.from=example.net"
+    )
+    desk.send(
+        mail(
+            "Jordan Lee <jordan@example.net>",
+            "Mentor request",
+            REQUEST,
+            headers={"Authentication-Results": verdict.format("fail")},
+        )
+    )
+    [notice] = await desk.replies_to(COORDINATOR, 1)
+    assert "sender not authenticated" in notice.subject
+    desk.send(
+        mail(
+            "Jordan Lee <jordan@example.net>",
+            "Mentor request",
+            REQUEST,
+            headers={"Authentication-Results": verdict.format("pass")},
+        )
+    )
+    [ack] = await desk.replies_to("jordan@example.net", 1)
+    assert ack.subject == "Re: [MD-0001] Mentor request"
+    async with desk.store() as store:
+        assert len(store.requests()) == 1
