@@ -77,6 +77,7 @@ _GREETING = re.compile(r"^(?:hi|hello|hey|dear|hallo|hola)\b[^.!?]{0,40}[,!]?$",
 _LEAVE_LINE = re.compile(
     r"^(?:please\s+)?(?:leave|unsubscribe|stop|remove me|opt[- ]?out)\b", re.IGNORECASE
 )
+_JOIN_LINE = re.compile(r"^(?:please\s+)?(?:re-?join|join|sign me up|add me)\b", re.IGNORECASE)
 
 
 class OfficeHoursError(MentordeskError):
@@ -153,7 +154,8 @@ def occurrences(
     found: list[Occurrence] = []
 
     def overlaps(start: datetime) -> bool:
-        return start < end_utc and start + length > start_utc
+        # _end, not start + length: that would be wall-clock arithmetic in the zone.
+        return start < end_utc and _end(start, length) > start_utc
 
     # A day either side: local dates differ from UTC ones by up to a day.
     day = max(first, (start_utc - length).astimezone(zone).date() - timedelta(days=1))
@@ -203,11 +205,20 @@ def _end(start: datetime, length: timedelta) -> datetime:
 
 def says_leave(new_text: str) -> bool:
     """Does the first line that is not a greeting ask to leave ("leave", "Stop please")?"""
+    return bool(_LEAVE_LINE.match(_first_line(new_text)))
+
+
+def says_join(new_text: str) -> bool:
+    """Does the first line that is not a greeting ask to join ("join", "rejoin please")?"""
+    return bool(_JOIN_LINE.match(_first_line(new_text)))
+
+
+def _first_line(new_text: str) -> str:
     for line in new_text.splitlines():
         line = line.strip()
         if line and not _GREETING.match(line):
-            return bool(_LEAVE_LINE.match(line))
-    return False
+            return line
+    return ""
 
 
 # --- the desk ----------------------------------------------------------------------------------
@@ -456,10 +467,19 @@ class OfficeHoursDesk:
     def answer(self, msg: ParsedMessage, now: datetime, *, leave: bool = False) -> None:
         """Someone wrote "office hours": join them, or take them off ("leave", subject or body)."""
         with self.store.transaction():
+            thread = self.store.thread([*msg.references, *msg.in_reply_to])
+            answers = str(thread["kind"]) if thread else ""
             if leave or says_leave(msg.new_text):
                 self._leave(msg, now)
-            else:
+            elif not answers.startswith("office-hours") or (
+                answers == "office-hours-left" and says_join(msg.new_text)
+            ):
                 self._join(msg, now)
+            else:
+                # "Thanks!" or a question in answer to one of our office-hours emails:
+                # sending the invitation again would not answer it; a person will.
+                self.store.audit("office hours reply", now=now, sender=msg.sender)
+                self._tell_coordinator(msg, now, "a reply about office hours")
 
     def _join(self, msg: ParsedMessage, now: datetime) -> None:
         email = msg.sender
@@ -709,6 +729,7 @@ class OfficeHoursDesk:
                 "feed_url": self.feed_url(email, now),
             },
             answering=answering,
+            thread=("office-hours", series["id"]),
             alternatives=[inline],
             attachments=[attachment],
         )
@@ -743,6 +764,7 @@ class OfficeHoursDesk:
                 "series": self._view(series, email, now),
             },
             answering=msg,
+            thread=("office-hours-left", series["id"]),
             alternatives=[inline],
             attachments=[attachment],
         )
@@ -774,8 +796,12 @@ class OfficeHoursDesk:
                 "was": _when(was.start, was.end, zone),
                 "was_day": f"{was.start.astimezone(zone):%A %-d %B}",
                 "moved_to": _when(moved.start, moved.end, zone) if moved else "",
+                "moved_to_short": f"{moved.start.astimezone(zone):%A %-d %B at %H:%M} ({zone.key})"
+                if moved
+                else "",
                 "feed_url": self.feed_url(email, now),
             },
+            thread=("office-hours", series["id"]),
             alternatives=[inline],
             attachments=[attachment],
         )
@@ -790,10 +816,14 @@ class OfficeHoursDesk:
             your_time = f"{start:%A}s, {start:%H:%M}–{end:%H:%M} ({zone.key})"
         until = until_of(series)
         staff = [self._name(series, m) or m for m in series["mentors"]]
+        title = str(series["title"])
         return {
             "id": series["id"],
-            "title": series["title"],
+            "title": title,
+            # Subjects always say "office hours", so answers find their way back here.
+            "heading": title if "office hours" in title.lower() else f"Office hours – {title}",
             "pattern": self._pattern(series),
+            "pattern_short": self._pattern(series, short=True),
             "your_time": your_time,
             "next": _when(coming.start, coming.end, zone) if coming else "",
             "location": series["location"],
@@ -802,11 +832,18 @@ class OfficeHoursDesk:
             "length_minutes": series["length_minutes"],
         }
 
-    def _pattern(self, series: Mapping[str, Any]) -> str:
-        """'every Thursday, 18:00–19:00 (Europe/Berlin)'."""
+    def _pattern(self, series: Mapping[str, Any], *, short: bool = False) -> str:
+        """'every Thursday, 18:00–19:00 (Europe/Berlin)'; short: 'every Thursday at 18:00 (…)'.
+
+        The short form is plain ASCII, for subjects: headers with non-ASCII text become
+        RFC 2047 encoded words, which some clients show with stray spaces where folded.
+        """
         first = local_start(series, date.fromisoformat(series["first"]))
+        day, zone = WEEKDAYS[series["weekday"]], series["zone"]
+        if short:
+            return f"every {day} at {first:%H:%M} ({zone})"
         end = _end(first, length_of(series))
-        return f"every {WEEKDAYS[series['weekday']]}, {first:%H:%M}–{end:%H:%M} ({series['zone']})"
+        return f"every {day}, {first:%H:%M}–{end:%H:%M} ({zone})"
 
     def _description(self, series: Mapping[str, Any]) -> str:
         staff = _and([self._name(series, m) or m for m in series["mentors"]])
@@ -909,6 +946,7 @@ class OfficeHoursDesk:
                 now=now,
                 context={"person": {"email": msg.sender, "name": msg.sender_name}, **context},
                 answering=msg,
+                thread=("office-hours", None),
             )
 
     def _tell_coordinator(self, msg: ParsedMessage | None, now: datetime, reason: str) -> None:

@@ -48,6 +48,8 @@ def imap_config(dovecot: Dovecot, **changes: Any) -> InboxConfig:
         max_attempts=3,
         max_message_bytes=10_000_000,
         batch_size=200,
+        require_authentication=False,
+        authserv_id="",
         password=PROGRAM_PASSWORD,
     )
     return replace(config, **changes)

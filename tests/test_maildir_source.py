@@ -42,6 +42,8 @@ def maildir_config(path: Path) -> InboxConfig:
         max_attempts=3,
         max_message_bytes=10_000_000,
         batch_size=200,
+        require_authentication=False,
+        authserv_id="",
     )
 
 
