@@ -32,6 +32,7 @@ from .calendar.invite import (
 from .calendar.reply import CalendarReply, parse_calendar
 from .calendar.slots import Busy, candidate_slots
 from .config import Config
+from .feed import feed_url
 from .inbox.parse import ParsedMessage
 from .mailer.outbox import Postman
 from .state.store import Store, from_iso, iso
@@ -266,6 +267,7 @@ class SessionDesk:
                     "request": request_view(request),
                     "cancel_url": self.links("session-cancel", email, session["uid"], now),
                     "move_url": self.links("session-move", email, session["uid"], now),
+                    "feed_url": feed_url(self.config, email, now),
                 },
                 alternatives=[inline],
                 attachments=[attachment],
