@@ -47,6 +47,7 @@ from tests.servers import PROGRAM_PASSWORD, PROGRAM_USER, Dovecot, free_port  # 
 TARGET_P50_S = 0.8
 TARGET_THROUGHPUT = 100.0
 INVITE_COUNT = 3
+SMTP_CONNECTIONS = int(os.environ.get("BENCH_SMTP_CONNECTIONS", "2"))
 
 
 def request_mail(n: int, run: str) -> bytes:
@@ -251,6 +252,7 @@ kind = "smtp"
 host = "127.0.0.1"
 port = {sink.port}
 tls = "none"
+connections = {SMTP_CONNECTIONS}
 [state]
 path = "{root / "state" / "bench.db"}"
 fsync = true

@@ -102,7 +102,10 @@ class ClaimDesk:
         excluded = released | already | {request["mentee"]}
         # A follow-up (flow 7) is for "another mentor": the first one is never asked.
         excluded |= set(request.get("exclude_mentors", []))
-        excluded |= {m["email"] for m in self.store.mentors() if self.store.is_bounced(m["email"])}
+        # Only mentors sharing a skill can rank at all: copy just those out of the store.
+        wanted = frozenset(request.get("skills") or ())
+        mentors = self.store.mentors_where(lambda m: not wanted.isdisjoint(m.get("skills") or ()))
+        excluded |= {m["email"] for m in mentors if self.store.is_bounced(m["email"])}
         data = MatchInput(
             sessions_this_month=self.store.claims_since(
                 month_start(now, self.config.program.timezone)
@@ -110,7 +113,7 @@ class ClaimDesk:
             recent_sessions=self.store.claims_since(now - RECENT),
             excluded=frozenset(excluded),
         )
-        ranked = rank_mentors(request, self.store.mentors(), now, data)
+        ranked = rank_mentors(request, mentors, now, data)
         chosen = [c.email for c in ranked[: count or self.config.matching.invite_count]]
         if not chosen:
             if not request.get("no_match_told") and reason != "widen":

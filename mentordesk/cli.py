@@ -1,4 +1,4 @@
-"""The ``mentordesk`` command: run, check-config, status, demo."""
+"""The ``mentordesk`` command: run, check-config, status, office-hours, report, export, demo."""
 
 from __future__ import annotations
 
@@ -33,6 +33,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo", help="run the whole flow once on sample emails, in a temporary folder"
     )
     demo.add_argument("--keep", metavar="DIR", help="use DIR instead of a temporary folder")
+    report = commands.add_parser(
+        "report", help="requests per month, time to claim, claims per mentor, repeat requesters"
+    )
+    report.add_argument("topic", nargs="?", help="which report (default: overview)")
+    export = commands.add_parser("export", help="write every table of the state as CSV files")
+    export.add_argument("--csv", metavar="DIR", required=True, help="folder for the CSV files")
+    for sub in (report, export):
+        sub.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
+    from .admin import add_office_hours_commands
+
+    add_office_hours_commands(commands)
 
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
@@ -51,6 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return print_status(load_config(args.config))
         if args.command == "run":
             return run_daemon(load_config(args.config))
+        if args.command == "report":
+            from .reports import print_report
+
+            return print_report(load_config(args.config), args.topic)
+        if args.command == "export":
+            from .reports import run_export
+
+            return run_export(load_config(args.config), Path(args.csv))
+        if args.command == "office-hours":
+            from .admin import run_office_hours
+
+            return run_office_hours(load_config(args.config), args)
         if args.command == "demo":
             from .demo import run_demo
 

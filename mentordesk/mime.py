@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.policy
 from email.headerregistry import BaseHeader, HeaderRegistry
+from email.message import EmailMessage
 from typing import Any
 
 __all__ = ["DEFAULT", "WIRE", "HeaderClasses", "PerMessageHeaders", "per_message_policy"]
@@ -59,6 +60,6 @@ DEFAULT = email.policy.default.clone(header_factory=HeaderClasses())
 WIRE = email.policy.SMTP.clone(refold_source="none", header_factory=HeaderClasses())
 
 
-def per_message_policy() -> email.policy.EmailPolicy:
+def per_message_policy() -> email.policy.EmailPolicy[EmailMessage]:
     """email.policy.default with a ``PerMessageHeaders`` factory: use it for one message."""
     return email.policy.default.clone(header_factory=PerMessageHeaders())

@@ -279,10 +279,13 @@ class Scheduler:
             or "no daily or yearly jobs",
         )
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """No more sweeps; returns once a sweep under way has finished."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        async with self._lock:
+            pass
 
     # Sweeping -------------------------------------------------------------------------
 

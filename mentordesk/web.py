@@ -8,14 +8,18 @@ the log gets the details.
     GET  /claim/{token}    the request and a "Take it" button      POST: claim it
     GET  /release/{token}  "give it back?" and a button            POST: release it
     GET  /pause/{token}    "pause new requests?" and a button      POST: pause
+    GET  /assign/{token}   "give it to mentor X?" (escalations)    POST: claim it for X
     GET  /rate/{token}     a rating (?score=1-5 pre-chosen), comment  POST: record it
     GET  /attended/{token} did the session take place? (?answer=)   POST: record it
     GET  /followup/{token} "a follow-up with another mentor?"       POST: open it
+    GET  /feed/{token}.ics a person's calendar feed (sessions, office hours; text/calendar)
+    POST /admin/office-hours  the CLI's office-hours commands (JSON; local, signed)
     GET  /healthz          liveness for monitoring
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -24,8 +28,10 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from .admin import check_admin_token
 from .claims import ClaimDesk, ClaimResult
 from .config import Config
+from .feed import FEED_OBJECT, FEED_PURPOSE
 from .followup.feedback import (
     ATTENDANCE,
     RATINGS,
@@ -34,6 +40,8 @@ from .followup.feedback import (
     clean_comment,
     parse_score,
 )
+from .followup.ladder import assign, assign_view, may_assign, parse_assign_obj
+from .office_hours import OfficeHoursDesk, OfficeHoursError
 from .sessions import SessionDesk
 from .state.store import StoreWriter
 from .tokens import Claims, ExpiredToken, TokenError, verify
@@ -66,8 +74,20 @@ OUTCOME_STATUS = {
     "closed": 410,
     "not_yours": 403,
     "not_invited": 403,
+    "not_allowed": 403,
     "unknown": 404,
 }
+
+
+# Where the CLI's admin commands may come from: this machine only.
+LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+
+
+def _from_this_machine(request: web.Request) -> bool:
+    """Loopback, or the very address the endpoint listens on ([web] host may be one)."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    own = sockname[0] if isinstance(sockname, tuple) and sockname else None
+    return request.remote in LOCAL_ADDRESSES or (own is not None and request.remote == own)
 
 
 # HTTP status for what a GET shows: the page is the answer, except where the link
@@ -98,8 +118,10 @@ class WebApp:
         clock: Callable[[], datetime],
         changed: Callable[[], None] = lambda: None,
         sessions: Callable[[], SessionDesk] | None = None,
+        office_hours: Callable[[], OfficeHoursDesk] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.office_hours = office_hours
         self.config = config
         self.changed = changed  # called after every POST: new mail may be waiting
         self.writer = writer
@@ -123,12 +145,16 @@ class WebApp:
             [
                 web.get("/", self.home),
                 web.get("/healthz", self.healthz),
+                web.get("/feed/{token}.ics", self.feed),
+                web.post("/admin/office-hours", self.admin_office_hours),
                 web.get("/claim/{token}", self.claim_page),
                 web.post("/claim/{token}", self.claim),
                 web.get("/release/{token}", self.release_page),
                 web.post("/release/{token}", self.release),
                 web.get("/pause/{token}", self.pause_page),
                 web.post("/pause/{token}", self.pause),
+                web.get("/assign/{token}", self.assign_page),
+                web.post("/assign/{token}", self.assign),
                 web.get("/session-cancel/{token}", self.session_page),
                 web.post("/session-cancel/{token}", self.session_change),
                 web.get("/session-move/{token}", self.session_page),
@@ -361,6 +387,83 @@ class WebApp:
             },
             status=FEEDBACK_STATUS.get(page.outcome, 400),
         )
+
+    # Escalations: assign a request to a mentor -------------------------------------------
+
+    async def assign_page(self, request: web.Request) -> web.Response:
+        claims, number, mentor = self._verify_assign(request)
+        result = ClaimResult("not_allowed")
+        if may_assign(self.config, claims.person):
+            result = await self.writer.call(
+                assign_view, self.claims(), number, mentor, self.clock()
+            )
+        status = 403 if result.outcome == "not_allowed" else VIEW_STATUS.get(result.outcome, 200)
+        return self.page("assign.html", {"result": result, "posted": False}, status=status)
+
+    async def assign(self, request: web.Request) -> web.Response:
+        claims, number, mentor = self._verify_assign(request)
+        result = ClaimResult("not_allowed")
+        if may_assign(self.config, claims.person):
+            result = await self.writer.call(
+                assign, self.claims(), number, mentor, claims.person, self.clock()
+            )
+            self.changed()
+        return self.page(
+            "assign.html",
+            {"result": result, "posted": True},
+            status=OUTCOME_STATUS.get(result.outcome, 400),
+        )
+
+    def _verify_assign(self, request: web.Request) -> tuple[Claims, int, str]:
+        claims = self._verify(request, "assign")
+        target = parse_assign_obj(claims.obj)
+        if target is None:
+            raise web.HTTPNotFound()
+        return claims, target[0], target[1]
+
+    # Calendar feed and the CLI's office-hours commands ----------------------------------
+
+    async def feed(self, request: web.Request) -> web.Response:
+        """The person's calendar feed; calendar apps fetch it again now and then."""
+        claims = self._verify(request, FEED_PURPOSE)
+        if claims.obj != FEED_OBJECT:
+            raise web.HTTPNotFound()
+        ics = await self.writer.call(self._office_hours().feed, claims.person, self.clock())
+        return web.Response(
+            body=ics,
+            content_type="text/calendar",
+            charset="utf-8",
+            headers={**SECURITY_HEADERS, "Content-Disposition": 'inline; filename="calendar.ics"'},
+        )
+
+    async def admin_office_hours(self, request: web.Request) -> web.Response:
+        """Apply one office-hours command from the CLI on this machine (see ``admin.py``)."""
+        if not _from_this_machine(request):
+            return web.json_response({"error": "only the local machine may do this"}, status=403)
+        body = await request.read()
+        unsafe_token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        try:
+            check_admin_token(self.config.secret, unsafe_token, body, self.clock())
+        except TokenError as exc:
+            log.info("refused an office-hours command: %s", type(exc).__name__)
+            return web.json_response({"error": str(exc)}, status=403)
+        try:
+            command = json.loads(body)
+        except ValueError:
+            return web.json_response({"error": "the command is not JSON"}, status=400)
+        if not isinstance(command, dict):
+            return web.json_response({"error": "the command is not a JSON object"}, status=400)
+        try:
+            answer = await self.writer.call(self._office_hours().admin, command, self.clock())
+        except OfficeHoursError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        self.changed()
+        return web.json_response(answer, headers=SECURITY_HEADERS)
+
+    def _office_hours(self) -> OfficeHoursDesk:
+        if self.office_hours is None:
+            raise RuntimeError("the web endpoint runs without office hours")
+        return self.office_hours()
 
     # Helpers -----------------------------------------------------------------------------
 

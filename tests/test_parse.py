@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.policy
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import pytest
 from mentordesk.inbox.parse import (
     DeliveryReport,
     ParsedMessage,
+    _decode_header,
     html_to_text,
     parse_message,
     strip_reply,
@@ -360,6 +362,20 @@ def test_loop_detection_headers_are_kept() -> None:
     assert listed["precedence"] == "list"
     assert "list-unsubscribe" in listed
     assert sample("14-bounce-postfix-dsn.eml").headers["return-path"] == "<>"
+
+
+def test_unstructured_headers_read_as_the_email_package_reads_them() -> None:
+    # Unstructured headers without encoded words are taken as they are, unparsed; that
+    # must be what the email package's header classes would have made of them.
+    pieces = ["a", " ", "  ", "\t", "=", "?", "(", ")", "\\", '"', "<", ">", ",", ";", ":"]
+    pieces += ["é", "\x00", "\x01", "\x7f", "\x85", "\u2028", "王", "=?x", "?=", "@", "."]
+    pieces += ["=?utf-8?q?caf=C3=A9?=", "\udcff"]
+    rng = random.Random(7)
+    for _ in range(3000):
+        value = "".join(rng.choice(pieces) for _ in range(rng.randrange(12)))
+        for name in ("Subject", "X-Mailer", "Received", "Comments"):
+            expected = str(email.policy.default.header_factory(name, value))
+            assert _decode_header(name, value) == expected, (name, value)
 
 
 def test_headers_are_read_only() -> None:

@@ -141,12 +141,16 @@ def compute_digest(store: Store, config: Config, now: datetime, since: datetime)
     def new(value: Any) -> bool:
         return isinstance(value, str) and low <= value < high
 
-    requests = store.requests()
+    requests = _request_rows(store)
     by_number = {int(r["number"]): r for r in requests}
     mentors = {m["email"]: m for m in store.mentors()}
-    events = [e for e in store.audit_since(since) if e["at"] < high]
+    events = sorted((e for e in store.audit_since(since) if e["at"] < high), key=lambda e: e["at"])
 
-    def name_of(email: str) -> str:
+    def name_of(email: str, number: Any = None) -> str:
+        """A mentor's name, or the mentee's of request ``number``; else the address."""
+        request = by_number.get(int(number)) if number is not None else None
+        if request and request["mentee"] == email and request.get("name"):
+            return str(request["name"])
         return str((mentors.get(email) or {}).get("name") or email)
 
     def label(number: Any) -> str:
@@ -178,17 +182,17 @@ def compute_digest(store: Store, config: Config, now: datetime, since: datetime)
         bucket = [name for name, floor in buckets if waited >= floor][-1]
         by_age[bucket] += 1
         if len(waiting_items) < MAX_ITEMS:
-            asked = len(r.get("invited") or [])
-            escalated = " · escalated" if (r.get("ladder") or {}).get("escalate") else ""
+            escalated = " · escalated" if r["escalated"] else ""
             waiting_items.append(
                 f"{tag(r['number'])}  waiting {_age(waited)} · "
-                f"{', '.join(r.get('skills') or [])} · {asked} mentors asked{escalated}"
+                f"{', '.join(r['skills'])} · {r['asked']} mentors asked{escalated}"
             )
 
     # Claimed, escalated, declined (from the audit log: it says who and when)
     claimed_items: list[str] = []
     escalated_items: list[str] = []
     declined_items: list[str] = []
+    person_items: list[str] = []
     for e in events:
         number = e.get("request")
         if e["event"] == "claimed":
@@ -203,9 +207,8 @@ def compute_digest(store: Store, config: Config, now: datetime, since: datetime)
             to = ", ".join(contacts) if isinstance(contacts, list) else ""
             escalated_items.append(f"{label(number)}  escalated{f' to {to}' if to else ''}")
         elif e["event"] == "calendar answer" and e.get("partstat") == "DECLINED":
-            declined_items.append(
-                f"{label(number)}  {name_of(e.get('attendee', ''))} declined the proposed time"
-            )
+            who = name_of(e.get("attendee", ""), number)
+            declined_items.append(f"{label(number)}  {who} declined the proposed time")
         elif e["event"] == "session cancelled":
             who = e.get("by") or ""
             declined_items.append(
@@ -213,17 +216,26 @@ def compute_digest(store: Store, config: Config, now: datetime, since: datetime)
             )
         elif e["event"] == "released":
             declined_items.append(f"{label(number)}  given back by {name_of(e.get('mentor', ''))}")
+        elif e["event"] == "quarantined":
+            person_items.append(f"quarantined: {e.get('message_id')} ({e.get('error') or 'error'})")
+        elif e["event"] == "coordinator told" and e.get("reason") not in _TOLD_ELSEWHERE:
+            reason = "not understood" if e.get("reason") == "unclassified" else e.get("reason")
+            person_items.append(f"{reason}: {e.get('message_id') or '(no message)'}")
+        elif e["event"] == "no mentor matches":
+            person_items.append(f"{label(number)}  no mentor matches")
 
     # Booked: sessions proposed since, still on
     booked_items: list[str] = []
-    for s in sorted(store.sessions(), key=lambda s: s["start"]):
-        if new(s.get("created")) and s["status"] != "cancelled":
-            when = from_iso(s["start"]).astimezone(zone).strftime("%a %-d %b %H:%M")
-            booked_items.append(
-                f"{tag(int(s['request']))}  {name_of(s['mentor'])} with "
-                f"{(by_number.get(int(s['request'])) or {}).get('name') or s['mentee']}, "
-                f"{when} ({s['status']})"
-            )
+    fresh_sessions = store.sessions_where(
+        lambda s: new(s.get("created")) and s["status"] != "cancelled"
+    )
+    for s in sorted(fresh_sessions, key=lambda s: s["start"]):
+        when = from_iso(s["start"]).astimezone(zone).strftime("%a %-d %b %H:%M")
+        booked_items.append(
+            f"{tag(int(s['request']))}  {name_of(s['mentor'])} with "
+            f"{(by_number.get(int(s['request'])) or {}).get('name') or s['mentee']}, "
+            f"{when} ({s['status']})"
+        )
 
     # After the session
     sessions = session_results(store, since, now)
@@ -233,15 +245,7 @@ def compute_digest(store: Store, config: Config, now: datetime, since: datetime)
         for n in sessions.no_shows
     ]
 
-    # Mail nobody could place, delivery failures
-    person_items: list[str] = []
-    for m in store.messages():
-        if not new(m.get("at")):
-            continue
-        if m["status"] == "quarantined":
-            person_items.append(f"quarantined: {m['message_id']} ({m.get('error') or 'error'})")
-        elif m.get("kind") == "unknown":
-            person_items.append(f"not understood: {m['message_id']}")
+    # Delivery failures
     failure_items = [
         f"{', '.join(o['recipients'])} · {o['kind']} · {o.get('error') or 'refused'}"
         for o in store.outbox("failed")
@@ -265,7 +269,7 @@ def compute_digest(store: Store, config: Config, now: datetime, since: datetime)
             "Follow-ups asked for",
             [f"{f['tag']}  follow-up of {f['of']} for {f['mentee']}" for f in sessions.followups],
         ),
-        _section("unplaced", "Needs a person (quarantined or not understood)", person_items),
+        _section("unplaced", "Needs a person", person_items),
         _section("failures", "Delivery failures", failure_items),
     )
 
@@ -286,9 +290,7 @@ def compute_digest(store: Store, config: Config, now: datetime, since: datetime)
             "waiting", "Waiting for a mentor", len(open_requests), tuple(waiting_items)
         ),
         waiting_by_age=tuple(by_age.items()),
-        oldest_waiting=_age(
-            now - from_iso(waiting_since(open_requests[0]))
-        )
+        oldest_waiting=_age(now - from_iso(waiting_since(open_requests[0])))
         if open_requests
         else "",
         incomplete=sum(1 for r in requests if r["status"] == "incomplete"),
@@ -298,6 +300,42 @@ def compute_digest(store: Store, config: Config, now: datetime, since: datetime)
         survey_answers_since=survey_answers_since,
         weeks=_weeks(requests, now, zone),
     )
+
+
+# Notices to the coordinator that other sections show already.
+_TOLD_ELSEWHERE = frozenset({"quarantined", "delivery failure"})
+
+
+def _request_rows(store: Store) -> list[dict[str, Any]]:
+    """What the digest needs of every request, read in place.
+
+    Copying every stored request (with its list of invited mentors) is what costs at
+    10,000 open requests; the test given to ``requests_where`` sees each document
+    uncopied, so it takes the few fields it needs and keeps none of the document.
+    """
+    rows: list[dict[str, Any]] = []
+
+    def take(doc: Mapping[str, Any]) -> bool:
+        rows.append(
+            {
+                "number": int(doc["number"]),
+                "mentee": doc["mentee"],
+                "name": doc.get("name") or "",
+                "skills": tuple(doc.get("skills") or ()),
+                "status": doc["status"],
+                "created": doc["created"],
+                "opened": doc.get("opened"),
+                "reopened": doc.get("reopened"),
+                "claimed_by": doc.get("claimed_by"),
+                "claimed_at": doc.get("claimed_at"),
+                "asked": len(doc.get("invited") or ()),
+                "escalated": bool((doc.get("ladder") or {}).get("escalate")),
+            }
+        )
+        return False  # nothing to copy out
+
+    store.requests_where(take)
+    return rows
 
 
 def waiting_since(request: Mapping[str, Any]) -> str:
@@ -429,15 +467,26 @@ def chart_rows(weeks: Sequence[Week]) -> list[dict[str, Any]]:
     return rows
 
 
+# What the subject line counts: (section, one, many).
+_HEADLINE = (
+    ("new", "new request", "new requests"),
+    ("claimed", "claimed", "claimed"),
+    ("escalated", "escalated", "escalated"),
+    ("no_shows", "no-show", "no-shows"),
+    ("failures", "delivery failure", "delivery failures"),
+)
+
+
 def digest_context(digest: Digest) -> dict[str, Any]:
     """What the digest templates need, all of it plain data."""
     zone = ZoneInfo(digest.zone)
     since = digest.since.astimezone(zone)
     waiting = digest.waiting
     headline_parts = [
-        f"{s.count} {s.title.lower()}"
+        f"{s.count} {word if s.count == 1 else plural}"
         for s in digest.happened
-        if s.count and s.key in ("new", "claimed", "escalated", "no_shows", "failures")
+        for key, word, plural in _HEADLINE
+        if s.key == key and s.count
     ]
     headline_parts.append(f"{waiting.count} waiting")
     return {

@@ -33,13 +33,16 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ..claims import ClaimDesk
+from ..config import Config
+from ..reports import register_report
 from ..state.store import Store, from_iso, iso
+from ..status import table
 from ..timers import register_sweep_step, register_yearly
 from ..views import request_view, tag
 
@@ -157,12 +160,19 @@ class FeedbackDesk:
         asked = 0
         wait = self.config.timers.followup_after
         too_late = wait + self.config.web.link_lifetime
-        for session in self.store.sessions(HELD_STATUSES):
-            if session.get("followup_asked") or session.get("followup_skipped"):
-                continue
+        ended_by = iso(now - wait)
+
+        def due(doc: Mapping[str, Any]) -> bool:
+            # Sees every stored session uncopied: only the due ones are copied out.
+            return (
+                doc["status"] in HELD_STATUSES
+                and doc["end"] <= ended_by
+                and not doc.get("followup_asked")
+                and not doc.get("followup_skipped")
+            )
+
+        for session in self.store.sessions_where(due):
             ended = from_iso(session["end"])
-            if now < ended + wait:
-                continue
             if now > ended + too_late:
                 session["followup_skipped"] = iso(now)
                 self.store.save_session(session)
@@ -170,8 +180,11 @@ class FeedbackDesk:
                 continue
             session["followup_asked"] = iso(now)
             self.store.save_session(session)
-            self._ask_mentee(session, now)
-            self._ask_mentor(session, now)
+            # Nobody is written to at an address known to bounce (the coordinator knows).
+            if not self.store.is_bounced(session["mentee"]):
+                self._ask_mentee(session, now)
+            if not self.store.is_bounced(session["mentor"]):
+                self._ask_mentor(session, now)
             self.store.audit(
                 "after-session asked",
                 now=now,
@@ -249,7 +262,7 @@ class FeedbackDesk:
         if page.outcome != "ask":
             return page
         previous = self.store.feedback(obj, person) or {}
-        return _replace(
+        return replace(
             page,
             score=score if score is not None else previous.get("score"),
             comment=previous.get("comment", ""),
@@ -264,7 +277,7 @@ class FeedbackDesk:
             if page.outcome != "ask":
                 return page
             if score is None:
-                return _replace(page, outcome="missing_score", comment=comment)
+                return replace(page, outcome="missing_score", comment=comment)
             previous = self.store.feedback(obj, person)
             doc: dict[str, Any] = {
                 **(previous or {}),
@@ -300,7 +313,7 @@ class FeedbackDesk:
                 score=score,
                 request=doc.get("request"),
             )
-            return _replace(
+            return replace(
                 page,
                 outcome="recorded" if previous is None else "updated",
                 score=score,
@@ -365,7 +378,7 @@ class FeedbackDesk:
             if page.outcome != "ask":
                 return page
             if answer not in ATTENDANCE:
-                return _replace(page, outcome="missing_score", answer="")
+                return replace(page, outcome="missing_score", answer="")
             session = self.store.session(uid) or {}
             previous = session.get("attendance")
             session["attendance"] = {"answer": answer, "by": person, "at": iso(now)}
@@ -380,7 +393,7 @@ class FeedbackDesk:
                 mentee=session["mentee"],
                 correction=previous is not None,
             )
-            return _replace(page, outcome="recorded" if previous is None else "updated")
+            return replace(page, outcome="recorded" if previous is None else "updated")
 
     # A follow-up with another mentor (Operation Code step 11) -------------------------------
 
@@ -463,7 +476,7 @@ class FeedbackDesk:
                 request=number,
             )
             self.claims.match(number, now)
-            return _replace(page, outcome="created", request_tag=tag(number))
+            return replace(page, outcome="created", request_tag=tag(number))
 
     # The yearly feedback round (flow 9) ------------------------------------------------------
 
@@ -546,12 +559,6 @@ def survey_question(role: str, program: str) -> str:
     return f"How helpful has {program} been for you this year?"
 
 
-def _replace(page: FeedbackPage, **changes: Any) -> FeedbackPage:
-    from dataclasses import replace
-
-    return replace(page, **changes)
-
-
 # --- results (pure: the digest and `mentordesk report feedback` show them) ----------------
 
 
@@ -626,7 +633,13 @@ def session_results(store: Store, since: datetime, until: datetime) -> SessionRe
     def inside(value: str | None) -> bool:
         return bool(value) and low <= str(value) < high
 
-    sessions = store.sessions()
+    sessions = store.sessions_where(
+        lambda s: (
+            inside(s.get("followup_asked"))
+            or inside((s.get("attendance") or {}).get("at"))
+            or bool(s.get("followup_request"))
+        )
+    )
     asked = sum(1 for s in sessions if inside(s.get("followup_asked")))
     answers = [a for a in store.feedback_all("session:") if inside(a.get("updated"))]
     attendance = [s for s in sessions if inside((s.get("attendance") or {}).get("at"))]
@@ -675,6 +688,75 @@ def _request_created(store: Store, number: Any) -> str | None:
     return None if request is None else request.get("created")
 
 
+# --- `mentordesk report feedback` ------------------------------------------------------------
+
+
+def feedback_report(store: Store, config: Config, now: datetime) -> str:
+    """Every feedback round, the latest one's comments, and a year of after-session answers."""
+    zone = ZoneInfo(config.program.timezone)
+    parts = [
+        f"{config.program.name}: feedback, {now.astimezone(zone):%Y-%m-%d %H:%M} "
+        f"({config.program.timezone})",
+        "",
+    ]
+    rounds = [r for s in store.surveys() if (r := survey_results(store, int(s["year"])))]
+    if rounds:
+        rows = []
+        for r in rounds:
+            row = [str(r.year), r.started[:10], (r.reminded or "-")[:10]]
+            for group in r.groups:
+                row += [f"{group.answered}/{group.asked}", _average(group)]
+            rows.append(row)
+        headers = ["year", "started", "reminded", "mentors", "avg", "mentees", "avg"]
+        parts += ["Feedback rounds (answered/asked, average of 5)", table(headers, rows), ""]
+        latest = rounds[-1]
+        parts.append(f"Round {latest.year}")
+        for group in latest.groups:
+            parts.append(f"  {_summary_line(group)}")
+            parts += [f"    [{score}] {' '.join(text.split())}" for score, text in group.comments]
+    else:
+        parts.append("Feedback rounds: none yet (the first goes out on the survey date).")
+    since = now - timedelta(days=365)
+    results = session_results(store, since, now)
+    parts += [
+        "",
+        "After sessions, the last 365 days",
+        f"  asked {results.asked}; {results.took_place} took place, "
+        f"{len(results.no_shows)} no-show{'s' if len(results.no_shows) != 1 else ''}, "
+        f"{len(results.followups)} follow-up{'s' if len(results.followups) != 1 else ''}",
+        f"  {_summary_line(results.ratings)}",
+    ]
+    parts += [f"    [{score}] {' '.join(text.split())}" for score, text in results.ratings.comments]
+    if results.by_mentor:
+        rows = [[m, str(n), f"{avg:.1f}"] for m, n, avg in results.by_mentor]
+        parts += ["", "Ratings per mentor", table(["mentor", "ratings", "average"], rows)]
+    if results.no_shows:
+        rows = [
+            [
+                n["tag"],
+                from_iso(n["start"]).astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                n["mentee"],
+                n["mentor"],
+            ]
+            for n in results.no_shows
+        ]
+        parts += ["", "No-shows", table(["request", "session", "mentee", "mentor"], rows)]
+    return "\n".join(parts)
+
+
+def _average(group: RatingSummary) -> str:
+    return "-" if group.average is None else f"{group.average:.1f}"
+
+
+def _summary_line(group: RatingSummary) -> str:
+    spread = "  ".join(f"{n}:{count}" for (n, _), count in zip(RATINGS, group.counts, strict=True))
+    share = f" ({group.rate:.0%})" if group.asked else ""
+    return (
+        f"{group.label}: {group.answered} of {group.asked} answered{share}, "
+        f"average {_average(group)} / 5   {spread}"
+    )
+
+
 # --- timer steps: fn(coordinator, now) -> int ------------------------------------------------
 
 
@@ -696,3 +778,4 @@ def survey_reminder_step(coordinator: Coordinator, now: datetime) -> int:
 register_sweep_step("after the session", after_sessions_step)
 register_sweep_step("feedback round reminder", survey_reminder_step)
 register_yearly("feedback round", survey_round_job)
+register_report("feedback", feedback_report)

@@ -170,9 +170,10 @@ def _bump(
     view = request_view(request)
     waited = _days(now - (ladder_start(request) or now))
     bumped: list[str] = []
-    for invite in request.get("invited") or ():
-        email = invite["email"]
-        if email in released or email in bumped or store.is_bounced(email):
+    # One reminder per mentor, threaded on their latest invitation (a release re-invites).
+    latest = {invite["email"]: invite for invite in request.get("invited") or ()}
+    for email, invite in latest.items():
+        if email in released or store.is_bounced(email):
             continue
         mentor = store.mentor(email)
         if mentor is None or not eligible(mentor, now, taken.get(email, 0)):
@@ -311,9 +312,12 @@ def escalation_candidates(
     addresses; at most invite_count + widen_count of them.
     """
     store, config = coordinator.store, coordinator.config
-    mentors = store.mentors()
+    wanted = frozenset(request.get("skills") or ())
+    mentors = store.mentors_where(lambda m: not wanted.isdisjoint(m.get("skills") or ()))
     excluded = set(request.get("released_by") or ()) | {request["mentee"]}
     excluded |= {m["email"] for m in mentors if store.is_bounced(m["email"])}
+    # A follow-up request never goes back to the mentor(s) it follows up on.
+    excluded |= set(request.get("exclude_mentors") or ())
     data = MatchInput(
         sessions_this_month=store.claims_since(month_start(now, config.program.timezone)),
         recent_sessions=store.claims_since(now - RECENT),
@@ -358,13 +362,16 @@ def request_history(store: Store, number: int, zone: str) -> list[dict[str, str]
         return ", ".join(who(e) for e in emails or ()) or "nobody new"
 
     lines = []
-    for event in store.audit_log(number):
+    # Events of one moment are logged in the order the code meets them; a person reads
+    # "received" before what came of it.
+    events = sorted(
+        store.audit_log(number),
+        key=lambda e: (str(e.get("at") or ""), e.get("event") != "request received"),
+    )
+    for event in events:
         kind = event.get("event", "")
         text = _HISTORY.get(kind)
-        if text is None:
-            sentence = kind[:1].upper() + kind[1:]
-        else:
-            sentence = text(event, who, many)
+        sentence = text(event, who, many) if text else kind[:1].upper() + kind[1:]
         lines.append({"at": _local_time(event.get("at"), zone), "text": sentence})
     return lines
 
@@ -388,7 +395,9 @@ _HISTORY: dict[str, _Describe] = {
     "request withdrawn": lambda e, who, many: "Withdrawn by the mentee",
     "ladder bump": lambda e, who, many: f"Reminded {many(e.get('mentors'))}",
     "ladder mentee_update": lambda e, who, many: "Told the mentee we are still on it",
-    "ladder widen": lambda e, who, many: f"Widened: invited {many(e.get('mentors'))}",
+    "ladder widen": lambda e, who, many: (
+        "Widened the search" if e.get("mentors") else "Widened the search: nobody new to ask"
+    ),
     "ladder escalate": lambda e, who, many: (
         f"Escalated to {', '.join(e.get('contacts') or ()) or 'nobody'}"
     ),
@@ -450,9 +459,7 @@ class _Refused(Exception):
         self.result = result
 
 
-def assign(
-    desk: ClaimDesk, number: int, mentor_email: str, by: str, now: datetime
-) -> ClaimResult:
+def assign(desk: ClaimDesk, number: int, mentor_email: str, by: str, now: datetime) -> ClaimResult:
     """Claim request ``number`` on ``mentor_email``'s behalf, for escalation contact ``by``.
 
     Exactly a claim (ClaimDesk.claim, via "assign": first claim wins, capacity counts,

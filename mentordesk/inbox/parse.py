@@ -7,7 +7,9 @@ I/O, no clock, the same bytes always give the same result.
 
 The stdlib ``email`` package (``policy=default``) does the MIME work. Header values are
 read raw and decoded here, because the policy's lazy header objects raise on some
-malformed input (a CR/LF inside an encoded display name, for one).
+malformed input (a CR/LF inside an encoded display name, for one). Each message gets a
+policy of its own whose header factory parses a header once however often it is read
+(``mentordesk.mime``); unstructured headers without encoded words need no parsing at all.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ import email.parser
 import email.utils
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.message import Message
 from email.policy import default as _POLICY
 from html.parser import HTMLParser
 from types import MappingProxyType
+from typing import Any
+
+from ..mime import per_message_policy
 
 __all__ = [
     "BOUNCE_SUBJECT",
@@ -90,6 +96,12 @@ _ADDRESS = re.compile(r"^[^\s@<>()\[\]\\,;:\"]+@[^\s@<>()\[\]\\,;:\"]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _WHITESPACE = re.compile(r"\s+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# What makes header objects: ``header_factory`` of an email policy.
+HeaderFactory = Callable[[str, Any], Any]
+# Which class the email package uses for which header.
+_REGISTRY = HeaderRegistry()
 
 
 def parse_message(raw: bytes, *, max_body_chars: int = 200_000) -> ParsedMessage:
@@ -128,7 +140,9 @@ def _unreadable(data: bytes, note: str) -> ParsedMessage:
 
 
 def _parse(data: bytes, max_body_chars: int) -> ParsedMessage:
-    msg = email.message_from_bytes(data, policy=_POLICY)
+    policy = per_message_policy()
+    factory = policy.header_factory
+    msg = email.message_from_bytes(data, policy=policy)
     notes: list[str] = []
     raw_headers = _raw_headers(msg)
 
@@ -137,22 +151,27 @@ def _parse(data: bytes, max_body_chars: int) -> ParsedMessage:
         notes.append("no usable Message-ID header; using a hash of the message instead")
         message_id = _synthetic_id(data)
 
-    from_ = _addresses("from", raw_headers.get("from"))
+    from_ = _addresses("from", raw_headers.get("from"), factory)
     if not from_ or not from_[0][1]:
         notes.append("no readable sender address in From")
     sender_name, sender = from_[0] if from_ else ("", "")
-    reply_to = [addr for _, addr in _addresses("reply-to", raw_headers.get("reply-to")) if addr]
+    reply_to = [
+        addr for _, addr in _addresses("reply-to", raw_headers.get("reply-to"), factory) if addr
+    ]
     recipients = _unique(
-        addr for name in ("to", "cc") for _, addr in _addresses(name, raw_headers.get(name)) if addr
+        addr
+        for name in ("to", "cc")
+        for _, addr in _addresses(name, raw_headers.get(name), factory)
+        if addr
     )
 
     headers = {
-        name: _clean_line(_decode_header(name, value))[:_MAX_HEADER_CHARS]
+        name: _clean_line(_decode_header(name, value, factory))[:_MAX_HEADER_CHARS]
         for name, value in raw_headers.items()
     }
     subject = headers.get("subject", "")
 
-    body = _Body(max_body_chars * 4, notes)
+    body = _Body(max_body_chars * 4, notes, factory)
     text = _tidy_body(body.text_of(msg, 0))
     if len(text) > max_body_chars:
         notes.append(f"body text cut to {max_body_chars} characters")
@@ -224,12 +243,22 @@ def _from_surrogates(value: str) -> str:
         return data.decode("cp1252", "replace")
 
 
-def _decode_header(name: str, value: str) -> str:
+def _decode_header(name: str, value: str, factory: HeaderFactory = _POLICY.header_factory) -> str:
     """Decode RFC 2047 encoded-words; fall back to a lenient decoder the policy can't manage."""
+    if "=?" not in value and not _SURROGATE.search(value) and _is_unstructured(name):
+        # What the header class would give: with no encoded word (and no undecodable
+        # byte), unstructured text reads as it is written (Received, X-… and the like).
+        return value
     try:
-        return str(_POLICY.header_factory(name, value))
+        return str(factory(name, value))
     except Exception:  # malformed beyond what the policy tolerates; read it ourselves
         return _decode_words(value)
+
+
+def _is_unstructured(name: str) -> bool:
+    """Whether the email package reads header ``name`` as unstructured text."""
+    cls = _REGISTRY.registry.get(name.lower(), _REGISTRY.default_class)
+    return issubclass(cls, UnstructuredHeader)
 
 
 def _decode_words(value: str) -> str:
@@ -248,13 +277,15 @@ def _clean_line(value: str) -> str:
     return _WHITESPACE.sub(" ", _CONTROL.sub(" ", value)).strip()
 
 
-def _addresses(name: str, value: str | None) -> list[tuple[str, str]]:
+def _addresses(
+    name: str, value: str | None, factory: HeaderFactory = _POLICY.header_factory
+) -> list[tuple[str, str]]:
     """(display name, lower-case address) pairs; the address is "" when unusable."""
     if not value:
         return []
     pairs: list[tuple[str, str]]
     try:
-        header = _POLICY.header_factory(name, value)
+        header = factory(name, value)
         pairs = [(a.display_name, a.addr_spec) for a in header.addresses]
     except Exception:  # e.g. an encoded CR/LF in a display name; RFC 5322 parse by hand
         pairs = [(_decode_words(n), a) for n, a in email.utils.getaddresses([value])]
@@ -411,9 +442,10 @@ def _subparts(part: Message) -> list[Message]:
 class _Body:
     """Walks a MIME tree and collects the text a person would read."""
 
-    def __init__(self, max_part_chars: int, notes: list[str]) -> None:
+    def __init__(self, max_part_chars: int, notes: list[str], factory: HeaderFactory) -> None:
         self.max_part_chars = max_part_chars
         self.notes = notes
+        self.factory = factory
 
     def text_of(self, part: Message, depth: int) -> str:
         if depth > _MAX_DEPTH:
@@ -459,7 +491,8 @@ class _Body:
         lines = ["---------- Forwarded message ---------"]
         for name in ("from", "date", "subject", "to"):
             if name in raw:
-                lines.append(f"{name.title()}: {_clean_line(_decode_header(name, raw[name]))}")
+                decoded = _decode_header(name, raw[name], self.factory)
+                lines.append(f"{name.title()}: {_clean_line(decoded)}")
         return "\n".join(lines) + "\n\n" + self.text_of(inner, depth + 1)
 
     def _decoded(self, part: Message) -> str:

@@ -4,13 +4,14 @@
 caller's store transaction, so an email exists exactly when the decision that caused it
 does). ``OutboxSender`` is the loop that delivers stored items with retries and back-off
 and records the outcome; because an item is marked sent right after the server accepts
-it, a crash can at worst resend the one message that was in flight, with the same
-Message-ID, so mail clients show it once.
+it, a crash can at worst resend the few messages that were in flight (at most
+``MAX_UNMARKED``), with the same Message-ID, so mail clients show each once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -24,6 +25,11 @@ from .compose import Renderer, make_message_id, message_bytes
 from .transport import Transport
 
 log = logging.getLogger(__name__)
+
+# Emails delivered whose "sent" mark is not durable yet, at most, over all connections:
+# what a crash could send twice. The marks wait for the store's writer thread, which also
+# handles the inbox, so a connection goes on sending while its last marks are written.
+MAX_UNMARKED = 32
 
 
 class Answered(Protocol):
@@ -111,6 +117,11 @@ class OutboxSender:
 
     ``on_permanent_failure`` runs on the store's writer thread, inside a transaction, so
     that marking the address and telling the coordinator happen together.
+
+    An item stays "in flight" — never handed out again — from the moment it is queued
+    until its outcome is stored. The "sent" marks of items delivered while the store is
+    busy are written together in its next write (one fsync for all); at most
+    ``MAX_UNMARKED`` items are delivered and not yet marked at any time.
     """
 
     def __init__(
@@ -129,6 +140,10 @@ class OutboxSender:
         self.wakeup = asyncio.Event()
         self._queue: asyncio.Queue[OutboxItem] = asyncio.Queue()
         self._in_flight: set[int] = set()
+        # Items delivered whose "sent" mark is not written yet, and who waits for it.
+        self._to_mark: list[tuple[int, asyncio.Future[None]]] = []
+        self._marker: asyncio.Task[None] | None = None
+        self._unmarked = asyncio.Semaphore(MAX_UNMARKED)
 
     def poke(self) -> None:
         """New mail was stored: look for due items now."""
@@ -149,6 +164,9 @@ class OutboxSender:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            if self._marker is not None:
+                # Whatever was delivered gets its mark before the store closes.
+                await asyncio.gather(self._marker, return_exceptions=True)
 
     async def drain(self) -> None:
         """Deliver everything that is due now on one connection, then return.
@@ -160,13 +178,15 @@ class OutboxSender:
         try:
             while due := await self.writer.call(store.due_outbox, self.clock(), 500):
                 for item in due:
-                    await self._deliver(transport, item)
+                    marking = await self._deliver(transport, item)
+                    if marking is not None:
+                        await marking
         finally:
             await transport.close()
 
     async def _feed(self) -> None:
         store = self._store()
-        due = await self.writer.call(store.due_outbox, self.clock(), 500)
+        due = await self.writer.call(store.due_outbox, self.clock(), 500, set(self._in_flight))
         for item in due:
             if item.id not in self._in_flight:
                 self._in_flight.add(item.id)
@@ -174,7 +194,7 @@ class OutboxSender:
 
     async def _sleep_until_due(self, stop: asyncio.Event) -> None:
         store = self._store()
-        next_due = await self.writer.call(store.next_outbox_due)
+        next_due = await self.writer.call(store.next_outbox_due, set(self._in_flight))
         timeout_s = 60.0
         if next_due is not None:
             timeout_s = min(timeout_s, max(0.05, (next_due - self.clock()).total_seconds()))
@@ -190,8 +210,10 @@ class OutboxSender:
         try:
             while True:
                 item = await self._queue.get()
+                marking: asyncio.Future[None] | None = None
+                await self._unmarked.acquire()
                 try:
-                    await self._deliver(transport, item)
+                    marking = await self._deliver(transport, item)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -199,12 +221,33 @@ class OutboxSender:
                     # pending and is retried at its next due time.
                     log.exception("unexpected error delivering outbox item %s", item.id)
                 finally:
-                    self._in_flight.discard(item.id)
                     self._queue.task_done()
+                    if marking is None:
+                        self._settled(item.id)
+                    else:
+                        marking.add_done_callback(functools.partial(self._marked, item.id))
+                # Python 3.11's asyncio.wait_for (aiosmtplib waits for replies with it)
+                # can swallow a cancellation that arrives as a reply does; honour it.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError
         finally:
             await transport.close()
 
-    async def _deliver(self, transport: Transport, item: OutboxItem) -> None:
+    def _marked(self, item_id: int, marking: asyncio.Future[None]) -> None:
+        if not marking.cancelled() and marking.exception() is not None:
+            # Still pending in the store: it will be sent again at its next due time.
+            log.error("outbox %s was sent but not marked: %s", item_id, marking.exception())
+        self._settled(item_id)
+
+    def _settled(self, item_id: int) -> None:
+        """``item_id``'s outcome is stored (or it stays pending for good reason)."""
+        self._in_flight.discard(item_id)
+        self._unmarked.release()
+
+    async def _deliver(self, transport: Transport, item: OutboxItem) -> asyncio.Future[None] | None:
+        """Try ``item`` once and store the outcome. After a successful send, returns the
+        future of its "sent" mark, which is written with others (``_write_marks``)."""
         store = self._store()
         try:
             await transport.send(item.data, item.sender, item.recipients)
@@ -215,7 +258,8 @@ class OutboxSender:
                     f"gave up after {attempts} attempts: {exc}", list(item.recipients)
                 )
                 await self.writer.call(self._fail, item, failure)
-                return
+                self.poke()  # telling the coordinator stored an email of its own
+                return None
             delay = min(
                 self.config.retry_after * (2 ** (attempts - 1)), self.config.max_retry_after
             )
@@ -230,11 +274,38 @@ class OutboxSender:
             await self.writer.call(
                 store.mark_retry, item.id, error=str(exc), due=self.clock() + delay
             )
+            self.poke()  # the loop may be sleeping past the new due time
         except PermanentDeliveryError as exc:
             await self.writer.call(self._fail, item, exc)
+            self.poke()  # telling the coordinator stored an email of its own
         else:
-            await self.writer.call(store.mark_sent, item.id, self.clock())
             log.info("sent %s (%s) to %s", item.message_id, item.kind, ", ".join(item.recipients))
+            return self._mark_sent(item)
+        return None
+
+    def _mark_sent(self, item: OutboxItem) -> asyncio.Future[None]:
+        """Have ``item`` marked sent; the future is done once that is durable."""
+        marked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._to_mark.append((item.id, marked))
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.create_task(self._write_marks(), name="outbox-marks")
+        return marked
+
+    async def _write_marks(self) -> None:
+        """Write the waiting marks, one store write for all that came in the meantime."""
+        store = self._store()
+        while self._to_mark:
+            batch, self._to_mark = self._to_mark, []
+            try:
+                await self.writer.call(store.mark_all_sent, [i for i, _ in batch], self.clock())
+            except Exception as exc:
+                for _, marked in batch:
+                    if not marked.done():
+                        marked.set_exception(exc)
+            else:
+                for _, marked in batch:
+                    if not marked.done():
+                        marked.set_result(None)
 
     def _fail(self, item: OutboxItem, failure: PermanentDeliveryError) -> None:
         """Runs on the writer thread."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from tinydb import where
 from tinydb.table import Table
 
 from .db import Database
@@ -108,7 +107,12 @@ class Store:
         self._series_ids = {d["id"]: d.doc_id for d in self._office_hours.all()}
         self._feedback_ids = {d["key"]: d.doc_id for d in self._feedback.all()}
         self._survey_ids = {d["year"]: d.doc_id for d in self._surveys.all()}
-        self._pending_outbox = {d.doc_id for d in self._outbox.all() if d["status"] == "pending"}
+        # Pending outbox items → when each is due: the sender asks often, and a scan of the
+        # documents would copy every pending email each time.
+        self._pending_outbox = {
+            d.doc_id: from_iso(d["due"])
+            for d in self._outbox.search(_Uncached(lambda d: d["status"] == "pending"))
+        }
         self._open_by_mentee: dict[str, set[int]] = {}
         self._claims: dict[int, tuple[str, str]] = {}
         for doc in self._requests.all():
@@ -184,7 +188,12 @@ class Store:
         return self.message(message_id) or fields
 
     def messages(self, status: str | None = None) -> list[Doc]:
-        return [_plain(d) for d in self._messages.all() if status in (None, d["status"])]
+        if status is None:
+            return [_plain(d) for d in self._messages.all()]
+        # Only the matches are copied out: most messages are "done".
+        return [
+            _plain(d) for d in self._messages.search(_Uncached(lambda d: d["status"] == status))
+        ]
 
     # --- threads: our outgoing Message-IDs → what they were about -------------------
 
@@ -282,8 +291,14 @@ class Store:
         return None if doc_id is None else _plain(self._sessions.get(doc_id=doc_id))
 
     def sessions(self, statuses: Iterable[str] | None = None) -> list[Doc]:
-        wanted = None if statuses is None else set(statuses)
-        return [_plain(d) for d in self._sessions.all() if wanted is None or d["status"] in wanted]
+        if statuses is None:
+            return [_plain(d) for d in self._sessions.all()]
+        wanted = set(statuses)
+        return self.sessions_where(lambda d: d["status"] in wanted)
+
+    def sessions_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
+        """Copies of the sessions ``test`` accepts (see ``requests_where``)."""
+        return [_plain(d) for d in self._sessions.search(_Uncached(test))]
 
     def save_session(self, doc: Mapping[str, Any]) -> Doc:
         """Insert or replace the session keyed by ``doc["uid"]`` (the iCalendar UID)."""
@@ -389,15 +404,20 @@ class Store:
                 "error": "",
             }
         )
-        self._pending_outbox.add(doc_id)
+        self._pending_outbox[doc_id] = from_iso(iso(now))
         return doc_id
 
-    def due_outbox(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        """Pending emails whose next attempt is due, oldest first."""
+    def due_outbox(
+        self, now: datetime, limit: int = 100, skip: Collection[int] = ()
+    ) -> list[OutboxItem]:
+        """Pending emails whose next attempt is due, oldest first, but for those in ``skip``
+        (the sender's own, already on their way)."""
         due: list[OutboxItem] = []
         for doc_id in sorted(self._pending_outbox):
+            if doc_id in skip or self._pending_outbox[doc_id] > now:
+                continue
             doc = self._outbox.get(doc_id=doc_id)
-            if doc is None or from_iso(doc["due"]) > now:
+            if doc is None:
                 continue
             due.append(
                 OutboxItem(
@@ -415,16 +435,17 @@ class Store:
                 break
         return due
 
-    def next_outbox_due(self) -> datetime | None:
-        dues = [
-            from_iso(doc["due"])
-            for doc_id in self._pending_outbox
-            if (doc := self._outbox.get(doc_id=doc_id)) is not None
-        ]
-        return min(dues, default=None)
+    def next_outbox_due(self, skip: Collection[int] = ()) -> datetime | None:
+        """When the next pending email not in ``skip`` is due (None: there is none)."""
+        return min(
+            (due for doc_id, due in self._pending_outbox.items() if doc_id not in skip),
+            default=None,
+        )
 
     def outbox(self, status: str | None = None) -> list[Doc]:
-        return [_plain(d) for d in self._outbox.all() if status in (None, d["status"])]
+        if status is None:
+            return [_plain(d) for d in self._outbox.all()]
+        return [_plain(d) for d in self._outbox.search(_Uncached(lambda d: d["status"] == status))]
 
     def outbox_by_message_id(self, message_id: str) -> Doc | None:
         # Only bounces ask this, rarely: a scan is fine.
@@ -434,14 +455,22 @@ class Store:
         return None
 
     def mark_sent(self, item_id: int, now: datetime) -> None:
-        self._outbox.update({"status": "sent", "sent": iso(now), "error": ""}, doc_ids=[item_id])
-        self._pending_outbox.discard(item_id)
+        self.mark_all_sent([item_id], now)
+
+    def mark_all_sent(self, item_ids: Iterable[int], now: datetime) -> None:
+        """Mark several emails sent at ``now``, in one write."""
+        ids = list(item_ids)
+        self._outbox.update({"status": "sent", "sent": iso(now), "error": ""}, doc_ids=ids)
+        for item_id in ids:
+            self._pending_outbox.pop(item_id, None)
 
     def mark_retry(self, item_id: int, *, error: str, due: datetime) -> int:
         attempts = int(_get(self._outbox, item_id).get("attempts", 0)) + 1
         self._outbox.update(
             {"attempts": attempts, "error": error, "due": iso(due)}, doc_ids=[item_id]
         )
+        if item_id in self._pending_outbox:
+            self._pending_outbox[item_id] = from_iso(iso(due))
         return int(attempts)
 
     def mark_failed(self, item_id: int, *, error: str, now: datetime) -> None:
@@ -456,7 +485,7 @@ class Store:
             },
             doc_ids=[item_id],
         )
-        self._pending_outbox.discard(item_id)
+        self._pending_outbox.pop(item_id, None)
 
     # --- addresses that bounced --------------------------------------------------------
 
@@ -523,7 +552,8 @@ class Store:
 
     def audit_since(self, since: datetime) -> list[Doc]:
         """Events at or after ``since``, oldest first; only those are copied out."""
-        found = self._audit.search(where("at") >= iso(since))
+        cutoff = iso(since)
+        found = self._audit.search(_Uncached(lambda d: d["at"] >= cutoff))
         return [_plain(d) for d in sorted(found, key=lambda d: d.doc_id)]
 
 
