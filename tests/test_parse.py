@@ -545,7 +545,7 @@ def test_calendar_parts_are_decoded() -> None:
     assert b"PARTSTAT=ACCEPTED" in part
 
 
-def test_calendar_attachment_found_but_not_inside_forwarded_mail() -> None:
+def test_calendar_parts_found_also_in_forwarded_mail() -> None:
     ics = b"BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n"
     raw = mail(
         """
@@ -557,11 +557,29 @@ Content-Type: multipart/mixed; boundary="b"
         b"Content-Disposition: attachment\nContent-Transfer-Encoding: base64\n\n"
         + base64.encodebytes(ics)
         + b"--b\nContent-Type: message/rfc822\n\nFrom: b@example.org\n"
-        b"Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nMETHOD:CANCEL\nEND:VCALENDAR\n--b--\n",
+        b"Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nMETHOD:REPLY\nEND:VCALENDAR\n--b--\n",
     )
     msg = parse_message(raw)
-    assert msg.calendar_parts == (ics,)
+    # A reply some clients wrap in message/rfc822 is read too (the coordinator checks
+    # that the answering attendee sent it).
+    assert msg.calendar_parts == (ics, b"BEGIN:VCALENDAR\nMETHOD:REPLY\nEND:VCALENDAR")
     assert msg.text.startswith("See attached.")
+
+
+def test_calendar_parts_inside_a_bounce_are_not_answers() -> None:
+    raw = mail(
+        """
+From: MAILER-DAEMON@mx.example.org
+Content-Type: multipart/report; report-type=delivery-status; boundary="b"
+""",
+        b"--b\nContent-Type: text/plain\n\nUndeliverable.\n--b\n"
+        b"Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx\n\n"
+        b"Final-Recipient: rfc822; x@example.org\nAction: failed\nStatus: 5.1.1\n--b\n"
+        b"Content-Type: message/rfc822\n\nFrom: mentors@program.test\n"
+        b"Content-Type: text/calendar; method=REQUEST\n\n"
+        b"BEGIN:VCALENDAR\nMETHOD:REQUEST\nEND:VCALENDAR\n--b--\n",
+    )
+    assert parse_message(raw).calendar_parts == ()
 
 
 def test_plain_text_preferred_over_html_in_alternative() -> None:

@@ -8,6 +8,8 @@ through the real mailbox.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -352,3 +354,50 @@ async def test_reminders_go_out_once_before_the_session(
     reminder = await desk.mail_to(JORDAN, "Reminder:")
     assert "ada@example.com" in text_of(reminder)
     await desk.mail_to(ADA, "Reminder:")
+
+
+async def test_an_answer_wrapped_in_forwarded_mail_counts(
+    desk: Desk, http: aiohttp.ClientSession
+) -> None:
+    await claimed(desk, http)
+    session = await session_doc(desk)
+    inner = reply_mail(JORDAN, "Jordan Lee", session["uid"], 0, "ACCEPTED")
+    outer = EmailMessage()
+    outer["From"] = "Jordan Lee <jordan@example.net>"
+    outer["To"] = PROGRAM
+    outer["Subject"] = "Fwd: Accepted: Mentoring session"
+    outer["Message-ID"] = make_msgid(domain="client.test")
+    outer.set_content("Forwarding my answer.")
+    outer.add_attachment(email.message_from_bytes(inner, policy=email.policy.default))
+    desk.send(outer.as_bytes())
+    await desk.until(
+        lambda store: store.session(session["uid"])["answers"][JORDAN] == "ACCEPTED"  # type: ignore[index]
+    )
+
+
+async def test_a_bounce_of_our_invitation_is_a_bounce_not_an_answer(
+    desk: Desk, http: aiohttp.ClientSession
+) -> None:
+    await claimed(desk, http)
+    invite = await desk.mail_to(JORDAN, "Mentoring session with")
+    session = await session_doc(desk)
+    # A DSN (RFC 3464) returning our whole invitation, calendar part included.
+    bounce = (
+        b"From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
+        b"To: " + PROGRAM.encode() + b"\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\n"
+        b"Message-ID: <bounce-invite@mx.example.net>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        b"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        b"Reporting-MTA: dns; mx.example.net\r\n\r\n"
+        b"Final-Recipient: rfc822; jordan@example.net\r\nAction: failed\r\n"
+        b"Status: 5.1.1\r\n\r\n"
+        b"--B\r\nContent-Type: message/rfc822\r\n\r\n" + invite.data + b"\r\n--B--\r\n"
+    )
+    desk.send(bounce)
+    await desk.until(lambda store: store.is_bounced(JORDAN))
+    async with desk.store() as store:
+        current = store.session(session["uid"])
+        assert current is not None
+        assert current["sequence"] == 0 and current["answers"][JORDAN] == "NEEDS-ACTION"

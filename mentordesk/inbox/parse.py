@@ -566,8 +566,11 @@ def _tidy_body(text: str) -> str:
 
 
 def _calendar_parts(msg: Message) -> Iterator[bytes]:
-    # Not inside forwarded or returned messages: their invitations are not addressed to us.
-    for part in _walk(msg, into_messages=False):
+    # Answers forwarded to us count (some clients wrap a reply in message/rfc822; the
+    # coordinator checks that the answering attendee is who sent it), but nothing inside
+    # a delivery report: that is our own invitation coming back (RFC 3464).
+    is_report = _content_type(msg) == "multipart/report"
+    for part in _walk(msg, into_messages=not is_report):
         if _content_type(part) in ("text/calendar", "application/ics"):
             data = _payload_bytes(part)
             if data.strip():
