@@ -436,3 +436,25 @@ async def test_pause_link_pauses_only_on_the_button(
         assert "You are paused." in await response.text()
     async with desk.store() as store:
         assert store.mentor("ada@example.com")["status"] == "paused"  # type: ignore[index]
+
+
+async def test_the_coordinator_can_release_by_email_and_nobody_else(
+    desk: Desk, http: aiohttp.ClientSession
+) -> None:
+    await open_request(desk)
+    [invite] = await desk.replies_to("ada@example.com", 1)
+    async with http.post(links(invite, "claim")[0]) as response:
+        assert response.status == 200
+    # Another mentor writing "release MD-0001" changes nothing.
+    desk.send(mail("Linus Park <linus@example.com>", "release MD-0001", ""))
+    refused = await desk.mail_to("linus@example.com", "Re: [MD-0001]")
+    assert "Only the mentor who has MD-0001 can give it back" in " ".join(text_of(refused).split())
+    async with desk.store() as store:
+        assert store.request(1)["claimed_by"] == "ada@example.com"  # type: ignore[index]
+    desk.send(mail(f"Coordinator <{COORDINATOR}>", "release MD-0001", ""))
+    await desk.mail_to(JORDAN, "another mentor")
+    async with desk.store() as store:
+        request = store.request(1)
+        assert request is not None and request["status"] == "open"
+        released = [e for e in store.audit_log(1) if e["event"] == "released"]
+        assert released[0]["by"] == COORDINATOR and released[0]["mentor"] == "ada@example.com"
