@@ -52,6 +52,7 @@ class ClaimResult:
     mentor: Mapping[str, Any] = field(default_factory=dict)
     holder_name: str = ""  # who has it, for "already taken by …"
     load: Mapping[str, int] = field(default_factory=dict)  # taken / capacity this month
+    pick_url: str = ""  # set when the mentor must pick the session time
 
 
 class ClaimDesk:
@@ -234,6 +235,11 @@ class ClaimDesk:
             self.store.audit("claimed", now=now, request=number, mentor=mentor_email, via=via)
             self._introduce(request, mentor, now, answering=answering)
             self.on_claimed(number, now)
+            booked = self.store.request(number) or {}
+            pick_url = ""
+            if booked.get("schedule") == "mentor picks":
+                # No common slot: the result page leads straight to picking a time.
+                pick_url = self.link("schedule", mentor_email, str(number), now)
             return ClaimResult(
                 "claimed",
                 number,
@@ -241,6 +247,7 @@ class ClaimDesk:
                 mentor,
                 mentor.get("name", ""),
                 self.load_of(mentor_email, now),
+                pick_url,
             )
 
     def _state_for(self, request: Mapping[str, Any], mentor_email: str) -> str:

@@ -318,9 +318,17 @@ async def test_reschedule_by_email_and_cancel_by_link(
 
 async def test_no_common_time_lets_the_mentor_pick(desk: Desk, http: aiohttp.ClientSession) -> None:
     # Ada is only free on Saturday mornings; Jordan on Tuesdays.
-    await claimed(desk, http, availability=[[5, 9 * 60, 10 * 60]])
+    seed(desk, [mentor(ADA, "Ada Lovelace", ["python"], availability=[[5, 540, 600]])])
+    await desk.start()
+    desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
+    invite = await desk.mail_to(ADA, "would like help")
+    async with http.post(links(invite, "claim")[0]) as response:
+        claimed_page = await response.text()
+    # The claim page leads straight to picking a time, and so does an email.
+    [page_link] = re.findall(r'href="(http://[^"]+/schedule/[^"]+)"', claimed_page)
     ask = await desk.mail_to(ADA, "Pick a time")
     [pick_url] = urls(ask, "schedule")
+    assert page_link.rsplit("/", 1)[0] == pick_url.rsplit("/", 1)[0]
     async with http.get(pick_url) as response:
         page = await response.text()
     assert "Pick a time to meet Jordan" in page
