@@ -7,10 +7,13 @@ skipped test is a test nobody notices is not running.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import aiohttp
 import pytest
 
+from tests.desk import Desk
 from tests.servers import (
     INSTALL_HINT,
     OTHER_PASSWORD,
@@ -72,3 +75,18 @@ def free_port() -> int:
 
 
 # --- more fixtures (added by the lead) ------------------------------------------------------
+
+
+@pytest.fixture
+async def desk(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink) -> AsyncIterator[Desk]:
+    """A mentordesk daemon wired to the real Dovecot and SMTP sink (started by the test)."""
+    desk = Desk(tmp_path, dovecot, smtp_sink)
+    yield desk
+    await desk.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client, for the links in the emails."""
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -16,7 +16,6 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from .desk import Desk, mail
-from .servers import Dovecot, SmtpSink
 from .test_claims import JORDAN, REQUEST, TEAM, links, seed
 
 CHROMIUM = "/usr/bin/chromium"
@@ -47,13 +46,6 @@ async def browser() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
-
-
-@pytest.fixture
-async def desk(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink) -> AsyncIterator[Desk]:
-    desk = Desk(tmp_path, dovecot, smtp_sink)
-    yield desk
-    await desk.stop()
 
 
 async def test_a_mentor_claims_from_the_email_in_a_real_browser(

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from mentordesk.state.store import Store, iso
 from mentordesk.tokens import sign
 
 from .desk import COORDINATOR, SECRET, Desk, html_of, mail, text_of
-from .servers import Dovecot, ReceivedMessage, SmtpSink
+from .servers import ReceivedMessage
 
 JORDAN = "jordan@example.net"
 REQUEST = (
@@ -80,19 +77,6 @@ def everything_in(message: ReceivedMessage) -> str:
 def links(message: ReceivedMessage, kind: str) -> list[str]:
     text = text_of(message)
     return [m.group(0) for m in LINK.finditer(text) if m.group(1) == kind]
-
-
-@pytest.fixture
-async def desk(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink) -> AsyncIterator[Desk]:
-    desk = Desk(tmp_path, dovecot, smtp_sink)
-    yield desk
-    await desk.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def open_request(desk: Desk, mentors: list[dict[str, Any]] = TEAM) -> None:

@@ -344,12 +344,6 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         await site.stop()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
 async def test_opening_a_rating_link_records_nothing(
     site: Site, http: aiohttp.ClientSession
 ) -> None:

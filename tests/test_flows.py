@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from mentordesk.daemon import Daemon
 
 from .desk import COORDINATOR, PROGRAM, Desk, html_of, mail, text_of
-from .servers import PROGRAM_USER, Dovecot, SmtpSink
+from .servers import PROGRAM_USER
 
 pytestmark = pytest.mark.dovecot
 
@@ -25,13 +23,6 @@ REQUEST = (
     "Details: I'm leaving the Army in March and learning Python; I'd love a review of my\n"
     "first project and advice on what to build next.\n"
 )
-
-
-@pytest.fixture
-async def desk(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink) -> AsyncIterator[Desk]:
-    desk = Desk(tmp_path, dovecot, smtp_sink)
-    yield desk
-    await desk.stop()
 
 
 MARKER_ADDRESS = "marker@example.com"

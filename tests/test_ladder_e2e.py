@@ -45,12 +45,6 @@ async def desk(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink) -> AsyncIt
     await desk.stop()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def mail_with(desk: Desk, address: str, subject_part: str, nth: int = 1) -> ReceivedMessage:
     """The ``nth`` message to ``address`` whose subject holds ``subject_part`` (polled)."""
     deadline = asyncio.get_running_loop().time() + 15

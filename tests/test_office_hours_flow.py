@@ -47,12 +47,6 @@ async def desk(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink) -> AsyncIt
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI reads the secret and passwords from the environment, as in production."""
     for name, value in ENVIRON.items():

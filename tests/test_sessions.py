@@ -11,38 +11,22 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage, MIMEPart
 from email.utils import make_msgid
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aiohttp
-import pytest
 
 from mentordesk.state.store import from_iso
 
 from .desk import PROGRAM, Desk, mail, text_of
 from .icalcheck import read_with_icaljs, read_with_vobject
-from .servers import Dovecot, ReceivedMessage, SmtpSink
+from .servers import ReceivedMessage
 from .test_claims import JORDAN, REQUEST, links, mentor, seed
 
 ADA = "ada@example.com"
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-@pytest.fixture
-async def desk(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink) -> AsyncIterator[Desk]:
-    desk = Desk(tmp_path, dovecot, smtp_sink)
-    yield desk
-    await desk.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def calendar_of(message: ReceivedMessage) -> tuple[str, bytes]:
@@ -347,15 +331,15 @@ async def test_no_common_time_lets_the_mentor_pick(desk: Desk, http: aiohttp.Cli
 async def test_reminders_go_out_once_before_the_session(
     desk: Desk, http: aiohttp.ClientSession
 ) -> None:
-    # The first possible slot is a day or two away: a 72-hour reminder is due now.
-    desk.configure(sessions={"reminder_before": "72h"})
+    # The first possible slot is at most 8 days away: a 9-day reminder is due now.
+    desk.configure(sessions={"reminder_before": "9d"})
     await claimed(desk, http)
     session = await session_doc(desk)
     daemon = desk.daemon
     assert daemon is not None and daemon.coordinator is not None
     sessions = daemon.coordinator.sessions
     now = datetime.now(UTC)
-    assert from_iso(session["start"]) - timedelta(hours=72) <= now
+    assert from_iso(session["start"]) - timedelta(days=9) <= now
     sent = [await daemon.writer.call(sessions.remind, now) for _ in range(2)]
     assert sent == [1, 0]
     daemon.sender.poke()  # type: ignore[union-attr]
