@@ -47,7 +47,6 @@ from tests.servers import PROGRAM_PASSWORD, PROGRAM_USER, Dovecot, free_port  # 
 TARGET_P50_S = 0.8
 TARGET_THROUGHPUT = 100.0
 INVITE_COUNT = 3
-SMTP_CONNECTIONS = int(os.environ.get("BENCH_SMTP_CONNECTIONS", "2"))
 
 
 def request_mail(n: int, run: str) -> bytes:
@@ -226,6 +225,7 @@ def run_mentordesk(
     stop: threading.Event,
     started: threading.Event,
     idle: bool,
+    connections: int | None = None,
 ) -> None:
     from mentordesk.config import load_config
     from mentordesk.daemon import Daemon
@@ -252,7 +252,7 @@ kind = "smtp"
 host = "127.0.0.1"
 port = {sink.port}
 tls = "none"
-connections = {SMTP_CONNECTIONS}
+{f"connections = {connections}" if connections else ""}
 [state]
 path = "{root / "state" / "bench.db"}"
 fsync = true
@@ -392,6 +392,7 @@ def measure(
         "emails_per_s": len(every) / elapsed if elapsed > 0 else 0.0,
         "p50": statistics.median(latencies) if latencies else float("nan"),
         "p99": percentile(latencies, 0.99) if latencies else float("nan"),
+        "append_s": max(sent.values()) - first,
     }
 
 
@@ -410,6 +411,12 @@ def main() -> int:
     parser.add_argument(
         "--mentors", type=int, default=50, help="mentors enrolled by email before the runs"
     )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=None,
+        help="[smtp] connections for mentordesk (default: mentordesk's own default)",
+    )
     args = parser.parse_args()
     idle = not args.poll
 
@@ -422,7 +429,7 @@ def main() -> int:
             results: dict[str, dict[str, dict[str, float]]] = {}
             receivers = {
                 "mentordesk": lambda stop, started: run_mentordesk(
-                    root, dovecot, sink, stop, started, idle
+                    root, dovecot, sink, stop, started, idle, args.connections
                 ),
                 "bare relay": lambda stop, started: run_bare_relay(
                     dovecot, sink, stop, started, idle

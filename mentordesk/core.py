@@ -374,10 +374,7 @@ class Coordinator:
     # Requests (SPEC §3 flow 2) ---------------------------------------------------------
 
     def _known_skills(self) -> set[str]:
-        known = set(self.config.matching.synonyms.values())
-        for mentor in self.store.mentors():
-            known.update(mentor.get("skills") or [])
-        return known
+        return self.store.mentor_skills() | set(self.config.matching.synonyms.values())
 
     def _request_fields(self, msg: ParsedMessage) -> dict[str, Any]:
         fields = parse_form(msg.new_text, self.config.matching.synonyms)

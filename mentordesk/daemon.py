@@ -29,7 +29,7 @@ from typing import ParamSpec, TypeVar
 from .claims import ClaimDesk
 from .config import Config
 from .core import Coordinator, Outcome
-from .errors import MailSourceError, PermanentDeliveryError
+from .errors import MailSourceError, PermanentDeliveryError, StoreError
 from .inbox.source import MailSource, RawMessage, open_source
 from .mailer.compose import Renderer
 from .mailer.outbox import OutboxSender
@@ -49,6 +49,9 @@ Clock = Callable[[], datetime]
 # How long the writer thread handles messages before it commits them (one fsync for the
 # group) and lets the outbox's reads and "sent" marks, queued for the same thread, run.
 COMMIT_AFTER_S = 0.02
+# Back-pressure: while more emails than this are due and unsent, new mail waits in the
+# mailbox, where it is safe, instead of in memory as yet more unsent emails.
+MAX_OUTBOX_BACKLOG = 1000
 
 
 def utc_now() -> datetime:
@@ -178,6 +181,7 @@ class Daemon:
                     await self._in_mailbox_thread(self._source().connect)
                     connected = True
                     log.info("mailbox connected")
+                await self._wait_for_the_outbox()
                 busy = await self.process_inbox_once()
                 backoff.reset()
                 if not busy:
@@ -190,6 +194,25 @@ class Daemon:
                 log.warning("mailbox: %s; reconnecting in %.1fs", exc, delay)
                 await self._in_mailbox_thread(self._source().close)
                 await self._sleep(delay)
+            except StoreError as exc:
+                # The state cannot be written (disk full?): nothing was moved out of the
+                # mailbox, so retry later instead of silently stopping the inbox.
+                delay = backoff.next_delay()
+                log.error("state not written: %s; retrying in %.1fs", exc, delay)
+                await self._sleep(delay)
+
+    async def _wait_for_the_outbox(self) -> None:
+        """Return once the outbox's backlog is under MAX_OUTBOX_BACKLOG (or on stop).
+
+        Only emails due now count: mail held back by a server that refuses it for a while
+        waits for its retry and does not stop the inbox.
+        """
+        store = self._store()
+        while (
+            not self.stop_event.is_set()
+            and await self.writer.call(store.due_outbox_count, self.clock()) > MAX_OUTBOX_BACKLOG
+        ):
+            await self._sleep(0.05)
 
     async def process_inbox_once(self) -> bool:
         """Fetch one batch, apply it, move what is settled. True when there may be more."""

@@ -6,20 +6,21 @@ and garbage for the cycle collector. The classes it builds hold no state of thei
 so ``HeaderClasses`` makes each one once and reuses it; what the headers parse, fold and
 say is exactly what the stdlib registry's would.
 
-``PerMessageHeaders`` also remembers the header objects it made, by (name, value): the
-parser reads the same Content-Type or From several times while walking one message. Its
-cache is meant to live as long as one message (a fresh policy per parse), so it never
-grows with the traffic.
+``READ``, the policy for reading mail, also reuses the header objects it made, by (name,
+value): the parser reads the same Content-Type or From several times while walking one
+message, and most messages share their To, Content-Type and MIME-Version with the ones
+before them. Reading never changes a header object, so one serves every reader.
 """
 
 from __future__ import annotations
 
 import email.policy
+import functools
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from typing import Any
 
-__all__ = ["DEFAULT", "WIRE", "HeaderClasses", "PerMessageHeaders", "per_message_policy"]
+__all__ = ["DEFAULT", "READ", "WIRE", "HeaderClasses", "SharedHeaders"]
 
 # (registered class, base class) → the header class HeaderRegistry makes of them.
 _MADE: dict[tuple[type[Any], type[BaseHeader]], type[BaseHeader]] = {}
@@ -36,30 +37,28 @@ class HeaderClasses(HeaderRegistry):
         return made
 
 
-class PerMessageHeaders(HeaderClasses):
-    """``HeaderClasses`` that also reuses the header objects it made, for one message."""
+class SharedHeaders(HeaderClasses):
+    """``HeaderClasses`` that reuses the last ``size`` header objects it made from strings.
 
-    def __init__(self) -> None:
+    For reading only: a header object handed out here may be handed out again.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
         super().__init__()
-        self._made: dict[tuple[str, str], BaseHeader] = {}
+        self._made = functools.lru_cache(maxsize=size)(super().__call__)
 
     def __call__(self, name: str, value: Any) -> BaseHeader:
-        if not isinstance(value, str):
-            return super().__call__(name, value)
-        key = (name, value)
-        header = self._made.get(key)
-        if header is None:
-            header = self._made[key] = super().__call__(name, value)
-        return header
+        if isinstance(value, str):
+            return self._made(name, value)
+        return super().__call__(name, value)
 
 
 # The stdlib's own policies but for the header factory: ``DEFAULT`` is
 # email.policy.default, ``WIRE`` is email.policy.SMTP (CRLF) that writes headers stored
-# with ``set_raw`` as they are (see compose.py).
+# with ``set_raw`` as they are (see compose.py), ``READ`` is email.policy.default for
+# parsing received mail.
 DEFAULT = email.policy.default.clone(header_factory=HeaderClasses())
 WIRE = email.policy.SMTP.clone(refold_source="none", header_factory=HeaderClasses())
-
-
-def per_message_policy() -> email.policy.EmailPolicy[EmailMessage]:
-    """email.policy.default with a ``PerMessageHeaders`` factory: use it for one message."""
-    return email.policy.default.clone(header_factory=PerMessageHeaders())
+READ: email.policy.EmailPolicy[EmailMessage] = email.policy.default.clone(
+    header_factory=SharedHeaders()
+)

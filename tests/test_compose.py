@@ -339,6 +339,25 @@ def test_message_bytes_write_plain_subjects_as_the_email_package_does() -> None:
         assert _BOUNDARY.sub(b"B", got) == _BOUNDARY.sub(b"B", expected), subject
 
 
+def test_message_bytes_write_plain_addresses_as_the_email_package_does() -> None:
+    # Plain names and dot-atom addresses skip the header classes (see _address_field).
+    rng = random.Random(5322)
+
+    def word(chars: str, longest: int) -> str:
+        return "".join(rng.choice(chars) for _ in range(rng.randrange(1, longest)))
+
+    for _ in range(1000):
+        name = " ".join(word("abcXYZ0189", 8) for _ in range(rng.randrange(0, 5)))
+        local = ".".join(word("abcXYZ09_+-", 8) for _ in range(rng.randrange(1, 4)))
+        domain = ".".join(word("abcxyz09-", 8) for _ in range(rng.randrange(1, 4)))
+        args = {**_defaults(), "to_name": name, "to": f"{local}@{domain}"}
+        if rng.random() < 0.3:
+            args["reply_to"] = f"{local}@{domain}"
+        expected = as_bytes(_build(**args))
+        got = message_bytes(**args)
+        assert _BOUNDARY.sub(b"B", got) == _BOUNDARY.sub(b"B", expected), args
+
+
 def test_message_bytes_with_alternatives_take_the_long_way() -> None:
     invite = MIMEPart()
     invite.set_content("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", subtype="calendar")

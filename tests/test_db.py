@@ -145,6 +145,50 @@ def test_documents_handed_out_share_nothing_with_the_state(db: Database, path: P
     assert reopened(path)["requests"][1]["tags"] == ["new", "seen"]
 
 
+class _Label(str):
+    """A str subclass: JSON keeps the text, not the class."""
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    scalars: list[Any] = [
+        "open", "x" * 80, "", "\udcff", "é", _Label("label"), 0, -7, 2**70, True, False,
+        None, 1.5, -0.0, 1e300,
+    ]  # fmt: skip
+    if depth < 3 and rng.random() < 0.4:
+        items = [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+        choice = rng.randrange(4)
+        if choice == 0:
+            return tuple(items)
+        if choice == 1:
+            return {rng.choice(["a", "b", 3, _Label("c")]): item for item in items}
+        return items
+    return rng.choice(scalars)
+
+
+def test_the_state_holds_what_a_reload_gives(db: Database, path: Path) -> None:
+    # Written documents are kept as reading them back from the file would give them:
+    # tuples become lists, subclasses their base type, keys strings.
+    rng = random.Random(5)
+    table = db.table("docs")
+    written = [{"n": n, "value": _random_value(rng)} for n in range(300)]
+    for doc in written:
+        table.insert(doc)
+    table.update({"touched": ("yes", 1)}, doc_ids=list(range(1, 301, 3)))
+    in_memory = contents(db)
+    db.close()
+    back = reopened(path)
+    assert in_memory == back
+
+    def types(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {(type(k), k): types(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [types(v) for v in value]
+        return type(value)
+
+    assert types(in_memory) == types(back)
+
+
 def test_a_write_that_fails_changes_nothing(db: Database, path: Path) -> None:
     table = db.table("requests")
     table.insert(request(1))

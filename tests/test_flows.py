@@ -478,6 +478,40 @@ async def test_a_message_that_keeps_failing_is_quarantined_once(
         assert record["attempts"] == 2
 
 
+async def test_a_failing_message_fails_alone_among_the_others_of_its_commit(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Messages are committed in groups (one fsync); each still has its own transaction.
+    from mentordesk import core
+
+    real = core.Coordinator._dispatch
+
+    def fragile(self: core.Coordinator, msg, now):  # type: ignore[no-untyped-def]
+        outcome = real(self, msg, now)  # its effects are made, then it fails
+        if "poison" in msg.subject:
+            raise RuntimeError("cannot handle this one")
+        return outcome
+
+    monkeypatch.setattr(core.Coordinator, "_dispatch", fragile)
+    desk.configure(inbox={"poll_interval": "1s"})
+    grace = ENROLL_ADA.replace("Ada Lovelace", "Grace Hopper")
+    desk.send(mail(ADA, "Mentor enrollment", ENROLL_ADA))
+    desk.send(mail("Grace Hopper <grace@example.com>", "Mentor enrollment poison", grace))
+    desk.send(marker())
+    await desk.start()  # all three are fetched, handled and committed together
+    await asyncio.to_thread(desk.dovecot.wait_for_count, PROGRAM_USER, "Quarantine", 1, 30)
+    replies = await desk.replies(3)
+    assert len(only_to(replies, "ada@example.com")) == 1
+    assert len(only_to(replies, MARKER_ADDRESS)) == 1
+    assert not only_to(replies, "grace@example.com")
+    async with desk.store() as store:
+        assert store.mentor("ada@example.com") is not None
+        assert store.mentor("grace@example.com") is None  # its effects were undone
+        [record] = store.messages("quarantined")
+        assert record["attempts"] == 2
+        assert len(store.messages("done")) == 2
+
+
 async def test_unknown_timezone_gets_a_reply_saying_so(desk: Desk) -> None:
     await desk.start()
     desk.send(

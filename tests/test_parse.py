@@ -12,9 +12,11 @@ from typing import cast
 
 import pytest
 
+from mentordesk.inbox import parse
 from mentordesk.inbox.parse import (
     DeliveryReport,
     ParsedMessage,
+    _addresses,
     _decode_header,
     html_to_text,
     parse_message,
@@ -376,6 +378,40 @@ def test_unstructured_headers_read_as_the_email_package_reads_them() -> None:
         for name in ("Subject", "X-Mailer", "Received", "Comments"):
             expected = str(email.policy.default.header_factory(name, value))
             assert _decode_header(name, value) == expected, (name, value)
+
+
+def test_plain_mailboxes_read_as_the_email_package_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # "Name <address>" and bare addresses in their plainest form are read without the
+    # header classes; what they read must be what the classes would have read.
+    rng = random.Random(5322)
+
+    def word(chars: str, longest: int) -> str:
+        return "".join(rng.choice(chars) for _ in range(rng.randrange(1, longest)))
+
+    pieces = ["", " ", "  ", '"', ",", ".", "<", ">", "(x)", "é", ";", ":", "@"]
+    values = []
+    for _ in range(800):
+        name = " ".join(word("abcXYZ0189", 8) for _ in range(rng.randrange(0, 4)))
+        local = ".".join(word("abcXYZ09_+-", 8) for _ in range(rng.randrange(1, 4)))
+        domain = ".".join(word("abcxyz09-", 8) for _ in range(rng.randrange(1, 4)))
+        value = f"{name} <{local}@{domain}>" if name else f"{local}@{domain}"
+        if rng.random() < 0.3:  # and near misses, which take the long way
+            at = rng.randrange(len(value) + 1)
+            value = value[:at] + rng.choice(pieces) + value[at:]
+        values.append(value)
+
+    def read() -> list[object]:
+        return [
+            (_addresses(header.lower(), value), _decode_header(header, value))
+            for value in values
+            for header in ("From", "To", "Cc", "Reply-To")
+        ]
+
+    quick = read()
+    monkeypatch.setattr(parse, "_plain_mailbox", lambda value: None)
+    assert quick == read()
 
 
 def test_headers_are_read_only() -> None:

@@ -7,9 +7,9 @@ I/O, no clock, the same bytes always give the same result.
 
 The stdlib ``email`` package (``policy=default``) does the MIME work. Header values are
 read raw and decoded here, because the policy's lazy header objects raise on some
-malformed input (a CR/LF inside an encoded display name, for one). Each message gets a
-policy of its own whose header factory parses a header once however often it is read
-(``mentordesk.mime``); unstructured headers without encoded words need no parsing at all.
+malformed input (a CR/LF inside an encoded display name, for one). The policy's header
+factory parses a header once however often it is read (``mentordesk.mime.READ``);
+unstructured headers without encoded words need no parsing at all.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.headerregistry import HeaderRegistry, UnstructuredHeader
+from email.headerregistry import AddressHeader, HeaderRegistry, UnstructuredHeader
 from email.message import Message
 from email.policy import default as _POLICY
 from html.parser import HTMLParser
 from types import MappingProxyType
 from typing import Any
 
-from ..mime import per_message_policy
+from ..mime import READ
 
 __all__ = [
     "BOUNCE_SUBJECT",
@@ -102,6 +102,12 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 HeaderFactory = Callable[[str, Any], Any]
 # Which class the email package uses for which header.
 _REGISTRY = HeaderRegistry()
+# "Name <address>" and "address" in their plainest form (words; RFC 5322 dot-atoms): what
+# the address header classes read in them is plain to see.
+_ATOM = r"[A-Za-z0-9_+-]+"
+_DOT_ATOM_ADDRESS = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_NAMED = re.compile(rf"([A-Za-z0-9]+(?: [A-Za-z0-9]+)*) <({_DOT_ATOM_ADDRESS})>")
+_PLAIN_BARE = re.compile(_DOT_ATOM_ADDRESS)
 
 
 def parse_message(raw: bytes, *, max_body_chars: int = 200_000) -> ParsedMessage:
@@ -140,9 +146,8 @@ def _unreadable(data: bytes, note: str) -> ParsedMessage:
 
 
 def _parse(data: bytes, max_body_chars: int) -> ParsedMessage:
-    policy = per_message_policy()
-    factory = policy.header_factory
-    msg = email.message_from_bytes(data, policy=policy)
+    factory = READ.header_factory
+    msg = email.message_from_bytes(data, policy=READ)
     notes: list[str] = []
     raw_headers = _raw_headers(msg)
 
@@ -249,10 +254,26 @@ def _decode_header(name: str, value: str, factory: HeaderFactory = _POLICY.heade
         # What the header class would give: with no encoded word (and no undecodable
         # byte), unstructured text reads as it is written (Received, X-… and the like).
         return value
+    if _plain_mailbox(value) is not None and _is_address_header(name):
+        return value  # likewise: the class writes a plain mailbox back as it is
     try:
         return str(factory(name, value))
     except Exception:  # malformed beyond what the policy tolerates; read it ourselves
         return _decode_words(value)
+
+
+def _plain_mailbox(value: str) -> tuple[str, str] | None:
+    """(display name, address) of a mailbox written in its plainest form, else None."""
+    if named := _PLAIN_NAMED.fullmatch(value):
+        return named.group(1), named.group(2)
+    if _PLAIN_BARE.fullmatch(value):
+        return "", value
+    return None
+
+
+def _is_address_header(name: str) -> bool:
+    cls = _REGISTRY.registry.get(name.lower(), _REGISTRY.default_class)
+    return issubclass(cls, AddressHeader)
 
 
 def _is_unstructured(name: str) -> bool:
@@ -284,11 +305,15 @@ def _addresses(
     if not value:
         return []
     pairs: list[tuple[str, str]]
-    try:
-        header = factory(name, value)
-        pairs = [(a.display_name, a.addr_spec) for a in header.addresses]
-    except Exception:  # e.g. an encoded CR/LF in a display name; RFC 5322 parse by hand
-        pairs = [(_decode_words(n), a) for n, a in email.utils.getaddresses([value])]
+    plain = _plain_mailbox(value)
+    if plain is not None:
+        pairs = [plain]  # what the header class would read in it
+    else:
+        try:
+            header = factory(name, value)
+            pairs = [(a.display_name, a.addr_spec) for a in header.addresses]
+        except Exception:  # e.g. an encoded CR/LF in a display name; RFC 5322 parse by hand
+            pairs = [(_decode_words(n), a) for n, a in email.utils.getaddresses([value])]
     return [(_clean_line(display)[:200], _clean_address(addr)) for display, addr in pairs]
 
 

@@ -71,6 +71,14 @@ _WIRE_POLICY = WIRE
 
 # The longest line set_content lets a quoted-printable body have (the default policy's).
 _QP_LINE = DEFAULT.max_line_length or 78
+# The longest header line the wire policy leaves unfolded.
+_LINE_LENGTH = WIRE.max_line_length or 78
+# The longest Subject that fits on its header line ("Subject: " + subject) unfolded.
+_SHORT_SUBJECT = _LINE_LENGTH - len("Subject: ")
+# Display names and addresses that need no quoting or encoding (RFC 5322 atoms).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
+_ATOM = r"[A-Za-z0-9_+-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 # Digits in a MIME boundary, as the email package's generator makes them.
 _BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))
 
@@ -130,6 +138,9 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            # Templates do not change under a running program: no stat() of each
+            # template and its parents on every render.
+            auto_reload=False,
         )
         self._env.filters["reflow"] = reflow
         self._env.filters["first_name"] = first_name
@@ -159,6 +170,13 @@ def reflow(text: str, width: int = 72, indent: int = 0) -> str:
     longer than ``width``. With ``indent`` the text is meant to follow a label of that
     many characters: every line is laid out as if indented, and the first line's
     indentation is left to the label."""
+    return _reflow(str(text), width, indent)
+
+
+# A request's details appear in every email about it (the acknowledgement, each claim
+# invitation, the introductions): wrap them once.
+@functools.lru_cache(maxsize=1024)
+def _reflow(text: str, width: int, indent: int) -> str:
     pad = " " * indent
     paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip())]
     wrapped = [
@@ -300,8 +318,8 @@ def message_bytes(
     head = [_address_field("From", from_name, from_addr), _address_field("To", to_name, to)]
     if reply_to:
         head.append(_address_field("Reply-To", "", reply_to))
-    head.append(_folded("Subject", header_safe(subject)))
-    head.append(_folded("Date", format_datetime(date)))
+    head.append(_subject_field(header_safe(subject)))
+    head.append(_date_field(format_datetime(date)))
     head.append(_msg_id_field("Message-ID", [own_id]))
     if parent:
         head.append(_msg_id_field("In-Reply-To", [parent]))
@@ -369,10 +387,42 @@ def _folded(name: str, value: str | Address) -> bytes:
     return _WIRE_POLICY.fold_binary(name, header)
 
 
+def _address_field(name: str, unsafe_name: str, addr_spec: str) -> bytes:
+    """An address header as ``_folded`` writes it. A name of plain words with a dot-atom
+    address that fit on one line are neither quoted, encoded nor folded, so they go out
+    as they are (tests/test_compose.py checks that the two agree)."""
+    display = header_safe(unsafe_name)
+    if (not display or _PLAIN_NAME.fullmatch(display)) and _PLAIN_ADDRESS.fullmatch(addr_spec):
+        line = f"{name}: {display} <{addr_spec}>" if display else f"{name}: {addr_spec}"
+        if len(line) <= _LINE_LENGTH:
+            return line.encode("ascii") + b"\r\n"
+    return _folded_address_field(name, unsafe_name, addr_spec)
+
+
 # A program writes to the same people again and again (its own From, mentors).
 @functools.lru_cache(maxsize=2048)
-def _address_field(name: str, unsafe_name: str, addr_spec: str) -> bytes:
+def _folded_address_field(name: str, unsafe_name: str, addr_spec: str) -> bytes:
     return _folded(name, _address(unsafe_name, addr_spec))
+
+
+# Every email one decision sends has the same Date (to the second).
+@functools.lru_cache(maxsize=64)
+def _date_field(value: str) -> bytes:
+    return _folded("Date", value)
+
+
+def _subject_field(subject: str) -> bytes:
+    """The Subject header as ``_folded`` writes it. A short subject of printable ASCII
+    without "=?" (which could start an encoded word) is neither encoded nor folded, so
+    it goes out as it is (tests/test_compose.py checks that the two agree)."""
+    if (
+        subject.isascii()
+        and subject.isprintable()
+        and "=?" not in subject
+        and 0 < len(subject) <= _SHORT_SUBJECT
+    ):
+        return b"Subject: %s\r\n" % subject.encode("ascii")
+    return _folded("Subject", subject)
 
 
 def _msg_id_field(name: str, msg_ids: Sequence[str]) -> bytes:
@@ -383,12 +433,20 @@ def _msg_id_field(name: str, msg_ids: Sequence[str]) -> bytes:
 def _text_part(subtype: str, content: str) -> bytes:
     """A text/``subtype`` part in UTF-8, quoted-printable, as ``set_content`` makes it."""
     lines = content.encode("utf-8").splitlines()
-    body = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), _QP_LINE)
     head = (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
         "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-    )
-    return (head + body.replace("\n", "\r\n")).encode("ascii")
+    ).encode("ascii")
+    return head + (b"".join(map(_qp_line, lines)) if lines else b"\r\n")
+
+
+# quoprimime.body_encode encodes each line on its own, and most lines of our emails are
+# the templates' own, the same in every email: each is encoded once.
+@functools.lru_cache(maxsize=8192)
+def _qp_line(line: bytes) -> bytes:
+    """One body line (no line end) quoted-printable, with its CRLF."""
+    encoded = quoprimime.body_encode(line.decode("latin-1"), _QP_LINE, "\r\n")
+    return encoded.encode("ascii") + b"\r\n"
 
 
 def _boundary(parts: Sequence[bytes]) -> bytes:

@@ -73,6 +73,11 @@ _TAIL = b"}\n"
 
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
+# Strings up to this long are interned in the state (see _owned).
+_INTERNED_MAX = 64
+# Values JSON writes and reads back as the same type and value.
+_JSON_SCALARS = frozenset({int, float, bool, type(None)})
+
 
 class Database:
     """TinyDB over an append-only journal with periodic compaction.
@@ -454,7 +459,7 @@ class _JournalTable(Table):
                 ops.append(_op(self.name, key, "null"))
             else:
                 # Keep exactly what a reload would give, sharing nothing with the caller.
-                docs[key] = _owned(json.loads(text))
+                docs[key] = _reloaded(docs[key], text)
                 ops.append(_op(self.name, key, text))
             undo.append((self.name, key, before))
         if ops:
@@ -740,6 +745,7 @@ def _load_snapshot(path: Path, journal_path: Path) -> tuple[dict[str, dict[str, 
                 raise StoreError(
                     f"{path}, table {name!r}: document {key} is not a JSON object; {fix}"
                 )
+            docs[key] = _owned(doc)
     return raw, size
 
 
@@ -759,8 +765,58 @@ def _doc_key(doc_id: object) -> str:
 
 
 def _owned(doc: Doc) -> Doc:
-    # Interned field names: 50,000 documents share one copy of each name, not 50,000.
-    return {sys.intern(key): value for key, value in doc.items()}
+    """``doc`` as the state keeps it: with its field names and short strings interned, so
+    that 50,000 documents share one copy of a name, a status, an address or a timestamp,
+    not 50,000 (the state lives in memory)."""
+    return {sys.intern(key): _shared(value) for key, value in doc.items()}
+
+
+def _shared(value: Any) -> Any:
+    if type(value) is str:
+        return sys.intern(value) if len(value) <= _INTERNED_MAX else value
+    if isinstance(value, dict):
+        return {sys.intern(k) if type(k) is str else k: _shared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shared(item) for item in value]
+    return value
+
+
+class _NotPlain(Exception):
+    """A document holds something JSON would turn into something else."""
+
+
+def _reloaded(doc: Doc, text: str) -> Doc:
+    """What reloading ``doc`` from its JSON ``text`` gives (as ``_owned`` keeps it),
+    sharing nothing with ``doc``.
+
+    A document of JSON's own types only — the usual case — is copied directly, which
+    is several times faster than parsing ``text``; one holding anything JSON changes
+    (a tuple, a subclass of str or int, a key that is not a string) is read back from
+    ``text``.
+    """
+    try:
+        return {sys.intern(key): _plain_copy(value) for key, value in doc.items()}
+    except _NotPlain:
+        return _owned(json.loads(text))
+
+
+def _plain_copy(value: Any) -> Any:
+    """``_shared(json.loads(json.dumps(value)))``, or _NotPlain when that would differ."""
+    kind = type(value)
+    if kind is str:
+        return sys.intern(value) if len(value) <= _INTERNED_MAX else value
+    if kind is dict:
+        copied = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            copied[sys.intern(key)] = _plain_copy(item)
+        return copied
+    if kind is list:
+        return [_plain_copy(item) for item in value]
+    if kind in _JSON_SCALARS:
+        return value  # floats too: JSON writes repr(), which reads back the same float
+    raise _NotPlain
 
 
 def _clone(value: Any) -> Any:

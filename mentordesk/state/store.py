@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,7 +97,10 @@ class Store:
 
     def _rebuild_indexes(self) -> None:
         self._message_ids = {d["message_id"]: d.doc_id for d in self._messages.all()}
-        self._mentor_ids = {d["email"]: d.doc_id for d in self._mentors.all()}
+        mentors = self._mentors.all()
+        self._mentor_ids = {d["email"]: d.doc_id for d in mentors}
+        self._skills_of = {d["email"]: frozenset(d.get("skills") or ()) for d in mentors}
+        self._all_skills: frozenset[str] | None = None
         self._request_ids = {d["number"]: d.doc_id for d in self._requests.all()}
         self._thread_refs = {d["message_id"]: d.doc_id for d in self._threads.all()}
         self._address_ids = {d["email"]: d.doc_id for d in self._addresses.all()}
@@ -221,6 +224,12 @@ class Store:
     def mentors(self) -> list[Doc]:
         return [_plain(d) for d in self._mentors.all()]
 
+    def mentor_skills(self) -> set[str]:
+        """Every skill at least one mentor (of any status) has."""
+        if self._all_skills is None:
+            self._all_skills = frozenset().union(*self._skills_of.values())
+        return set(self._all_skills)
+
     def mentors_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
         """Copies of the mentors ``test`` accepts (see ``requests_where``)."""
         return [_plain(d) for d in self._mentors.search(_Uncached(test))]
@@ -234,6 +243,8 @@ class Store:
             self._mentor_ids[email] = self._mentors.insert(data)
         else:
             self._mentors.update(data, doc_ids=[doc_id])
+        self._skills_of[email] = frozenset(data.get("skills") or ())
+        self._all_skills = None
         return self.mentor(email) or data
 
     # --- requests --------------------------------------------------------------------
@@ -435,6 +446,10 @@ class Store:
                 break
         return due
 
+    def due_outbox_count(self, now: datetime) -> int:
+        """How many pending emails are due at ``now``: the sender's backlog."""
+        return sum(1 for due in self._pending_outbox.values() if due <= now)
+
     def next_outbox_due(self, skip: Collection[int] = ()) -> datetime | None:
         """When the next pending email not in ``skip`` is due (None: there is none)."""
         return min(
@@ -458,9 +473,20 @@ class Store:
         self.mark_all_sent([item_id], now)
 
     def mark_all_sent(self, item_ids: Iterable[int], now: datetime) -> None:
-        """Mark several emails sent at ``now``, in one write."""
+        """Mark several emails sent at ``now``, in one write.
+
+        A sent email's bytes are not kept: the whole state lives in memory, and what was
+        sent stays on record in the item itself (kind, recipients, Message-ID, request)
+        and in the audit log. Failed emails keep theirs.
+        """
         ids = list(item_ids)
-        self._outbox.update({"status": "sent", "sent": iso(now), "error": ""}, doc_ids=ids)
+        sent_at = iso(now)
+
+        def sent(doc: MutableMapping[str, Any]) -> None:
+            doc.update(status="sent", sent=sent_at, error="")
+            doc.pop("data", None)
+
+        self._outbox.update(sent, doc_ids=ids)
         for item_id in ids:
             self._pending_outbox.pop(item_id, None)
 

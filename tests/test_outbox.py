@@ -1,0 +1,188 @@
+"""mailer/outbox.py's sender and the store's outbox: each email sent once, marks coalesced,
+never more than MAX_UNMARKED delivered without their mark, sent bodies let go."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mentordesk.config import SmtpConfig
+from mentordesk.mailer import outbox
+from mentordesk.mailer.outbox import OutboxSender
+from mentordesk.state.store import Store, StoreWriter
+
+NOW = datetime(2024, 5, 6, 14, 30, tzinfo=UTC)
+
+
+class _Recorder:
+    """A transport that takes every message at once and remembers it."""
+
+    def __init__(self, sent: Counter[str]) -> None:
+        self.sent = sent
+
+    async def send(self, message: bytes, sender: str, recipients: Sequence[str]) -> None:
+        await asyncio.sleep(0)
+        self.sent[message.decode()] += 1
+
+    async def close(self) -> None:
+        pass
+
+
+def _smtp(tmp_path: Path, connections: int = 2) -> SmtpConfig:
+    return SmtpConfig(
+        kind="maildir",
+        path=tmp_path,
+        host="",
+        port=0,
+        tls="none",
+        username="",
+        password_env="",
+        timeout=timedelta(seconds=5),
+        max_attempts=3,
+        retry_after=timedelta(seconds=30),
+        max_retry_after=timedelta(hours=1),
+        connections=connections,
+    )
+
+
+@pytest.fixture
+async def writer(tmp_path: Path) -> AsyncIterator[StoreWriter]:
+    writer = StoreWriter(lambda: Store(tmp_path / "state.db", fsync=False))
+    await writer.start()
+    yield writer
+    await writer.close()
+
+
+def _enqueue(store: Store, count: int) -> None:
+    with store.transaction():
+        for n in range(count):
+            store.enqueue(
+                message_id=f"<{n}@program.test>",
+                sender="mentors@program.test",
+                recipients=[f"person{n}@example.com"],
+                data=f"email {n}".encode(),
+                kind="test",
+                now=NOW,
+            )
+
+
+def _sender(tmp_path: Path, writer: StoreWriter, sent: Counter[str]) -> OutboxSender:
+    def failed(*args: Any) -> None:
+        raise AssertionError(f"nothing fails here: {args}")
+
+    return OutboxSender(_smtp(tmp_path), writer, lambda: _Recorder(sent), lambda: NOW, failed)
+
+
+async def _run_until(sender: OutboxSender, done: Any, timeout_s: float = 10.0) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop))
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not await done():
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        sender.poke()
+        await task
+
+
+async def test_every_email_is_sent_once_and_marked_with_few_writes(
+    tmp_path: Path, writer: StoreWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = writer.store
+    assert store is not None
+    await writer.call(_enqueue, store, 300)
+    writes: list[int] = []
+    real = Store.mark_all_sent
+
+    def counted(self: Store, item_ids: Any, now: datetime) -> None:
+        ids = list(item_ids)
+        writes.append(len(ids))
+        real(self, ids, now)
+
+    monkeypatch.setattr(Store, "mark_all_sent", counted)
+    sent: Counter[str] = Counter()
+    sender = _sender(tmp_path, writer, sent)
+
+    async def all_marked() -> bool:
+        return not await writer.call(store.outbox, "pending")
+
+    await _run_until(sender, all_marked)
+    assert sent == Counter({f"email {n}": 1 for n in range(300)})
+    assert sum(writes) == 300
+    assert len(writes) < 300  # marks that came in while one was written went together
+    items = await writer.call(store.outbox)
+    assert {i["status"] for i in items} == {"sent"}
+    assert all("data" not in i for i in items)  # a sent email's bytes are let go
+
+
+async def test_at_most_max_unmarked_are_delivered_before_their_marks(
+    tmp_path: Path, writer: StoreWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = writer.store
+    assert store is not None
+    await writer.call(_enqueue, store, outbox.MAX_UNMARKED * 3)
+    blocked = threading.Event()
+    real = Store.mark_all_sent
+
+    def slow(self: Store, item_ids: Any, now: datetime) -> None:
+        blocked.wait(10)  # the store is busy elsewhere (handling a batch of mail)
+        real(self, item_ids, now)
+
+    monkeypatch.setattr(Store, "mark_all_sent", slow)
+    sent: Counter[str] = Counter()
+    sender = _sender(tmp_path, writer, sent)
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop))
+    try:
+        await asyncio.sleep(0.3)
+        # What a crash now could send twice: no more than MAX_UNMARKED.
+        assert sum(sent.values()) == outbox.MAX_UNMARKED
+    finally:
+        blocked.set()
+
+    async def all_marked() -> bool:
+        return not await writer.call(store.outbox, "pending")
+
+    try:
+        async with asyncio.timeout(10):
+            while not await all_marked():
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        sender.poke()
+        await task
+    assert set(sent.values()) == {1}
+    assert len(sent) == outbox.MAX_UNMARKED * 3
+
+
+def test_the_store_knows_what_is_due_without_what_is_in_flight(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db", fsync=False)
+    try:
+        _enqueue(store, 5)
+        assert store.due_outbox_count(NOW) == 5
+        assert [i.id for i in store.due_outbox(NOW, skip={1, 3})] == [2, 4, 5]
+        assert store.next_outbox_due(skip={1, 2, 3, 4, 5}) is None
+        store.mark_retry(2, error="451 later", due=NOW + timedelta(minutes=5))
+        assert store.due_outbox_count(NOW) == 4
+        assert store.next_outbox_due(skip={1, 3, 4, 5}) == NOW + timedelta(minutes=5)
+        store.mark_all_sent([1, 3], NOW)
+        assert [i.id for i in store.due_outbox(NOW)] == [4, 5]
+        [first] = [d for d in store.outbox() if d["message_id"] == "<0@program.test>"]
+        assert first["status"] == "sent" and "data" not in first
+    finally:
+        store.close()
+    # The pending index is rebuilt from the file.
+    again = Store(tmp_path / "state.db", fsync=False)
+    try:
+        assert [i.id for i in again.due_outbox(NOW)] == [4, 5]
+        assert again.next_outbox_due() == NOW
+    finally:
+        again.close()
