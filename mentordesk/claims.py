@@ -79,9 +79,14 @@ class ClaimDesk:
 
     # Matching ----------------------------------------------------------------------------
 
-    def load_of(self, email: str, now: datetime) -> dict[str, int]:
+    def load_of(
+        self, email: str, now: datetime, taken: Mapping[str, int] | None = None
+    ) -> dict[str, int]:
+        """Sessions taken this month and the capacity; ``taken`` saves a scan of claims
+        when the caller already counted them."""
         mentor = self.store.mentor(email) or {}
-        taken = self.store.claims_since(month_start(now, self.config.program.timezone))
+        if taken is None:
+            taken = self.store.claims_since(month_start(now, self.config.program.timezone))
         capacity = int(mentor.get("capacity") or self.config.matching.default_capacity)
         return {"taken": taken.get(email, 0), "capacity": capacity}
 
@@ -125,7 +130,9 @@ class ClaimDesk:
             return []
         invited = list(request.get("invited", []))
         for email in chosen:
-            sent = self._invite(request, email, now, again=reason == "released")
+            sent = self._invite(
+                request, email, now, again=reason == "released", taken=data.sessions_this_month
+            )
             # The Message-ID lets a reminder ("bump") thread on this invitation.
             invited.append({"email": email, "at": iso(now), "message_id": sent})
         request["invited"] = invited
@@ -134,7 +141,15 @@ class ClaimDesk:
         self.store.audit("mentors invited", now=now, request=number, mentors=chosen)
         return chosen
 
-    def _invite(self, request: Mapping[str, Any], email: str, now: datetime, *, again: bool) -> str:
+    def _invite(
+        self,
+        request: Mapping[str, Any],
+        email: str,
+        now: datetime,
+        *,
+        again: bool,
+        taken: Mapping[str, int] | None = None,
+    ) -> str:
         mentor = self.store.mentor(email) or {"email": email, "name": ""}
         number = int(request["number"])
         return self.postman.send(
@@ -146,7 +161,7 @@ class ClaimDesk:
                 "mentor": mentor,
                 "request": request_view(request),
                 "again": again,
-                "load": self.load_of(email, now),
+                "load": self.load_of(email, now, taken),
                 "claim_url": self.link("claim", email, str(number), now),
                 "pause_url": self.link("pause", email, "mentor", now),
                 "lifetime_days": self.config.web.link_lifetime.days,
