@@ -109,8 +109,13 @@ def config_text(
     }
     for table, values in tables.items():
         base.setdefault(table, {}).update(values)
+    return toml_text(base)
+
+
+def toml_text(tables: Mapping[str, Mapping[str, Any]]) -> str:
+    """Config tables as TOML text; a dict value becomes a sub-table ([matching.synonyms])."""
     lines: list[str] = []
-    for table, values in base.items():
+    for table, values in tables.items():
         lines.append(f"[{table}]")
         nested = {k: v for k, v in values.items() if isinstance(v, dict)}
         for key, value in values.items():

@@ -21,6 +21,8 @@ from mentordesk.core import Coordinator
 from mentordesk.mailer.compose import Renderer
 from mentordesk.state.store import Store, iso
 
+from .desk import toml_text
+
 SECRET = "test-secret-0123456789abcdef"
 PROGRAM = "mentors@program.test"
 COORDINATOR = "coord@program.test"
@@ -43,23 +45,9 @@ def write_config(root: Path, **tables: Mapping[str, Any]) -> Config:
     }
     for table, values in tables.items():
         base.setdefault(table, {}).update(values)
-    lines = []
-    for table, values in base.items():
-        lines.append(f"[{table}]")
-        lines += [f"{key} = {_toml(value)}" for key, value in values.items()]
     path = root / "config.toml"
-    path.write_text("\n".join(lines) + "\n", "utf-8")
+    path.write_text(toml_text(base), "utf-8")
     return load_config(path, environ={"MD_TEST_SECRET": SECRET})
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass

@@ -19,6 +19,8 @@ from mentordesk.mailer.outbox import OutboxSender
 from mentordesk.state.store import Store, StoreWriter
 
 NOW = datetime(2024, 5, 6, 14, 30, tzinfo=UTC)
+POLL_S = 0.01
+WATCH_S = 0.3  # how long the cap on unmarked emails is watched
 
 
 class _Recorder:
@@ -86,7 +88,7 @@ async def _run_until(sender: OutboxSender, done: Any, timeout_s: float = 10.0) -
     try:
         async with asyncio.timeout(timeout_s):
             while not await done():
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(POLL_S)
     finally:
         stop.set()
         sender.poke()
@@ -141,10 +143,17 @@ async def test_at_most_max_unmarked_are_delivered_before_their_marks(
     sender = _sender(tmp_path, writer, sent)
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
+    loop = asyncio.get_running_loop()
     try:
-        await asyncio.sleep(0.3)
-        # What a crash now could send twice: no more than MAX_UNMARKED.
-        assert sum(sent.values()) == outbox.MAX_UNMARKED
+        async with asyncio.timeout(10):
+            while sum(sent.values()) < outbox.MAX_UNMARKED:
+                await asyncio.sleep(POLL_S)
+        # What a crash now could send twice: no more than MAX_UNMARKED, however long
+        # the marks stay blocked (watched for a while, not slept through).
+        watch_until = loop.time() + WATCH_S
+        while loop.time() < watch_until:
+            assert sum(sent.values()) == outbox.MAX_UNMARKED
+            await asyncio.sleep(POLL_S)
     finally:
         blocked.set()
 
@@ -154,7 +163,7 @@ async def test_at_most_max_unmarked_are_delivered_before_their_marks(
     try:
         async with asyncio.timeout(10):
             while not await all_marked():
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(POLL_S)
     finally:
         stop.set()
         sender.poke()
