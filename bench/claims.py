@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mentordesk.claims import ClaimDesk  # noqa: E402
+from mentordesk.flows.claims import ClaimDesk  # noqa: E402
 from mentordesk.config import load_config  # noqa: E402
 from mentordesk.mailer.compose import Renderer  # noqa: E402
 from mentordesk.mailer.outbox import Postman  # noqa: E402

@@ -29,12 +29,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .claims import ClaimDesk
 from .config import Config
 from .errors import MentordeskError
+from .flows.desks import build_desks
+from .flows.office_hours_admin import OfficeHoursError
 from .mailer.compose import Renderer
-from .mailer.outbox import Postman
-from .office_hours import OfficeHoursDesk, OfficeHoursError
 from .state.store import Store
 from .tokens import TamperedToken, sign, verify
 
@@ -143,8 +142,7 @@ def apply_locally(config: Config, command: Mapping[str, Any], now: datetime) -> 
     """Apply ``command`` to the store directly (no daemon runs), in one transaction."""
     store = Store(config.state.path, fsync=config.state.fsync)
     try:
-        postman = Postman(config.program, store, Renderer())
-        desk = OfficeHoursDesk(config, store, postman, ClaimDesk(config, store, postman).link)
+        desk = build_desks(config, store, Renderer()).office_hours
         return desk.admin(command, now)
     finally:
         store.close()

@@ -14,22 +14,19 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import MIMEPart
 from typing import Any
 
-from .claims import ClaimDesk
 from .config import Config
+from .flows.desks import Desks, build_desks
 from .inbox.authres import sender_authenticated
 from .inbox.classify import Classification, Kind, classify, request_tag
 from .inbox.fields import FormFields, format_windows, parse_form
 from .inbox.parse import ParsedMessage, parse_message
 from .inbox.source import RawMessage
 from .mailer.compose import Renderer
-from .mailer.outbox import Postman
-from .office_hours import OfficeHoursDesk
-from .sessions import SessionDesk
-from .state.store import OPEN_STATUSES, Store, iso
-from .views import request_view, tag, windows_from_doc, windows_to_doc
+from .state.records import MentorStatus, RequestStatus, request_status
+from .state.store import Store, iso
+from .views import request_view, windows_from_doc, windows_to_doc
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +49,6 @@ class Outcome:
 
 
 # --- pure decisions -------------------------------------------------------------------
-
-
-def reply_subject(subject: str, number: int | None = None) -> str:
-    """'Re: [MD-0042] <their subject>' without piling up prefixes or tags."""
-    base = re.sub(r"^\s*((re|fwd?|aw|wg|sv|vs|antw)\s*:\s*)+", "", subject, flags=re.I)
-    base = re.sub(r"\[?\bMD-\d+\]?\s*", "", base).strip() or "Your message"
-    if number is not None:
-        base = f"[{tag(number)}] {base}"
-    return f"Re: {base}"
 
 
 def missing_enrollment_fields(fields: FormFields, name: str) -> list[str]:
@@ -115,21 +103,19 @@ def enough_detail(text: str) -> bool:
 class Coordinator:
     """Decides and applies the effects of inbound mail. Runs on the writer thread."""
 
-    def __init__(self, config: Config, store: Store, renderer: Renderer) -> None:
+    def __init__(
+        self, config: Config, store: Store, renderer: Renderer, desks: Desks | None = None
+    ) -> None:
         self.config = config
         self.store = store
-        self.postman = Postman(config.program, store, renderer)
-        self.claims = ClaimDesk(config, store, self.postman)
-        self.office_hours = OfficeHoursDesk(config, store, self.postman, self.claims.link)
-        self.sessions = SessionDesk(
-            config,
-            store,
-            self.postman,
-            self.claims.link,
-            busy_elsewhere=self.office_hours.busy_for,
-            other_replies=self.office_hours.handle_reply,
-        )
-        self.claims.on_claimed = self.sessions.book
+        self.desks = desks or build_desks(config, store, renderer)
+        self.postman = self.desks.postman
+        self.links = self.desks.links
+        self.claims = self.desks.claims
+        self.matching = self.desks.matching
+        self.sessions = self.desks.sessions
+        self.office_hours = self.desks.office_hours
+        self.lifecycle = self.desks.lifecycle
 
     # The entry point ----------------------------------------------------------------
 
@@ -488,7 +474,7 @@ class Coordinator:
             context["invite_count"] = self.config.matching.invite_count
             self._reply_to(msg, "request_ack", now, number=number, context=context)
             self.store.audit("request opened", now=now, request=number, mentee=doc["mentee"])
-            self.claims.match(number, now)
+            self.matching.match(number, now)
         if new:
             self.store.audit("request received", now=now, request=number, mentee=doc["mentee"])
 
@@ -525,7 +511,7 @@ class Coordinator:
             return self._unknown(msg, now)
         if found.command == "withdraw":
             return Kind.COMMAND.value, self._withdraw(msg, request, now)
-        if request["status"] == "incomplete":
+        if request_status(request) is RequestStatus.INCOMPLETE:
             answer = self._request_fields(msg)
             request["skills"] = request["skills"] or answer["skills"]
             extra = answer["details"]
@@ -535,7 +521,7 @@ class Coordinator:
                 request[key] = request.get(key) or answer[key]
             self._settle_request(msg, request, answer, now, new=False)
             return Kind.REQUEST.value, int(request["number"])
-        if request["status"] in OPEN_STATUSES:
+        if request_status(request).waiting:
             note = free_text(msg.new_text)
             if note:
                 request.setdefault("notes", []).append({"at": iso(now), "text": note})
@@ -636,19 +622,21 @@ class Coordinator:
         if mentor is None:
             self._reply_to(msg, "not_a_mentor", now, context={"command": command})
             return
-        if command == "pause":
-            mentor["status"] = "paused"
-        elif command == "resume":
-            mentor["status"] = "active"
-        elif command == "resign":
-            mentor["status"] = "resigned"
-        elif command == "renew":
-            mentor["term_end"] = iso(now + self.config.timers.term_length)
-            if mentor["status"] == "resigned":
-                mentor["status"] = "active"
-        mentor["updated"] = iso(now)
-        self.store.save_mentor(mentor)
-        self.store.audit(f"mentor {command}", now=now, mentor=msg.sender)
+        if command == "resign":
+            self.lifecycle.mentor_left(msg.sender, MentorStatus.RESIGNED, now)
+            mentor = self.store.mentor(msg.sender) or mentor
+        else:
+            if command == "pause":
+                mentor["status"] = MentorStatus.PAUSED.value
+            elif command == "resume":
+                mentor["status"] = MentorStatus.ACTIVE.value
+            elif command == "renew":
+                mentor["term_end"] = iso(now + self.config.timers.term_length)
+                if MentorStatus(mentor["status"]).left:
+                    mentor["status"] = MentorStatus.ACTIVE.value
+            mentor["updated"] = iso(now)
+            self.store.save_mentor(mentor)
+            self.store.audit(f"mentor {command}", now=now, mentor=msg.sender)
         self._reply_to(
             msg,
             "mentor_status",
@@ -680,22 +668,8 @@ class Coordinator:
 
     def _withdraw(self, msg: ParsedMessage, request: dict[str, Any], now: datetime) -> int:
         number = int(request["number"])
-        if request["status"] in OPEN_STATUSES:
-            holder = request.get("claimed_by") if request["status"] == "claimed" else None
-            request["status"] = "withdrawn"
-            request["updated"] = iso(now)
-            self.store.save_request(request)
-            self.store.audit("request withdrawn", now=now, request=number, by=msg.sender)
-            if holder:
-                mentor = self.store.mentor(holder) or {"name": ""}
-                self.postman.send(
-                    "withdrawn_mentor",
-                    to=holder,
-                    to_name=mentor.get("name", ""),
-                    now=now,
-                    context={"mentor": mentor, "request": request_view(request)},
-                    request=number,
-                )
+        self.lifecycle.withdraw(number, msg.sender, now)
+        request = self.store.request(number) or request
         self._reply_to(
             msg,
             "request_withdrawn",
@@ -725,13 +699,18 @@ class Coordinator:
         self, address: str, reason: str, now: datetime, original: str | None = None
     ) -> None:
         """Mark an address undeliverable and tell the coordinator, once per address."""
-        newly = self.store.mark_bounced(address, reason=reason, now=now)
+        self.store.mark_bounced(address, reason=reason, now=now)
         self.store.audit(
             "address bounced", now=now, address=address, reason=reason, original=original
         )
-        coordinator = self.config.program.coordinator
-        if newly and address.lower() != coordinator:
-            self._tell_coordinator("delivery failure", now, error=reason, address=address)
+        if address.lower() != self.config.program.coordinator:
+            self.postman.tell_coordinator(
+                "delivery failure",
+                now,
+                error=reason,
+                address=address,
+                once=f"bounce:{address.lower()}:{(self.store.address(address) or {}).get('since')}",
+            )
 
     def _unknown(self, msg: ParsedMessage, now: datetime) -> tuple[str, int | None]:
         self._tell_coordinator("unclassified", now, msg=msg)
@@ -744,39 +723,9 @@ class Coordinator:
         *,
         msg: ParsedMessage | None = None,
         error: str = "",
-        address: str = "",
         attachment: bytes | None = None,
     ) -> None:
-        """One notice per event (the caller's message is processed once)."""
-        parts: list[MIMEPart] = []
-        if attachment is not None:
-            # As an opaque file: a malformed message may not survive re-serialising.
-            part = MIMEPart()
-            part.set_content(
-                attachment,
-                maintype="application",
-                subtype="octet-stream",
-                filename="original.eml",
-            )
-            parts.append(part)
-        self.store.audit(
-            "coordinator told", now=now, reason=reason, message_id=msg.message_id if msg else None
-        )
-        self.postman.send(
-            "coordinator_notice",
-            to=self.config.program.coordinator,
-            now=now,
-            context={
-                "reason": reason,
-                "error": error,
-                "address": address,
-                "sender": msg.sender if msg else "",
-                "sender_name": msg.sender_name if msg else "",
-                "subject": msg.subject if msg else "",
-                "excerpt": (msg.new_text or msg.text)[:2000] if msg else "",
-            },
-            attachments=parts,
-        )
+        self.postman.tell_coordinator(reason, now, msg=msg, error=error, attachment=attachment)
 
     def _reply_to(
         self,
@@ -788,24 +737,4 @@ class Coordinator:
         number: int | None = None,
         thread: tuple[str, Any] | None = None,
     ) -> None:
-        """Answer a person, within the per-sender limit (SPEC §5 loop prevention)."""
-        if self.store.is_bounced(msg.sender):
-            self.store.audit("not answered: address bounced", now=now, to=msg.sender)
-            return
-        per_hour = self.config.limits.replies_per_sender_per_hour
-        if not self.store.take_reply_slot(msg.sender, now=now, per_hour=per_hour):
-            self.store.audit("not answered: reply limit", now=now, to=msg.sender)
-            log.warning("reply limit reached for %s; not answering", msg.sender)
-            return
-        if thread is None and number is not None:
-            thread = ("request", number)
-        self.postman.send(
-            template,
-            to=msg.sender,
-            to_name=msg.sender_name,
-            now=now,
-            context={"subject": reply_subject(msg.subject, number), **context},
-            answering=msg,
-            thread=thread,
-            request=number,
-        )
+        self.postman.reply(msg, template, now, context=context, number=number, thread=thread)

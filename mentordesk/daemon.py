@@ -26,16 +26,16 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
 
-from .claims import ClaimDesk
 from .config import Config
 from .core import Coordinator, Outcome
 from .errors import MailSourceError, PermanentDeliveryError, StoreError
+from .flows.claims import ClaimDesk
+from .flows.office_hours import OfficeHoursDesk
+from .flows.sessions import SessionDesk
 from .inbox.source import MailSource, RawMessage, open_source
 from .mailer.compose import Renderer
 from .mailer.outbox import OutboxSender
 from .mailer.transport import Transport, open_transport
-from .office_hours import OfficeHoursDesk
-from .sessions import SessionDesk
 from .state.store import OutboxItem, Store, StoreWriter
 from .timers import Scheduler
 from .web import WebApp

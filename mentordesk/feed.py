@@ -13,7 +13,8 @@ office-hours series at their local time with TZID, an RRULE and a VTIMEZONE from
 ``calendar.invite.vtimezone`` (the one ical.js and vobject read right across DST changes),
 cancelled occurrences as EXDATE and moved ones as RECURRENCE-ID overrides.
 
-``build_feed`` is pure; ``session_entries`` reads the sessions out of the store.
+``build_feed`` and ``feed_series`` are pure; ``session_entries`` reads the sessions out of
+the store, and ``person_feed`` puts a person's sessions and series together.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from zoneinfo import ZoneInfo
 from icalendar import Calendar, Event
 
 from .calendar.invite import PRODID, vtimezone
+from .calendar.recurrence import local_start, weekly_until
+from .calendar.series import SeriesEvent
 from .config import Config
+from .state.records import SessionStatus, session_status
 from .state.store import Store, from_iso
 from .tokens import sign
 from .views import tag
@@ -39,7 +43,9 @@ __all__ = [
     "FeedSeries",
     "MovedOccurrence",
     "build_feed",
+    "feed_series",
     "feed_url",
+    "person_feed",
     "session_entries",
 ]
 
@@ -55,10 +61,12 @@ REFRESH_TEXT = "PT1H"  # REFRESH as an RFC 5545 §3.3.6 duration
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # not allowed in TEXT, RFC 5545 §3.3.11
 # A session's status → the VEVENT STATUS it shows as (RFC 5545 §3.8.1.11).
 _SESSION_STATUS = {
-    "proposed": "TENTATIVE",
-    "confirmed": "CONFIRMED",
-    "done": "CONFIRMED",
-    "cancelled": "CANCELLED",
+    SessionStatus.PROPOSED: "TENTATIVE",
+    SessionStatus.DECLINED: "TENTATIVE",
+    SessionStatus.ACCEPTED: "CONFIRMED",
+    SessionStatus.HELD: "CONFIRMED",
+    SessionStatus.NO_SHOW: "CANCELLED",
+    SessionStatus.CANCELLED: "CANCELLED",
 }
 
 
@@ -167,6 +175,40 @@ def build_feed(
     return ics
 
 
+def person_feed(
+    config: Config, store: Store, email: str, series: Sequence[SeriesEvent], now: datetime
+) -> bytes:
+    """The feed of ``email``: their sessions and ``series`` (the ones they staff or joined)."""
+    email = email.strip().lower()
+    name = (store.mentor(email) or {}).get("name") or email
+    return build_feed(
+        name=f"{config.program.name}: {name}",
+        entries=session_entries(config, store, email, now),
+        series=[feed_series(event) for event in series],
+        now=now,
+    )
+
+
+def feed_series(event: SeriesEvent) -> FeedSeries:
+    """A series as the feed shows it: the invitation's master and overrides, no attendees."""
+    rule = event.rule
+    return FeedSeries(
+        uid=event.uid,
+        sequence=event.sequence,
+        first_start_local=local_start(rule, rule.first),
+        length=rule.length,
+        weekly_until=weekly_until(rule),
+        summary=event.summary,
+        description=event.description,
+        location=event.location,
+        exdates=tuple(local_start(rule, day) for day in sorted(rule.cancelled)),
+        moved=tuple(
+            MovedOccurrence(local_start(rule, day), rule.moved[day], event.sequence_of(day))
+            for day in sorted(rule.moved)
+        ),
+    )
+
+
 def session_entries(config: Config, store: Store, email: str, now: datetime) -> list[FeedEntry]:
     """The sessions ``email`` takes part in, from ``FEED_HISTORY`` ago on, as feed entries."""
     email = email.strip().lower()
@@ -192,7 +234,7 @@ def session_entries(config: Config, store: Store, email: str, now: datetime) -> 
                 sequence=int(session.get("sequence") or 0),
                 start=start,
                 end=end,
-                status=_SESSION_STATUS.get(str(session.get("status")), "TENTATIVE"),
+                status=_SESSION_STATUS[session_status(session)],
                 summary=f"Mentoring session with {other}",
                 description=(
                     f"{tag(number)}{': ' + skills if skills else ''}\n"

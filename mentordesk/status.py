@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from .config import Config
 from .inbox.fields import format_windows
-from .state.store import OPEN_STATUSES, Store, from_iso
+from .state.records import WAITING
+from .state.store import Store, from_iso
 from .views import tag, windows_from_doc
 
 
@@ -47,7 +48,7 @@ def render_status(store: Store, now: datetime) -> str:
         ]
         for m in mentors
     ]
-    requests = sorted(store.requests(OPEN_STATUSES), key=lambda r: r["number"])
+    requests = sorted(store.requests(WAITING), key=lambda r: r["number"])
     request_rows = [
         [
             tag(r["number"]),

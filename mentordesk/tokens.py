@@ -32,13 +32,14 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from .errors import MentordeskError
 
 __all__ = [
     "Claims",
     "ExpiredToken",
+    "Links",
     "TamperedToken",
     "TokenError",
     "WrongPurpose",
@@ -189,3 +190,22 @@ def _decode(text: str) -> bytes | None:
 def _check_secret(secret: bytes) -> None:
     if not isinstance(secret, bytes) or not secret:
         raise ValueError("the token signing secret is empty; set it in the environment")
+
+
+class Links:
+    """Makes the signed links in emails: ``links(purpose, person, obj, now)`` → URL.
+
+    Each link is valid for ``lifetime`` from ``now`` and is bound to one person and one
+    object (SPEC §6); the web endpoint verifies it with the same secret.
+    """
+
+    def __init__(self, secret: bytes, base_url: str, lifetime: timedelta) -> None:
+        self._secret = secret
+        self._base_url = base_url.rstrip("/")
+        self.lifetime = lifetime
+
+    def __call__(self, purpose: str, person: str, obj: str, now: datetime) -> str:
+        token = sign(
+            self._secret, purpose=purpose, person=person, obj=obj, expires=now + self.lifetime
+        )
+        return f"{self._base_url}/{purpose}/{token}"

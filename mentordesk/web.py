@@ -29,9 +29,11 @@ import jinja2
 from aiohttp import web
 
 from .admin import check_admin_token
-from .claims import ClaimDesk, ClaimResult
 from .config import Config
 from .feed import FEED_OBJECT, FEED_PURPOSE
+from .flows.claims import ClaimDesk, ClaimResult
+from .flows.office_hours import OfficeHoursDesk, OfficeHoursError
+from .flows.sessions import SessionDesk
 from .followup.feedback import (
     ATTENDANCE,
     RATINGS,
@@ -41,8 +43,6 @@ from .followup.feedback import (
     parse_score,
 )
 from .followup.ladder import assign, assign_view, may_assign, parse_assign_obj
-from .office_hours import OfficeHoursDesk, OfficeHoursError
-from .sessions import SessionDesk
 from .state.store import StoreWriter
 from .tokens import Claims, ExpiredToken, TokenError, verify
 

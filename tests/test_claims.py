@@ -170,7 +170,7 @@ async def test_first_click_wins_and_both_people_are_introduced(
     async with desk.store() as store:
         request = store.request(1)
         assert request is not None
-        assert request["status"] == "claimed" and request["claimed_by"] == "ada@example.com"
+        assert request["status"] == "booked" and request["claimed_by"] == "ada@example.com"
         claims = [e for e in store.audit_log(1) if e["event"] == "claimed"]
         assert len(claims) == 1 and claims[0]["mentor"] == "ada@example.com"
         assert claims[0]["via"] == "web" and claims[0]["at"]
@@ -273,7 +273,7 @@ async def test_release_goes_back_to_matching_without_the_releaser(
     async with http.get(release_url) as response:
         assert "Give MD-0001 back?" in await response.text()
     async with desk.store() as store:
-        assert store.request(1)["status"] == "claimed"  # type: ignore[index]
+        assert store.request(1)["status"] == "booked"  # type: ignore[index]
     # Someone else holding the link cannot release it: only the holder's token works,
     # and a release token for another mentor is refused.
     other = sign(

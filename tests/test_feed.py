@@ -82,18 +82,18 @@ def fill(world: World) -> None:
                 }
             )
         for uid, mentor, mentee, start, status, extra in [
-            (SESSION_UID, ADA, DANA, (2026, 3, 10, 17), "confirmed", {"sequence": 2}),
+            (SESSION_UID, ADA, DANA, (2026, 3, 10, 17), "accepted", {"sequence": 2}),
             ("cancelled@program.test", ADA, DANA, (2026, 3, 3, 17), "cancelled", {"sequence": 1}),
             ("kim@program.test", ADA, KIM, (2026, 3, 31, 16), "proposed", {"request": 2}),
             ("old@program.test", ADA, KIM, (2025, 10, 1, 16), "done", {"request": 2}),
-            ("linus@program.test", LINUS, ERIN, (2026, 3, 11, 17), "confirmed", {"request": 2}),
+            ("linus@program.test", LINUS, ERIN, (2026, 3, 11, 17), "accepted", {"request": 2}),
         ]:
             doc = session(uid, mentor, mentee, datetime(*start, tzinfo=UTC), status, **extra)
             store.save_session(doc)
     world.berlin_thursdays()
-    world.desk.cancel_occurrence(1, date(2026, 4, 2), MARCH)
-    world.desk.move_occurrence(1, date(2026, 3, 19), datetime(2026, 3, 20, 19), MARCH)
-    world.desk.create_series(
+    world.desk.commands.cancel_occurrence(1, date(2026, 4, 2), MARCH)
+    world.desk.commands.move_occurrence(1, date(2026, 3, 19), datetime(2026, 3, 20, 19), MARCH)
+    world.desk.commands.create_series(
         weekday=5,
         start_time=datetime(2026, 1, 1, 10).time(),
         zone="America/New_York",

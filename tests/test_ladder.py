@@ -196,7 +196,7 @@ async def test_the_bump_is_the_same_link_in_the_same_thread(desk: Harness) -> No
         )
     )
     request = await desk.request(1)
-    assert request["status"] == "claimed" and request["claimed_by"] == "ada@example.com"
+    assert request["status"] == "booked" and request["claimed_by"] == "ada@example.com"
 
 
 async def test_the_mentee_update_answers_in_their_thread(desk: Harness) -> None:
@@ -411,7 +411,7 @@ async def test_assign_is_a_claim_that_introduces_both(desk: Harness) -> None:
     )
     assert result.outcome == "claimed"
     request = await desk.request(1)
-    assert request["status"] == "claimed" and request["claimed_by"] == "eli@example.com"
+    assert request["status"] == "booked" and request["claimed_by"] == "eli@example.com"
     assert {"email": "eli@example.com", "at": iso(desk.clock()), "via": "assign"} in request[
         "invited"
     ]

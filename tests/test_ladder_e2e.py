@@ -145,7 +145,7 @@ async def test_unclaimed_bumped_widened_escalated_assigned(
     async with desk.store() as store:
         request = store.request(1)
         assert request is not None
-        assert request["status"] == "claimed" and request["claimed_by"] == "dan@example.com"
+        assert request["status"] == "booked" and request["claimed_by"] == "dan@example.com"
         assert set(request["ladder"]) == {"bump", "mentee_update", "widen", "escalate"}
         events = [(e["event"], e.get("via"), e.get("by")) for e in store.audit_log(1)]
         assert ("claimed", "assign", None) in events

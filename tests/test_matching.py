@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mentordesk.matching import (
+from mentordesk.flows.matching import (
     Candidate,
     MatchInput,
     eligible,

@@ -24,9 +24,10 @@ import pytest
 from mentordesk.calendar.reply import CalendarReply
 from mentordesk.config import Config, load_config
 from mentordesk.core import Coordinator
+from mentordesk.flows.office_hours import OfficeHoursDesk, says_join, says_leave
+from mentordesk.flows.office_hours_admin import OfficeHoursError
 from mentordesk.inbox.source import RawMessage
 from mentordesk.mailer.compose import Renderer
-from mentordesk.office_hours import OfficeHoursDesk, OfficeHoursError, says_join, says_leave
 from mentordesk.state.store import Store, iso
 
 from .desk import mail
@@ -118,7 +119,7 @@ class World:
             "location": "https://meet.example.org/office-hours",
         }
         args.update(extra)
-        return self.desk.create_series(**args)
+        return self.desk.commands.create_series(**args)
 
 
 def mentor(email: str, name: str, zone: str) -> dict[str, Any]:
@@ -248,7 +249,7 @@ def test_staffing_mentors_get_the_series_invitation(world: World) -> None:
 
 
 def test_series_with_an_end_in_new_york_across_november(world: World) -> None:
-    world.desk.create_series(
+    world.desk.commands.create_series(
         weekday=1,
         start_time=time(18),
         zone="America/New_York",
@@ -407,6 +408,60 @@ def test_no_series_yet_tells_the_person_and_the_coordinator(world: World) -> Non
     assert to(notice) == COORDINATOR and "Could you send me the invitation?" in text_of(notice)
 
 
+def python_tuesdays(world: World, mentors: list[str]) -> dict[str, Any]:
+    """A second series: Tuesdays 12:00-12:30 in Berlin, from 3 March."""
+    return world.desk.commands.create_series(
+        weekday=1,
+        start_time=time(12),
+        zone="Europe/Berlin",
+        length=timedelta(minutes=30),
+        mentors=mentors,
+        now=MARCH,
+        title="Python office hours",
+    )
+
+
+def uid_of(message: EmailMessage) -> str:
+    return str(read_both(calendar_of(message)[1])["events"][0]["uid"])
+
+
+def test_membership_is_per_series(world: World) -> None:
+    thursdays = world.berlin_thursdays()
+    tuesdays = python_tuesdays(world, [LINUS])
+    world.receive(mail(f"Dana <{DANA}>", "Office hours", ""), MARCH)
+    invitations = {uid_of(m): m for m in world.sent()}
+    assert sorted(invitations) == sorted([thursdays["uid"], tuesdays["uid"]])
+
+    # "leave" in answer to the Tuesday invitation: off Tuesdays, still on Thursdays.
+    tuesday = invitations[tuesdays["uid"]]
+    world.receive(
+        mail(DANA, f"Re: {tuesday['Subject']}", "Leave", in_reply_to=tuesday["Message-ID"]),
+        MARCH,
+    )
+    [left] = world.sent()
+    assert calendar_of(left)[0] == "CANCEL" and uid_of(left) == tuesdays["uid"]
+    assert "Python office hours" in text_of(left)
+    assert (world.series(1)["attendees"], world.series(2)["attendees"]) == ([DANA], [])
+
+    # "join" in answer to that confirmation puts her back on Tuesdays only.
+    world.receive(
+        mail(DANA, f"Re: {left['Subject']}", "join", in_reply_to=left["Message-ID"]), MARCH
+    )
+    [back] = world.sent()
+    assert calendar_of(back)[0] == "REQUEST" and uid_of(back) == tuesdays["uid"]
+    assert (world.series(1)["attendees"], world.series(2)["attendees"]) == ([DANA], [DANA])
+
+    # A fresh "office hours leave" leaves every series, one CANCEL naming each.
+    world.receive(mail(DANA, "Office hours leave", ""), MARCH)
+    cancels = world.sent()
+    assert sorted(uid_of(m) for m in cancels) == sorted([thursdays["uid"], tuesdays["uid"]])
+    assert all(calendar_of(m)[0] == "CANCEL" for m in cancels)
+    said = sorted(" ".join(text_of(m).split()) for m in cancels)
+    assert "off the list for Office hours (every Thursday, 18:00–19:00 (Europe/Berlin))" in said[0]
+    assert "off the list for Python office hours (every Tuesday, 12:00–12:30" in said[1]
+    assert (world.series(1)["attendees"], world.series(2)["attendees"]) == ([], [])
+
+
 def test_leave_and_join_words() -> None:
     assert says_leave("Hi,\nStop please\n") and says_leave("unsubscribe")
     assert not says_leave("Can I join? I would not stop coming.")
@@ -514,7 +569,7 @@ def test_moving_one_occurrence_across_the_dst_change(world: World) -> None:
 
 
 def test_busy_for_blocks_the_right_utc_intervals_across_dst(world: World) -> None:
-    world.desk.create_series(
+    world.desk.commands.create_series(
         weekday=1,
         start_time=time(18),
         zone="America/New_York",
@@ -522,8 +577,8 @@ def test_busy_for_blocks_the_right_utc_intervals_across_dst(world: World) -> Non
         mentors=[LINUS],
         now=datetime(2026, 10, 1, tzinfo=UTC),
     )
-    world.desk.cancel_occurrence(1, date(2026, 11, 10), datetime(2026, 10, 1, tzinfo=UTC))
-    world.desk.move_occurrence(
+    world.desk.commands.cancel_occurrence(1, date(2026, 11, 10), datetime(2026, 10, 1, tzinfo=UTC))
+    world.desk.commands.move_occurrence(
         1, date(2026, 11, 17), datetime(2026, 11, 19, 9), datetime(2026, 10, 1, tzinfo=UTC)
     )
 
@@ -577,7 +632,7 @@ def test_session_slots_stay_off_a_mentors_office_hours(world: World) -> None:
                 "updated": iso(now),
             }
         )
-    world.desk.create_series(
+    world.desk.commands.create_series(
         weekday=1,
         start_time=time(18),
         zone="America/New_York",
@@ -627,7 +682,7 @@ def answer(
 def test_answers_are_recorded_for_the_series_and_for_one_occurrence(world: World) -> None:
     uid = world.berlin_thursdays()["uid"]
     world.receive(mail(DANA, "Office hours", ""), MARCH)
-    world.desk.move_occurrence(1, date(2026, 3, 26), datetime(2026, 3, 27, 18), MARCH)
+    world.desk.commands.move_occurrence(1, date(2026, 3, 26), datetime(2026, 3, 27, 18), MARCH)
     world.sent()
     desk = world.desk
 
@@ -654,3 +709,79 @@ def test_answers_are_recorded_for_the_series_and_for_one_occurrence(world: World
     desk.handle_reply(answer(uid, ADA, "DECLINED"), ADA, MARCH)
     [notice] = world.sent()
     assert to(notice) == COORDINATOR and "ada@example.com declined" in text_of(notice)
+
+
+# --- mentors leaving (SPEC §3a) ---------------------------------------------------------------
+
+
+def test_a_mentor_who_leaves_comes_off_every_series_they_staff(world: World) -> None:
+    thursdays = world.berlin_thursdays()  # Ada and Linus
+    tuesdays = python_tuesdays(world, [ADA])  # Ada alone
+    world.receive(mail(f"Dana <{DANA}>", "Office hours", ""), MARCH)
+    world.desk.handle_reply(answer(thursdays["uid"], ADA, "ACCEPTED"), ADA, MARCH)
+    world.sent()
+
+    assert world.desk.remove_mentor("Ada@Example.com", MARCH) == [2]
+    sent = world.sent()
+    cancels = [m for m in sent if to(m) == ADA]
+    [notice] = [m for m in sent if to(m) == COORDINATOR]
+    assert len(sent) == 3  # Linus and Dana hear nothing: their copies stay as they are
+    assert sorted(uid_of(m) for m in cancels) == sorted([thursdays["uid"], tuesdays["uid"]])
+    for message in cancels:
+        method, ics = calendar_of(message)
+        [event] = read_both(ics)["events"]
+        assert method == "CANCEL" and event["status"] == "CANCELLED"
+        assert event["sequence"] == 0 and people(event) == [ADA]  # Ada's copy alone
+        assert message["Auto-Submitted"] == "auto-generated"
+    notice_text = " ".join(text_of(notice).split())
+    assert "no mentor staffs office hours 2 (Python office hours" in notice_text
+    assert ADA in notice_text and "office hours 1" not in notice_text
+
+    thursday, tuesday = world.series(1), world.series(2)
+    assert (thursday["mentors"], thursday["attendees"], thursday["sequence"]) == (
+        [LINUS],
+        [DANA],
+        0,
+    )
+    assert ADA not in thursday["answers"] and tuesday["mentors"] == []
+    # Dana's calendar still answers at the series' SEQUENCE, and the answer counts.
+    world.desk.handle_reply(answer(thursdays["uid"], DANA, "ACCEPTED"), DANA, MARCH)
+    assert world.series(1)["answers"][DANA] == "ACCEPTED"
+    # Ada's answers no longer count, and her evenings are hers again.
+    world.desk.handle_reply(answer(thursdays["uid"], ADA, "DECLINED"), ADA, MARCH)
+    assert ADA not in world.series(1)["answers"] and world.sent() == []
+    assert world.desk.busy_for(ADA, MARCH, datetime(2027, 1, 1, tzinfo=UTC)) == []
+
+    # Newcomers are offered the series that still has a mentor only.
+    world.receive(mail(ERIN, "Office hours", ""), MARCH)
+    [invitation] = world.sent()
+    [event] = read_both(calendar_of(invitation)[1])["events"]
+    assert (event["uid"], people(event)) == (thursdays["uid"], [LINUS, ERIN])
+    assert "Ada" not in text_of(invitation)
+
+    # Leaving again changes nothing and tells nobody.
+    assert world.desk.remove_mentor(ADA, MARCH) == [] and world.sent() == []
+
+
+def test_the_last_mentor_leaving_tells_the_coordinator_once(world: World) -> None:
+    python_tuesdays(world, [LINUS])
+    world.receive(mail(DANA, "Office hours", ""), MARCH)
+    world.sent()
+    assert world.desk.remove_mentor(LINUS, MARCH) == [1]
+    cancel, notice = world.sent()
+    assert (to(cancel), calendar_of(cancel)[0]) == (LINUS, "CANCEL")
+    assert to(notice) == COORDINATOR
+    assert "no mentor staffs office hours 1 (Python office hours" in notice["Subject"]
+    assert world.series()["attendees"] == [DANA]  # Dana keeps her copy until someone decides
+    assert world.desk.remove_mentor(LINUS, MARCH) == [] and world.sent() == []
+
+
+def test_a_series_that_has_ended_keeps_its_mentors(world: World) -> None:
+    python_tuesdays(world, [LINUS])
+    world.sent()
+    # An ended series is history: nothing to take Linus off, nobody to tell.
+    later = datetime(2028, 1, 1, tzinfo=UTC)
+    with world.store.transaction():
+        world.store.save_series({**world.series(), "until": "2026-03-31"})
+    assert world.desk.remove_mentor(LINUS, later) == [] and world.sent() == []
+    assert world.series()["mentors"] == [LINUS]

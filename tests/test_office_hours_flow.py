@@ -35,6 +35,7 @@ from .test_claims import mentor, seed
 ADA = "ada@example.com"
 LINUS = "linus@example.com"
 DANA = "dana@example.net"
+ERIN = "erin@example.org"
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
@@ -149,6 +150,74 @@ async def test_join_and_leave_by_email(desk: Desk) -> None:
     await desk.processed(2)
     # The mentors heard nothing of Dana's coming and going.
     assert len(desk.sink.messages_to(ADA)) == len(desk.sink.messages_to(LINUS)) == 1
+
+
+def add_series(desk: Desk, weekday: str, mentors: list[str], title: str) -> None:
+    apply_locally(
+        desk.config,
+        {
+            "action": "add",
+            "weekday": weekday,
+            "time": "18:00",
+            "zone": "Europe/Berlin",
+            "length": "60m",
+            "mentors": mentors,
+            "title": title,
+        },
+        datetime.now(UTC),
+    )
+
+
+def uid_of(message: ReceivedMessage) -> str:
+    [event, *_] = read_both(calendar_of(message)[1])["events"]
+    return str(event["uid"])
+
+
+async def test_leave_in_a_series_thread_leaves_that_series_only(desk: Desk) -> None:
+    # SPEC §3a: office-hours membership is per series.
+    add_series(desk, "tue", [ADA], "Python office hours")
+    add_series(desk, "thu", [LINUS], "JavaScript office hours")
+    await desk.start()
+    python, javascript = [await desk.until(lambda store, n=n: store.series(n)) for n in (1, 2)]
+
+    desk.send(mail(f"Dana <{DANA}>", "Office hours", "Hi! May I join?"))
+    invitations = await desk.replies_to(DANA, 2)
+    by_uid = {uid_of(m): m for m in invitations}
+    assert sorted(by_uid) == sorted([python["uid"], javascript["uid"]])
+    await desk.until(lambda store: [store.series(n)["attendees"] for n in (1, 2)] == [[DANA]] * 2)
+
+    # "leave" in answer to the JavaScript invitation: off that series, still on Python.
+    js_invitation = by_uid[javascript["uid"]]
+    desk.send(
+        mail(
+            f"Dana <{DANA}>",
+            f"Re: {js_invitation.subject}",
+            "leave\n\n> You are on the list",
+            in_reply_to=str(js_invitation.message["Message-ID"]),
+        )
+    )
+    cancel = (await desk.replies_to(DANA, 3))[-1]
+    method, ics = calendar_of(cancel)
+    [event] = read_both(ics)["events"]
+    assert (method, event["uid"], people(event)) == ("CANCEL", javascript["uid"], [DANA])
+    assert "JavaScript office hours" in text_of(cancel)
+    await desk.until(lambda store: store.series(2)["attendees"] == [])
+    await desk.processed(2)
+    async with desk.store() as store:
+        assert store.series(1)["attendees"] == [DANA]
+    assert len(desk.sink.messages_to(DANA)) == 3
+
+    # A fresh "office hours leave" (no thread) leaves every series, and says which.
+    desk.send(mail(f"Erin <{ERIN}>", "Office hours", ""))
+    await desk.replies_to(ERIN, 2)
+    desk.send(mail(f"Erin <{ERIN}>", "Office hours leave", ""))
+    cancels = (await desk.replies_to(ERIN, 4))[2:]
+    assert all(calendar_of(m)[0] == "CANCEL" for m in cancels)
+    assert sorted(uid_of(m) for m in cancels) == sorted([python["uid"], javascript["uid"]])
+    texts = " ".join(text_of(m) for m in cancels)
+    assert "Python office hours" in texts and "JavaScript office hours" in texts
+    await desk.until(lambda store: store.series(1)["attendees"] == [DANA])
+    await desk.until(lambda store: store.series(2)["attendees"] == [])
 
 
 async def test_a_calendar_answer_comes_back_through_the_mailbox(desk: Desk) -> None:

@@ -12,12 +12,11 @@ from typing import cast
 
 import pytest
 
-from mentordesk.inbox import parse
+from mentordesk.inbox import headers as inbox_headers
+from mentordesk.inbox.headers import addresses, decode_header
 from mentordesk.inbox.parse import (
     DeliveryReport,
     ParsedMessage,
-    _addresses,
-    _decode_header,
     html_to_text,
     parse_message,
     strip_reply,
@@ -377,7 +376,7 @@ def test_unstructured_headers_read_as_the_email_package_reads_them() -> None:
         value = "".join(rng.choice(pieces) for _ in range(rng.randrange(12)))
         for name in ("Subject", "X-Mailer", "Received", "Comments"):
             expected = str(email.policy.default.header_factory(name, value))
-            assert _decode_header(name, value) == expected, (name, value)
+            assert decode_header(name, value) == expected, (name, value)
 
 
 def test_plain_mailboxes_read_as_the_email_package_reads_them(
@@ -404,13 +403,13 @@ def test_plain_mailboxes_read_as_the_email_package_reads_them(
 
     def read() -> list[object]:
         return [
-            (_addresses(header.lower(), value), _decode_header(header, value))
+            (addresses(header.lower(), value), decode_header(header, value))
             for value in values
             for header in ("From", "To", "Cc", "Reply-To")
         ]
 
     quick = read()
-    monkeypatch.setattr(parse, "_plain_mailbox", lambda value: None)
+    monkeypatch.setattr(inbox_headers, "_plain_mailbox", lambda value: None)
     assert quick == read()
 
 

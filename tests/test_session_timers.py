@@ -65,7 +65,7 @@ async def test_reminder_once_a_day_before_and_done_after(desk: Harness) -> None:
     assert (await desk.sweep())["sessions done"] == 1
     assert (await desk.sweep())["sessions done"] == 0
     [done] = await desk.call(desk.store.sessions)
-    assert done["status"] == "done"
+    assert done["status"] == "held"
 
 
 async def test_cancelled_sessions_get_no_reminder(desk: Harness) -> None:

@@ -186,7 +186,7 @@ async def test_both_accepting_confirms_the_session(desk: Desk, http: aiohttp.Cli
         )
     )
     confirmed = await desk.until(
-        lambda store: (s := store.session(session["uid"])) and s["status"] == "confirmed" and s
+        lambda store: (s := store.session(session["uid"])) and s["status"] == "accepted" and s
     )
     assert confirmed["answers"] == {ADA: "ACCEPTED", JORDAN: "ACCEPTED"}
     await desk.processed(3)  # the request and the two answers

@@ -33,8 +33,8 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from ..claims import month_start
 from ..config import Config
+from ..flows.matching import month_start
 from ..state.store import Store, from_iso, iso
 from ..timers import register_daily
 from ..views import tag

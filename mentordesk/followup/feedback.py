@@ -38,8 +38,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from ..claims import ClaimDesk
 from ..config import Config
+from ..flows.claims import ClaimDesk
 from ..reports import register_report
 from ..state.store import Store, from_iso, iso
 from ..status import table
@@ -139,7 +139,7 @@ class FeedbackDesk:
     # Links ------------------------------------------------------------------------------
 
     def link(self, purpose: str, person: str, obj: str, now: datetime, query: str = "") -> str:
-        url = self.claims.link(purpose, person, obj, now)
+        url = self.claims.links(purpose, person, obj, now)
         return f"{url}?{query}" if query else url
 
     def rating_links(self, person: str, obj: str, now: datetime) -> list[dict[str, Any]]:
@@ -195,7 +195,7 @@ class FeedbackDesk:
         return asked
 
     def _session_context(self, session: Mapping[str, Any], person: str) -> dict[str, Any]:
-        from ..sessions import when_text
+        from ..flows.sessions import when_text
 
         mentor = self.store.mentor(session["mentor"]) or {"email": session["mentor"]}
         request = self.store.request(int(session["request"])) or {
@@ -475,7 +475,7 @@ class FeedbackDesk:
                 thread=("request", number),
                 request=number,
             )
-            self.claims.match(number, now)
+            self.claims.matching.match(number, now)
             return replace(page, outcome="created", request_tag=tag(number))
 
     # The yearly feedback round (flow 9) ------------------------------------------------------

@@ -32,10 +32,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..claims import ClaimDesk, ClaimResult, month_start
 from ..config import Config, TimersConfig
-from ..core import Coordinator, reply_subject
-from ..matching import MatchInput, eligible, rank_mentors
+from ..core import Coordinator
+from ..flows.claims import ClaimDesk, ClaimResult
+from ..flows.matching import MatchInput, eligible, month_start, rank_mentors
+from ..inbox.subjects import reply_subject
 from ..state.store import Store, iso
 from ..timers import register_sweep_step
 from ..views import request_view, tag
@@ -188,10 +189,10 @@ def _bump(
                 "mentor": mentor,
                 "request": view,
                 "waited": waited,
-                "load": desk.load_of(email, now),
+                "load": desk.matching.load_of(email, now),
                 # The same link as in the invitation, signed afresh so it lasts.
-                "claim_url": desk.link("claim", email, str(number), now),
-                "pause_url": desk.link("pause", email, "mentor", now),
+                "claim_url": desk.links("claim", email, str(number), now),
+                "pause_url": desk.links("pause", email, "mentor", now),
                 "lifetime_days": coordinator.config.web.link_lifetime.days,
             },
             follows=_Earlier(earlier) if earlier else None,
@@ -245,7 +246,7 @@ def _widen(
 ) -> tuple[int, dict[str, Any]]:
     """Invite the next best mentors (ClaimDesk.match skips everyone asked before)."""
     number = int(request["number"])
-    invited = coordinator.claims.match(
+    invited = coordinator.matching.match(
         number, now, reason="widen", count=coordinator.config.matching.widen_count
     )
     return len(invited), {"mentors": invited}
@@ -269,7 +270,7 @@ def _escalate(
         offers = [
             {
                 **candidate,
-                "assign_url": desk.link(
+                "assign_url": desk.links(
                     "assign", contact, assign_obj(number, candidate["email"]), now
                 ),
             }
@@ -334,7 +335,7 @@ def escalation_candidates(
             "name": by_email[c.email].get("name") or c.email,
             "skills": ", ".join(by_email[c.email].get("skills") or ()),
             "timezone": by_email[c.email].get("timezone") or "",
-            "load": coordinator.claims.load_of(c.email, now),
+            "load": coordinator.matching.load_of(c.email, now),
             "invited": _local_time(invited.get(c.email), zone),
         }
         for c in ranked
@@ -450,7 +451,9 @@ def assign_view(desk: ClaimDesk, number: int, mentor_email: str, now: datetime) 
         outcome = "not_invited"
     else:
         outcome = "open"
-    return ClaimResult(outcome, number, view, mentor, holder_name, desk.load_of(mentor_email, now))
+    return ClaimResult(
+        outcome, number, view, mentor, holder_name, desk.matching.load_of(mentor_email, now)
+    )
 
 
 class _Refused(Exception):

@@ -6,7 +6,9 @@ whatever their subject says. Then, as SPEC §4 orders it: the subject, the threa
 content. Two refinements, because replies keep the subject they answer: a request tag
 ``[MD-n]`` marks a reply in that request's thread even when the subject still reads
 "mentor request", and in a reply's subject a command word ("Re: [MD-3] Claim request")
-is ours, so the body's first line says which command the sender gives.
+is ours, so the body's first line says which command the sender gives. A mentee may
+also call off a request in their own words ("I found help elsewhere, you can close
+this"): ``means_withdraw`` reads those.
 
 ``classify`` is pure; ``reason`` says in words which rule decided, for the log and for
 the coordinator.
@@ -19,10 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .delivery import BOUNCE_SENDERS, BOUNCE_SUBJECT
 from .fields import form_labels
-from .parse import BOUNCE_SUBJECT, ParsedMessage
+from .parse import ParsedMessage
+from .quoting import is_greeting_line, own_words
+from .subjects import bare_subject, prefix_kind, request_tag, strip_prefixes
 
-__all__ = ["COMMANDS", "Classification", "Kind", "classify", "request_tag"]
+__all__ = ["COMMANDS", "Classification", "Kind", "classify", "means_withdraw", "request_tag"]
 
 
 class Kind(StrEnum):
@@ -75,16 +80,11 @@ _FILLER = frozenset(
         "mentor", "mentoring", "mentorship", "membership", "request", "term", "account",
         "program", "yes", "ok", "okay", "sure", "thanks", "thank", "you", "thx", "here", "will",
         "can", "let", "go", "ahead", "while", "temporarily", "again", "hi", "hello", "hey",
-        "session", "meeting", "call", "our", "we", "need", "sorry",
+        "session", "meeting", "call", "our", "we", "need", "sorry", "another", "year", "years",
+        "two",
     }
 )  # fmt: skip
 
-_TAG = re.compile(r"\[\s*MD-(\d{1,9})\s*\]|\bMD-(\d{1,9})\b", re.IGNORECASE)
-# Reply and forward prefixes in the languages of common mail clients, "Re[2]:" included.
-_PREFIX = re.compile(
-    r"^\s*(?:re|fwd?|fw|aw|wg|sv|vs|antw|tr|rv|res|enc|odp)\s*(?:\[\d+\]|\^\d+)?\s*:\s*",
-    re.IGNORECASE,
-)
 _AUTO_SUBJECT = re.compile(
     r"^(?:out of (?:the )?office|automatic reply|auto[- ]?reply|auto[- ]?response"
     r"|autoresponder|abwesenheitsnotiz|automatische antwort|r[ée]ponse automatique"
@@ -104,7 +104,6 @@ _NOREPLY_LOCAL = re.compile(
     r"(?:[-+_.].*)?$|^bounce",
     re.IGNORECASE,
 )
-_BOUNCE_LOCAL = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"})
 _MAILER_DAEMON = re.compile(r"\s*mailer-daemon\b", re.IGNORECASE)  # "From: MAILER-DAEMON"
 
 _ENROLLMENT_PHRASE = re.compile(
@@ -121,16 +120,6 @@ _ENROLL_WORD = re.compile(r"\b(?:re-?)?enroll?(?:s|ed|ing|ments?)?\b", re.IGNORE
 _HELP_WITH = re.compile(r"\bhelp (?:with|on)\b", re.IGNORECASE)
 _OFFICE_HOURS = re.compile(r"\boffice[- ]?hours?\b", re.IGNORECASE)
 _LEAVE = re.compile(r"\b(?:leave|unsubscribe|stop|remove me|opt[- ]?out)\b", re.IGNORECASE)
-_GREETING = re.compile(
-    r"^(?:hi|hello|hey|dear|hallo|hola|good (?:morning|afternoon|evening))\b[^.!?,]{0,40}[,!]?$",
-    re.IGNORECASE,
-)
-
-
-def request_tag(subject: str) -> int | None:
-    """The request number in "[MD-42]" or "MD-0042" in ``subject``, or None."""
-    match = _TAG.search(subject)
-    return int(match.group(1) or match.group(2)) if match else None
 
 
 def classify(msg: ParsedMessage, program_address: str) -> Classification:
@@ -141,9 +130,9 @@ def classify(msg: ParsedMessage, program_address: str) -> Classification:
         kind, reason = guard
         return Classification(kind, tag=tag, reason=reason)
 
-    subject = _bare_subject(msg.subject)
+    subject = bare_subject(msg.subject)
     subject_command = _command(subject, _SUBJECT_COMMANDS)
-    if subject_command and not _PREFIX.match(msg.subject):
+    if subject_command and prefix_kind(msg.subject) is None:
         return Classification(
             Kind.COMMAND, subject_command, tag, f"subject says {subject_command!r}"
         )
@@ -151,18 +140,21 @@ def classify(msg: ParsedMessage, program_address: str) -> Classification:
         # A reply keeps the subject it answers, words like "claim" included: only the body
         # says what the sender wants.
         return Classification(
-            Kind.REPLY, _reply_command(msg.new_text), tag, f"subject carries [MD-{tag}]"
+            Kind.REPLY, _reply_intent(msg.new_text), tag, f"subject carries [MD-{tag}]"
         )
     if subject_command:
         # "Re: pause" answers our confirmation; a newer command in the body wins.
         command = _reply_command(msg.new_text) or subject_command
         return Classification(Kind.COMMAND, command, None, f"reply saying {command!r}")
     by_subject = _by_subject(subject)
+    if by_subject and by_subject.kind is Kind.REQUEST and means_withdraw(msg.new_text):
+        # "Re: mentor request" without its tag: "I no longer need a mentor" is no new request.
+        return Classification(Kind.COMMAND, "withdraw", None, "asks to withdraw, in words")
     if by_subject:
         return by_subject
     if msg.in_reply_to or msg.references:
         return Classification(
-            Kind.REPLY, _reply_command(msg.new_text), None, "In-Reply-To/References: a reply"
+            Kind.REPLY, _reply_intent(msg.new_text), None, "In-Reply-To/References: a reply"
         )
     return _by_content(msg.new_text)
 
@@ -199,7 +191,7 @@ def _bounce(msg: ParsedMessage, program_address: str) -> _Verdict | None:
     if "multipart/report" in content_type and "delivery-status" in content_type:
         return Kind.BOUNCE, "multipart/report of delivery status (RFC 3464)"
     local = msg.sender.partition("@")[0]
-    if local in _BOUNCE_LOCAL or _MAILER_DAEMON.match(msg.headers.get("from", "")):
+    if local in BOUNCE_SENDERS or _MAILER_DAEMON.match(msg.headers.get("from", "")):
         return Kind.BOUNCE, f"sent by {local or 'MAILER-DAEMON'}"
     if BOUNCE_SUBJECT.match(msg.subject):
         return Kind.BOUNCE, "subject of a bounce"
@@ -220,7 +212,7 @@ def _automatic(msg: ParsedMessage, program_address: str) -> _Verdict | None:
     content_type = headers.get("content-type", "").lower()
     if "multipart/report" in content_type and "disposition-notification" in content_type:
         return Kind.AUTO_REPLY, "read receipt (RFC 8098)"
-    if _AUTO_SUBJECT.match(_strip_prefixes(msg.subject)):
+    if _AUTO_SUBJECT.match(strip_prefixes(msg.subject)):
         return Kind.AUTO_REPLY, "subject of an automatic reply"
     # X-Auto-Response-Suppress is deliberately not here: Exchange uses it to ask *us* not
     # to auto-reply, and sets it on mail people write too.
@@ -272,18 +264,6 @@ def _own_list(headers: Mapping[str, str], program_address: str) -> bool:
 # --- subject, thread, content ----------------------------------------------------------
 
 
-def _strip_prefixes(subject: str) -> str:
-    previous = None
-    while previous != subject:
-        previous, subject = subject, _PREFIX.sub("", subject, count=1)
-    return subject.strip()
-
-
-def _bare_subject(subject: str) -> str:
-    """Subject without Re:/Fwd:/AW:… prefixes (any number) and without the request tag."""
-    return _strip_prefixes(_TAG.sub(" ", _strip_prefixes(subject)))
-
-
 def _command(text: str, words: Mapping[str, str]) -> str | None:
     """The one command ``text`` consists of, give or take polite filler words."""
     tokens = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
@@ -294,12 +274,37 @@ def _command(text: str, words: Mapping[str, str]) -> str | None:
 
 
 def _reply_command(new_text: str) -> str | None:
-    """A command given as the first meaningful line of a reply ("claim", "Withdraw please")."""
+    """A command given as the first meaningful line of a reply ("claim", "Withdraw please").
+
+    The line may say more around it in sentences of their own ("Yes, please renew me.
+    Thanks for the reminder!"), but not a doubt ("Renew? Not sure yet."); a line that is
+    only a greeting does not count.
+    """
     for line in new_text.split("\n"):
         line = line.strip()
-        if line and not _GREETING.match(line):
-            return _command(line, _REPLY_COMMANDS)
+        if not line:
+            continue
+        sentences = _SENTENCE_END.split(line)
+        found = {
+            command
+            for sentence in sentences
+            if not sentence.endswith("?") and (command := _command(sentence, _REPLY_COMMANDS))
+        }
+        if found or not is_greeting_line(line):
+            doubt = any(_NEGATION.search(sentence.lower()) for sentence in sentences)
+            return found.pop() if len(found) == 1 and not doubt else None
     return None
+
+
+def _reply_intent(new_text: str) -> str | None:
+    """What a reply in a thread asks for: a command word, or a withdrawal in any words.
+
+    "Please cancel my request" calls off the request; a bare "cancel" answers a session.
+    """
+    command = _reply_command(new_text)
+    if command in (None, "cancel") and means_withdraw(new_text):
+        return "withdraw"
+    return command
 
 
 def _by_subject(subject: str) -> Classification | None:
@@ -334,3 +339,127 @@ def _by_content(new_text: str) -> Classification:
         if "availability" in fields:
             return Classification(Kind.ENROLLMENT, reason="form with Skills and Availability")
     return Classification(Kind.UNKNOWN, reason="no subject keyword, thread or form recognised")
+
+
+# --- a request called off in words ----------------------------------------------------
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+_CLAUSE = re.compile(r"[,;:()]|\s[-–—]+\s")
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|cannot|nothing|neither|nor)\b|n't\b|\b(?:dont|cant|wont|didnt|doesnt)\b"
+)
+# "Can you close it?" asks us to; "Why did you close it?" or "How do I withdraw?" do not.
+_POLITE = re.compile(r"\b(?:can|could|would|will)\s+you\b")
+_LEAD = r"(?:(?:ok(?:ay)?|yes|so|then|and|please|pls|kindly|just|thanks?|thank\s+you)\s+)*"
+_TAIL = r"(?:\s+(?:now|please|then|too|as\s+well|thanks?|thank\s+you|already))*"
+_REQUEST = (
+    r"(?:(?:my|the|this|that|our)\s+)?(?:(?:mentor(?:ing|ship)?|help|support)\s+)?"
+    r"(?:request|application|ticket|enquiry|inquiry)"
+)
+# Anywhere in a clause: "withdraw/cancel/close my request", "withdraw from the program".
+_CALL_OFF = re.compile(
+    rf"\b(?:withdraw|cancel|close|drop|retract|delete)\s+{_REQUEST}\b"
+    r"|\bwithdraw\s+(?:me\b|from\s+(?:the\s+)?(?:program(?:me)?|mentoring|mentorship"
+    r"|waiting\s+list|queue)\b)"
+)
+# The whole clause: "withdraw", "please withdraw", "you can close this", "close it, thanks".
+_CALL_OFF_CLAUSE = re.compile(
+    rf"{_LEAD}(?:(?:you\s+(?:can|may|could|should)|(?:can|could|would|will)\s+you"
+    r"|feel\s+free\s+to|go\s+ahead\s+and)\s+(?:(?:please|kindly|now|just)\s+)*)?"
+    r"(?:withdraw|close)(?:\s+(?:it|this|that|this\s+one|the\s+thread|this\s+thread|me))?"
+    rf"{_TAIL}"
+)
+# The whole clause, in the sender's own voice: "I'd like to withdraw", "I withdraw".
+_I_WITHDRAW = re.compile(
+    rf"{_LEAD}i(?:(?:'d|\s+would)\s+like\s+to|\s+(?:want|wish|need|have)\s+to)?\s+withdraw"
+    rf"(?:\s+(?:it|this|now))?{_TAIL}"
+)
+_NEEDED = (
+    r"(?:\s+(?:a|an|the|my|your|any|this|that|some))?"
+    r"(?:\s+(?:mentor(?:ing|ship)?|help|assistance|support|guidance|it|this|that|one|request"
+    r"|session|anything))?"
+)
+# "I no longer need a mentor", "I don't need help anymore", "not needed any more".
+_NO_LONGER = re.compile(
+    r"\b(?:no\s+longer|not\s+any\s*more)\s+(?:need(?:ed)?|require(?:d)?|want(?:ed)?|necessary"
+    rf"|interested|looking\s+for|seeking){_NEEDED}"
+    r"(?:\s+(?:any\s*more|any\s+longer|now|after\s+all|thanks?|thank\s+you))*$"
+    r"|\b(?:do\s+not|don't|dont)\s+(?:really\s+)?(?:need|require|want)"
+    rf"{_NEEDED}\s+(?:any\s*more|any\s+longer|after\s+all)\b"
+)
+# "I found help elsewhere", "I figured it out", "never mind": help came from outside the
+# program. "I found a mentor" or "we fixed it" could thank the program's own mentor.
+_DONE = re.compile(
+    r"(?:\b(?:found|got)\s+(?:(?:some\s+)?help|a\s+mentor|another\s+mentor|a\s+solution"
+    r"|an\s+answer|the\s+answer|someone|somebody)\s+(?:elsewhere|somewhere\s+else"
+    r"|outside\s+(?:the|this)\s+program(?:me)?|on\s+my\s+own|myself|at\s+work"
+    r"|through\s+(?:work|a\s+friend|a\s+colleague|my\s+job))"
+    r"|\b(?:found|got)\s+(?:someone|somebody)\s+else"
+    r"|(?:^|\bi\s+)(?:(?:finally|just|already|actually)\s+)?(?:figured|worked)\s+it\s+out"
+    r"|\bi\s+(?:(?:finally|just|already|actually)\s+)?(?:solved|fixed|sorted)\s+it"
+    r"\s+(?:myself|on\s+my\s+own|in\s+the\s+meantime)"
+    r")(?:\s+(?:myself|on\s+my\s+own|already|now|in\s+the\s+meantime|after\s+all|thanks?"
+    r"|thank\s+you))*$"
+)
+_NEVER_MIND = re.compile(
+    rf"{_LEAD}(?:(?:oh|ok(?:ay)?|sorry|ah)\s+)*(?:never\s*mind|nvm|forget\s+(?:about\s+)?it"
+    r"|disregard\s+(?:my|this|the)\s+(?:request|email|message|mail))"
+)
+# More to come after "I figured it out": the request is not over.
+_CONTRAST = re.compile(
+    r"\b(?:but|however|though|although|except)\b(?!\s+(?:thanks|thank\s+you|many\s+thanks))"
+)
+_STILL_NEEDED = re.compile(
+    r"\bstill\s+(?:need|want|looking|stuck|have|struggl|can't|cannot|don't|would)"
+    r"|\b(?:another|a\s+new|a\s+different|one\s+more|a\s+follow[- ]?up)\s+"
+    r"(?:question|request|problem|issue|topic)\b"
+)
+
+
+def means_withdraw(text: str) -> bool:
+    """Whether ``text`` calls off the sender's request, in whatever words they chose.
+
+    "withdraw", "please cancel my request", "I found help elsewhere, you can close this",
+    "I no longer need a mentor", "never mind, I figured it out". Only the sender's own
+    words count (quoted history and forwarded messages are not theirs), and doubt keeps
+    the request: a question (other than "can you close it?"), a negation ("don't
+    withdraw"), a "but" or "still need" after the words, or the word about something
+    else ("I can't withdraw money from my account") all say no.
+    """
+    words = own_words(text).lower().replace("’", "'")
+    if _STILL_NEEDED.search(words):
+        return False
+    said = False
+    for found in _SENTENCE.finditer(words):
+        sentence = found.group()
+        question = sentence.rstrip().endswith("?")
+        clauses = [clause.strip(" \t.!?\"'*_") for clause in _CLAUSE.split(sentence)]
+        called_off = False
+        for i, clause in enumerate(clauses):
+            if _calls_off(clause, question=question):
+                called_off = True
+            elif not question and _is_done(clause):
+                after = " ".join(clauses[i + 1 :]) + " " + words[found.end() :]
+                called_off = called_off or not _CONTRAST.search(after)
+        if question and not called_off:
+            return False
+        said = said or called_off
+    return said
+
+
+def _calls_off(clause: str, *, question: bool) -> bool:
+    """ "withdraw my request", "you can close this", "could you cancel my request?"."""
+    if question and not _POLITE.search(clause):
+        return False
+    if _CALL_OFF_CLAUSE.fullmatch(clause) or _I_WITHDRAW.fullmatch(clause):
+        return True
+    match = _CALL_OFF.search(clause)
+    return match is not None and not _NEGATION.search(clause[: match.start()])
+
+
+def _is_done(clause: str) -> bool:
+    """ "I no longer need a mentor", "I found help elsewhere", "never mind"."""
+    if _NO_LONGER.search(clause) or _NEVER_MIND.fullmatch(clause):
+        return True
+    return bool(_DONE.search(clause)) and not _NEGATION.search(clause)

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from ..config import ProgramConfig, SmtpConfig
 from ..errors import PermanentDeliveryError, TemporaryDeliveryError
-from ..state.store import OutboxItem, Store, StoreWriter
+from ..inbox.subjects import reply_subject
+from ..state.store import OutboxItem, Store, StoreWriter, iso
 from .compose import Renderer, make_message_id, message_bytes
 from .transport import Transport
 
@@ -42,13 +43,50 @@ class Answered(Protocol):
     def references(self) -> tuple[str, ...]: ...
 
 
-class Postman:
-    """Composes emails from the templates and stores them in the outbox."""
+class Asking(Answered, Protocol):
+    """A person's message we answer or pass on to the coordinator (a ParsedMessage fits)."""
 
-    def __init__(self, program: ProgramConfig, store: Store, renderer: Renderer) -> None:
+    @property
+    def sender(self) -> str: ...
+
+    @property
+    def sender_name(self) -> str: ...
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def new_text(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+class Postman:
+    """The one mail gate: every email leaves through ``send`` and its two helpers.
+
+    The rules that decide whether an email may go live here and nowhere else:
+
+    - an address marked undeliverable (a bounce or a 5xx) gets nothing (``send``);
+    - a person gets at most ``replies_per_sender_per_hour`` answers (``reply``, SPEC §5);
+    - the coordinator hears of one event once (``tell_coordinator`` with ``once``).
+
+    It composes from the templates and stores the email in the outbox inside the
+    caller's store transaction, so an email exists exactly when the decision that
+    caused it does.
+    """
+
+    def __init__(
+        self, program: ProgramConfig, store: Store, renderer: Renderer, *, replies_per_hour: int = 0
+    ) -> None:
         self.program = program
         self.store = store
         self.renderer = renderer
+        self.replies_per_hour = replies_per_hour  # 0: no limit
+
+    def may_mail(self, email: str) -> bool:
+        """False for an address marked undeliverable: nothing is sent to it."""
+        return not self.store.is_bounced(email)
 
     def send(
         self,
@@ -64,8 +102,9 @@ class Postman:
         alternatives: Sequence[MIMEPart] = (),
         attachments: Sequence[MIMEPart] = (),
         follows: Answered | None = None,
-    ) -> str:
-        """Render ``template`` for ``to`` and store it; returns its Message-ID.
+    ) -> str | None:
+        """Render ``template`` for ``to`` and store it; returns its Message-ID, or None
+        when ``to`` is undeliverable (nothing is stored but an audit line).
 
         ``answering`` threads the email on a person's message (RFC 5322 §3.6.4) and marks
         it ``auto-replied``; otherwise it is ``auto-generated`` (RFC 3834 §5).
@@ -73,6 +112,11 @@ class Postman:
         following our own invitation): still ``auto-generated``.
         ``thread`` = (kind, ref) lets replies to this email find their way back.
         """
+        if not self.may_mail(to):
+            self.store.audit(
+                "not sent: address bounced", now=now, to=to, kind=template, request=request
+            )
+            return None
         rendered = self.renderer.render(template, {"program": self.program, **context})
         message_id = make_message_id(self.program.domain)
         references: list[str] = []
@@ -107,6 +151,107 @@ class Postman:
         if thread is not None:
             self.store.link_thread(message_id, kind=thread[0], ref=thread[1])
         return message_id
+
+    def reply(
+        self,
+        msg: Asking,
+        template: str,
+        now: datetime,
+        *,
+        context: Mapping[str, Any],
+        number: int | None = None,
+        thread: tuple[str, Any] | None = None,
+        alternatives: Sequence[MIMEPart] = (),
+        attachments: Sequence[MIMEPart] = (),
+    ) -> str | None:
+        """Answer a person's message, within the per-sender limit (SPEC §5 loop guard).
+
+        The subject is theirs with one ``Re:`` and the request's tag; a reply with a
+        request ``number`` is threaded on that request unless ``thread`` says otherwise.
+        """
+        if not self.may_mail(msg.sender):
+            self.store.audit("not answered: address bounced", now=now, to=msg.sender)
+            return None
+        if self.replies_per_hour and not self.store.take_reply_slot(
+            msg.sender, now=now, per_hour=self.replies_per_hour
+        ):
+            self.store.audit("not answered: reply limit", now=now, to=msg.sender)
+            log.warning("reply limit reached for %s; not answering", msg.sender)
+            return None
+        if thread is None and number is not None:
+            thread = ("request", number)
+        return self.send(
+            template,
+            to=msg.sender,
+            to_name=msg.sender_name,
+            now=now,
+            context={"subject": reply_subject(msg.subject, number), **context},
+            answering=msg,
+            thread=thread,
+            request=number,
+            alternatives=alternatives,
+            attachments=attachments,
+        )
+
+    def tell_coordinator(
+        self,
+        reason: str,
+        now: datetime,
+        *,
+        msg: Asking | None = None,
+        error: str = "",
+        address: str = "",
+        attachment: bytes | None = None,
+        once: str | None = None,
+        request: int | None = None,
+        template: str = "coordinator_notice",
+        context: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Tell the coordinator about something a person must look at.
+
+        ``once`` names the event (``"bounce:ann@example.org"``): a second notice with the
+        same name is not sent. Without it, one notice per call (the caller's message is
+        processed once). ``attachment`` goes along as an opaque ``original.eml``: a
+        malformed message may not survive re-serialising.
+        """
+        if once is not None:
+            if self.store.meta(f"told:{once}"):
+                return None
+            self.store.set_meta(f"told:{once}", iso(now))
+        parts: list[MIMEPart] = []
+        if attachment is not None:
+            part = MIMEPart()
+            part.set_content(
+                attachment,
+                maintype="application",
+                subtype="octet-stream",
+                filename="original.eml",
+            )
+            parts.append(part)
+        self.store.audit(
+            "coordinator told",
+            now=now,
+            reason=reason,
+            message_id=msg.message_id if msg else None,
+            request=request,
+        )
+        notice = {
+            "reason": reason,
+            "error": error,
+            "address": address,
+            "sender": msg.sender if msg else "",
+            "sender_name": msg.sender_name if msg else "",
+            "subject": msg.subject if msg else "",
+            "excerpt": (msg.new_text or msg.text)[:2000] if msg else "",
+        }
+        return self.send(
+            template,
+            to=self.program.coordinator,
+            now=now,
+            context={**notice, **(context or {})},
+            attachments=parts,
+            request=request,
+        )
 
 
 DeliveryFailed = Callable[[OutboxItem, PermanentDeliveryError, datetime], None]

@@ -24,14 +24,21 @@ from typing import Any, ParamSpec, TypeVar
 from tinydb.table import Table
 
 from .db import Database
+from .records import (
+    CAPACITY_COUNTED,
+    LIVE,
+    RequestStatus,
+    request_status,
+    session_status,
+)
 
 Doc = dict[str, Any]
 P = ParamSpec("P")
 T = TypeVar("T")
 
-OPEN_STATUSES = ("incomplete", "open", "claimed")
-# Statuses in which a request counts against its mentor's monthly capacity.
-CLAIMED_STATUSES = ("claimed", "done")
+#: The state's layout. 1: before the lifecycle (request "done", session "confirmed" and
+#: "done"); 2: the lifecycle's statuses (SPEC §3a). Opening an older state upgrades it.
+SCHEMA_VERSION = 2
 
 
 def iso(moment: datetime) -> str:
@@ -110,6 +117,10 @@ class Store:
         self._series_ids = {d["id"]: d.doc_id for d in self._office_hours.all()}
         self._feedback_ids = {d["key"]: d.doc_id for d in self._feedback.all()}
         self._survey_ids = {d["year"]: d.doc_id for d in self._surveys.all()}
+        # request number → UID of its live session (at most one, SPEC §3a)
+        self._live_sessions: dict[int, str] = {}
+        for doc in self._sessions.all():
+            self._index_session(doc)
         # Pending outbox items → when each is due: the sender asks often, and a scan of the
         # documents would copy every pending email each time.
         self._pending_outbox = {
@@ -124,14 +135,54 @@ class Store:
     def _index_request(self, doc: Mapping[str, Any]) -> None:
         number = int(doc["number"])
         open_set = self._open_by_mentee.setdefault(doc["mentee"], set())
-        if doc["status"] in OPEN_STATUSES:
+        status = request_status(doc)
+        if status.waiting:
             open_set.add(number)
         else:
             open_set.discard(number)
-        if doc.get("claimed_by") and doc["status"] in CLAIMED_STATUSES:
+        if doc.get("claimed_by") and status in CAPACITY_COUNTED:
             self._claims[number] = (doc["claimed_by"], doc["claimed_at"])
         else:
             self._claims.pop(number, None)
+
+    def _index_session(self, doc: Mapping[str, Any]) -> None:
+        number = doc.get("request")
+        if number is None:
+            return
+        if session_status(doc) in LIVE:
+            self._live_sessions[int(number)] = str(doc["uid"])
+        elif self._live_sessions.get(int(number)) == doc["uid"]:
+            del self._live_sessions[int(number)]
+
+    # --- schema ------------------------------------------------------------------------
+
+    def upgrade(self) -> int:
+        """Bring an older state up to ``SCHEMA_VERSION``; returns the version found.
+
+        A new state is written at the current version. Version 1 spelled some statuses
+        differently; ``records`` maps them, and this rewrites them once, so every later
+        reader sees only the lifecycle's words.
+        """
+        found = int(self.meta("schema", 0)) or (1 if self._requests.all() else SCHEMA_VERSION)
+        if found >= SCHEMA_VERSION:
+            if not self.meta("schema"):
+                self.set_meta("schema", SCHEMA_VERSION)
+            return found
+        with self.transaction():
+            for doc in self._sessions.all():
+                status = session_status(doc)
+                if status != doc.get("status"):
+                    self._sessions.update({"status": status.value}, doc_ids=[doc.doc_id])
+            for doc in self._requests.all():
+                request = request_status(doc)
+                if request.held and doc.get("claimed_by"):
+                    live = self._live_sessions.get(int(doc["number"]))
+                    request = RequestStatus.BOOKED if live else RequestStatus.CLAIMED
+                if request != doc.get("status"):
+                    self._requests.update({"status": request.value}, doc_ids=[doc.doc_id])
+            self.set_meta("schema", SCHEMA_VERSION)
+        self._rebuild_indexes()
+        return found
 
     # --- meta ----------------------------------------------------------------------
 
@@ -319,7 +370,17 @@ class Store:
             self._session_ids[uid] = self._sessions.insert(dict(doc))
         else:
             self._sessions.update(dict(doc), doc_ids=[doc_id])
+        self._index_session(doc)
         return self.session(uid) or dict(doc)
+
+    def live_session_of(self, number: int) -> Doc | None:
+        """The request's live session (proposed, accepted or declined), if any."""
+        uid = self._live_sessions.get(number)
+        return None if uid is None else self.session(uid)
+
+    def live_sessions(self) -> list[Doc]:
+        """Every live session (reminders, busy times): found by index, not by scan."""
+        return [doc for uid in list(self._live_sessions.values()) if (doc := self.session(uid))]
 
     # --- office hours (weekly series) ------------------------------------------------------
 

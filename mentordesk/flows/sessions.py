@@ -9,7 +9,7 @@ leads to a new proposal, or to DECLINECOUNTER when the mentor cannot make the ti
 asked for. Like the rest of the core it runs on the store's writer thread.
 
 A session doc: uid, request, mentor, mentee, start/end (ISO UTC), sequence, status
-(proposed | confirmed | cancelled | done), answers {email: PARTSTAT}, declined_starts
+(``SessionStatus``: proposed | accepted | declined | held | no-show | cancelled), answers {email: PARTSTAT}, declined_starts
 (times not to propose again), reminded, created, updated.
 """
 
@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .calendar.invite import (
+from ..calendar.invite import (
     Attendee,
     calendar_mime_parts,
     new_uid,
@@ -29,19 +29,27 @@ from .calendar.invite import (
     session_declinecounter,
     session_request,
 )
-from .calendar.reply import CalendarReply, parse_calendar
-from .calendar.slots import Busy, candidate_slots
-from .config import Config
-from .feed import feed_url
-from .inbox.parse import ParsedMessage
-from .mailer.outbox import Postman
-from .state.store import Store, from_iso, iso
-from .views import mentor_view, request_view
+from ..calendar.reply import CalendarReply, parse_calendar
+from ..calendar.slots import Busy, candidate_slots
+from ..config import Config
+from ..feed import feed_url
+from ..inbox.parse import ParsedMessage
+from ..mailer.outbox import Postman
+from ..state.lifecycle import RequestEvent, next_request_status
+from ..state.records import (
+    LIVE,
+    RequestStatus,
+    SessionStatus,
+    request_status,
+    session_status,
+)
+from ..state.store import Store, from_iso, iso
+from ..tokens import Links
+from ..views import mentor_view, request_view
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("proposed", "confirmed")
-Links = Callable[[str, str, str, datetime], str]  # (purpose, person, obj, now) → URL
+
 BusyElsewhere = Callable[[str, datetime, datetime], list[Busy]]  # office hours
 OtherReplies = Callable[[CalendarReply, str, datetime], bool]  # office hours
 
@@ -100,7 +108,7 @@ class SessionDesk:
     def _busy(self, mentor: str, now: datetime, except_uid: str = "") -> list[Busy]:
         busy = [
             Busy(from_iso(s["start"]), from_iso(s["end"]))
-            for s in self.store.sessions(ACTIVE)
+            for s in self.store.live_sessions()
             if s["mentor"] == mentor and s["uid"] != except_uid
         ]
         horizon = now + self.config.sessions.horizon + timedelta(days=1)
@@ -141,7 +149,7 @@ class SessionDesk:
     def book(self, number: int, now: datetime) -> dict[str, Any] | None:
         """Propose the earliest common slot for a claimed request, or ask the mentor to pick."""
         request = self.store.request(number)
-        if request is None or request["status"] != "claimed":
+        if request is None or request_status(request) is not RequestStatus.CLAIMED:
             return None
         existing = self.session_of(number)
         if existing is not None:
@@ -184,6 +192,7 @@ class SessionDesk:
         )
         self.store.save_session(session)
         request["schedule"] = "proposed"
+        _advance(request, RequestEvent.BOOKED, now)
         self.store.save_request(request)
         self.store.audit(
             "session proposed",
@@ -198,10 +207,13 @@ class SessionDesk:
         return session
 
     def session_of(self, number: int) -> dict[str, Any] | None:
-        for session in self.store.sessions(ACTIVE):
-            if session["request"] == number:
-                return session
-        return None
+        """The request's live session with its current holder (a session with an earlier
+        holder is cancelled when they lose the request, so it is never returned)."""
+        session = self.store.live_session_of(number)
+        request = self.store.request(number) or {}
+        if session is None or session["mentor"] != request.get("claimed_by"):
+            return None
+        return session
 
     # Emails --------------------------------------------------------------------------------
 
@@ -284,7 +296,9 @@ class SessionDesk:
             f"To cancel or move it, reply to the invitation email or use its links."
         )
 
-    def _send_cancel(self, session: Mapping[str, Any], now: datetime, by: str) -> None:
+    def _send_cancel(
+        self, session: Mapping[str, Any], now: datetime, by: str, why: str = ""
+    ) -> None:
         start, end = from_iso(session["start"]), from_iso(session["end"])
         mentor, mentee = self._people(session)
         ics = session_cancel(
@@ -310,6 +324,7 @@ class SessionDesk:
                     "person": person,
                     "other": other,
                     "by_you": by == person["email"],
+                    "why": why,
                     "by_name": (mentor if by == mentor["email"] else mentee).get("name")
                     or "the other person",
                     "when": when_text(start, end, person.get("timezone")),
@@ -376,7 +391,7 @@ class SessionDesk:
                 sender=sender,
             )
             return True
-        if reply.sequence < int(session["sequence"]) or session["status"] not in ACTIVE:
+        if reply.sequence < int(session["sequence"]) or session["status"] not in LIVE:
             self.store.audit(
                 "calendar answer stale",
                 now=now,
@@ -405,7 +420,7 @@ class SessionDesk:
             self._propose_another(session, now, reason=f"{attendee} declined")
             return True
         if all(v == "ACCEPTED" for v in session["answers"].values()):
-            session["status"] = "confirmed"
+            session["status"] = SessionStatus.ACCEPTED.value
         self.store.save_session(session)
         return True
 
@@ -421,6 +436,8 @@ class SessionDesk:
         if slots:
             self.propose(number, slots[0], now)
         else:
+            declined = {**session, "status": SessionStatus.DECLINED.value, "updated": iso(now)}
+            self.store.save_session(declined)
             request = self.store.request(number) or {}
             self._ask_mentor_to_pick(request, now, reason=reason)
 
@@ -497,23 +514,55 @@ class SessionDesk:
     # Cancel and move (by email or by link) --------------------------------------------------
 
     def cancel(self, uid: str, by: str, now: datetime) -> str:
-        """Cancel the session for both people. Returns cancelled | not_yours | gone."""
+        """One of the two cancels the session. Returns cancelled | not_yours | gone.
+
+        The mentor keeps the request (it is claimed again, with no session)."""
         session = self.store.session(uid)
-        if session is None or session["status"] not in ACTIVE:
+        if session is None or session["status"] not in LIVE:
             return "gone"
         if by not in (session["mentor"], session["mentee"]):
             return "not_yours"
-        session["sequence"] = int(session["sequence"]) + 1
-        session.update({"status": "cancelled", "updated": iso(now), "cancelled_by": by})
-        self.store.save_session(session)
-        self.store.audit("session cancelled", now=now, request=session["request"], uid=uid, by=by)
-        self._send_cancel(session, now, by)
+        self._end(session, by, now, why="")
+        request = self.store.request(int(session["request"]))
+        if request is not None and _advance(request, RequestEvent.UNBOOKED, now):
+            self.store.save_request(request)
         return "cancelled"
+
+    def cancel_live(self, number: int, by: str, now: datetime, *, why: str) -> bool:
+        """Cancel the request's live session, whoever holds it, because the request is
+        leaving its holder (``why``: withdrawn, released, resigned, term-ended). METHOD:
+        CANCEL with the same UID and a higher SEQUENCE goes to both calendars."""
+        session = self.store.live_session_of(number)
+        if session is None:
+            return False
+        self._end(session, by, now, why=why)
+        return True
+
+    def _end(self, session: dict[str, Any], by: str, now: datetime, *, why: str) -> None:
+        session["sequence"] = int(session["sequence"]) + 1
+        session.update(
+            {
+                "status": SessionStatus.CANCELLED.value,
+                "updated": iso(now),
+                "cancelled_by": by,
+                "cancelled_why": why or "asked",
+            }
+        )
+        self.store.save_session(session)
+        self.store.audit(
+            "session cancelled",
+            now=now,
+            request=session["request"],
+            uid=session["uid"],
+            by=by,
+            why=why or "asked",
+        )
+        self._send_cancel(session, now, by, why)
 
     def move(self, uid: str, by: str, now: datetime) -> str:
         """Propose the next time that suits both. Returns moved | picking | not_yours | gone."""
         session = self.store.session(uid)
-        if session is None or session["status"] not in ACTIVE:
+        if session is None or session["status"] not in LIVE:
             return "gone"
         if by not in (session["mentor"], session["mentee"]):
             return "not_yours"
@@ -535,7 +584,7 @@ class SessionDesk:
     def pick(self, number: int, mentor: str, start: datetime, now: datetime) -> str:
         """The mentor chose a time on the pick page. Returns booked | not_yours | gone | past."""
         request = self.store.request(number)
-        if request is None or request["status"] != "claimed":
+        if request is None or not request_status(request).held:
             return "gone"
         if request.get("claimed_by") != mentor:
             return "not_yours"
@@ -579,6 +628,7 @@ class SessionDesk:
         return {
             "uid": uid,
             "status": session["status"],
+            "live": session_status(session).live,
             "other": other,
             "when": when_text(start, end, me.get("timezone")),
             "request": request_view(
@@ -605,14 +655,16 @@ class SessionDesk:
         """Remind both people ``reminder_before`` a session, once."""
         sent = 0
         before = self.config.sessions.reminder_before
-        for session in self.store.sessions(ACTIVE):
+        for session in self.store.live_sessions():
             start = from_iso(session["start"])
             if session.get("reminded") or not (start - before <= now < start):
                 continue
+            request = self.store.request(int(session["request"])) or {}
+            if request_status(request) is not RequestStatus.BOOKED:
+                continue  # only a booked request's session is still to happen
             session["reminded"] = iso(now)
             self.store.save_session(session)
             mentor, mentee = self._people(session)
-            request = self.store.request(int(session["request"])) or {}
             for person, other in ((mentor, mentee), (mentee, mentor)):
                 self.postman.send(
                     "session_reminder",
@@ -636,11 +688,26 @@ class SessionDesk:
         return sent
 
     def finish(self, now: datetime) -> int:
-        """Sessions whose end has passed become 'done' (follow-up steps read that)."""
+        """Sessions whose end has passed are held, and their request is met (the
+        after-session step reads that). A declined one waits for the mentor's pick."""
         done = 0
-        for session in self.store.sessions(ACTIVE):
-            if from_iso(session["end"]) <= now:
-                session.update({"status": "done", "updated": iso(now)})
-                self.store.save_session(session)
-                done += 1
+        for session in self.store.live_sessions():
+            if session["status"] == SessionStatus.DECLINED or from_iso(session["end"]) > now:
+                continue
+            session.update({"status": SessionStatus.HELD.value, "updated": iso(now)})
+            self.store.save_session(session)
+            request = self.store.request(int(session["request"]))
+            if request is not None and _advance(request, RequestEvent.MET, now):
+                self.store.save_request(request)
+            done += 1
         return done
+
+
+def _advance(request: dict[str, Any], event: RequestEvent, now: datetime) -> bool:
+    """Move ``request`` (in memory) by a step without consequences; False if it cannot."""
+    after = next_request_status(request_status(request), event)
+    if after is None:
+        return False
+    request["status"] = after.value
+    request["updated"] = iso(now)
+    return True

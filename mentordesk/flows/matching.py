@@ -41,10 +41,17 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..config import Config
+from ..mailer.outbox import Postman
+from ..state.records import MentorStatus, RequestStatus, request_status, term_over
+from ..state.store import Store, iso
+from ..tokens import Links
+from ..views import request_view
 
 __all__ = ["Candidate", "MatchInput", "eligible", "rank_mentors", "weekly_overlap_minutes"]
 
@@ -91,26 +98,13 @@ class MatchInput:
 
 
 def eligible(mentor: Mapping[str, Any], now: datetime, sessions_this_month: int) -> bool:
-    """True when the mentor may take a new request at ``now``.
-
-    That is: status ``"active"``, a term that has not ended (``term_end`` is ``None`` or
-    later than ``now``; an unreadable ``term_end`` counts as ended) and fewer sessions
-    this month than their capacity.
-    """
-    if mentor.get("status") != "active":
+    """True when the mentor may take a new request at ``now``: active, in term
+    (:func:`~mentordesk.state.records.term_over`) and under their monthly capacity."""
+    if mentor.get("status") != MentorStatus.ACTIVE:
         return False
     if sessions_this_month >= (mentor.get("capacity") or 0):
         return False
-    term_end = mentor.get("term_end")
-    if term_end is None:
-        return True
-    try:
-        end = datetime.fromisoformat(term_end)
-    except (TypeError, ValueError):
-        return False
-    if end.tzinfo is None:  # the store writes UTC; a bare time can only mean that
-        end = end.replace(tzinfo=UTC)
-    return end > now
+    return not term_over(mentor, now)
 
 
 def rank_mentors(
@@ -368,3 +362,129 @@ def _zone(name: str | None) -> ZoneInfo | None:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
+
+
+# --- the matching desk: who gets a claim email (effects) ------------------------------
+
+RECENT = timedelta(days=90)
+
+
+def month_start(now: datetime, zone: str) -> datetime:
+    """Midnight on the 1st of ``now``'s month in ``zone`` (capacity is per calendar month)."""
+    local = now.astimezone(ZoneInfo(zone))
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+class MatchingDesk:
+    """Invites the best mentors to an open request, each with a personal claim link.
+
+    Runs on the store's writer thread, inside the caller's transaction.
+    """
+
+    def __init__(self, config: Config, store: Store, postman: Postman, links: Links) -> None:
+        self.config = config
+        self.store = store
+        self.postman = postman
+        self.links = links
+
+    def load_of(
+        self, email: str, now: datetime, taken: Mapping[str, int] | None = None
+    ) -> dict[str, int]:
+        """Sessions taken this month and the capacity; ``taken`` saves a scan of claims
+        when the caller already counted them."""
+        mentor = self.store.mentor(email) or {}
+        if taken is None:
+            taken = self.store.claims_since(month_start(now, self.config.program.timezone))
+        capacity = int(mentor.get("capacity") or self.config.matching.default_capacity)
+        return {"taken": taken.get(email, 0), "capacity": capacity}
+
+    def match(
+        self, number: int, now: datetime, *, reason: str = "new", count: int | None = None
+    ) -> list[str]:
+        """Invite the best ``count`` (default invite_count) mentors not yet invited; tell
+        the coordinator if there are none (unless widening: the ladder escalates then).
+
+        ``reason``: new | released (everyone but the releasers may be asked again) |
+        widen. Returns the emails invited now.
+        """
+        request = self.store.request(number)
+        if request is None or request_status(request) is not RequestStatus.OPEN:
+            return []
+        released = set(request.get("released_by", []))
+        already = {i["email"] for i in request.get("invited", [])}
+        if reason == "released":
+            already = set()
+        excluded = released | already | {request["mentee"]}
+        # A follow-up (flow 7) is for "another mentor": the first one is never asked.
+        excluded |= set(request.get("exclude_mentors", []))
+        # Only mentors sharing a skill can rank at all: copy just those out of the store.
+        wanted = frozenset(request.get("skills") or ())
+        mentors = self.store.mentors_where(lambda m: not wanted.isdisjoint(m.get("skills") or ()))
+        excluded |= {m["email"] for m in mentors if not self.postman.may_mail(m["email"])}
+        data = MatchInput(
+            sessions_this_month=self.store.claims_since(
+                month_start(now, self.config.program.timezone)
+            ),
+            recent_sessions=self.store.claims_since(now - RECENT),
+            excluded=frozenset(excluded),
+        )
+        ranked = rank_mentors(request, mentors, now, data)
+        chosen = [c.email for c in ranked[: count or self.config.matching.invite_count]]
+        if not chosen:
+            if not request.get("no_match_told") and reason != "widen":
+                request["no_match_told"] = iso(now)
+                self.store.save_request(request)
+                self.store.audit("no mentor matches", now=now, request=number)
+                self.postman.send(
+                    "coordinator_no_match",
+                    to=self.config.program.coordinator,
+                    now=now,
+                    context={"request": request_view(request), "mentee": request["mentee"]},
+                    request=number,
+                )
+            return []
+        invited = list(request.get("invited", []))
+        for email in chosen:
+            sent = self._invite(
+                request, email, now, again=reason == "released", taken=data.sessions_this_month
+            )
+            # The Message-ID lets a reminder ("bump") thread on this invitation.
+            invited.append({"email": email, "at": iso(now), "message_id": sent})
+        request["invited"] = invited
+        request.pop("no_match_told", None)
+        self.store.save_request(request)
+        self.store.audit("mentors invited", now=now, request=number, mentors=chosen)
+        return chosen
+
+    def rematch(self, number: int, now: datetime) -> object:
+        """Match a request again after its holder gave it back or left."""
+        return self.match(number, now, reason="released")
+
+    def _invite(
+        self,
+        request: Mapping[str, Any],
+        email: str,
+        now: datetime,
+        *,
+        again: bool,
+        taken: Mapping[str, int] | None = None,
+    ) -> str | None:
+        mentor = self.store.mentor(email) or {"email": email, "name": ""}
+        number = int(request["number"])
+        return self.postman.send(
+            "claim_invite",
+            to=email,
+            to_name=mentor.get("name", ""),
+            now=now,
+            context={
+                "mentor": mentor,
+                "request": request_view(request),
+                "again": again,
+                "load": self.load_of(email, now, taken),
+                "claim_url": self.links("claim", email, str(number), now),
+                "pause_url": self.links("pause", email, "mentor", now),
+                "lifetime_days": self.config.web.link_lifetime.days,
+            },
+            thread=("claim", {"number": number, "mentor": email}),
+            request=number,
+        )

@@ -1,0 +1,270 @@
+"""Claims (SPEC §3 flow 4): the first press wins, the others see who took it.
+
+``ClaimDesk`` runs on the store's writer thread, like the coordinator: every claim is a
+read-check-write on one thread, so it is a compare-and-set by construction and exactly
+one of any number of simultaneous clicks wins. Each public method applies all its
+effects (state, emails, audit) in one transaction.
+
+The rules it enforces, each a fix for what the claim button it replaces got wrong:
+- the first claim wins; later ones see who took it;
+- only the winner (or the coordinator) can release, and the releaser is not invited
+  again for that request;
+- the mentee's address goes to the winner only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..config import Config
+from ..mailer.outbox import Answered, Postman
+from ..state.lifecycle import RequestEvent, next_request_status
+from ..state.records import (
+    MentorStatus,
+    RequestStatus,
+    mentor_status,
+    request_status,
+    term_over,
+)
+from ..state.store import Store, iso
+from ..views import mentor_view, request_view
+from .lifecycle import Lifecycle
+from .matching import MatchingDesk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """What a claim, release or pause attempt came to; the web page and emails show it."""
+
+    outcome: str  # claimed | yours | taken | withdrawn | closed | full | not_invited |
+    # released | not_yours | paused | unknown
+    number: int | None = None
+    request: Mapping[str, Any] = field(default_factory=dict)
+    mentor: Mapping[str, Any] = field(default_factory=dict)
+    holder_name: str = ""  # who has it, for "already taken by …"
+    load: Mapping[str, int] = field(default_factory=dict)  # taken / capacity this month
+    pick_url: str = ""  # set when the mentor must pick the session time
+
+
+class ClaimDesk:
+    """Settles mentors' claims and releases of the requests they were invited to."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        postman: Postman,
+        matching: MatchingDesk,
+        lifecycle: Lifecycle,
+        book: Callable[[int, datetime], object],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.postman = postman
+        self.matching = matching
+        self.links = matching.links
+        self.lifecycle = lifecycle
+        self.book = book  # what happens once a request is claimed: the session booking
+
+    # Claims ------------------------------------------------------------------------------
+
+    def view(self, number: int, mentor_email: str, now: datetime) -> ClaimResult:
+        """What the claim page shows; changes nothing (a GET never does)."""
+        request = self.store.request(number)
+        mentor = self.store.mentor(mentor_email)
+        if request is None or mentor is None:
+            return ClaimResult("unknown", number)
+        return ClaimResult(
+            self._state_for(request, mentor_email),
+            number,
+            request_view(request),
+            mentor,
+            self._holder_name(request),
+            self.matching.load_of(mentor_email, now),
+        )
+
+    def claim(
+        self,
+        number: int,
+        mentor_email: str,
+        now: datetime,
+        *,
+        via: str,
+        answering: Answered | None = None,
+    ) -> ClaimResult:
+        """Give the request to ``mentor_email`` if nobody has it yet (compare-and-set)."""
+        with self.store.transaction():
+            request = self.store.request(number)
+            mentor = self.store.mentor(mentor_email)
+            if request is None or mentor is None:
+                return ClaimResult("unknown", number)
+            state = self._state_for(request, mentor_email)
+            load = self.matching.load_of(mentor_email, now)
+            if state != "open":
+                result = ClaimResult(
+                    state, number, request_view(request), mentor, self._holder_name(request), load
+                )
+                self.store.audit(
+                    "claim refused",
+                    now=now,
+                    request=number,
+                    mentor=mentor_email,
+                    outcome=state,
+                    via=via,
+                )
+                return result
+            if mentor_status(mentor).left or term_over(mentor, now):
+                return ClaimResult("not_invited", number, request_view(request), mentor)
+            if load["taken"] >= load["capacity"]:
+                self.store.audit(
+                    "claim refused",
+                    now=now,
+                    request=number,
+                    mentor=mentor_email,
+                    outcome="full",
+                    via=via,
+                )
+                return ClaimResult("full", number, request_view(request), mentor, "", load)
+            claimed = next_request_status(request_status(request), RequestEvent.CLAIMED)
+            assert claimed is not None  # _state_for said "open"
+            request.update(
+                {
+                    "status": claimed.value,
+                    "claimed_by": mentor_email,
+                    "claimed_at": iso(now),
+                    "updated": iso(now),
+                }
+            )
+            self.store.save_request(request)
+            self.store.audit("claimed", now=now, request=number, mentor=mentor_email, via=via)
+            self._introduce(request, mentor, now, answering=answering)
+            self.book(number, now)
+            booked = self.store.request(number) or {}
+            pick_url = ""
+            if booked.get("schedule") == "mentor picks":
+                # No common slot: the result page leads straight to picking a time.
+                pick_url = self.links("schedule", mentor_email, str(number), now)
+            return ClaimResult(
+                "claimed",
+                number,
+                request_view(request),
+                mentor,
+                mentor.get("name", ""),
+                self.matching.load_of(mentor_email, now),
+                pick_url,
+            )
+
+    def _state_for(self, request: Mapping[str, Any], mentor_email: str) -> str:
+        status = request_status(request)
+        if status is RequestStatus.WITHDRAWN:
+            return "withdrawn"
+        if request.get("claimed_by") and (status.held or status.finished):
+            return "yours" if request.get("claimed_by") == mentor_email else "taken"
+        if status is not RequestStatus.OPEN:
+            return "closed"
+        invited = {i["email"] for i in request.get("invited", [])}
+        if mentor_email not in invited or mentor_email in request.get("released_by", []):
+            return "not_invited"
+        return "open"
+
+    def _holder_name(self, request: Mapping[str, Any]) -> str:
+        holder = request.get("claimed_by")
+        if not holder:
+            return ""
+        mentor = self.store.mentor(holder) or {}
+        return str(mentor.get("name") or "another mentor")
+
+    def _introduce(
+        self,
+        request: Mapping[str, Any],
+        mentor: Mapping[str, Any],
+        now: datetime,
+        answering: Answered | None,
+    ) -> None:
+        number = int(request["number"])
+        view = request_view(request)
+        self.postman.send(
+            "intro_mentor",
+            to=mentor["email"],
+            to_name=mentor.get("name", ""),
+            now=now,
+            context={
+                "mentor": mentor,
+                "request": view,
+                "mentee_email": request["mentee"],
+                "release_url": self.links("release", mentor["email"], str(number), now),
+            },
+            answering=answering,
+            thread=("request-mentor", {"number": number, "mentor": mentor["email"]}),
+            request=number,
+        )
+        self.postman.send(
+            "intro_mentee",
+            to=request["mentee"],
+            to_name=request.get("name", ""),
+            now=now,
+            context={"mentor": mentor_view(mentor), "request": view},
+            thread=("request", number),
+            request=number,
+        )
+        for invite in request.get("invited", []):
+            email = invite["email"]
+            if email != mentor["email"]:
+                other = self.store.mentor(email) or {"name": ""}
+                self.postman.send(
+                    "claim_taken",
+                    to=email,
+                    to_name=other.get("name", ""),
+                    now=now,
+                    context={
+                        "mentor": other,
+                        "request": view,
+                        "holder_name": mentor.get("name", ""),
+                    },
+                    request=number,
+                )
+
+    # Release -------------------------------------------------------------------------------
+
+    def release(self, number: int, by: str, now: datetime) -> ClaimResult:
+        """The holder (or the coordinator) gives the request back; it goes back to matching."""
+        with self.store.transaction():
+            request = self.store.request(number)
+            if request is None:
+                return ClaimResult("unknown", number)
+            holder = request.get("claimed_by")
+            status = request_status(request)
+            if not status.held or not holder:
+                outcome = "released" if status is RequestStatus.OPEN else "closed"
+                return ClaimResult(outcome, number, request_view(request))
+            if by != holder and by != self.config.program.coordinator:
+                self.store.audit("release refused", now=now, request=number, by=by)
+                return ClaimResult(
+                    "not_yours", number, request_view(request), {}, self._holder_name(request)
+                )
+            self.lifecycle.release(number, by, now)
+            return ClaimResult(
+                "released",
+                number,
+                request_view(self.store.request(number) or request),
+                self.store.mentor(holder) or {},
+            )
+
+    # Pause ---------------------------------------------------------------------------------
+
+    def pause(self, mentor_email: str, now: datetime) -> ClaimResult:
+        with self.store.transaction():
+            mentor = self.store.mentor(mentor_email)
+            if mentor is None:
+                return ClaimResult("unknown")
+            if mentor["status"] == MentorStatus.ACTIVE:
+                mentor.update({"status": MentorStatus.PAUSED.value, "updated": iso(now)})
+                self.store.save_mentor(mentor)
+                self.store.audit("mentor pause", now=now, mentor=mentor_email, via="link")
+            return ClaimResult("paused", mentor=mentor)

@@ -1,0 +1,59 @@
+"""The flows' desks, built once, in the order they depend on each other.
+
+    Postman (the mail gate) ─┬─ SessionDesk ─┐
+    Links (signed URLs) ─────┼─ OfficeHoursDesk ─┤
+                             ├─ MatchingDesk ────┼─ Lifecycle ─ ClaimDesk
+                             └───────────────────┘
+
+The daemon builds one ``Desks`` and hands it to the inbox router, the web pages and the
+timers, so every flow works with the same desks (and the same lifecycle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import Config
+from ..mailer.compose import Renderer
+from ..mailer.outbox import Postman
+from ..office_hours import OfficeHoursDesk
+from ..state.store import Store
+from ..tokens import Links
+from .claims import ClaimDesk
+from .lifecycle import Lifecycle
+from .matching import MatchingDesk
+from .sessions import SessionDesk
+
+
+@dataclass(frozen=True)
+class Desks:
+    postman: Postman
+    links: Links
+    sessions: SessionDesk
+    office_hours: OfficeHoursDesk
+    matching: MatchingDesk
+    lifecycle: Lifecycle
+    claims: ClaimDesk
+
+
+def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
+    postman = Postman(
+        config.program,
+        store,
+        renderer,
+        replies_per_hour=config.limits.replies_per_sender_per_hour,
+    )
+    links = Links(config.secret, config.program.base_url, config.web.link_lifetime)
+    office_hours = OfficeHoursDesk(config, store, postman, links)
+    sessions = SessionDesk(
+        config,
+        store,
+        postman,
+        links,
+        busy_elsewhere=office_hours.busy_for,
+        other_replies=office_hours.handle_reply,
+    )
+    matching = MatchingDesk(config, store, postman, links)
+    lifecycle = Lifecycle(store, postman, sessions, matching.rematch, office_hours)
+    claims = ClaimDesk(config, store, postman, matching, lifecycle, book=sessions.book)
+    return Desks(postman, links, sessions, office_hours, matching, lifecycle, claims)

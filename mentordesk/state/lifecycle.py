@@ -1,0 +1,57 @@
+"""The lifecycle's rules, as data (SPEC §3a): which event moves a request where.
+
+Pure: ``next_request_status`` answers "may this happen, and to what?"; the flows ask it
+before changing a request, and ``flows/lifecycle.py`` carries out the consequences
+(cancelling the live session, telling people, matching again).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .records import RequestStatus as R
+
+__all__ = ["RequestEvent", "leaves_holder", "next_request_status"]
+
+
+class RequestEvent(StrEnum):
+    """Something that happens to a request."""
+
+    COMPLETED = "completed"  # the mentee gave what was missing
+    CLAIMED = "claimed"  # a mentor pressed the button (or was assigned)
+    BOOKED = "booked"  # a session was proposed for the holder and the mentee
+    UNBOOKED = "unbooked"  # that session was cancelled by one of them; the holder keeps it
+    MET = "met"  # the session's end passed
+    CLOSED = "closed"  # the after-session questions went out, or a no-show was reported
+    RELEASED = "released"  # the holder gave it back, resigned, or their term ended
+    WITHDRAWN = "withdrawn"  # the mentee called it off
+    EXPIRED = "expired"  # nobody took it within [timers] request_max_age
+
+
+_WITHDRAWABLE = (R.INCOMPLETE, R.OPEN, R.CLAIMED, R.BOOKED, R.MET)
+
+TRANSITIONS: dict[tuple[R, RequestEvent], R] = {
+    (R.INCOMPLETE, RequestEvent.COMPLETED): R.OPEN,
+    (R.OPEN, RequestEvent.CLAIMED): R.CLAIMED,
+    (R.CLAIMED, RequestEvent.BOOKED): R.BOOKED,
+    (R.BOOKED, RequestEvent.BOOKED): R.BOOKED,  # a move: same session, new time
+    (R.BOOKED, RequestEvent.UNBOOKED): R.CLAIMED,
+    (R.BOOKED, RequestEvent.MET): R.MET,
+    (R.MET, RequestEvent.CLOSED): R.CLOSED,
+    (R.CLAIMED, RequestEvent.RELEASED): R.OPEN,
+    (R.BOOKED, RequestEvent.RELEASED): R.OPEN,
+    (R.INCOMPLETE, RequestEvent.EXPIRED): R.EXPIRED,
+    (R.OPEN, RequestEvent.EXPIRED): R.EXPIRED,
+    **{(status, RequestEvent.WITHDRAWN): R.WITHDRAWN for status in _WITHDRAWABLE},
+}
+
+
+def next_request_status(status: R, event: RequestEvent) -> R | None:
+    """Where ``event`` takes a request in ``status``; None when it cannot happen there."""
+    return TRANSITIONS.get((status, event))
+
+
+def leaves_holder(before: R, after: R) -> bool:
+    """True when the change takes the request from its holder: the live session, if
+    any, must be cancelled in every calendar that got it."""
+    return before.held and not after.held and after is not R.MET
