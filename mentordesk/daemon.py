@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
 
 from .config import Config
-from .core import Coordinator, Outcome
 from .errors import MailSourceError, PermanentDeliveryError, StoreError
 from .flows.claims import ClaimDesk
 from .flows.office_hours import OfficeHoursDesk
+from .flows.router import Coordinator, Outcome
 from .flows.sessions import SessionDesk
 from .inbox.source import MailSource, RawMessage, open_source
 from .mailer.compose import Renderer
@@ -267,7 +267,9 @@ class Daemon:
         """Runs on the writer thread inside the sender's transaction."""
         assert self.coordinator is not None
         for address in failure.recipients:
-            self.coordinator.address_failed(address, str(failure), now, original=item.message_id)
+            self.coordinator.bounces.address_failed(
+                address, str(failure), now, original=item.message_id
+            )
 
     # Demo and tests: run until nothing is left to do --------------------------------------
 

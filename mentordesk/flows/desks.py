@@ -4,6 +4,7 @@
     Links (signed URLs) ─────┼─ OfficeHoursDesk ─┤
                              ├─ MatchingDesk ────┼─ Lifecycle ─ ClaimDesk
                              └───────────────────┘
+    Enrollment, Requests (use Matching, Lifecycle), Bounces (use the Postman)
 
 The daemon builds one ``Desks`` and hands it to the inbox router, the web pages and the
 timers, so every flow works with the same desks (and the same lifecycle).
@@ -19,9 +20,12 @@ from ..mailer.outbox import Postman
 from ..office_hours import OfficeHoursDesk
 from ..state.store import Store
 from ..tokens import Links
+from .bounces import BounceDesk
 from .claims import ClaimDesk
+from .enrollment import EnrollmentDesk
 from .lifecycle import Lifecycle
 from .matching import MatchingDesk
+from .requests import RequestDesk
 from .sessions import SessionDesk
 
 
@@ -34,6 +38,9 @@ class Desks:
     matching: MatchingDesk
     lifecycle: Lifecycle
     claims: ClaimDesk
+    enrollment: EnrollmentDesk
+    requests: RequestDesk
+    bounces: BounceDesk
 
 
 def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
@@ -56,4 +63,15 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
     matching = MatchingDesk(config, store, postman, links)
     lifecycle = Lifecycle(store, postman, sessions, matching.rematch, office_hours)
     claims = ClaimDesk(config, store, postman, matching, lifecycle, book=sessions.book)
-    return Desks(postman, links, sessions, office_hours, matching, lifecycle, claims)
+    return Desks(
+        postman=postman,
+        links=links,
+        sessions=sessions,
+        office_hours=office_hours,
+        matching=matching,
+        lifecycle=lifecycle,
+        claims=claims,
+        enrollment=EnrollmentDesk(config, store, postman, lifecycle),
+        requests=RequestDesk(config, store, postman, matching, lifecycle),
+        bounces=BounceDesk(config, store, postman),
+    )

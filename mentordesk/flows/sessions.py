@@ -9,8 +9,9 @@ leads to a new proposal, or to DECLINECOUNTER when the mentor cannot make the ti
 asked for. Like the rest of the core it runs on the store's writer thread.
 
 A session doc: uid, request, mentor, mentee, start/end (ISO UTC), sequence, status
-(``SessionStatus``: proposed | accepted | declined | held | no-show | cancelled), answers {email: PARTSTAT}, declined_starts
-(times not to propose again), reminded, created, updated.
+(``SessionStatus``: proposed | accepted | declined | held | no-show | cancelled),
+answers {email: PARTSTAT}, declined_starts (times not to propose again), reminded,
+created, updated.
 """
 
 from __future__ import annotations

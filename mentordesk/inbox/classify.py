@@ -120,6 +120,11 @@ _ENROLL_WORD = re.compile(r"\b(?:re-?)?enroll?(?:s|ed|ing|ments?)?\b", re.IGNORE
 _HELP_WITH = re.compile(r"\bhelp (?:with|on)\b", re.IGNORECASE)
 _OFFICE_HOURS = re.compile(r"\boffice[- ]?hours?\b", re.IGNORECASE)
 _LEAVE = re.compile(r"\b(?:leave|unsubscribe|stop|remove me|opt[- ]?out)\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# In lower-case text: a command or a withdrawal near one of these is not meant.
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|cannot|nothing|neither|nor)\b|n't\b|\b(?:dont|cant|wont|didnt|doesnt)\b"
+)
 
 
 def classify(msg: ParsedMessage, program_address: str) -> Classification:
@@ -147,10 +152,10 @@ def classify(msg: ParsedMessage, program_address: str) -> Classification:
         command = _reply_command(msg.new_text) or subject_command
         return Classification(Kind.COMMAND, command, None, f"reply saying {command!r}")
     by_subject = _by_subject(subject)
-    if by_subject and by_subject.kind is Kind.REQUEST and means_withdraw(msg.new_text):
-        # "Re: mentor request" without its tag: "I no longer need a mentor" is no new request.
-        return Classification(Kind.COMMAND, "withdraw", None, "asks to withdraw, in words")
-    if by_subject:
+    if by_subject is not None:
+        if by_subject.kind is Kind.REQUEST and means_withdraw(msg.new_text):
+            # "Re: mentor request" without its tag: "I no longer need a mentor" is no request.
+            return Classification(Kind.COMMAND, "withdraw", None, "asks to withdraw, in words")
         return by_subject
     if msg.in_reply_to or msg.references:
         return Classification(
@@ -343,12 +348,8 @@ def _by_content(new_text: str) -> Classification:
 
 # --- a request called off in words ----------------------------------------------------
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 _CLAUSE = re.compile(r"[,;:()]|\s[-–—]+\s")
-_NEGATION = re.compile(
-    r"\b(?:not|no|never|cannot|nothing|neither|nor)\b|n't\b|\b(?:dont|cant|wont|didnt|doesnt)\b"
-)
 # "Can you close it?" asks us to; "Why did you close it?" or "How do I withdraw?" do not.
 _POLITE = re.compile(r"\b(?:can|could|would|will)\s+you\b")
 _LEAD = r"(?:(?:ok(?:ay)?|yes|so|then|and|please|pls|kindly|just|thanks?|thank\s+you)\s+)*"

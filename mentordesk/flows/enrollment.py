@@ -1,0 +1,194 @@
+"""Enrollment (SPEC §3 flow 1): a mentor writes in, we record them and echo what we read.
+
+Missing or unreadable fields get a reply naming exactly what is missing, with the form
+filled in with what we understood; the answer in that thread completes it. Writing
+again updates; "pause", "resume", "renew" and "resign" work by email too. Resigning is
+a lifecycle step: the requests they hold go back to matching (``flows/lifecycle.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from ..config import Config
+from ..inbox.fields import FormFields, format_windows
+from ..inbox.parse import ParsedMessage
+from ..mailer.outbox import Postman
+from ..state.records import MentorStatus
+from ..state.store import Store, iso
+from ..views import windows_from_doc, windows_to_doc
+from .lifecycle import Lifecycle
+
+MENTOR_COMMANDS = ("pause", "resume", "resign", "renew")
+
+
+def missing_enrollment_fields(fields: FormFields, name: str) -> list[str]:
+    missing = []
+    if not name:
+        missing.append("name")
+    if not fields.skills:
+        missing.append("skills")
+    if not fields.timezone:
+        missing.append("timezone")
+    if not fields.availability:
+        missing.append("availability")
+    return missing
+
+
+class EnrollmentDesk:
+    """Records mentors and their own changes of standing."""
+
+    def __init__(
+        self, config: Config, store: Store, postman: Postman, lifecycle: Lifecycle
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.postman = postman
+        self.lifecycle = lifecycle
+
+    def enroll(
+        self,
+        msg: ParsedMessage,
+        fields: FormFields,
+        now: datetime,
+        pending: Mapping[str, Any] | None = None,
+    ) -> None:
+        merged = self._merge_enrollment(pending or {}, fields)
+        name = merged["name"] or msg.sender_name
+        existing = self.store.mentor(msg.sender)
+        if existing and not pending:
+            # Re-enrollment: anything left out keeps its stored value.
+            for key in ("skills", "timezone", "timezone_text", "availability", "capacity", "about"):
+                if not merged.get(key) and existing.get(key):
+                    merged[key] = existing[key]
+            name = merged["name"] or existing.get("name") or name
+        check = FormFields(
+            name=name or None,
+            skills=tuple(merged["skills"]),
+            timezone=merged["timezone"],
+            timezone_text=merged["timezone_text"],
+            availability=windows_from_doc(merged["availability"]),
+            availability_text=None,
+            capacity=merged["capacity"],
+            about=merged["about"],
+            details=None,
+            present=frozenset(),
+            problems=(),
+        )
+        missing = missing_enrollment_fields(check, name)
+        if missing or (fields.problems and not existing):
+            self.postman.reply(
+                msg,
+                "enrollment_incomplete",
+                now,
+                context={
+                    "name": name,
+                    "missing": missing,
+                    "problems": fields.problems,
+                    "understood": self.mentor_view(merged, name),
+                },
+                thread=("enrollment", {**merged, "name": name, "email": msg.sender}),
+            )
+            self.store.audit("enrollment incomplete", now=now, mentor=msg.sender, missing=missing)
+            return
+        term_end = existing.get("term_end") if existing else None
+        if not term_end or term_end < iso(now):
+            term_end = iso(now + self.config.timers.term_length)
+        mentor = self.store.save_mentor(
+            {
+                "email": msg.sender,
+                "name": name,
+                "skills": list(merged["skills"]),
+                "timezone": merged["timezone"],
+                "timezone_text": merged["timezone_text"],
+                "availability": merged["availability"],
+                "capacity": merged["capacity"] or self.config.matching.default_capacity,
+                "about": merged["about"] or "",
+                "status": "active"
+                if not existing or existing["status"] == "resigned"
+                else existing["status"],
+                "term_end": term_end,
+                "enrolled": existing["enrolled"] if existing else iso(now),
+                "updated": iso(now),
+            }
+        )
+        self.postman.reply(
+            msg,
+            "enrollment_confirmed",
+            now,
+            context={
+                "name": name,
+                "updated": existing is not None,
+                "mentor": self.mentor_view(mentor, name),
+                "problems": fields.problems,
+            },
+            thread=("mentor", msg.sender),
+        )
+        self.store.audit(
+            "enrolled" if not existing else "enrollment updated", now=now, mentor=msg.sender
+        )
+
+    @staticmethod
+    def _merge_enrollment(pending: Mapping[str, Any], fields: FormFields) -> dict[str, Any]:
+        return {
+            "name": fields.name or pending.get("name") or "",
+            "skills": list(fields.skills) or list(pending.get("skills", [])),
+            "timezone": fields.timezone or pending.get("timezone"),
+            "timezone_text": fields.timezone_text
+            if fields.timezone
+            else pending.get("timezone_text"),
+            "availability": windows_to_doc(fields.availability) or pending.get("availability", []),
+            "capacity": fields.capacity or pending.get("capacity"),
+            "about": fields.about or pending.get("about") or "",
+        }
+
+    def mentor_view(self, doc: Mapping[str, Any], name: str) -> dict[str, Any]:
+        """What we understood, as the confirmation echoes it."""
+        timezone = doc.get("timezone")
+        written = doc.get("timezone_text")
+        zone_text = timezone or ""
+        if timezone and written and written.strip().lower() != timezone.lower():
+            zone_text = f"{timezone} (you wrote “{written}”)"
+        return {
+            "name": name,
+            "skills": ", ".join(doc.get("skills") or []),
+            "timezone": zone_text,
+            "availability": format_windows(windows_from_doc(doc.get("availability") or [])),
+            "capacity": doc.get("capacity") or self.config.matching.default_capacity,
+            "about": doc.get("about") or "",
+            "term_end": (doc.get("term_end") or "")[:10],
+            "status": doc.get("status", ""),
+        }
+
+    def command(self, msg: ParsedMessage, command: str, now: datetime) -> None:
+        mentor = self.store.mentor(msg.sender)
+        if mentor is None:
+            self.postman.reply(msg, "not_a_mentor", now, context={"command": command})
+            return
+        if command == "resign":
+            self.lifecycle.mentor_left(msg.sender, MentorStatus.RESIGNED, now)
+            mentor = self.store.mentor(msg.sender) or mentor
+        else:
+            if command == "pause":
+                mentor["status"] = MentorStatus.PAUSED.value
+            elif command == "resume":
+                mentor["status"] = MentorStatus.ACTIVE.value
+            elif command == "renew":
+                mentor["term_end"] = iso(now + self.config.timers.term_length)
+                if MentorStatus(mentor["status"]).left:
+                    mentor["status"] = MentorStatus.ACTIVE.value
+            mentor["updated"] = iso(now)
+            self.store.save_mentor(mentor)
+            self.store.audit(f"mentor {command}", now=now, mentor=msg.sender)
+        self.postman.reply(
+            msg,
+            "mentor_status",
+            now,
+            context={
+                "command": command,
+                "mentor": self.mentor_view(mentor, mentor.get("name", "")),
+            },
+            thread=("mentor", msg.sender),
+        )
