@@ -28,7 +28,13 @@ from datetime import UTC, datetime, timedelta  # noqa: E402
 from zoneinfo import ZoneInfo  # noqa: E402
 
 from mentordesk.calendar import invite  # noqa: E402
-from mentordesk.calendar.invite import Attendee, series_request, session_request  # noqa: E402
+from mentordesk.calendar.invite import (  # noqa: E402
+    Attendee,
+    EventHead,
+    WeeklyTime,
+    series_request,
+    session_request,
+)
 from mentordesk.calendar.slots import Busy, candidate_slots, find_slot  # noqa: E402
 
 SLOT_TARGET_MS = 5.0
@@ -40,6 +46,7 @@ NY, BERLIN = "America/New_York", "Europe/Berlin"
 MENTOR = [(d, 18 * 60, 21 * 60) for d in range(5)] + [(5, 9 * 60, 13 * 60), (6, 9 * 60, 13 * 60)]
 MENTEE = [(5, 14 * 60, 20 * 60), (6, 14 * 60, 20 * 60)] + [(d, 7 * 60, 9 * 60) for d in range(5)]
 PEOPLE = [Attendee("alex@example.org", "Alex Mentor"), Attendee("dana@example.net", "Dana M")]
+ORGANIZER = Attendee("mentors@program.org", "Code Mentors")
 
 
 def measure(call: Callable[[], object], rounds: int) -> tuple[float, float]:
@@ -122,33 +129,23 @@ def main() -> None:
 
     def single() -> bytes:
         return session_request(
-            uid="u@program.org",
-            sequence=0,
-            start=start,
-            length=timedelta(minutes=30),
-            summary="Mentoring session",
+            EventHead("u@program.org", 0, "Mentoring session", ORGANIZER, PEOPLE, NOW),
+            start,
+            timedelta(minutes=30),
             description="Your first session.",
             location="https://meet.example.org/x",
-            organizer="mentors@program.org",
-            organizer_name="Code Mentors",
-            attendees=PEOPLE,
-            now=NOW,
         )
 
     def weekly() -> bytes:
         return series_request(
-            uid="s@program.org",
-            sequence=0,
-            first_start_local=datetime(2026, 3, 3, 18, tzinfo=ZoneInfo("America/New_York")),
-            length=timedelta(hours=1),
-            weekly_until=None,
-            summary="Office hours",
+            EventHead("s@program.org", 0, "Office hours", ORGANIZER, PEOPLE, NOW),
+            WeeklyTime(
+                datetime(2026, 3, 3, 18, tzinfo=ZoneInfo("America/New_York")),
+                timedelta(hours=1),
+                None,
+            ),
             description="Drop in.",
             location="https://meet.example.org/oh",
-            organizer="mentors@program.org",
-            organizer_name="Code Mentors",
-            attendees=PEOPLE,
-            now=NOW,
         )
 
     def weekly_cold() -> bytes:

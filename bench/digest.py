@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from mentordesk.config import load_config  # noqa: E402
 from mentordesk.core import Coordinator  # noqa: E402
-from mentordesk.followup.digest import compute_digest, send_digest  # noqa: E402
+from mentordesk.flows.digest import compute_digest  # noqa: E402
+from mentordesk.flows.digest_mail import send_digest  # noqa: E402
 from mentordesk.mailer.compose import Renderer  # noqa: E402
 from mentordesk.state.store import Store, iso  # noqa: E402
 

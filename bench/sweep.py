@@ -10,11 +10,11 @@ due). So a sweep a minute later finds what a real one does: nearly nothing, plus
 few requests and mentors that crossed a threshold in that minute.
 
 It runs the daemon's own ``timers.Scheduler`` with every registered step (the ladder,
-terms and whatever else the followup package registers) through the store's writer
+terms and every other step ``mentordesk.flows.steps`` registers) through the store's writer
 thread, and prints wall-clock figures for:
 
 - the steady sweep, one minute apart (target: under 200 ms, issue 5);
-- the decision alone (``due_rungs`` over every open request);
+- the decision alone (``plan_climb`` over every open request);
 - a sweep after an hour of downtime, which has real work to do (emails rendered and
   stored), for scale;
 - the coordinator's daily digest over the same state (target: under 1 s, issue 5;
@@ -39,11 +39,12 @@ sys.path.insert(0, str(ROOT))
 
 from mentordesk.config import Config, load_config  # noqa: E402
 from mentordesk.core import Coordinator  # noqa: E402
-from mentordesk.followup.digest import send_digest  # noqa: E402
-from mentordesk.followup.ladder import Ladder, due_rungs  # noqa: E402
+from mentordesk.flows.digest_mail import send_digest  # noqa: E402
+from mentordesk.flows.ladder import Ladder, plan_climb  # noqa: E402
+from mentordesk.flows.steps import register_steps  # noqa: E402
 from mentordesk.mailer.compose import Renderer  # noqa: E402
 from mentordesk.state.store import Store, StoreWriter, iso  # noqa: E402
-from mentordesk.timers import REGISTRY, Registry, Scheduler, load_followup  # noqa: E402
+from mentordesk.timers import Registry, Scheduler  # noqa: E402
 
 TARGET_MS = 200.0
 DIGEST_TARGET_MS = 1000.0
@@ -108,7 +109,7 @@ def seed(store: Store, config: Config, args: argparse.Namespace, now: datetime) 
 
 def timed_registry(durations: dict[str, list[float]]) -> Registry:
     """The registered steps, each wrapped to record how long it takes."""
-    load_followup()
+    steps = register_steps(Registry())
     registry = Registry()
 
     def timed(name: str, fn: Callable[[Any, datetime], int]) -> Callable[[Any, datetime], int]:
@@ -122,13 +123,16 @@ def timed_registry(durations: dict[str, list[float]]) -> Registry:
         step.__qualname__ = f"timed_{name}"
         return step
 
-    for name, fn in REGISTRY.sweep_steps.items():
+    for name, fn in steps.sweep_steps.items():
         registry.register_sweep_step(name, timed(name, fn))
-    for name, job in REGISTRY.calendar_jobs.items():
+    for name, job in steps.calendar_jobs.items():
         if job.on is None:
             registry.register_daily(name, timed(name, job.fn), at=job.at)
         else:
-            registry.register_yearly(name, timed(name, job.fn), on=job.on, at=job.at)
+            assert job.grace is not None
+            registry.register_yearly(
+                name, timed(name, job.fn), on=job.on, at=job.at, grace=job.grace
+            )
     return registry
 
 
@@ -174,7 +178,7 @@ async def run(args: argparse.Namespace) -> bool:
         ladder = Ladder.from_config(config.timers)
         requests = store.requests(["open"])
         began = time.perf_counter()
-        due = sum(1 for r in requests if due_rungs(r, ladder, now + timedelta(minutes=1)))
+        due = sum(1 for r in requests if plan_climb(r, ladder, now + timedelta(minutes=1)))
         decision = time.perf_counter() - began
         durations.clear()
 
@@ -213,7 +217,7 @@ async def run(args: argparse.Namespace) -> bool:
     for name, seconds in steps.items():
         print(f"    step {name:<26} median {ms(seconds)}")
     print(
-        f"decision alone: due_rungs over {len(requests):,} requests {ms(decision)} "
+        f"decision alone: plan_climb over {len(requests):,} requests {ms(decision)} "
         f"({decision / len(requests) * 1e6:.2f} µs each; {due} due a minute on)"
     )
     print(

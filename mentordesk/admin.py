@@ -30,9 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .config import Config
-from .errors import MentordeskError
+from .errors import AdminError, OfficeHoursError
 from .flows.desks import build_desks
-from .flows.office_hours_admin import OfficeHoursError
 from .mailer.compose import Renderer
 from .state.store import Store
 from .tokens import TamperedToken, sign, verify
@@ -52,10 +51,6 @@ ADMIN_PATH = "/admin/office-hours"
 ADMIN_PURPOSE = "admin"
 ADMIN_LIFETIME = timedelta(minutes=2)
 TIMEOUT_S = 30.0
-
-
-class AdminError(MentordeskError):
-    """The running daemon could not be asked, or refused the command; the message says why."""
 
 
 def _obj(body: bytes) -> str:

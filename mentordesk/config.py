@@ -112,6 +112,13 @@ def _duration(value: Any) -> timedelta:
         raise _Invalid(str(exc)) from exc
 
 
+def _positive_duration(value: Any) -> timedelta:
+    duration = _duration(value)
+    if duration <= timedelta(0):
+        raise _Invalid(f"must be longer than nothing, got {value!r}")
+    return duration
+
+
 def _clock(value: Any) -> time:
     text = _nonempty(value)
     match = re.fullmatch(r"(\d{1,2}):(\d{2})", text)
@@ -224,6 +231,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "followup_after": (_duration, "2h", '"2h"'),
         "survey_reminder_after": (_duration, "7d", '"7d"'),
         "digest_when_quiet": (_choice("line", "none"), "line", '"line"'),
+        "request_max_age": (_positive_duration, "60d", '"60d"'),
+        "ladder_grace": (_duration, "2d", '"2d"'),
+        "after_session_grace": (_duration, "7d", '"7d"'),
+        "survey_grace": (_duration, "14d", '"14d"'),
     },
     "sessions": {
         "length": (_duration, "30m", '"30m"'),
@@ -331,6 +342,10 @@ class TimersConfig:
     followup_after: timedelta
     survey_reminder_after: timedelta
     digest_when_quiet: str
+    request_max_age: timedelta  # an unclaimed request older than this expires
+    ladder_grace: timedelta  # how late a ladder step may still happen
+    after_session_grace: timedelta  # how late the after-session questions may go out
+    survey_grace: timedelta  # how late the feedback round (and its reminder) may go out
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,23 @@
     ├── DeliveryError               an outgoing message was not accepted
     │   ├── TemporaryDeliveryError  try again later (4xx, connection trouble)
     │   └── PermanentDeliveryError  do not try again (5xx); names the refused addresses
-    └── StoreError                  the state file cannot be read or written
+    ├── StoreError                  the state file cannot be read or written
+    ├── OfficeHoursError            a coordinator's office-hours command cannot be applied
+    ├── AdminError                  the running daemon could not be asked, or refused
+    └── TokenError                  a link's token cannot be used (safe to show on a page)
+        ├── TamperedToken           malformed, altered or signed with another secret
+        ├── WrongPurpose            genuine, but made for another kind of link
+        └── ExpiredToken            genuine, but past its expiry (``claims`` says what for)
 
 Every message says what to do next; none carries a secret.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .tokens import Claims
 
 
 class MentordeskError(Exception):
@@ -47,3 +58,34 @@ class PermanentDeliveryError(DeliveryError):
 
 class StoreError(MentordeskError):
     """The state file is unreadable or cannot be written."""
+
+
+class OfficeHoursError(MentordeskError):
+    """A coordinator's office-hours command cannot be applied; the message says why."""
+
+
+class AdminError(MentordeskError):
+    """The running daemon could not be asked, or refused the command; the message says why."""
+
+
+class TokenError(MentordeskError):
+    """A link's token cannot be used; the message can be shown to the person who followed it."""
+
+
+class TamperedToken(TokenError):
+    """The token is malformed, was altered, or was not signed with this program's secret."""
+
+
+class WrongPurpose(TokenError):
+    """The token is genuine but made for another kind of link (say, a survey, not a claim)."""
+
+
+class ExpiredToken(TokenError):
+    """The token is genuine but past its expiry.
+
+    ``claims`` holds what it was for, so the page can offer to send a fresh link.
+    """
+
+    def __init__(self, message: str, claims: Claims) -> None:
+        super().__init__(message)
+        self.claims = claims

@@ -5,9 +5,8 @@ month, how long a request waits for a mentor (median and 90th percentile), claim
 mentor and people who come back with more requests. Both commands open the state
 read-only, so they work while the daemon runs and change nothing.
 
-Topics are registered by name (``register_report``); "overview" is this module's and the
-default. A module of ``mentordesk.followup`` may register its own (the feedback round
-adds "feedback"); they are imported before a report is chosen.
+Topics are registered by name (``register_report``): "overview" is this module's and the
+default; "feedback" is the feedback round's (``flows/feedback_results.py``).
 
 ``export_csv`` writes one CSV file per table of the state (UTF-8, a header row, nested
 values as JSON). Outgoing emails are exported without their bodies, and the internal
@@ -32,6 +31,8 @@ from zoneinfo import ZoneInfo
 
 from .config import Config
 from .errors import MentordeskError
+from .flows.feedback_results import feedback_report
+from .state.records import RequestStatus, request_status
 from .state.store import Store, from_iso
 from .status import table
 from .views import tag
@@ -69,9 +70,6 @@ def register_report(name: str, fn: Report) -> Report:
 
 def render_report(store: Store, config: Config, now: datetime, topic: str | None = None) -> str:
     """The report ``topic`` (default: the overview); MentordeskError for an unknown one."""
-    from .timers import load_followup
-
-    load_followup()  # their modules register their own topics
     name = topic or DEFAULT_TOPIC
     report = REPORTS.get(name)
     if report is None:
@@ -166,6 +164,7 @@ def _per_month(requests: Sequence[Mapping[str, Any]], zone: ZoneInfo) -> str:
         "complete",
         "claimed",
         "withdrawn",
+        "expired",
         "still open",
         "escalated",
         "median to claim",
@@ -185,14 +184,15 @@ def _per_month(requests: Sequence[Mapping[str, Any]], zone: ZoneInfo) -> str:
 
 def _month_row(month: str, group: Sequence[Mapping[str, Any]]) -> list[str]:
     waits = _Waits(tuple(w for r in group if (w := _time_to_claim(r)) is not None))
-    statuses = Counter(r.get("status") for r in group)
+    statuses = Counter(request_status(r) for r in group)
     return [
         month,
         str(len(group)),
         str(sum(1 for r in group if r.get("opened"))),
         str(sum(1 for r in group if r.get("claimed_at"))),
-        str(statuses["withdrawn"]),
-        str(statuses["open"] + statuses["incomplete"]),
+        str(statuses[RequestStatus.WITHDRAWN]),
+        str(statuses[RequestStatus.EXPIRED]),
+        str(statuses[RequestStatus.OPEN] + statuses[RequestStatus.INCOMPLETE]),
         str(sum(1 for r in group if (r.get("ladder") or {}).get("escalate"))),
         waits.median(),
         waits.p90(),
@@ -224,7 +224,7 @@ def _claims_per_mentor(
         elif event.get("event") == "released":
             released[mentor] += 1
     holding = Counter(
-        r["claimed_by"] for r in requests if r.get("status") == "claimed" and r.get("claimed_by")
+        r["claimed_by"] for r in requests if request_status(r).held and r.get("claimed_by")
     )
     emails = {m["email"] for m in mentors} | set(claims)
     names = {m["email"]: m.get("name") or "" for m in mentors}
@@ -276,6 +276,7 @@ def _repeat_requesters(requests: Sequence[Mapping[str, Any]], zone: ZoneInfo) ->
 
 
 register_report(DEFAULT_TOPIC, overview)
+register_report("feedback", feedback_report)
 
 
 # --- CSV export ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from .config import Config
 from .inbox.fields import format_windows
-from .state.records import WAITING
+from .state.records import WAITING, MentorStatus, mentor_status
 from .state.store import Store, from_iso
 from .views import tag, windows_from_doc
 
@@ -34,7 +34,10 @@ def age(since_iso: str, now: datetime) -> str:
 
 
 def render_status(store: Store, now: datetime) -> str:
-    mentors = sorted(store.mentors(), key=lambda m: (m["status"] != "active", m["name"].lower()))
+    mentors = sorted(
+        store.mentors(),
+        key=lambda m: (mentor_status(m) is not MentorStatus.ACTIVE, m["name"].lower()),
+    )
     mentor_rows = [
         [
             m["name"],
@@ -64,7 +67,8 @@ def render_status(store: Store, now: datetime) -> str:
     failed = len(store.outbox("failed"))
     quarantined = len(store.messages("quarantined"))
     parts = [
-        f"Mentors ({sum(m['status'] == 'active' for m in mentors)} active of {len(mentors)})",
+        f"Mentors ({sum(mentor_status(m) is MentorStatus.ACTIVE for m in mentors)} active "
+        f"of {len(mentors)})",
         table(
             [
                 "name",

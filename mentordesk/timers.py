@@ -1,4 +1,4 @@
-"""Timers: everything that happens because time passed (SPEC §3 flows 7–10, §5).
+"""Timers: everything that happens because time passed (SPEC §3 flows 7–10, §3a, §5).
 
 Nothing here keeps a one-shot job in memory. The daemon runs one APScheduler 3
 ``AsyncIOScheduler`` in its event loop with a frequent **sweep** (every
@@ -16,24 +16,28 @@ Three kinds of work plug in, each a *step*::
   again.
 - ``register_daily(name, fn, at=...)`` — once a day at a local time of the program's
   zone (default ``[timers] digest_time``): the coordinator's digest.
-- ``register_yearly(name, fn, on=..., at=...)`` — once a year on a month and day
-  (default ``[timers] survey_date``) at a local time: the feedback round.
+- ``register_yearly(name, fn, on=..., at=..., grace=...)`` — once a year on a month and
+  day (default ``[timers] survey_date``) at a local time: the feedback round.
 
-``at`` and ``on`` are functions of the Config, so a job follows the configured value.
-Daily and yearly jobs are derived from stored state too: the scheduler stores when each
-last ran (meta ``timers``) and runs a job when its latest occurrence is later than that,
-so a digest that fell during a restart goes out late, once. A job seen for the first
-time starts counting then: it never runs for an occurrence before it was registered (a
-daemon first started in June does not start March's feedback round). Their APScheduler
-cron triggers only make the sweep run on the minute the job is due.
+``at``, ``on`` and ``grace`` are functions of the Config, so a job follows the
+configured value. Daily and yearly jobs are derived from stored state too: the
+scheduler stores when each last ran (meta ``timers``) and runs a job when its latest
+occurrence is later than that. A job seen for the first time starts counting then: it
+never runs for an occurrence before it was registered (a daemon first started in June
+does not start March's feedback round). Their APScheduler cron triggers only make the
+sweep run on the minute the job is due.
 
-Registering is done at import time by the module that owns the step. Every module of
-the ``mentordesk.followup`` package is imported when the scheduler starts
-(``load_followup``), so a new ``mentordesk/followup/<name>.py`` that calls
-``register_*`` at its top level is picked up without editing anything else; a module
-elsewhere that the daemon imports anyway (``mentordesk/sessions.py``, say) may register
-too. Names are unique; registering the same function under the same name again (a
-re-import) is harmless.
+**Late is not the same as on time** (SPEC §3a, Time). A step whose moment passed while
+the daemon was down (or while the step kept failing) is done late only within its grace
+window; otherwise it is skipped and written down as an audit event ``skipped: late``
+(``skip_late``), which the next digest lists. A daily job runs late only on its own
+local day (yesterday's digest is not sent this morning: today's covers the same
+ground); a yearly job within ``grace(config)`` (the feedback round: ``[timers]
+survey_grace``). The sweep steps apply their own windows (``flows/steps.py`` lists them).
+
+Registering is done by ``mentordesk.flows.steps``, which names every step in the order a
+sweep runs them; ``load_steps`` imports it when the scheduler starts. Names are unique;
+registering the same function under the same name again (a re-import) is harmless.
 
 How a step runs: on the store's writer thread (``StoreWriter.call``), inside its own
 store transaction, with the sweep's single ``now`` (the daemon's injected clock). An
@@ -51,11 +55,10 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -63,22 +66,26 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Config
-from .state.store import StoreWriter, from_iso, iso
+from .flows.words import span
+from .state.store import Store, StoreWriter, from_iso, iso
 
 if TYPE_CHECKING:
     from .core import Coordinator
 
 __all__ = [
     "REGISTRY",
+    "SKIPPED_LATE",
     "CalendarJob",
     "Registry",
     "Scheduler",
     "Step",
     "latest_occurrence",
-    "load_followup",
+    "load_steps",
     "register_daily",
     "register_sweep_step",
     "register_yearly",
+    "skip_late",
+    "too_late",
 ]
 
 log = logging.getLogger(__name__)
@@ -86,10 +93,14 @@ log = logging.getLogger(__name__)
 Step = Callable[["Coordinator", datetime], int]
 ConfigTime = Callable[[Config], time]
 ConfigDay = Callable[[Config], tuple[int, int]]
+ConfigGrace = Callable[[Config], timedelta]
 
 # meta key holding {job name: ISO time it last ran (or was first seen)}.
 META_KEY = "timers"
-FOLLOWUP_PACKAGE = "mentordesk.followup"
+# The module that registers every step of the flows, in sweep order.
+STEPS_MODULE = "mentordesk.flows.steps"
+# The audit event of a step not done because its moment passed too long ago.
+SKIPPED_LATE = "skipped: late"
 
 
 def _digest_time(config: Config) -> time:
@@ -100,14 +111,23 @@ def _survey_date(config: Config) -> tuple[int, int]:
     return config.timers.survey_date
 
 
+def _survey_grace(config: Config) -> timedelta:
+    return config.timers.survey_grace
+
+
 @dataclass(frozen=True)
 class CalendarJob:
-    """A step that runs once a day (``on`` is None) or once a year on month-day ``on``."""
+    """A step that runs once a day (``on`` is None) or once a year on month-day ``on``.
+
+    ``grace``: how late an occurrence may still run; None means "on its own local day"
+    (a daily job's rule).
+    """
 
     name: str
     fn: Step
     at: ConfigTime
     on: ConfigDay | None = None
+    grace: ConfigGrace | None = None
 
     @property
     def yearly(self) -> bool:
@@ -117,6 +137,20 @@ class CalendarJob:
         """The latest occurrence at or before ``now`` (aware UTC)."""
         day = self.on(config) if self.on is not None else None
         return latest_occurrence(now, config.program.timezone, self.at(config), day)
+
+    def late_until(self, config: Config, occurrence: datetime) -> datetime:
+        """The last moment ``occurrence`` may still run (aware UTC)."""
+        if self.grace is not None:
+            return occurrence + self.grace(config)
+        zone = ZoneInfo(config.program.timezone)
+        day = occurrence.astimezone(zone).date() + timedelta(days=1)
+        return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+    def rule(self, config: Config) -> str:
+        """The grace rule in words, for the record of a skipped occurrence."""
+        if self.grace is None:
+            return "a daily job runs late only on its own day"
+        return f"done late only within {span(self.grace(config))}"
 
 
 def latest_occurrence(
@@ -152,7 +186,8 @@ class Registry:
         return fn
 
     def register_daily(self, name: str, fn: Step, *, at: ConfigTime = _digest_time) -> Step:
-        """Run ``fn`` once a day when the program's clock reads ``at(config)``."""
+        """Run ``fn`` once a day when the program's clock reads ``at(config)``; a day's
+        run missed by downtime happens later that day, or not at all."""
         self._check_name(name, fn)
         self.calendar_jobs[name] = CalendarJob(name, fn, at)
         return fn
@@ -164,10 +199,12 @@ class Registry:
         *,
         on: ConfigDay = _survey_date,
         at: ConfigTime = _digest_time,
+        grace: ConfigGrace = _survey_grace,
     ) -> Step:
-        """Run ``fn`` once a year on month-day ``on(config)`` at ``at(config)``, local time."""
+        """Run ``fn`` once a year on month-day ``on(config)`` at ``at(config)``, local
+        time; a run missed by downtime happens late only within ``grace(config)``."""
         self._check_name(name, fn)
-        self.calendar_jobs[name] = CalendarJob(name, fn, at, on)
+        self.calendar_jobs[name] = CalendarJob(name, fn, at, on, grace)
         return fn
 
     def _check_name(self, name: str, fn: Step) -> None:
@@ -197,14 +234,39 @@ register_daily = REGISTRY.register_daily
 register_yearly = REGISTRY.register_yearly
 
 
-def load_followup(package: str = FOLLOWUP_PACKAGE) -> list[str]:
-    """Import every module of ``package`` (each registers its steps); their names."""
-    found = importlib.import_module(package)
-    names = []
-    for info in pkgutil.iter_modules(found.__path__, prefix=f"{package}."):
-        importlib.import_module(info.name)
-        names.append(info.name)
-    return names
+def load_steps(module: str = STEPS_MODULE) -> Registry:
+    """Import the module that registers the flows' steps (once); the registry."""
+    importlib.import_module(module)
+    return REGISTRY
+
+
+# --- late steps (SPEC §3a, Time) -----------------------------------------------------------
+
+
+def too_late(moment: datetime, now: datetime, grace: timedelta) -> bool:
+    """Has ``moment`` passed longer ago than ``grace`` at ``now``? Then its step is
+    skipped, not done late."""
+    return now - moment > grace
+
+
+def skip_late(
+    store: Store,
+    now: datetime,
+    *,
+    step: str,
+    what: str,
+    due: datetime,
+    rule: str,
+    **detail: Any,
+) -> None:
+    """Write down that ``step`` for ``what`` (a request's tag, a mentor; "" for a
+    daily or yearly job) was not done: it was due at ``due``, and ``rule`` says how late
+    it may be. The next digest lists it."""
+    late = span(now - due)
+    store.audit(
+        SKIPPED_LATE, now=now, step=step, what=what, due=iso(due), late=late, rule=rule, **detail
+    )
+    log.info("timers: %s %s skipped, %s late (%s)", step, what, late, rule)
 
 
 class Scheduler:
@@ -228,7 +290,7 @@ class Scheduler:
         self.registry = registry
         self.changed = changed  # called after a sweep that did something: mail may wait
         if load:
-            load_followup()
+            load_steps()
         self._lock = asyncio.Lock()
         self._failing: dict[str, str] = {}  # step name → its last error, while failing
         self._scheduler: AsyncIOScheduler | None = None
@@ -358,7 +420,8 @@ class Scheduler:
             return int(fn(self.coordinator, now))
 
     def _run_calendar_job(self, job: CalendarJob, now: datetime, force: bool = False) -> int | None:
-        """Run ``job`` if its latest occurrence is after its last run; None if not due."""
+        """Run ``job`` if its latest occurrence is after its last run and not too long
+        ago; None if it did not run (not due, or skipped as too late)."""
         store = self.coordinator.store
         with store.transaction():
             marks = dict(store.meta(META_KEY, {}) or {})
@@ -369,7 +432,21 @@ class Scheduler:
                     marks[job.name] = iso(now)
                     store.set_meta(META_KEY, marks)
                     return None
-                if from_iso(last) >= job.latest(self.config, now):
+                occurrence = job.latest(self.config, now)
+                if from_iso(last) >= occurrence:
+                    return None
+                if now > job.late_until(self.config, occurrence):
+                    # Missed while the daemon was down: skipped, and the digest says so.
+                    skip_late(
+                        store,
+                        now,
+                        step=job.name,
+                        what="",
+                        due=occurrence,
+                        rule=job.rule(self.config),
+                    )
+                    marks[job.name] = iso(now)
+                    store.set_meta(META_KEY, marks)
                     return None
             count = int(job.fn(self.coordinator, now))
             marks[job.name] = iso(now)

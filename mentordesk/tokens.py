@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .errors import MentordeskError
+from .errors import ExpiredToken, TamperedToken, TokenError, WrongPurpose
 
 __all__ = [
     "Claims",
@@ -54,29 +54,6 @@ _TAG_BYTES = 16  # HMAC-SHA256 cut to 128 bits (RFC 2104 §5: truncation to ≥ 
 # Real tokens are a few hundred characters; longer input is refused before any work.
 _MAX_TOKEN_CHARS = 2048
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-
-
-class TokenError(MentordeskError):
-    """A link's token cannot be used; the message can be shown to the person who followed it."""
-
-
-class TamperedToken(TokenError):
-    """The token is malformed, was altered, or was not signed with this program's secret."""
-
-
-class WrongPurpose(TokenError):
-    """The token is genuine but made for another kind of link (say, a survey, not a claim)."""
-
-
-class ExpiredToken(TokenError):
-    """The token is genuine but past its expiry.
-
-    ``claims`` holds what it was for, so the page can offer to send a fresh link.
-    """
-
-    def __init__(self, message: str, claims: Claims) -> None:
-        super().__init__(message)
-        self.claims = claims
 
 
 @dataclass(frozen=True)

@@ -30,19 +30,20 @@ from aiohttp import web
 
 from .admin import check_admin_token
 from .config import Config
+from .errors import OfficeHoursError
 from .feed import FEED_OBJECT, FEED_PURPOSE
 from .flows.claims import ClaimDesk, ClaimResult
-from .flows.office_hours import OfficeHoursDesk, OfficeHoursError
-from .flows.sessions import SessionDesk
-from .followup.feedback import (
+from .flows.escalation import assign, assign_view, may_assign, parse_assign_obj
+from .flows.feedback import (
     ATTENDANCE,
-    RATINGS,
     FeedbackDesk,
     FeedbackPage,
     clean_comment,
     parse_score,
 )
-from .followup.ladder import assign, assign_view, may_assign, parse_assign_obj
+from .flows.feedback_results import RATINGS
+from .flows.office_hours import OfficeHoursDesk
+from .flows.sessions import SessionDesk
 from .state.store import StoreWriter
 from .tokens import Claims, ExpiredToken, TokenError, verify
 
@@ -308,7 +309,7 @@ class WebApp:
             status=status,
         )
 
-    # Feedback: ratings, did it take place, a follow-up (followup/feedback.py) -------------
+    # Feedback: ratings, did it take place, a follow-up (flows/feedback.py) ---------------
 
     async def rate_page(self, request: web.Request) -> web.Response:
         claims = self._verify(request, "rate")

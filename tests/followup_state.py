@@ -151,7 +151,7 @@ def session(
         "start": iso(start),
         "end": iso(start + timedelta(minutes=30)),
         "sequence": 0,
-        "status": "done",
+        "status": "held",
         "answers": {mentor_email: "ACCEPTED", mentee: "ACCEPTED"},
         "created": iso(start - timedelta(days=3)),
         "updated": iso(start),

@@ -19,12 +19,15 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import vobject
 import vobject.icalendar
+
+from mentordesk.calendar.invite import Attendee, EventHead
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 HARNESS = JS_DIR / "read_ics.mjs"
@@ -182,3 +185,17 @@ def _organizer(vevent: Any) -> dict[str, str | None] | None:
         return None
     full = _address(vevent.organizer)
     return {"value": full["value"], "cn": full["cn"]}
+
+
+def head(
+    *,
+    uid: str,
+    sequence: int,
+    summary: str,
+    organizer: str,
+    organizer_name: str,
+    attendees: Sequence[Attendee],
+    now: datetime,
+) -> EventHead:
+    """An invitation's head as the tests spell it: the organizer as address and name."""
+    return EventHead(uid, sequence, summary, Attendee(organizer, organizer_name), attendees, now)

@@ -14,6 +14,7 @@ import pytest
 
 from mentordesk.calendar.invite import Attendee, session_request
 from mentordesk.calendar.reply import CalendarReply, parse_calendar
+from tests.icalcheck import head
 
 SAMPLES = Path(__file__).parent / "samples" / "ical"
 SESSION_UID = "0b6f1c52-8a1e-4f3b-9d55-2f0e6a7c9b10@program.org"
@@ -184,17 +185,19 @@ def test_cancelled_without_method_is_a_cancel() -> None:
 def test_our_own_request_reads_back() -> None:
     start = utc(2026, 3, 10, 23)
     ics = session_request(
-        uid="u@program.org",
-        sequence=2,
-        start=start,
-        length=timedelta(minutes=30),
-        summary="s",
+        head(
+            uid="u@program.org",
+            sequence=2,
+            summary="s",
+            organizer="mentors@program.org",
+            organizer_name="P",
+            attendees=[Attendee("Alex@Example.org", "Alex")],
+            now=utc(2026, 3, 5),
+        ),
+        start,
+        timedelta(minutes=30),
         description="",
         location="",
-        organizer="mentors@program.org",
-        organizer_name="P",
-        attendees=[Attendee("Alex@Example.org", "Alex")],
-        now=utc(2026, 3, 5),
     )
     [reply] = parse_calendar(ics)
     assert (reply.method, reply.uid, reply.sequence) == ("REQUEST", "u@program.org", 2)

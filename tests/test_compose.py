@@ -14,10 +14,13 @@ from typing import Any
 
 import jinja2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mentordesk.mailer.compose import (
     AUTO_SUBMITTED_VALUES,
     MAX_REFERENCES,
+    Email,
     Renderer,
     as_bytes,
     build_message,
@@ -49,7 +52,7 @@ def _build(**overrides: Any) -> EmailMessage:
         "date": NOW,
     }
     args.update(overrides)
-    return build_message(**args)
+    return build_message(Email(**args))
 
 
 def _roundtrip(msg: EmailMessage) -> EmailMessage:
@@ -321,9 +324,9 @@ def test_message_bytes_are_what_build_message_serialises_to() -> None:
             expected = as_bytes(_build(**args))
         except ValueError as exc:
             with pytest.raises(type(exc)):
-                message_bytes(**{**_defaults(), **args})
+                message_bytes(Email(**{**_defaults(), **args}))
             continue
-        got = message_bytes(**{**_defaults(), **args})
+        got = message_bytes(Email(**{**_defaults(), **args}))
         assert _BOUNDARY.sub(b"B", got) == _BOUNDARY.sub(b"B", expected), args
 
 
@@ -335,7 +338,7 @@ def test_message_bytes_write_plain_subjects_as_the_email_package_does() -> None:
         subject = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 45)))
         args = {**_defaults(), "subject": subject}
         expected = as_bytes(_build(**args))
-        got = message_bytes(**args)
+        got = message_bytes(Email(**args))
         assert _BOUNDARY.sub(b"B", got) == _BOUNDARY.sub(b"B", expected), subject
 
 
@@ -354,14 +357,14 @@ def test_message_bytes_write_plain_addresses_as_the_email_package_does() -> None
         if rng.random() < 0.3:
             args["reply_to"] = f"{local}@{domain}"
         expected = as_bytes(_build(**args))
-        got = message_bytes(**args)
+        got = message_bytes(Email(**args))
         assert _BOUNDARY.sub(b"B", got) == _BOUNDARY.sub(b"B", expected), args
 
 
 def test_message_bytes_with_alternatives_take_the_long_way() -> None:
     invite = MIMEPart()
     invite.set_content("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", subtype="calendar")
-    raw = message_bytes(**{**_defaults(), "alternatives": [invite]})
+    raw = message_bytes(Email(**{**_defaults(), "alternatives": [invite]}))
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert [p.get_content_type() for p in parsed.iter_parts()] == [
         "text/plain",
@@ -486,3 +489,55 @@ def test_rendered_email_builds_and_parses() -> None:
     assert parsed["Subject"] == "[MD-0042] Hello José"
     assert _body(parsed, "plain") == rendered.text
     assert "Hello José," in _body(parsed, "html")
+
+
+# --- header injection through RFC 2047 encoded words, against what ships ---------------
+
+_ENCODED_ATTACKS = [
+    "=?utf-8?q?Eve=0D=0ABcc:_victim@evil.test?=",
+    "=?utf-8?q?Eve=0D=0A=0D=0AClick_here_to_verify?=",
+    "=?UTF-8?B?RXZlDQpCY2M6IHZpY3RpbUBldmlsLnRlc3Q=?=",
+    # an encoded word hiding another encoded word
+    "=?utf-8?b?PT91dGYtOD9xP0V2ZT0wRD0wQUJjYzpfdmljdGltQGV2aWwudGVzdD89?=",
+    "Ann =?utf-8?q?=0A?=Bcc: victim@evil.test",
+]
+
+
+@pytest.mark.parametrize("field", ["to_name", "from_name", "subject"])
+@pytest.mark.parametrize("attack", _ENCODED_ATTACKS)
+def test_encoded_words_cannot_inject_headers(field: str, attack: str) -> None:
+    for raw in (
+        message_bytes(Email(**{**_defaults(), field: attack})),
+        as_bytes(_build(**{field: attack})),
+    ):
+        names = _header_names(raw)
+        assert "bcc" not in names
+        assert names.count("to") == names.count("from") == names.count("subject") == 1
+        # The body is still ours: the attack did not open it with an empty line.
+        assert b"Click here" not in raw.split(b"\r\n\r\n", 1)[1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*"=?qQbB_:\r\n -utf8AZaz@.", "=0D", "=0A", "?=", "=?", "utf-8", "Bcc"]),
+        max_size=40,
+    ).map("".join),
+    st.sampled_from(["to_name", "from_name", "subject"]),
+)
+def test_no_user_text_adds_a_header_line(text: str, field: str) -> None:
+    raw = message_bytes(Email(**{**_defaults(), field: text}))
+    names = _header_names(raw)
+    assert set(names) <= {
+        "from", "to", "subject", "date", "message-id", "auto-submitted",
+        "x-auto-response-suppress", "mime-version", "content-type",
+    }  # fmt: skip
+    assert names.count("subject") == 1
+
+
+def test_the_last_guard_refuses_a_head_with_a_foreign_field() -> None:
+    from mentordesk.mailer.compose import _only_our_headers
+
+    with pytest.raises(ValueError, match="Bcc"):
+        _only_our_headers(b"From: a@b\r\nBcc: victim@evil.test\r\n\r\nbody")
+    assert _only_our_headers(b"From: a@b\r\n folded\r\n\r\nBcc: in the body") is not None

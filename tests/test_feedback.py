@@ -20,17 +20,14 @@ import pytest
 from mentordesk.cli import main
 from mentordesk.core import Coordinator
 from mentordesk.daemon import Daemon
-from mentordesk.followup.feedback import (
-    FeedbackDesk,
-    after_sessions_step,
-    survey_reminder_step,
-    survey_results,
-    survey_round_job,
-)
+from mentordesk.flows.after_session import after_sessions_step
+from mentordesk.flows.feedback import FeedbackDesk
+from mentordesk.flows.feedback_results import survey_results
+from mentordesk.flows.survey import survey_reminder_step, survey_round_job
 from mentordesk.mailer.compose import Renderer
 from mentordesk.reports import render_report
 from mentordesk.state.store import Store, StoreWriter, iso
-from mentordesk.timers import REGISTRY
+from mentordesk.timers import REGISTRY, load_steps
 from mentordesk.tokens import sign, verify
 from mentordesk.web import WebApp
 
@@ -71,7 +68,7 @@ def token_of(url: str) -> str:
 
 
 def seed(store: Store, *, session_start: datetime = NOW - timedelta(hours=3)) -> None:
-    """Three python mentors; Jordan's request claimed by Ada, with one session."""
+    """Three python mentors; Jordan's request claimed by Ada, met in one held session."""
     with store.transaction():
         for email, name in ((ADA, "Ada Lovelace"), (LINUS, "Linus Park"), (GRACE, "Grace Hopper")):
             store.save_mentor(mentor(email, name, ["python"], NOW))
@@ -81,7 +78,7 @@ def seed(store: Store, *, session_start: datetime = NOW - timedelta(hours=3)) ->
                 JORDAN,
                 "Jordan Lee",
                 NOW - timedelta(days=5),
-                status="claimed",
+                status="met",
                 claimed_by=ADA,
                 claimed_at=iso(NOW - timedelta(days=4)),
                 invited=[{"email": ADA, "at": iso(NOW - timedelta(days=5))}],
@@ -135,6 +132,9 @@ def test_after_the_session_both_people_are_asked_once(state: State) -> None:
     assert token_of(yes) == token_of(no_show)  # one person, one session; the answer is the form's
     assert JORDAN not in str(to_ada["To"])
     assert [e["event"] for e in store.audit_log(1)].count("after-session asked") == 1
+    # Asked: the request's life is over (SPEC §3a: met → closed).
+    closed = store.request(1)
+    assert closed is not None and closed["status"] == "closed"
 
 
 def test_cancelled_and_long_past_sessions_are_not_asked_about(state: State) -> None:
@@ -149,6 +149,39 @@ def test_cancelled_and_long_past_sessions_are_not_asked_about(state: State) -> N
     assert state.sent() == []
     old = store.session("old@x")
     assert old is not None and old["followup_skipped"] and not old.get("followup_asked")
+    # Forty days late is past after_session_grace (7 days): written down for the digest,
+    # and the request's one step after the session is over all the same.
+    [skipped] = [e for e in store.audit_log(1) if e["event"] == "skipped: late"]
+    assert (skipped["step"], skipped["uid"], skipped["late"]) == (
+        "after-session questions",
+        "old@x",
+        "39 days",
+    )
+    closed = store.request(1)
+    assert closed is not None and closed["status"] == "closed"
+
+
+def test_a_little_late_is_still_asked(state: State) -> None:
+    seed(state.store, session_start=NOW - timedelta(days=6))
+    assert after_sessions_step(state.coordinator, NOW) == 1  # 6 days late: within 7
+    assert len(state.sent_to(JORDAN)) == 1 and len(state.sent_to(ADA)) == 1
+
+
+@pytest.mark.parametrize("status", ["withdrawn", "closed", "open"])
+def test_nobody_is_asked_about_a_request_that_ended_or_moved_on(state: State, status: str) -> None:
+    """Only a request still met gets the questions (SPEC §3a: no mail about a session
+    of a request withdrawn or closed); the session is settled, not asked about again."""
+    seed(state.store)
+    with state.store.transaction():
+        doc = state.store.request(1)
+        assert doc is not None
+        state.store.save_request({**doc, "status": status})
+    assert after_sessions_step(state.coordinator, NOW) == 0
+    assert after_sessions_step(state.coordinator, NOW + timedelta(hours=1)) == 0
+    assert state.sent() == []
+    settled = state.store.session(UID)
+    assert settled is not None and settled["followup_skipped"]
+    assert (state.store.request(1) or {})["status"] == status
 
 
 def test_nobody_is_asked_at_an_address_that_bounces(state: State) -> None:
@@ -160,6 +193,7 @@ def test_nobody_is_asked_at_an_address_that_bounces(state: State) -> None:
 
 
 def test_the_steps_are_registered_with_the_timers() -> None:
+    assert load_steps() is REGISTRY
     assert REGISTRY.sweep_steps["after the session"] is after_sessions_step
     assert REGISTRY.sweep_steps["feedback round reminder"] is survey_reminder_step
     job = REGISTRY.calendar_jobs["feedback round"]
@@ -461,8 +495,11 @@ async def test_did_it_take_place_records_a_no_show_for_the_coordinator(
         assert response.status == 200
         assert "Jordan Lee did not come" in await response.text()
     recorded = await site.writer.call(site.store.session, UID)
-    assert recorded is not None and recorded["no_show"] is True
+    assert recorded is not None and recorded["status"] == "no-show"
     assert recorded["attendance"]["answer"] == "no-show" and recorded["attendance"]["by"] == ADA
+    # Nothing more happens about that session: the request is closed.
+    closed = await site.writer.call(site.store.request, 1)
+    assert closed is not None and closed["status"] == "closed"
     events = [e["event"] for e in await site.writer.call(site.store.audit_log, 1)]
     assert events.count("no-show") == 1
     # The mentee cannot answer for the mentor.
@@ -474,7 +511,7 @@ async def test_did_it_take_place_records_a_no_show_for_the_coordinator(
     async with http.post(url, data={"answer": "yes"}) as response:
         assert response.status == 200
     corrected = await site.writer.call(site.store.session, UID)
-    assert corrected is not None and corrected["no_show"] is False
+    assert corrected is not None and corrected["status"] == "held"
 
 
 async def test_the_follow_up_page_asks_before_it_re_pairs(

@@ -19,6 +19,7 @@ import pytest
 
 from mentordesk.calendar.invite import (
     Attendee,
+    WeeklyTime,
     calendar_mime_parts,
     new_uid,
     occurrence_cancel,
@@ -28,7 +29,7 @@ from mentordesk.calendar.invite import (
     session_request,
     vtimezone,
 )
-from tests.icalcheck import read_with_icaljs, read_with_vobject
+from tests.icalcheck import head, read_with_icaljs, read_with_vobject
 
 NY = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -70,7 +71,9 @@ def single(**overrides: Any) -> bytes:
         "now": NOW,
     }
     args.update(overrides)
-    return session_request(**args)
+    start, length = args.pop("start"), args.pop("length")
+    rest = {k: args.pop(k) for k in ("description", "location", "status") if k in args}
+    return session_request(head(**args), start, length, **rest)
 
 
 def series(first: datetime, **overrides: Any) -> bytes:
@@ -89,7 +92,9 @@ def series(first: datetime, **overrides: Any) -> bytes:
         "now": NOW,
     }
     args.update(overrides)
-    return series_request(**args)
+    when = WeeklyTime(args.pop("first_start_local"), args.pop("length"), args.pop("weekly_until"))
+    rest = {k: args.pop(k) for k in ("description", "location", "exdates") if k in args}
+    return series_request(head(**args), when, **rest)
 
 
 def body_lines(ics: bytes) -> list[bytes]:
@@ -194,15 +199,17 @@ def test_awkward_text_and_names_survive() -> None:
 
 def test_session_cancel() -> None:
     ics = session_cancel(
-        uid=UID,
-        sequence=2,
-        start=datetime(2026, 3, 10, 23, tzinfo=UTC),
-        length=HALF_HOUR,
-        summary="Mentoring session",
-        organizer=PROGRAM,
-        organizer_name="Code Mentors",
-        attendees=PEOPLE,
-        now=NOW,
+        head(
+            uid=UID,
+            sequence=2,
+            summary="Mentoring session",
+            organizer=PROGRAM,
+            organizer_name="Code Mentors",
+            attendees=PEOPLE,
+            now=NOW,
+        ),
+        datetime(2026, 3, 10, 23, tzinfo=UTC),
+        HALF_HOUR,
     )
     text = unfolded(ics)
     assert "METHOD:CANCEL" in text
@@ -353,15 +360,17 @@ def test_occurrence_cancel_names_an_occurrence_of_the_series() -> None:
     first = datetime(2026, 2, 24, 18, tzinfo=NY)
     occurrence = datetime(2026, 3, 10, 18, tzinfo=NY)  # first week after the US change
     ics = occurrence_cancel(
-        uid=UID,
-        sequence=1,
-        recurrence_id_local=occurrence,
-        length=timedelta(hours=1),
-        summary="Office hours",
-        organizer=PROGRAM,
-        organizer_name="Code Mentors",
-        attendees=PEOPLE,
-        now=NOW,
+        head(
+            uid=UID,
+            sequence=1,
+            summary="Office hours",
+            organizer=PROGRAM,
+            organizer_name="Code Mentors",
+            attendees=PEOPLE,
+            now=NOW,
+        ),
+        occurrence,
+        timedelta(hours=1),
     )
     text = unfolded(ics)
     assert "METHOD:CANCEL" in text
@@ -380,18 +389,20 @@ def test_occurrence_move_replaces_exactly_one_occurrence() -> None:
     original = datetime(2026, 3, 10, 18, tzinfo=NY)
     moved_to = datetime(2026, 3, 11, 19, 30, tzinfo=NY)
     override = occurrence_move(
-        uid=UID,
-        sequence=1,
-        recurrence_id_local=original,
-        new_start_local=moved_to,
-        length=timedelta(hours=1),
-        summary="Office hours (moved)",
+        head(
+            uid=UID,
+            sequence=1,
+            summary="Office hours (moved)",
+            organizer=PROGRAM,
+            organizer_name="Code Mentors",
+            attendees=PEOPLE,
+            now=NOW,
+        ),
+        original,
+        moved_to,
+        timedelta(hours=1),
         description="Moved.",
         location="Room 2",
-        organizer=PROGRAM,
-        organizer_name="Code Mentors",
-        attendees=PEOPLE,
-        now=NOW,
     )
     text = unfolded(override)
     assert "METHOD:REQUEST" in text
@@ -414,18 +425,20 @@ def test_occurrence_moved_into_another_zone() -> None:
     original = datetime(2026, 3, 31, 18, tzinfo=BERLIN)
     moved_to = datetime(2026, 3, 31, 13, tzinfo=NY)  # the same day, 19:00 in Berlin
     override = occurrence_move(
-        uid=UID,
-        sequence=4,
-        recurrence_id_local=original,
-        new_start_local=moved_to,
-        length=HALF_HOUR,
-        summary="Office hours",
+        head(
+            uid=UID,
+            sequence=4,
+            summary="Office hours",
+            organizer=PROGRAM,
+            organizer_name="Code Mentors",
+            attendees=PEOPLE,
+            now=NOW,
+        ),
+        original,
+        moved_to,
+        HALF_HOUR,
         description="",
         location="",
-        organizer=PROGRAM,
-        organizer_name="Code Mentors",
-        attendees=PEOPLE,
-        now=NOW,
     )
     assert unfolded(override).count("BEGIN:VTIMEZONE") == 2
     for parsed in read_both(override):
@@ -442,15 +455,17 @@ def test_mime_parts_carry_the_same_bytes_and_method(method: str) -> None:
         ics = single()
     else:
         ics = session_cancel(
-            uid=UID,
-            sequence=1,
-            start=datetime(2026, 3, 10, 23, tzinfo=UTC),
-            length=HALF_HOUR,
-            summary="s",
-            organizer=PROGRAM,
-            organizer_name="P",
-            attendees=PEOPLE,
-            now=NOW,
+            head(
+                uid=UID,
+                sequence=1,
+                summary="s",
+                organizer=PROGRAM,
+                organizer_name="P",
+                attendees=PEOPLE,
+                now=NOW,
+            ),
+            datetime(2026, 3, 10, 23, tzinfo=UTC),
+            HALF_HOUR,
         )
     inline, attachment = calendar_mime_parts(ics, method.lower())
 

@@ -15,15 +15,9 @@ from typing import Any
 import pytest
 
 from mentordesk.config import load_config
-from mentordesk.followup.ladder import (
-    RUNGS,
-    Ladder,
-    assign,
-    due_rungs,
-    ladder_step,
-    parse_assign_obj,
-)
-from mentordesk.followup.terms import terms_step
+from mentordesk.flows.escalation import assign, parse_assign_obj
+from mentordesk.flows.ladder import RUNGS, Ladder, ladder_step, plan_climb
+from mentordesk.flows.terms import terms_step
 from mentordesk.state.store import iso
 from mentordesk.timers import Registry
 from mentordesk.tokens import verify
@@ -83,26 +77,56 @@ async def ladder_kinds(desk: Harness) -> list[tuple[str, str]]:
 # --- the decision --------------------------------------------------------------------------
 
 
-def test_due_rungs_is_a_pure_decision(tmp_path: Path) -> None:
+def test_plan_climb_is_a_pure_decision(tmp_path: Path) -> None:
     config = load_config(_config(tmp_path), environ={"MD_TEST_SECRET": SECRET})
     ladder = Ladder.from_config(config.timers)
     assert [rung for rung, _ in ladder.rungs] == list(RUNGS)
+    assert ladder.grace == timedelta(days=2)
     opened = {"status": "open", "opened": iso(T0)}
     day = timedelta(days=1)
-    assert due_rungs(opened, ladder, T0 + 3 * day - timedelta(seconds=1)) == ()
-    assert due_rungs(opened, ladder, T0 + 3 * day) == ("bump", "mentee_update")
-    assert due_rungs(opened, ladder, T0 + 5 * day) == ("bump", "mentee_update", "widen")
-    assert due_rungs(opened, ladder, T0 + 30 * day) == RUNGS
+    assert not plan_climb(opened, ladder, T0 + 3 * day - timedelta(seconds=1))
+    # Rungs with the same delay are one step: the bump and the word to the mentee.
+    assert plan_climb(opened, ladder, T0 + 3 * day).do == ("bump", "mentee_update")
     done = {**opened, "ladder": {"bump": iso(T0), "mentee_update": iso(T0)}}
-    assert due_rungs(done, ladder, T0 + 10 * day) == ("widen", "escalate")
-    for status in ("incomplete", "claimed", "withdrawn", "done"):
-        assert due_rungs({**opened, "status": status}, ladder, T0 + 30 * day) == ()
-    assert due_rungs({"status": "open"}, ladder, T0 + 30 * day) == ()  # never opened
-    assert due_rungs({"status": "open", "opened": "garbage"}, ladder, T0 + 30 * day) == ()
+    assert plan_climb(done, ladder, T0 + 5 * day).do == ("widen",)
+    assert plan_climb(done, ladder, T0 + 10 * day).do == ("escalate",)
+    for status in ("incomplete", "claimed", "booked", "withdrawn", "expired", "met", "closed"):
+        assert not plan_climb({**opened, "status": status}, ladder, T0 + 30 * day)
+    assert not plan_climb({"status": "open"}, ladder, T0 + 30 * day)  # never opened
+    assert not plan_climb({"status": "open", "opened": "garbage"}, ladder, T0 + 30 * day)
     # A release starts the wait again.
     reopened = {**opened, "reopened": iso(T0 + 8 * day)}
-    assert due_rungs(reopened, ladder, T0 + 10 * day) == ()
-    assert due_rungs(reopened, ladder, T0 + 11 * day) == ("bump", "mentee_update")
+    assert not plan_climb(reopened, ladder, T0 + 10 * day)
+    assert plan_climb(reopened, ladder, T0 + 11 * day).do == ("bump", "mentee_update")
+
+
+def test_after_an_outage_only_the_most_recent_step_and_only_within_the_grace(
+    tmp_path: Path,
+) -> None:
+    """SPEC §3a: never several ladder steps at once. Down over days 2–12, a request
+    gets the escalation alone (due day 10, two days late: within ladder_grace); the
+    bump, the word to the mentee and the widening are skipped, each with its moment."""
+    config = load_config(_config(tmp_path), environ={"MD_TEST_SECRET": SECRET})
+    ladder = Ladder.from_config(config.timers)
+    opened = {"status": "open", "opened": iso(T0)}
+    day = timedelta(days=1)
+    plan = plan_climb(opened, ladder, T0 + 12 * day)
+    assert plan.do == ("escalate",) and plan.due == T0 + 10 * day
+    assert plan.skip == (
+        ("bump", T0 + 3 * day),
+        ("mentee_update", T0 + 3 * day),
+        ("widen", T0 + 5 * day),
+    )
+    # Back a minute after the grace: nothing is sent; all four are skipped.
+    late = plan_climb(opened, ladder, T0 + 12 * day + timedelta(minutes=1))
+    assert late.do == () and [rung for rung, _ in late.skip] == list(RUNGS)
+    # Down over days 2–6: the widening (day 5) goes out, the day-3 step is passed over.
+    plan = plan_climb(opened, ladder, T0 + 6 * day)
+    assert plan.do == ("widen",) and [rung for rung, _ in plan.skip] == ["bump", "mentee_update"]
+    # A skipped rung is settled like a done one: it never comes back.
+    skipped = {**opened, "ladder_skipped": {"bump": iso(T0), "mentee_update": iso(T0)}}
+    assert plan_climb(skipped, ladder, T0 + 4 * day).do == ()
+    assert not plan_climb(skipped, ladder, T0 + 4 * day)
 
 
 def test_rungs_follow_the_configured_delays(tmp_path: Path) -> None:
@@ -110,10 +134,10 @@ def test_rungs_follow_the_configured_delays(tmp_path: Path) -> None:
     config = load_config(path, environ={"MD_TEST_SECRET": SECRET})
     ladder = Ladder.from_config(config.timers)
     assert [rung for rung, _ in ladder.rungs] == ["mentee_update", "escalate", "bump", "widen"]
-    assert due_rungs({"status": "open", "opened": iso(T0)}, ladder, T0 + timedelta(days=2)) == (
-        "mentee_update",
-        "escalate",
-    )
+    opened = {"status": "open", "opened": iso(T0)}
+    assert plan_climb(opened, ladder, T0 + timedelta(days=1)).do == ("mentee_update",)
+    plan = plan_climb(opened, ladder, T0 + timedelta(days=2))
+    assert plan.do == ("escalate",) and [rung for rung, _ in plan.skip] == ["mentee_update"]
 
 
 def _config(root: Path, timers: str = "") -> Path:
@@ -231,11 +255,12 @@ async def test_the_escalation_has_history_and_assign_links(desk: Harness) -> Non
     # Released: invited again are Ada and Cyd; the wait starts again.
     desk.clock.now = T0 + timedelta(days=3)
     assert (await desk.sweep())["ladder"] == 0
-    desk.clock.now = T0 + timedelta(days=13, hours=2)
-    await desk.sweep()
+    for days in (3, 5, 10):  # the daemon runs through the ladder, counted from the release
+        desk.clock.now = T0 + timedelta(days=days, hours=2)
+        assert (await desk.sweep())["ladder"]
     [escalation] = await desk.sent("request_escalated", BOSS)
     assert escalation["Subject"] == (
-        "[MD-0001] Nobody has taken it in 13 days – can you find Jordan a mentor?"
+        "[MD-0001] Nobody has taken it in 10 days – can you find Jordan a mentor?"
     )
     text = text_of(escalation)
     assert f"Jordan Lee <{JORDAN}>" in text  # the chain of command may write to them
@@ -404,8 +429,9 @@ async def test_only_mentors_who_could_still_take_it_are_reminded(desk: Harness) 
 
 async def test_assign_is_a_claim_that_introduces_both(desk: Harness) -> None:
     await open_request(desk)
-    desk.clock.now = T0 + timedelta(days=10)
-    await desk.sweep()
+    for days in (3, 5, 10):
+        desk.clock.now = T0 + timedelta(days=days)
+        await desk.sweep()
     result = await desk.call(
         assign, desk.coordinator.claims, 1, "eli@example.com", BOSS, desk.clock()
     )
@@ -456,3 +482,20 @@ async def test_assigning_a_full_mentor_changes_nothing(desk: Harness) -> None:
     )
     assert result.outcome == "full"
     assert await desk.request(1) == before
+
+
+async def test_the_mail_gate_decides_who_is_not_bumped(desk: Harness) -> None:
+    """No bounce check of the ladder's own: the gate refuses the bounced address, and
+    the ladder counts and records only the reminders that went out."""
+    await open_request(desk)
+    await desk.call(
+        lambda: desk.store.mark_bounced("bea@example.com", reason="550 no such user", now=T0)
+    )
+    assert (await desk.sweep(days=3))["ladder"] == 2  # Ada's reminder and Jordan's update
+    assert [to for kind, to in await desk.kinds() if kind == "request_bump"] == [
+        "ada@example.com"
+    ]
+    [entry] = [e for e in await desk.call(desk.store.audit_log, 1) if e["event"] == "ladder bump"]
+    assert entry["mentors"] == ["ada@example.com"]
+    [bump] = await desk.sent("request_bump")
+    assert "You have taken 0 of your 4 sessions this month." in " ".join(text_of(bump).split())

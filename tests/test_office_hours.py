@@ -24,8 +24,8 @@ import pytest
 from mentordesk.calendar.reply import CalendarReply
 from mentordesk.config import Config, load_config
 from mentordesk.core import Coordinator
+from mentordesk.errors import OfficeHoursError
 from mentordesk.flows.office_hours import OfficeHoursDesk, says_join, says_leave
-from mentordesk.flows.office_hours_admin import OfficeHoursError
 from mentordesk.inbox.source import RawMessage
 from mentordesk.mailer.compose import Renderer
 from mentordesk.state.store import Store, iso

@@ -88,7 +88,8 @@ def known_state(store: Store) -> None:
                 ladder={"escalate": iso(four + 10 * DAY)},
             )
         )
-        incomplete = request(5, lee, "Lee Ray", at("2025-02-11"), status="incomplete")
+        # Never completed, and expired since (SPEC §3a).
+        incomplete = request(5, lee, "Lee Ray", at("2025-02-11"), status="expired")
         del incomplete["opened"]
         store.save_request(incomplete)
         store.save_request(
@@ -177,6 +178,7 @@ def test_overview_on_a_known_state(state: tuple[Config, Store]) -> None:
         "complete",
         "claimed",
         "withdrawn",
+        "expired",
         "still",
         "open",
         "escalated",
@@ -189,10 +191,10 @@ def test_overview_on_a_known_state(state: tuple[Config, Store]) -> None:
     ]
     rows = [line.split() for line in lines[start + 3 : start + 7]]
     assert rows == [
-        ["2025-01", "2", "2", "2", "0", "0", "0", "1d", "2d"],
-        ["2025-02", "3", "2", "1", "1", "1", "1", "10d", "10d"],
-        ["2025-03", "1", "1", "0", "0", "1", "0", "-", "-"],
-        ["all", "6", "5", "3", "1", "2", "1", "2d", "10d"],
+        ["2025-01", "2", "2", "2", "0", "0", "0", "0", "1d", "2d"],
+        ["2025-02", "3", "2", "1", "1", "1", "0", "1", "10d", "10d"],
+        ["2025-03", "1", "1", "0", "0", "0", "1", "0", "-", "-"],
+        ["all", "6", "5", "3", "1", "1", "1", "1", "2d", "10d"],
     ]
     assert "(3 claimed)" in lines[start + 7]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mentordesk.followup.sessions import session_reminders_step, sessions_done_step
+from mentordesk.flows.session_steps import session_reminders_step, sessions_done_step
 from mentordesk.state.store import from_iso
 from mentordesk.timers import Registry
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mentordesk.followup.ladder import ladder_step
-from mentordesk.followup.terms import term_notice, terms_step
+from mentordesk.flows.ladder import ladder_step
+from mentordesk.flows.terms import term_notice, terms_step
 from mentordesk.state.store import iso
 from mentordesk.timers import Registry
 
@@ -47,11 +47,15 @@ def test_term_notice_decides_once_per_term(tmp_path: Path) -> None:
     # Reminded for an earlier term: this one gets its own.
     assert term_notice({**mentor, "term_reminded": iso(T0)}, timers, end - DAY) == "reminder"
     assert term_notice(mentor, timers, end) == "ended"
-    assert term_notice({**mentor, "term_ended_told": iso(end)}, timers, end + DAY) is None
+    # Over is over, told or not: the mentor leaves through the lifecycle (the email
+    # itself goes once); once they have, nothing more is due.
+    assert term_notice({**mentor, "term_ended_told": iso(end)}, timers, end + DAY) == "ended"
+    assert term_notice({**mentor, "status": "term-ended"}, timers, end + DAY) is None
     assert term_notice({**mentor, "status": "paused"}, timers, end) == "ended"
     assert term_notice({**mentor, "status": "resigned"}, timers, end) is None
     assert term_notice({"status": "active", "term_end": None}, timers, end) is None
-    assert term_notice({"status": "active", "term_end": "soon"}, timers, end) is None
+    # An end nobody can read counts as over (state.records.term_over decides).
+    assert term_notice({"status": "active", "term_end": "soon"}, timers, end) == "ended"
 
 
 async def test_reminder_then_ended_each_once(desk: Harness) -> None:
@@ -93,6 +97,7 @@ async def test_reminder_then_ended_each_once(desk: Harness) -> None:
     ]
     ada = await desk.call(desk.store.mentor, ADA)
     assert ada["term_reminded"] == ada["term_ended_told"] == iso(T0 + 40 * DAY)
+    assert ada["status"] == "term-ended"
 
 
 async def test_renewing_after_the_end_brings_requests_back(desk: Harness) -> None:
@@ -136,3 +141,54 @@ async def test_renewing_after_the_end_brings_requests_back(desk: Harness) -> Non
         "term_ended",
         "term_reminder",
     ]
+
+
+JORDAN = "jordan@example.net"
+
+
+async def test_a_term_ending_hands_back_what_the_mentor_holds(desk: Harness) -> None:
+    """The end of a term is a mentor leaving (SPEC §3a): the request Ada holds goes back
+    to matching without her, its session is cancelled in both calendars, the mentee and
+    the coordinator are told, and Ada's "term ended" email names it."""
+    await desk.seed(
+        mentor_doc(ADA, "Ada Lovelace", ["python"], term_end=iso(T0 + 10 * DAY)),
+        mentor_doc("bea@example.com", "Bea Brown", ["python"]),
+    )
+    await desk.receive(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
+    claims = desk.coordinator.claims
+    assert (await desk.call(claims.claim, 1, ADA, desk.clock(), via="web")).outcome == "claimed"
+    assert (await desk.request(1))["status"] == "booked"
+    [session] = await desk.call(desk.store.sessions)
+
+    desk.clock.now = T0 + 10 * DAY + timedelta(minutes=1)
+    assert (await desk.sweep())["terms"] == 1
+    request = await desk.request(1)
+    assert request["status"] == "open" and request["claimed_by"] is None
+    assert request["released_by"] == [ADA]
+    assert [i["email"] for i in request["invited"]][-1] == "bea@example.com"
+    cancelled = await desk.call(desk.store.session, session["uid"])
+    assert cancelled["status"] == "cancelled" and cancelled["sequence"] == session["sequence"] + 1
+    assert {to for kind, to in await desk.kinds() if kind == "session_cancelled"} == {ADA, JORDAN}
+    assert await desk.sent("request_released", JORDAN)
+    [notice] = await desk.sent("coordinator_holder_left")
+    assert "MD-0001" in notice["Subject"]
+    [ended] = await desk.sent("term_ended", ADA)
+    text = " ".join(text_of(ended).split())
+    assert "The request you still held (MD-0001) went back to other mentors" in text
+    assert (await desk.call(desk.store.mentor, ADA))["status"] == "term-ended"
+    # Nothing more: no second email, no second hand-back.
+    assert (await desk.sweep(days=1))["terms"] == 0
+    assert len(await desk.sent("term_ended")) == 1
+
+
+async def test_a_reminder_missed_by_downtime_is_skipped_and_written_down(desk: Harness) -> None:
+    await desk.seed(mentor_doc(ADA, "Ada Lovelace", ["python"], term_end=iso(T0 + 40 * DAY)))
+    assert (await desk.sweep())["terms"] == 0
+    # Down from now until after the end: the reminder's whole window passed.
+    desk.clock.now = T0 + 41 * DAY
+    await desk.restart()
+    assert (await desk.sweep())["terms"] == 1
+    assert [k for k, _ in await desk.kinds() if k.startswith("term_")] == ["term_ended"]
+    [skipped] = [e for e in await desk.call(desk.store.audit_log) if e["event"] == "skipped: late"]
+    assert (skipped["step"], skipped["mentor"]) == ("term reminder", ADA)
+    assert skipped["due"] == iso(T0 + 10 * DAY) and skipped["late"] == "31 days"

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from mentordesk.core import Coordinator
-from mentordesk.followup.ladder import ladder_step
-from mentordesk.followup.terms import terms_step
+from mentordesk.flows.ladder import ladder_step
+from mentordesk.flows.steps import register_steps
+from mentordesk.flows.terms import terms_step
 from mentordesk.state.store import iso
-from mentordesk.timers import REGISTRY, Registry, Step, latest_occurrence, load_followup
+from mentordesk.timers import REGISTRY, Registry, Step, latest_occurrence, load_steps
 
 from .timetravel import T0, Harness
 
@@ -55,12 +56,26 @@ def test_names_are_unique_and_reimports_harmless() -> None:
     assert list(registry.sweep_steps) == ["one"]
 
 
-def test_followup_modules_register_themselves() -> None:
-    modules = load_followup()
-    assert "mentordesk.followup.ladder" in modules
-    assert "mentordesk.followup.terms" in modules
+def test_the_flows_steps_are_registered_in_sweep_order() -> None:
+    assert load_steps() is REGISTRY
     assert REGISTRY.sweep_steps["ladder"] is ladder_step
     assert REGISTRY.sweep_steps["terms"] is terms_step
+    # A session is held before it is asked about; a term that ended hands its requests
+    # back before the expiry and the ladder look at them.
+    assert list(register_steps(Registry()).sweep_steps) == [
+        "session reminders",
+        "sessions done",
+        "after the session",
+        "terms",
+        "expiry",
+        "ladder",
+        "feedback round reminder",
+    ]
+    assert list(REGISTRY.sweep_steps) == list(register_steps(Registry()).sweep_steps)
+    assert {name: job.yearly for name, job in REGISTRY.calendar_jobs.items()} == {
+        "digest": False,
+        "feedback round": True,
+    }
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from mentordesk.config import SmtpConfig
 from mentordesk.errors import PermanentDeliveryError, TemporaryDeliveryError
-from mentordesk.mailer.compose import as_bytes, build_message
+from mentordesk.mailer.compose import Email, as_bytes, build_message
 from mentordesk.mailer.transport import (
     MaildirTransport,
     SmtpTransport,
@@ -174,15 +174,17 @@ def _config(port: int, tmp_path: Path, **overrides: Any) -> SmtpConfig:
 
 def _message(to: str = "ana@example.com", subject: str = "[MD-1] Hello") -> bytes:
     msg = build_message(
-        from_addr=SENDER,
-        from_name="Code Mentors",
-        to=to,
-        to_name="Ána",
-        subject=subject,
-        text="Hello Ána,\n.\n..a line starting with dots\n",
-        html="<p>Hello Ána</p>",
-        message_id="<m1@program.example.org>",
-        date=datetime(2024, 5, 6, 14, 30, tzinfo=UTC),
+        Email(
+            from_addr=SENDER,
+            from_name="Code Mentors",
+            to=to,
+            to_name="Ána",
+            subject=subject,
+            text="Hello Ána,\n.\n..a line starting with dots\n",
+            html="<p>Hello Ána</p>",
+            message_id="<m1@program.example.org>",
+            date=datetime(2024, 5, 6, 14, 30, tzinfo=UTC),
+        )
     )
     return as_bytes(msg)
 

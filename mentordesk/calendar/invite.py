@@ -37,6 +37,8 @@ from mentordesk import __version__
 
 __all__ = [
     "Attendee",
+    "EventHead",
+    "WeeklyTime",
     "calendar_mime_parts",
     "new_uid",
     "occurrence_cancel",
@@ -63,22 +65,39 @@ class Attendee:
     name: str
 
 
+@dataclass(frozen=True)
+class EventHead:
+    """What every iTIP message about one event repeats (RFC 5546 §3.2): which event and
+    which version of it, who organises it, who is asked, and when this was written."""
+
+    uid: str
+    sequence: int
+    summary: str
+    organizer: Attendee
+    attendees: Sequence[Attendee]
+    now: datetime  # DTSTAMP
+
+
+@dataclass(frozen=True)
+class WeeklyTime:
+    """When a weekly series happens: the first start at a local wall-clock time (with its
+    ``ZoneInfo``), each occurrence's length, and the last possible start (or None)."""
+
+    first_start_local: datetime
+    length: timedelta
+    weekly_until: datetime | None
+
+
 # --- public builders -----------------------------------------------------------------
 
 
 def session_request(
-    *,
-    uid: str,
-    sequence: int,
+    head: EventHead,
     start: datetime,
     length: timedelta,
-    summary: str,
+    *,
     description: str,
     location: str,
-    organizer: str,
-    organizer_name: str,
-    attendees: Sequence[Attendee],
-    now: datetime,
     status: str = "CONFIRMED",
 ) -> bytes:
     """METHOD:REQUEST for one session, DTSTART/DTEND in UTC (RFC 5546 §3.2.2).
@@ -86,53 +105,33 @@ def session_request(
     Send it again with a higher ``sequence`` to reschedule (same ``uid``).
     """
     start_utc = _utc(start, "start")
-    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees, status)
+    event = _event(head, status)
     event.add("dtstart", start_utc)
     event.add("dtend", start_utc + _positive(length))
     _describe(event, description, location)
     return _serialise("REQUEST", [event], zones=())
 
 
-def session_cancel(
-    *,
-    uid: str,
-    sequence: int,
-    start: datetime,
-    length: timedelta,
-    summary: str,
-    organizer: str,
-    organizer_name: str,
-    attendees: Sequence[Attendee],
-    now: datetime,
-) -> bytes:
+def session_cancel(head: EventHead, start: datetime, length: timedelta) -> bytes:
     """METHOD:CANCEL, STATUS:CANCELLED for one session (RFC 5546 §3.2.5).
 
     ``sequence`` must be higher than that of the last REQUEST sent for ``uid``.
     """
     start_utc = _utc(start, "start")
-    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees, "CANCELLED")
+    event = _event(head, "CANCELLED")
     event.add("dtstart", start_utc)
     event.add("dtend", start_utc + _positive(length))
     return _serialise("CANCEL", [event], zones=())
 
 
 def session_declinecounter(
-    *,
-    uid: str,
-    sequence: int,
-    start: datetime,
-    length: timedelta,
-    summary: str,
-    organizer: str,
-    organizer_name: str,
-    attendee: Attendee,
-    now: datetime,
-    comment: str = "",
+    head: EventHead, start: datetime, length: timedelta, *, comment: str = ""
 ) -> bytes:
     """METHOD:DECLINECOUNTER to the attendee whose COUNTER cannot be accepted
-    (RFC 5546 §3.2.8): the event as it stands, at its current ``sequence``."""
+    (RFC 5546 §3.2.8): the event as it stands, at its current ``sequence``;
+    ``head.attendees`` is that one attendee."""
     start_utc = _utc(start, "start")
-    event = _event(uid, sequence, now, summary, organizer, organizer_name, [attendee], "CONFIRMED")
+    event = _event(head, "CONFIRMED")
     event.add("dtstart", start_utc)
     event.add("dtend", start_utc + _positive(length))
     if comment:
@@ -141,19 +140,11 @@ def session_declinecounter(
 
 
 def series_request(
+    head: EventHead,
+    when: WeeklyTime,
     *,
-    uid: str,
-    sequence: int,
-    first_start_local: datetime,
-    length: timedelta,
-    weekly_until: datetime | None,
-    summary: str,
     description: str,
     location: str,
-    organizer: str,
-    organizer_name: str,
-    attendees: Sequence[Attendee],
-    now: datetime,
     exdates: Sequence[datetime] = (),
 ) -> bytes:
     """METHOD:REQUEST for a weekly series at a fixed local wall-clock time.
@@ -169,10 +160,11 @@ def series_request(
     (Thunderbird) takes the second occurrence, and ical.js and vobject both read a
     skipped time with the offset from after the gap.
     """
+    first_start_local, weekly_until = when.first_start_local, when.weekly_until
     zone = _zone_of(first_start_local, "first_start_local")
-    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees, "CONFIRMED")
+    event = _event(head, "CONFIRMED")
     event.add("dtstart", first_start_local)
-    event.add("dtend", _local_end(first_start_local, length))
+    event.add("dtend", _local_end(first_start_local, when.length))
     rule: dict[str, object] = {"FREQ": "WEEKLY"}
     if weekly_until is not None:
         # With a TZID on DTSTART, UNTIL must be in UTC (RFC 5545 §3.3.10).
@@ -186,19 +178,7 @@ def series_request(
     return _serialise("REQUEST", [event], zones=[(zone, first_start_local, last)])
 
 
-def series_cancel(
-    *,
-    uid: str,
-    sequence: int,
-    first_start_local: datetime,
-    length: timedelta,
-    weekly_until: datetime | None,
-    summary: str,
-    organizer: str,
-    organizer_name: str,
-    attendees: Sequence[Attendee],
-    now: datetime,
-) -> bytes:
+def series_cancel(head: EventHead, when: WeeklyTime) -> bytes:
     """METHOD:CANCEL of a whole weekly series (RFC 5546 §3.2.5), STATUS:CANCELLED.
 
     Sent to everyone, it ends the series; sent to one attendee (``attendees`` = that
@@ -207,10 +187,11 @@ def series_cancel(
     occurrence goes. To take one attendee off, ``sequence`` may stay that of the last
     REQUEST: the later DTSTAMP makes the CANCEL the newer message (RFC 5546 §2.1.5).
     """
+    first_start_local, weekly_until = when.first_start_local, when.weekly_until
     zone = _zone_of(first_start_local, "first_start_local")
-    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees, "CANCELLED")
+    event = _event(head, "CANCELLED")
     event.add("dtstart", first_start_local)
-    event.add("dtend", _local_end(first_start_local, length))
+    event.add("dtend", _local_end(first_start_local, when.length))
     rule: dict[str, object] = {"FREQ": "WEEKLY"}
     if weekly_until is not None:
         rule["UNTIL"] = _utc(weekly_until, "weekly_until")  # RFC 5545 §3.3.10
@@ -219,25 +200,14 @@ def series_cancel(
     return _serialise("CANCEL", [event], zones=[(zone, first_start_local, last)])
 
 
-def occurrence_cancel(
-    *,
-    uid: str,
-    sequence: int,
-    recurrence_id_local: datetime,
-    length: timedelta,
-    summary: str,
-    organizer: str,
-    organizer_name: str,
-    attendees: Sequence[Attendee],
-    now: datetime,
-) -> bytes:
+def occurrence_cancel(head: EventHead, recurrence_id_local: datetime, length: timedelta) -> bytes:
     """METHOD:CANCEL of the one occurrence of series ``uid`` that starts at ``recurrence_id_local``.
 
     ``recurrence_id_local`` is the occurrence's original start, with the series' zone,
     so that RECURRENCE-ID matches the series' DTSTART form (RFC 5545 §3.8.4.4).
     """
     zone = _zone_of(recurrence_id_local, "recurrence_id_local")
-    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees, "CANCELLED")
+    event = _event(head, "CANCELLED")
     event.add("recurrence-id", recurrence_id_local)
     event.add("dtstart", recurrence_id_local)
     event.add("dtend", _local_end(recurrence_id_local, length))
@@ -245,19 +215,13 @@ def occurrence_cancel(
 
 
 def occurrence_move(
-    *,
-    uid: str,
-    sequence: int,
+    head: EventHead,
     recurrence_id_local: datetime,
     new_start_local: datetime,
     length: timedelta,
-    summary: str,
+    *,
     description: str,
     location: str,
-    organizer: str,
-    organizer_name: str,
-    attendees: Sequence[Attendee],
-    now: datetime,
     status: str = "CONFIRMED",
 ) -> bytes:
     """METHOD:REQUEST overriding one occurrence of series ``uid`` (RFC 5546 §3.2.2).
@@ -268,7 +232,7 @@ def occurrence_move(
     """
     old_zone = _zone_of(recurrence_id_local, "recurrence_id_local")
     new_zone = _zone_of(new_start_local, "new_start_local")  # may differ from old_zone
-    event = _event(uid, sequence, now, summary, organizer, organizer_name, attendees, status)
+    event = _event(head, status)
     event.add("recurrence-id", recurrence_id_local)
     event.add("dtstart", new_start_local)
     event.add("dtend", _local_end(new_start_local, length))
@@ -324,17 +288,11 @@ def calendar_mime_parts(ics: bytes, method: str) -> tuple[MIMEPart, MIMEPart]:
 # --- the event -----------------------------------------------------------------------
 
 
-def _event(
-    uid: str,
-    sequence: int,
-    now: datetime,
-    summary: str,
-    organizer: str,
-    organizer_name: str,
-    attendees: Sequence[Attendee],
-    status: str,
-) -> Event:
+def _event(head: EventHead, status: str) -> Event:
     """A VEVENT with the properties every iTIP method here needs (RFC 5546 §3.2)."""
+    uid, sequence, now, summary = head.uid, head.sequence, head.now, head.summary
+    organizer, organizer_name = head.organizer.email, head.organizer.name
+    attendees = head.attendees
     if not uid or _CONTROL.search(uid) or "\n" in uid:
         raise ValueError(f"bad UID {uid!r}")
     if sequence < 0:

@@ -17,6 +17,8 @@ from typing import Any
 
 from .invite import (
     Attendee,
+    EventHead,
+    WeeklyTime,
     occurrence_cancel,
     occurrence_move,
     series_cancel,
@@ -75,6 +77,13 @@ class SeriesEvent:
         """The SEQUENCE for a new change of one occurrence: above the master's and its own."""
         return max(self.sequence, self.sequence_of(original)) + 1
 
+    def head(self, sequence: int, attendees: Sequence[Attendee], now: datetime) -> EventHead:
+        return EventHead(self.uid, sequence, self.summary, self.organizer, attendees, now)
+
+    def weekly_time(self) -> WeeklyTime:
+        rule = self.rule
+        return WeeklyTime(local_start(rule, rule.first), rule.length, weekly_until(rule))
+
 
 def drop_in_description(program: Attendee, hosts: str) -> str:
     """The DESCRIPTION of a series: who hosts it ("Ada and Linus"), how to stop getting it."""
@@ -94,18 +103,10 @@ def series_invitation(event: SeriesEvent, attendees: Sequence[Attendee], now: da
     """
     rule = event.rule
     master = series_request(
-        uid=event.uid,
-        sequence=event.sequence,
-        first_start_local=local_start(rule, rule.first),
-        length=rule.length,
-        weekly_until=weekly_until(rule),
-        summary=event.summary,
+        event.head(event.sequence, attendees, now),
+        event.weekly_time(),
         description=event.description,
         location=event.location,
-        organizer=event.organizer.email,
-        organizer_name=event.organizer.name,
-        attendees=attendees,
-        now=now,
         exdates=[local_start(rule, day) for day in sorted(rule.cancelled)],
     )
     overrides = [
@@ -121,19 +122,7 @@ def series_removal(event: SeriesEvent, attendees: Sequence[Attendee], now: datet
     is no change of the event itself, so the SEQUENCE stays the master's and the later
     DTSTAMP makes this the newer message (§2.1.5); everyone else's copy stays valid.
     """
-    rule = event.rule
-    return series_cancel(
-        uid=event.uid,
-        sequence=event.sequence,
-        first_start_local=local_start(rule, rule.first),
-        length=rule.length,
-        weekly_until=weekly_until(rule),
-        summary=event.summary,
-        organizer=event.organizer.email,
-        organizer_name=event.organizer.name,
-        attendees=attendees,
-        now=now,
-    )
+    return series_cancel(event.head(event.sequence, attendees, now), event.weekly_time())
 
 
 def occurrence_cancellation(
@@ -141,15 +130,9 @@ def occurrence_cancellation(
 ) -> bytes:
     """METHOD:CANCEL of the occurrence originally on ``original`` (RECURRENCE-ID)."""
     return occurrence_cancel(
-        uid=event.uid,
-        sequence=event.sequence_of(original),
-        recurrence_id_local=local_start(event.rule, original),
-        length=event.rule.length,
-        summary=event.summary,
-        organizer=event.organizer.email,
-        organizer_name=event.organizer.name,
-        attendees=attendees,
-        now=now,
+        event.head(event.sequence_of(original), attendees, now),
+        local_start(event.rule, original),
+        event.rule.length,
     )
 
 
@@ -158,18 +141,12 @@ def occurrence_override(
 ) -> bytes:
     """METHOD:REQUEST of the occurrence originally on ``original`` at its new time."""
     return occurrence_move(
-        uid=event.uid,
-        sequence=event.sequence_of(original),
-        recurrence_id_local=local_start(event.rule, original),
-        new_start_local=event.rule.moved[original],
-        length=event.rule.length,
-        summary=event.summary,
+        event.head(event.sequence_of(original), attendees, now),
+        local_start(event.rule, original),
+        event.rule.moved[original],
+        event.rule.length,
         description=event.description,
         location=event.location,
-        organizer=event.organizer.email,
-        organizer_name=event.organizer.name,
-        attendees=attendees,
-        now=now,
     )
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from ..config import Config
 from ..mailer.compose import Renderer
 from ..mailer.outbox import Postman
-from ..office_hours import OfficeHoursDesk
 from ..state.store import Store
 from ..tokens import Links
 from .bounces import BounceDesk
@@ -25,6 +24,7 @@ from .claims import ClaimDesk
 from .enrollment import EnrollmentDesk
 from .lifecycle import Lifecycle
 from .matching import MatchingDesk
+from .office_hours import OfficeHoursDesk
 from .requests import RequestDesk
 from .sessions import SessionDesk
 

@@ -65,11 +65,13 @@ from ..calendar.series import (
 )
 from ..calendar.slots import Busy
 from ..config import Config
+from ..errors import OfficeHoursError
 from ..feed import FEED_HISTORY, feed_url, person_feed
 from ..inbox.parse import ParsedMessage
+from ..inbox.quoting import is_greeting_line
 from ..mailer.outbox import Postman
 from ..state.store import Store, iso
-from .office_hours_admin import OfficeHoursAdmin, OfficeHoursError
+from .office_hours_admin import OfficeHoursAdmin
 
 __all__ = ["OfficeHoursDesk", "OfficeHoursError", "says_join", "says_leave"]
 
@@ -82,7 +84,6 @@ THREAD = "office-hours"
 LEFT_THREAD = "office-hours-left"  # the confirmation that someone is off a series
 _ANSWERS = frozenset({"ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION"})
 
-_GREETING = re.compile(r"^(?:hi|hello|hey|dear|hallo|hola)\b[^.!?]{0,40}[,!]?$", re.IGNORECASE)
 _LEAVE_LINE = re.compile(
     r"^(?:please\s+)?(?:leave|unsubscribe|stop|remove me|opt[- ]?out)\b", re.IGNORECASE
 )
@@ -102,7 +103,7 @@ def says_join(new_text: str) -> bool:
 def _first_line(new_text: str) -> str:
     for line in new_text.splitlines():
         line = line.strip()
-        if line and not _GREETING.match(line):
+        if line and not is_greeting_line(line):
             return line
     return ""
 
@@ -513,27 +514,17 @@ class OfficeHoursDesk:
         except (KeyError, ValueError):
             return ZoneInfo(series["zone"])
 
-    # The mail gate: every email of this flow leaves through these three --------------------
+    # Every email of this flow leaves through the mail gate (``Postman``) ------------------
 
     def _reply(self, msg: ParsedMessage, letters: Sequence[Letter], now: datetime) -> None:
         """Answer ``msg`` with ``letters``: one answer, within the per-sender limit (SPEC §5)."""
-        if self.store.is_bounced(msg.sender):
-            self.store.audit("not answered: address bounced", now=now, to=msg.sender)
-            return
-        per_hour = self.config.limits.replies_per_sender_per_hour
-        if not self.store.take_reply_slot(msg.sender, now=now, per_hour=per_hour):
-            self.store.audit("not answered: reply limit", now=now, to=msg.sender)
-            return
-        for letter in letters:
-            self._send(letter, now, answering=msg)
+        if self.postman.may_answer(msg, now):
+            for letter in letters:
+                self._send(letter, now, answering=msg)
 
     def _send(
         self, letter: Letter, now: datetime, *, answering: ParsedMessage | None = None
     ) -> None:
-        """Store ``letter`` in the outbox unless its address bounced."""
-        if self.store.is_bounced(letter.to):
-            self.store.audit("not sent: address bounced", now=now, to=letter.to)
-            return
         parts = calendar_mime_parts(letter.ics, letter.method) if letter.ics else None
         self.postman.send(
             letter.template,
@@ -548,21 +539,7 @@ class OfficeHoursDesk:
         )
 
     def _tell_coordinator(self, msg: ParsedMessage | None, now: datetime, reason: str) -> None:
-        self.store.audit("coordinator told", now=now, reason=reason)
-        self.postman.send(
-            "coordinator_notice",
-            to=self.config.program.coordinator,
-            now=now,
-            context={
-                "reason": reason,
-                "error": "",
-                "address": "",
-                "sender": msg.sender if msg else "",
-                "sender_name": msg.sender_name if msg else "",
-                "subject": msg.subject if msg else "",
-                "excerpt": (msg.new_text or msg.text)[:2000] if msg else "",
-            },
-        )
+        self.postman.tell_coordinator(reason, now, msg=msg)
 
 
 def _and(names: Sequence[str]) -> str:

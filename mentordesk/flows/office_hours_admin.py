@@ -35,7 +35,7 @@ from ..calendar.recurrence import (
 )
 from ..calendar.series import SeriesEvent
 from ..config import Config, parse_duration
-from ..errors import MentordeskError
+from ..errors import OfficeHoursError
 from ..state.store import Store, iso
 
 __all__ = [
@@ -52,10 +52,6 @@ MAX_LENGTH = timedelta(hours=12)
 _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 _DAY_AND_CLOCK = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})[ T](\d{1,2}:\d{2})\s*$")
 _ADDRESS = re.compile(r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]+$")
-
-
-class OfficeHoursError(MentordeskError):
-    """A coordinator's office-hours command cannot be applied; the message says why."""
 
 
 class Announcer(Protocol):

@@ -19,6 +19,7 @@ from ..config import Config
 from ..inbox.classify import Classification, Kind, request_tag
 from ..inbox.fields import parse_form
 from ..inbox.parse import ParsedMessage
+from ..inbox.quoting import is_greeting_line, strip_greeting
 from ..mailer.outbox import Postman
 from ..state.records import RequestStatus, request_status
 from ..state.store import Store, iso
@@ -51,10 +52,9 @@ def free_text(text: str) -> str:
         if re.match(r"^[A-Za-z][A-Za-z ]{0,24}:\s", stripped + " ") and not stripped.endswith(":"):
             continue
         # "Hi," / "Hello Ada!" is not part of the question, even on the same line.
-        line = re.sub(r"^\s*(hi|hello|hey|dear)\b[^,.!?\n]{0,30}[,!]\s*", "", line, flags=re.I)
-        if re.fullmatch(r"\s*(hi|hello|hey|dear)\b[^.!?]{0,30}", line, re.I):
+        if is_greeting_line(line):
             continue
-        lines.append(line.rstrip())
+        lines.append(strip_greeting(line).rstrip())
     return "\n".join(lines).strip()
 
 

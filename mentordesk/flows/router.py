@@ -226,9 +226,13 @@ class Coordinator:
     def _session_command(
         self, msg: ParsedMessage, found: Classification, uid: str, now: datetime
     ) -> tuple[str, int | None]:
-        """ "cancel" or "reschedule" in answer to a session invitation."""
+        """ "cancel" or "reschedule" in answer to a session invitation; the mentee may
+        also withdraw the whole request from here."""
         session = self.store.session(uid) or {}
         number = session.get("request")
+        request = self.store.request(int(number)) if number is not None else None
+        if found.command == "withdraw" and request and request["mentee"] == msg.sender:
+            return Kind.COMMAND.value, self.requests.withdraw(msg, request, now)
         if found.command == "cancel":
             outcome = self.sessions.cancel(uid, msg.sender, now)
         elif found.command == "reschedule":

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from ..calendar.invite import (
     Attendee,
+    EventHead,
     calendar_mime_parts,
     new_uid,
     session_cancel,
@@ -235,6 +236,19 @@ class SessionDesk:
             Attendee(mentee["email"], mentee.get("name") or ""),
         ]
 
+    def _head(
+        self, session: Mapping[str, Any], attendees: Sequence[Attendee], now: datetime
+    ) -> EventHead:
+        organizer = Attendee(self.config.program.address, self.config.program.name)
+        return EventHead(
+            session["uid"],
+            int(session["sequence"]),
+            self._summary(session),
+            organizer,
+            attendees,
+            now,
+        )
+
     def _summary(self, session: Mapping[str, Any]) -> str:
         mentor, mentee = self._people(session)
         return (
@@ -249,17 +263,11 @@ class SessionDesk:
         mentor, mentee = self._people(session)
         location = self.config.sessions.location
         ics = session_request(
-            uid=session["uid"],
-            sequence=int(session["sequence"]),
-            start=start,
-            length=end - start,
-            summary=self._summary(session),
+            self._head(session, self._attendees(session), now),
+            start,
+            end - start,
             description=self._description(request, mentor),
             location=location,
-            organizer=self.config.program.address,
-            organizer_name=self.config.program.name,
-            attendees=self._attendees(session),
-            now=now,
         )
         for person, other in ((mentor, mentee), (mentee, mentor)):
             inline, attachment = calendar_mime_parts(ics, "REQUEST")
@@ -302,18 +310,13 @@ class SessionDesk:
     ) -> None:
         start, end = from_iso(session["start"]), from_iso(session["end"])
         mentor, mentee = self._people(session)
-        ics = session_cancel(
-            uid=session["uid"],
-            sequence=int(session["sequence"]),
-            start=start,
-            length=end - start,
-            summary=self._summary(session),
-            organizer=self.config.program.address,
-            organizer_name=self.config.program.name,
-            attendees=self._attendees(session),
-            now=now,
-        )
+        ics = session_cancel(self._head(session, self._attendees(session), now), start, end - start)
         request = self.store.request(int(session["request"])) or {"number": session["request"]}
+        # Cancelled by one of the two, the request stays the mentor's (SPEC §3a): they
+        # pick the next time, as when no common time was found.
+        pick_url = (
+            "" if why else self.links("schedule", mentor["email"], str(request["number"]), now)
+        )
         for person, other in ((mentor, mentee), (mentee, mentor)):
             inline, attachment = calendar_mime_parts(ics, "CANCEL")
             self.postman.send(
@@ -330,6 +333,7 @@ class SessionDesk:
                     or "the other person",
                     "when": when_text(start, end, person.get("timezone")),
                     "request": request_view(request),
+                    "pick_url": pick_url if person is mentor else "",
                 },
                 alternatives=[inline],
                 attachments=[attachment],
@@ -476,15 +480,9 @@ class SessionDesk:
         )
         start_now, end_now = from_iso(session["start"]), from_iso(session["end"])
         ics = session_declinecounter(
-            uid=session["uid"],
-            sequence=int(session["sequence"]),
-            start=start_now,
-            length=end_now - start_now,
-            summary=self._summary(session),
-            organizer=self.config.program.address,
-            organizer_name=self.config.program.name,
-            attendee=Attendee(reply.attendee, name or ""),
-            now=now,
+            self._head(session, [Attendee(reply.attendee, name or "")], now),
+            start_now,
+            end_now - start_now,
             comment="That time does not suit the mentor; the original time stands.",
         )
         inline, attachment = calendar_mime_parts(ics, "DECLINECOUNTER")
@@ -526,6 +524,7 @@ class SessionDesk:
         self._end(session, by, now, why="")
         request = self.store.request(int(session["request"]))
         if request is not None and _advance(request, RequestEvent.UNBOOKED, now):
+            request["schedule"] = "mentor picks"  # the cancellation gave them the pick link
             self.store.save_request(request)
         return "cancelled"
 
@@ -660,6 +659,8 @@ class SessionDesk:
             start = from_iso(session["start"])
             if session.get("reminded") or not (start - before <= now < start):
                 continue
+            if session_status(session) is SessionStatus.DECLINED:
+                continue  # its time was turned down; the mentor is picking another
             request = self.store.request(int(session["request"])) or {}
             if request_status(request) is not RequestStatus.BOOKED:
                 continue  # only a booked request's session is still to happen

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import quoprimime
 from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime
@@ -38,6 +39,7 @@ from ..mime import DEFAULT, WIRE
 __all__ = [
     "AUTO_SUBMITTED_VALUES",
     "MAX_REFERENCES",
+    "Email",
     "RenderedEmail",
     "Renderer",
     "as_bytes",
@@ -97,12 +99,33 @@ def make_message_id(domain: str) -> str:
 def header_safe(text: str, max_len: int = 200) -> str:
     """User text fit for one header: control characters (CR and LF included) become
     spaces, runs of whitespace collapse to one space, the ends are trimmed and the
-    result is cut to at most ``max_len`` characters."""
+    result is cut to at most ``max_len`` characters.
+
+    RFC 2047 encoded words in the text are decoded first and what they hide is cleaned
+    too: the email package's header classes decode ``=?utf-8?q?Eve=0D=0ABcc:..?=``
+    back into a line break when the header is written (on some CPython releases), so
+    the text that reaches them must hold no encoded word at all. A leftover ``=?``
+    (a word that does not decode) is broken apart so it cannot form one.
+    """
+    text = text[: max_len * 8]  # limits before work: decoding is linear in this
+    for _ in range(3):  # words that decode to words: peel a few layers, then break them
+        if "=?" not in text:
+            break
+        text = _decode_words(text)
     # Cc covers CR, LF, NUL, DEL and the C1 range; Cs are lone surrogates (from bytes
     # decoded with surrogateescape) that could not be encoded at all. str.split() below
     # then also breaks on the Unicode line and paragraph separators.
     cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
+    cleaned = cleaned.replace("=?", "= ?")
     return " ".join(cleaned.split())[:max_len].rstrip()
+
+
+def _decode_words(text: str) -> str:
+    """``text`` with its RFC 2047 encoded words decoded (undecodable ones left as text)."""
+    try:
+        return str(make_header(decode_header(text)))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,24 +222,33 @@ def first_name(name: str) -> str:
     return words[0]
 
 
-def build_message(
-    *,
-    from_addr: str,
-    from_name: str,
-    to: str,
-    to_name: str,
-    subject: str,
-    text: str,
-    html: str,
-    message_id: str,
-    in_reply_to: str | None = None,
-    references: Sequence[str] = (),
-    auto_submitted: str = "auto-replied",
-    reply_to: str | None = None,
-    date: datetime,
-    alternatives: Sequence[MIMEPart] = (),
-    attachments: Sequence[MIMEPart] = (),
-) -> EmailMessage:
+@dataclass(frozen=True)
+class Email:
+    """One outgoing email, as ``build_message`` and ``message_bytes`` take it.
+
+    Names and the subject are user text (cleaned on the way out); addresses are plain
+    addr-specs; ``message_id`` is our ``<...>`` msg-id; ``in_reply_to`` and
+    ``references`` come from mail we received; ``date`` is aware.
+    """
+
+    from_addr: str
+    from_name: str
+    to: str
+    to_name: str
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    date: datetime
+    in_reply_to: str | None = None
+    references: Sequence[str] = ()
+    auto_submitted: str = "auto-replied"
+    reply_to: str | None = None
+    alternatives: Sequence[MIMEPart] = ()
+    attachments: Sequence[MIMEPart] = ()
+
+
+def build_message(email: Email) -> EmailMessage:
     """A complete message: multipart/alternative (text/plain, text/html, then
     ``alternatives``), wrapped in multipart/mixed when ``attachments`` are given.
 
@@ -225,32 +257,33 @@ def build_message(
     ``in_reply_to`` and ``references`` come from mail we received: malformed ones are
     left out. ``date`` must be timezone-aware. Serialise the result with ``as_bytes``.
     """
-    own_id, parent = _checked_ids(auto_submitted, date, message_id, in_reply_to)
+    e = email
+    own_id, parent = _checked_ids(e.auto_submitted, e.date, e.message_id, e.in_reply_to)
 
     msg = EmailMessage(policy=DEFAULT)
-    msg["From"] = _address(from_name, from_addr)
-    msg["To"] = _address(to_name, to)
-    if reply_to:
-        msg["Reply-To"] = _address("", reply_to)
-    msg["Subject"] = header_safe(subject)
-    msg["Date"] = format_datetime(date)
+    msg["From"] = _address(e.from_name, e.from_addr)
+    msg["To"] = _address(e.to_name, e.to)
+    if e.reply_to:
+        msg["Reply-To"] = _address("", e.reply_to)
+    msg["Subject"] = header_safe(e.subject)
+    msg["Date"] = format_datetime(e.date)
     _set_msg_id_header(msg, "Message-ID", [own_id])
     # RFC 5322 §3.6.4: In-Reply-To names the parent; References is the parent's
     # References followed by the parent's Message-ID.
     if parent:
         _set_msg_id_header(msg, "In-Reply-To", [parent])
-    thread = build_references(references, parent)
+    thread = build_references(e.references, parent)
     if thread:
         _set_msg_id_header(msg, "References", thread)
-    msg["Auto-Submitted"] = auto_submitted
+    msg["Auto-Submitted"] = e.auto_submitted
     # RFC 3834 §2 asks responders to stay silent on Auto-Submitted mail, but Exchange
     # and Outlook only skip their out-of-office and other automatic answers for this.
     msg["X-Auto-Response-Suppress"] = "All"
 
     # Quoted-printable keeps every line 7-bit and short, so the message passes servers
     # without 8BITMIME and never exceeds RFC 5321 §4.5.3.1.6's line limit.
-    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    msg.set_content(e.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(e.html, subtype="html", charset="utf-8", cte="quoted-printable")
     for part in msg.iter_parts():
         # RFC 2045 §4: MIME-Version belongs in the top-level header only.
         del part["MIME-Version"]
@@ -258,33 +291,16 @@ def build_message(
     # (RFC 6047 §2.4) comes last.
     # (MIMEPart.attach, not msg.attach: typeshed wants the container's own class, while
     # any MIMEPart is a valid subpart.)
-    for alternative in alternatives:
+    for alternative in e.alternatives:
         MIMEPart.attach(msg, alternative)
-    if attachments:
+    if e.attachments:
         msg.make_mixed()
-        for attachment in attachments:
+        for attachment in e.attachments:
             MIMEPart.attach(msg, attachment)
     return msg
 
 
-def message_bytes(
-    *,
-    from_addr: str,
-    from_name: str,
-    to: str,
-    to_name: str,
-    subject: str,
-    text: str,
-    html: str,
-    message_id: str,
-    in_reply_to: str | None = None,
-    references: Sequence[str] = (),
-    auto_submitted: str = "auto-replied",
-    reply_to: str | None = None,
-    date: datetime,
-    alternatives: Sequence[MIMEPart] = (),
-    attachments: Sequence[MIMEPart] = (),
-) -> bytes:
+def message_bytes(email: Email) -> bytes:
     """``as_bytes(build_message(...))`` — the same arguments, checks and bytes but for the
     random MIME boundary — without building the message objects first.
 
@@ -294,47 +310,64 @@ def message_bytes(
     by the function ``set_content`` uses. With ``alternatives`` or ``attachments`` the
     message is built and serialised the long way.
     """
-    if alternatives or attachments:
-        return as_bytes(
-            build_message(
-                from_addr=from_addr,
-                from_name=from_name,
-                to=to,
-                to_name=to_name,
-                subject=subject,
-                text=text,
-                html=html,
-                message_id=message_id,
-                in_reply_to=in_reply_to,
-                references=references,
-                auto_submitted=auto_submitted,
-                reply_to=reply_to,
-                date=date,
-                alternatives=alternatives,
-                attachments=attachments,
-            )
-        )
-    own_id, parent = _checked_ids(auto_submitted, date, message_id, in_reply_to)
-    head = [_address_field("From", from_name, from_addr), _address_field("To", to_name, to)]
-    if reply_to:
-        head.append(_address_field("Reply-To", "", reply_to))
-    head.append(_subject_field(header_safe(subject)))
-    head.append(_date_field(format_datetime(date)))
+    if email.alternatives or email.attachments:
+        return _only_our_headers(as_bytes(build_message(email)))
+    e = email
+    own_id, parent = _checked_ids(e.auto_submitted, e.date, e.message_id, e.in_reply_to)
+    head = [_address_field("From", e.from_name, e.from_addr), _address_field("To", e.to_name, e.to)]
+    if e.reply_to:
+        head.append(_address_field("Reply-To", "", e.reply_to))
+    head.append(_subject_field(header_safe(e.subject)))
+    head.append(_date_field(format_datetime(e.date)))
     head.append(_msg_id_field("Message-ID", [own_id]))
     if parent:
         head.append(_msg_id_field("In-Reply-To", [parent]))
-    thread = build_references(references, parent)
+    thread = build_references(e.references, parent)
     if thread:
         head.append(_msg_id_field("References", thread))
-    head.append(b"Auto-Submitted: %s\r\n" % auto_submitted.encode("ascii"))
+    head.append(b"Auto-Submitted: %s\r\n" % e.auto_submitted.encode("ascii"))
     head.append(b"X-Auto-Response-Suppress: All\r\nMIME-Version: 1.0\r\n")
-    parts = [_text_part("plain", text), _text_part("html", html)]
+    parts = [_text_part("plain", e.text), _text_part("html", e.html)]
     boundary = _boundary(parts)
     head.append(b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\n' % boundary)
     body = [b"\r\n--%s\r\n%s" % (boundary, parts[0])]
     body.extend(b"\r\n--%s\r\n%s" % (boundary, part) for part in parts[1:])
     body.append(b"\r\n--%s--\r\n" % boundary)
-    return b"".join(head + body)
+    return _only_our_headers(b"".join(head + body))
+
+
+# The header fields our emails carry; anything else in a written head was injected.
+_OUR_FIELDS = frozenset(
+    {
+        b"from",
+        b"to",
+        b"reply-to",
+        b"subject",
+        b"date",
+        b"message-id",
+        b"in-reply-to",
+        b"references",
+        b"auto-submitted",
+        b"x-auto-response-suppress",
+        b"mime-version",
+        b"content-type",
+        b"content-transfer-encoding",
+    }
+)
+
+
+def _only_our_headers(data: bytes) -> bytes:
+    """The last guard against header injection, whatever the email package did: every
+    field line of the written head is one of ours (RFC 5322 §2.2: a line that does not
+    start with white space starts a field). Raises ValueError otherwise."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            continue
+        name = line.split(b":", 1)[0].strip().lower()
+        if name not in _OUR_FIELDS:
+            raise ValueError(f"refusing to send an email whose head has a line {line[:60]!r}")
+    return data
 
 
 def build_references(references: Sequence[str], in_reply_to: str | None = None) -> list[str]:

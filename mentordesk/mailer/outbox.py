@@ -22,7 +22,7 @@ from ..config import ProgramConfig, SmtpConfig
 from ..errors import PermanentDeliveryError, TemporaryDeliveryError
 from ..inbox.subjects import reply_subject
 from ..state.store import OutboxItem, Store, StoreWriter, iso
-from .compose import Renderer, make_message_id, message_bytes
+from .compose import Email, Renderer, make_message_id, message_bytes
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -124,20 +124,22 @@ class Postman:
         if parent is not None:
             references = [*parent.references, parent.message_id]
         data = message_bytes(
-            from_addr=self.program.address,
-            from_name=self.program.name,
-            to=to,
-            to_name=to_name,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            message_id=message_id,
-            in_reply_to=parent.message_id if parent else None,
-            references=references,
-            auto_submitted="auto-replied" if answering else "auto-generated",
-            date=now,
-            alternatives=alternatives,
-            attachments=attachments,
+            Email(
+                from_addr=self.program.address,
+                from_name=self.program.name,
+                to=to,
+                to_name=to_name,
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+                message_id=message_id,
+                in_reply_to=parent.message_id if parent else None,
+                references=references,
+                auto_submitted="auto-replied" if answering else "auto-generated",
+                date=now,
+                alternatives=alternatives,
+                attachments=attachments,
+            )
         )
         self.store.enqueue(
             message_id=message_id,
@@ -169,14 +171,7 @@ class Postman:
         The subject is theirs with one ``Re:`` and the request's tag; a reply with a
         request ``number`` is threaded on that request unless ``thread`` says otherwise.
         """
-        if not self.may_mail(msg.sender):
-            self.store.audit("not answered: address bounced", now=now, to=msg.sender)
-            return None
-        if self.replies_per_hour and not self.store.take_reply_slot(
-            msg.sender, now=now, per_hour=self.replies_per_hour
-        ):
-            self.store.audit("not answered: reply limit", now=now, to=msg.sender)
-            log.warning("reply limit reached for %s; not answering", msg.sender)
+        if not self.may_answer(msg, now):
             return None
         if thread is None and number is not None:
             thread = ("request", number)
@@ -192,6 +187,23 @@ class Postman:
             alternatives=alternatives,
             attachments=attachments,
         )
+
+    def may_answer(self, msg: Asking, now: datetime) -> bool:
+        """May we answer ``msg``'s sender now? Takes one of their hourly reply slots.
+
+        An answer of several emails (office hours: one invitation per series) asks once,
+        then sends each with ``send(answering=msg)``.
+        """
+        if not self.may_mail(msg.sender):
+            self.store.audit("not answered: address bounced", now=now, to=msg.sender)
+            return False
+        if self.replies_per_hour and not self.store.take_reply_slot(
+            msg.sender, now=now, per_hour=self.replies_per_hour
+        ):
+            self.store.audit("not answered: reply limit", now=now, to=msg.sender)
+            log.warning("reply limit reached for %s; not answering", msg.sender)
+            return False
+        return True
 
     def tell_coordinator(
         self,
