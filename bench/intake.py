@@ -417,8 +417,23 @@ def main() -> int:
         default=None,
         help="[smtp] connections for mentordesk (default: mentordesk's own default)",
     )
+    parser.add_argument(
+        "--compose",
+        choices=("direct", "email-package"),
+        default="direct",
+        help="how mentordesk writes each email: its direct MIME writer (what ships) or the "
+        "email package's message objects (the reference), to measure what the first buys",
+    )
     args = parser.parse_args()
     idle = not args.poll
+    if args.compose == "email-package":
+        import mentordesk.mailer.outbox as outbox
+        from mentordesk.mailer.compose import Email, as_bytes, build_message
+
+        def by_message_objects(email: Email) -> bytes:
+            return as_bytes(build_message(email))
+
+        outbox.message_bytes = by_message_objects
 
     with tempfile.TemporaryDirectory(prefix="md-bench-") as tmp, Dovecot() as dovecot:
         dovecot.add_user(PROGRAM_USER, PROGRAM_PASSWORD)

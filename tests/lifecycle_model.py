@@ -48,6 +48,11 @@ class Person:
     email: str
     name: str
 
+    def capitalised(self) -> Person:
+        """The same person as some clients write them: ``Jordan@Mentees.Test``."""
+        local, _, domain = self.email.partition("@")
+        return Person(f"{local.capitalize()}@{domain.title()}", self.name)
+
 
 @dataclass(frozen=True)
 class MentorProfile(Person):
@@ -203,8 +208,10 @@ def calendar_answer(
     partstat: str = "ACCEPTED",
     method: str = "REPLY",
     proposed: datetime | None = None,
+    shout: bool = False,
 ) -> bytes:
-    """An iMIP answer (RFC 6047) as Gmail/Outlook send it: text + text/calendar."""
+    """An iMIP answer (RFC 6047) as Gmail/Outlook send it: text + text/calendar.
+    ``shout``: the attendee as Outlook writes it, ``MAILTO:JORDAN@MENTEES.TEST``."""
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     lines = [
         "BEGIN:VCALENDAR",
@@ -216,7 +223,8 @@ def calendar_answer(
         f"SEQUENCE:{sequence}",
         f"DTSTAMP:{stamp}",
         f"ORGANIZER;CN=Test Mentors:mailto:{PROGRAM}",
-        f"ATTENDEE;CN={sender.name};PARTSTAT={partstat}:mailto:{sender.email}",
+        f"ATTENDEE;CN={sender.name};PARTSTAT={partstat}:"
+        + (f"MAILTO:{sender.email.upper()}" if shout else f"mailto:{sender.email}"),
     ]
     if proposed is not None:
         lines += [
@@ -265,11 +273,13 @@ def delivery_report(
 
 @dataclass(frozen=True)
 class CalendarObject:
-    """One VEVENT of a text/calendar part: METHOD, UID, SEQUENCE."""
+    """One VEVENT of a text/calendar part: METHOD, UID, SEQUENCE, and whether it is about
+    one occurrence of a series (RECURRENCE-ID) rather than the whole event."""
 
     method: str
     uid: str
     sequence: int
+    occurrence: bool = False
 
 
 @dataclass(frozen=True)
@@ -300,7 +310,12 @@ def read_outbox_item(doc: Mapping[str, Any]) -> OutboxMail:
         calendar = icalendar.Calendar.from_ical(payload)
         method = str(calendar.get("METHOD", "")).upper()
         for event in calendar.walk("VEVENT"):
-            found = CalendarObject(method, str(event["UID"]), int(event.get("SEQUENCE", 0)))
+            found = CalendarObject(
+                method,
+                str(event["UID"]),
+                int(event.get("SEQUENCE", 0)),
+                "RECURRENCE-ID" in event,
+            )
             if found not in objects:  # the inline part and the .ics attachment agree
                 objects.append(found)
     recipients = [str(r).lower() for r in doc["recipients"]]
@@ -350,6 +365,7 @@ class World:
     mentors: dict[str, dict[str, Any]]
     bounced: frozenset[str]
     outbox: tuple[OutboxMail, ...]
+    series: tuple[dict[str, Any], ...] = ()
 
     def request(self, number: int | None) -> dict[str, Any] | None:
         return next((r for r in self.requests if r["number"] == number), None)
@@ -506,7 +522,7 @@ def statuses_match_facts(world: World) -> list[str]:
     """4. Statuses are the enums' values; a request is booked exactly when it has a live
     session; claimed/booked has claimed_by set, incomplete/open has none (an ended
     request may keep who had it: a met one must, for capacity and the after-session
-    questions)."""
+    questions). A mentor whose status says the term ended has a term that ended."""
     problems = []
     request_words = {s.value for s in RequestStatus}
     session_words = {s.value for s in SessionStatus}
@@ -530,6 +546,12 @@ def statuses_match_facts(world: World) -> list[str]:
     for mentor in world.mentors.values():
         if mentor["status"] not in mentor_words:
             problems.append(f"mentor {mentor['email']}: status {mentor['status']!r}")
+        end = parse_time(mentor.get("term_end"))
+        if mentor["status"] == MentorStatus.TERM_ENDED and end is not None and end > world.now:
+            problems.append(
+                f"mentor {mentor['email']} is term-ended, but their term runs until "
+                f"{mentor['term_end']} (now {world.now.isoformat()})"
+            )
     return problems
 
 
@@ -582,6 +604,61 @@ def timed_mail_at_most_once(world: World, reminder_of: Mapping[str, str]) -> lis
                 f"{count} × {kind} to {recipient} for MD-{number}, which has {met} "
                 "session(s) that took place"
             )
+    return problems
+
+
+def mentors_sessions_apart(world: World) -> list[str]:
+    """8 (flow 5). A mentor's live sessions never overlap each other."""
+    problems = []
+    live = [s for s in world.sessions if s["status"] in LIVE]
+    for i, one in enumerate(live):
+        for other in live[i + 1 :]:
+            if one["mentor"] != other["mentor"]:
+                continue
+            if one["start"] < other["end"] and other["start"] < one["end"]:
+                problems.append(
+                    f"{one['mentor']}: MD-{one['request']} {one['start']}–{one['end']} and "
+                    f"MD-{other['request']} {other['start']}–{other['end']} overlap"
+                )
+    return problems
+
+
+def office_hours_membership(world: World) -> list[str]:
+    """9 (SPEC §3a, office hours). A mentor who left (resigned, term over) staffs no
+    series; whoever got a series' invitation and is no longer on it got its CANCEL
+    (series-wide, sent after that invitation); whoever is on it holds its invitation."""
+    problems = []
+    for series in world.series:
+        for address in series["mentors"]:
+            mentor = world.mentors.get(address)
+            if mentor is not None and (
+                MentorStatus(mentor["status"]).left or term_over(mentor, world.now)
+            ):
+                problems.append(
+                    f"office hours {series['id']} still staffed by {address}, "
+                    f"{mentor['status']} (term_end {mentor.get('term_end')})"
+                )
+        members = set(series["mentors"]) | set(series["attendees"])
+        last: dict[str, str] = {}  # recipient → method of the last series-wide message
+        for mail_ in world.outbox:
+            for obj in mail_.calendar:
+                if obj.uid == series["uid"] and not obj.occurrence:
+                    last[mail_.recipient] = obj.method
+        for address, method in sorted(last.items()):
+            if address in world.bounced:
+                continue
+            if address not in members and method != "CANCEL":
+                problems.append(
+                    f"{address} is off office hours {series['id']} but the last word their "
+                    f"calendar got about it is {method}"
+                )
+            if address in members and method != "REQUEST":
+                problems.append(
+                    f"{address} is on office hours {series['id']} but their calendar last got "
+                    f"{method}"
+                )
+        for address in sorted(members - set(last) - world.bounced):
+            problems.append(f"{address} is on office hours {series['id']} with no invitation")
     return problems
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from mentordesk.config import load_config
 from mentordesk.flows.escalation import assign, parse_assign_obj
-from mentordesk.flows.ladder import RUNGS, Ladder, ladder_step, plan_climb
+from mentordesk.flows.ladder import RUNGS, Ladder, has_pending_rung, ladder_step, plan_climb
 from mentordesk.flows.terms import terms_step
 from mentordesk.state.store import iso
 from mentordesk.timers import Registry
@@ -127,6 +127,30 @@ def test_after_an_outage_only_the_most_recent_step_and_only_within_the_grace(
     skipped = {**opened, "ladder_skipped": {"bump": iso(T0), "mentee_update": iso(T0)}}
     assert plan_climb(skipped, ladder, T0 + 4 * day).do == ()
     assert not plan_climb(skipped, ladder, T0 + 4 * day)
+
+
+def test_the_sweeps_fast_test_agrees_with_the_decision(tmp_path: Path) -> None:
+    """The sweep picks requests with a string comparison; it must pick exactly those
+    ``plan_climb`` has something for."""
+    config = load_config(_config(tmp_path), environ={"MD_TEST_SECRET": SECRET})
+    ladder = Ladder.from_config(config.timers)
+    day = timedelta(days=1)
+    docs = [
+        {"status": status, "opened": iso(T0), **extra}
+        for status in ("open", "claimed", "incomplete")
+        for extra in (
+            {},
+            {"reopened": iso(T0 + 4 * day)},
+            {"ladder": {"bump": iso(T0), "mentee_update": iso(T0)}},
+            {"ladder": {"bump": iso(T0)}, "ladder_skipped": {"mentee_update": iso(T0)}},
+            {"ladder_skipped": dict.fromkeys(RUNGS, iso(T0))},
+        )
+    ] + [{"status": "open"}, {"status": "open", "opened": None}]
+    for hours in range(0, 24 * 16, 7):
+        now = T0 + timedelta(hours=hours)
+        test = has_pending_rung(ladder, now)
+        for doc in docs:
+            assert test(doc) == bool(plan_climb(doc, ladder, now)), (doc, hours)
 
 
 def test_rungs_follow_the_configured_delays(tmp_path: Path) -> None:
@@ -492,9 +516,7 @@ async def test_the_mail_gate_decides_who_is_not_bumped(desk: Harness) -> None:
         lambda: desk.store.mark_bounced("bea@example.com", reason="550 no such user", now=T0)
     )
     assert (await desk.sweep(days=3))["ladder"] == 2  # Ada's reminder and Jordan's update
-    assert [to for kind, to in await desk.kinds() if kind == "request_bump"] == [
-        "ada@example.com"
-    ]
+    assert [to for kind, to in await desk.kinds() if kind == "request_bump"] == ["ada@example.com"]
     [entry] = [e for e in await desk.call(desk.store.audit_log, 1) if e["event"] == "ladder bump"]
     assert entry["mentors"] == ["ada@example.com"]
     [bump] = await desk.sent("request_bump")

@@ -715,3 +715,28 @@ async def test_a_second_withdrawal_is_confirmed_once_and_cancels_nothing_more(
     async with desk.store() as store:
         session = store.session(book.session["uid"])
         assert session is not None and (session["status"], session["sequence"]) == ("cancelled", 1)
+
+
+async def test_the_mentees_words_on_a_booked_request_reach_the_mentor(
+    desk: Desk, http: aiohttp.ClientSession
+) -> None:
+    # Reported: "can we do 7:30am instead?" on a booked request got "we added what you
+    # wrote to MD-0001", and the mentor was never told.
+    p = await start(desk, http, [team_member(ADA, "Ada Lovelace")])
+    book = await booked(p, claimers=(ADA,))
+    desk.send(
+        answer(
+            "Jordan Lee <jordan@example.net>",
+            book.ack,
+            "Could we meet half an hour later? My bus gets in at 12:20.\n",
+            threaded=True,
+        )
+    )
+    note = await desk.mail_to(ADA, "A note from Jordan")
+    assert "My bus gets in at 12:20" in flat(note)
+    thanks = await arrived(desk, JORDAN, lambda m: "passed what you wrote on to Ada" in flat(m))
+    assert ADA in flat(thanks[0])
+    async with desk.store() as store:
+        request = store.request(1)
+        assert request is not None and request["status"] == "booked"
+        assert "My bus" not in request["details"]  # kept as a note, not re-sent as details

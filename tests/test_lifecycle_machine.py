@@ -48,6 +48,7 @@ from hypothesis.stateful import (
 )
 
 from mentordesk.config import Config
+from mentordesk.flows.escalation import assign
 from mentordesk.flows.feedback import FeedbackDesk
 from mentordesk.flows.matching import month_start
 from mentordesk.flows.router import Coordinator
@@ -75,14 +76,16 @@ from .lifecycle_model import (
     digest_counts_match,
     enrollment_body,
     mail,
+    mentors_sessions_apart,
     no_session_mail_after_the_end,
     nothing_to_bounced,
+    office_hours_membership,
     one_live_session_with_its_holder,
     request_body,
     statuses_match_facts,
     timed_mail_at_most_once,
 )
-from .timetravel import T0, write_config
+from .timetravel import BOSS, T0, write_config
 
 T = TypeVar("T")
 
@@ -252,6 +255,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         if self.writer is not None and self.writer.store is not None:
             event(f"steps: {self.steps // 10 * 10}+")
             event(f"sessions: {len(self.store.sessions())}")
+            event(f"series: {len(self.store.all_series())}")
+            event(
+                f"office hours mails: {sum(1 for m in self.mails() if m.kind.startswith('office')) // 3 * 3}+"
+            )
             for st_ in sorted({r["status"] for r in self.store.requests()}):
                 event(f"some request {st_}")
             for st_ in sorted({r["status"] for r in self.store.sessions()}):
@@ -385,8 +392,13 @@ class LifecycleMachine(RuleBasedStateMachine):
         )
 
     @precondition(has_requests)
-    @rule(which=st.integers(0, 20), words=st.sampled_from(MENTEE_SAYS), in_thread=st.booleans())
-    def mentee_replies(self, which: int, words: str, in_thread: bool) -> None:
+    @rule(
+        which=st.integers(0, 20),
+        words=st.sampled_from(MENTEE_SAYS),
+        in_thread=st.booleans(),
+        capitalised=st.booleans(),
+    )
+    def mentee_replies(self, which: int, words: str, in_thread: bool, capitalised: bool) -> None:
         """The mentee writes in the request's thread (or with its tag): gives what was
         missing, adds a note, or calls the request off in their own words."""
         request = pick(self.requests(), which)
@@ -398,10 +410,11 @@ class LifecycleMachine(RuleBasedStateMachine):
                 m.kind in MENTEE_THREAD and m.request == number and m.recipient == mentee.email
             )
         )
+        writer = mentee.capitalised() if capitalised else mentee
         if in_thread and thread is not None:
-            self.send(mentee, f"Re: {thread.subject}", words, answering=thread)
+            self.send(writer, f"Re: {thread.subject}", words, answering=thread)
         else:
-            self.send(mentee, f"Re: [MD-{number:04d}] Mentor request", words)
+            self.send(writer, f"Re: [MD-{number:04d}] Mentor request", words)
         after = (self.store.request(number) or {}).get("status")
         if words in WITHDRAW_WORDS and before in WITHDRAWABLE:
             assert after == RequestStatus.WITHDRAWN, (
@@ -489,6 +502,20 @@ class LifecycleMachine(RuleBasedStateMachine):
                 f"it is {after['status']}, claimed_by {after.get('claimed_by')}"
             )
 
+    @precondition(has_requests)
+    @rule(which=st.integers(0, 20), who=st.integers(0, len(MENTORS) - 1))
+    def escalation_contact_assigns(self, which: int, who: int) -> None:
+        """An escalation contact clicks "assign to mentor X" in an escalation email."""
+        request = pick(self.requests(), which)
+        self.call(
+            assign,
+            self.coordinator.claims,
+            int(request["number"]),
+            MENTORS[who].email,
+            BOSS,
+            self.now,
+        )
+
     # Rules: sessions ------------------------------------------------------------------------
 
     @precondition(has_sessions)
@@ -499,8 +526,11 @@ class LifecycleMachine(RuleBasedStateMachine):
             ("ACCEPTED", "DECLINED", "TENTATIVE", "COUNTER next week", "COUNTER at night")
         ),
         stale=st.booleans(),
+        outlook=st.booleans(),
     )
-    def calendar_reply(self, which: int, mentee_answers: bool, answer: str, stale: bool) -> None:
+    def calendar_reply(
+        self, which: int, mentee_answers: bool, answer: str, stale: bool, outlook: bool
+    ) -> None:
         """A calendar client answers an invitation (iTIP REPLY or COUNTER)."""
         session = pick(self.sessions(), which)
         who = person(session["mentee"] if mentee_answers else session["mentor"])
@@ -508,25 +538,19 @@ class LifecycleMachine(RuleBasedStateMachine):
         if stale and sequence > 0:
             sequence -= 1
         start = from_iso(session["start"])
-        if answer.startswith("COUNTER"):
-            proposed = start + (
-                timedelta(days=7) if answer == "COUNTER next week" else timedelta(hours=9)
-            )
-            raw = calendar_answer(
-                who,
-                session["uid"],
-                sequence,
-                now=self.now,
-                message_id=self.message_id(),
-                partstat="NEEDS-ACTION",
-                method="COUNTER",
-                proposed=proposed,
-            )
-        else:
-            raw = calendar_answer(
-                who, session["uid"], sequence, now=self.now, message_id=self.message_id(),
-                partstat=answer,
-            )  # fmt: skip
+        counter = answer.startswith("COUNTER")
+        later = timedelta(days=7) if answer == "COUNTER next week" else timedelta(hours=9)
+        raw = calendar_answer(
+            who,
+            session["uid"],
+            sequence,
+            now=self.now,
+            message_id=self.message_id(),
+            partstat="NEEDS-ACTION" if counter else answer,
+            method="COUNTER" if counter else "REPLY",
+            proposed=start + later if counter else None,
+            shout=outlook,
+        )
         self.receive(raw)
 
     @precondition(has_sessions)
@@ -596,6 +620,49 @@ class LifecycleMachine(RuleBasedStateMachine):
         desk = FeedbackDesk(self.coordinator.claims)
         self.call(desk.record_attendance, session["uid"], session["mentor"], answer, self.now)
 
+    # Rules: office hours ------------------------------------------------------------------
+
+    @precondition(lambda self: len(self.store.all_series()) < 2)
+    @rule(
+        weekday=st.sampled_from(("mon", "wed", "thu")),
+        hour=st.sampled_from(("12:00", "18:30")),
+        staff=st.lists(st.integers(0, len(MENTORS) - 1), min_size=1, max_size=2, unique=True),
+    )
+    def coordinator_adds_office_hours(self, weekday: str, hour: str, staff: list[int]) -> None:
+        """The coordinator starts a weekly office-hours series (the CLI's command)."""
+        command = {
+            "action": "add",
+            "weekday": weekday,
+            "time": hour,
+            "zone": "Europe/Berlin",
+            "length": "60m",
+            "mentors": [MENTORS[i].email for i in staff],
+        }
+        # TEMP-EXPLORE: skip mentors who left
+        command["mentors"] = [e for e in command["mentors"] if (self.store.mentor(e) or {}).get("status") not in ("resigned", "term-ended")]
+        if not command["mentors"]:
+            return
+        self.call(self.coordinator.office_hours.admin, command, self.now)
+
+    @rule(
+        who=st.integers(0, len(MENTORS) + len(MENTEES) - 1),
+        what=st.sampled_from(("join", "leave them all", "leave in the thread")),
+    )
+    def office_hours_mail(self, who: int, what: str) -> None:
+        """Someone asks for office hours, or to leave them (all, or one in its thread)."""
+        sender = (*MENTORS, *MENTEES)[who]
+        if what == "join":
+            self.send(sender, "Office hours", "Hi, I would like to join the office hours.")
+            return
+        if what == "leave them all":
+            self.send(sender, "Leave office hours", "Please take me off.")
+            return
+        invitation = self.latest_mail(
+            lambda m: m.kind == "office_hours_invite" and m.recipient == sender.email
+        )
+        if invitation is not None:
+            self.send(sender, f"Re: {invitation.subject}", "leave", answering=invitation)
+
     # Rules: time, restarts, bounces ----------------------------------------------------
 
     @rule(jump=JUMPS)
@@ -656,6 +723,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             mentors={m["email"]: m for m in store.mentors()},
             bounced=frozenset(a["email"] for a in store.bounced_addresses()),
             outbox=tuple(mails),
+            series=tuple(store.all_series()),
         )
         new = [m for m in mails if m.message_id not in self.seen]
         status_before, bounced_before = self.status_before, self.bounced_before
@@ -680,6 +748,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         }
         problems = timed_mail_at_most_once(world, reminder_of)
         assert not problems, "7. each timed step at most once:\n" + "\n".join(problems)
+        problems = mentors_sessions_apart(world)
+        assert not problems, "8. a mentor's sessions never overlap:\n" + "\n".join(problems)
+        problems = office_hours_membership(world)
+        assert not problems, "9. office-hours membership:\n" + "\n".join(problems)
         if self.compute_digest is not None:
             digest = self.compute_digest(store, self.config, self.now, self.now - timedelta(days=1))
             start = month_start(self.now, self.config.program.timezone)

@@ -150,6 +150,13 @@ def _event_sections(
         key: [] for key in ("claimed", "escalated", "declined", "ended", "mentors", "unplaced")
     }
     skipped: list[str] = []
+    # The notice to the coordinator names the email (sender, subject, date); the
+    # quarantine event of the same message is shown with those.
+    told = {
+        e["message_id"]: e
+        for e in events
+        if e["event"] == "coordinator told" and e.get("message_id") and e.get("sender")
+    }
     for e in events:
         kind, number = e["event"], e.get("request")
         if kind == "claimed":
@@ -181,8 +188,9 @@ def _event_sections(
         elif kind in _MENTOR_EVENTS:
             items["mentors"].append(_MENTOR_EVENTS[kind](names.of(e.get("mentor")), e))
         elif kind == "quarantined":
+            about = {**told.get(e.get("message_id") or "", {}), **e}
             items["unplaced"].append(
-                f"quarantined: {_email_line(e, zone)} · {e.get('error') or 'error'}"
+                f"quarantined: {_email_line(about, zone)} · {e.get('error') or 'error'}"
             )
         elif kind == "coordinator told" and e.get("reason") not in _TOLD_ELSEWHERE:
             reason = "not understood" if e.get("reason") == "unclassified" else e.get("reason")

@@ -50,7 +50,15 @@ from .words import plural, span
 if TYPE_CHECKING:
     from ..core import Coordinator
 
-__all__ = ["RUNGS", "Climb", "Ladder", "ladder_start", "ladder_step", "plan_climb"]
+__all__ = [
+    "RUNGS",
+    "Climb",
+    "Ladder",
+    "has_pending_rung",
+    "ladder_start",
+    "ladder_step",
+    "plan_climb",
+]
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +171,7 @@ def ladder_step(coordinator: Coordinator, now: datetime) -> int:
     """
     ladder = Ladder.from_config(coordinator.config.timers)
     store = coordinator.store
-    due_requests = store.requests_where(_has_pending_rung(ladder, now))
+    due_requests = store.requests_where(has_pending_rung(ladder, now))
     sent = 0
     for request in due_requests:
         number = int(request["number"])
@@ -175,7 +183,7 @@ def ladder_step(coordinator: Coordinator, now: datetime) -> int:
     return sent
 
 
-def _has_pending_rung(ladder: Ladder, now: datetime) -> Callable[[Mapping[str, Any]], bool]:
+def has_pending_rung(ladder: Ladder, now: datetime) -> Callable[[Mapping[str, Any]], bool]:
     """``bool(plan_climb(doc, ladder, now))``, fast enough for every request on every sweep.
 
     The store writes every time as an ISO string in UTC, so "the rung's moment has come"

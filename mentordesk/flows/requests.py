@@ -235,6 +235,38 @@ class RequestDesk:
         )
         return number
 
+    def _note(self, msg: ParsedMessage, request: dict[str, Any], now: datetime) -> None:
+        """More words from the mentee. A mentor who holds the request gets them at once;
+        otherwise they join the details every mentor asked from now on reads."""
+        number = int(request["number"])
+        note = free_text(msg.new_text)
+        holder = request.get("claimed_by") if request_status(request).held else None
+        if note:
+            request.setdefault("notes", []).append({"at": iso(now), "text": note})
+            if not holder and note not in request["details"]:
+                request["details"] = f"{request['details']}\n\n{note}".strip()
+            request["updated"] = iso(now)
+            self.store.save_request(request)
+        mentor = self.store.mentor(holder) if holder else None
+        if note and mentor is not None:
+            self.postman.send(
+                "mentee_note",
+                to=mentor["email"],
+                to_name=mentor.get("name", ""),
+                now=now,
+                context={"mentor": mentor, "request": request_view(request), "note": note},
+                thread=("request-mentor", {"number": number, "mentor": mentor["email"]}),
+                request=number,
+            )
+        self.postman.reply(
+            msg,
+            "request_note",
+            now,
+            number=number,
+            context={"request": request_view(request), "holder": mentor, "noted": bool(note)},
+        )
+        self.store.audit("request note", now=now, request=number, passed_to=holder)
+
     def answer(self, msg: ParsedMessage, request: dict[str, Any], now: datetime) -> str:
         """The mentee wrote in their request's thread: complete it, add a note, or (once
         it has ended) pass it to a person. Returns the kind of message it was."""
@@ -249,19 +281,7 @@ class RequestDesk:
             self._settle(msg, request, answer, now, new=False)
             return Kind.REQUEST.value
         if request_status(request).waiting:
-            note = free_text(msg.new_text)
-            if note:
-                request.setdefault("notes", []).append({"at": iso(now), "text": note})
-                request["updated"] = iso(now)
-                self.store.save_request(request)
-            self.postman.reply(
-                msg,
-                "request_note",
-                now,
-                number=int(request["number"]),
-                context={"request": request_view(request)},
-            )
-            self.store.audit("request note", now=now, request=request["number"])
+            self._note(msg, request, now)
             return Kind.REPLY.value
         # A reply to a withdrawn or closed request: a person should look at it.
         self.postman.tell_coordinator("reply to a closed request", now, msg=msg)

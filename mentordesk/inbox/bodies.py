@@ -1,34 +1,225 @@
 """The MIME tree: which parts a person reads, their text, calendar parts, MIME defects.
 
+``message_tree`` builds the tree with its limits applied while it is built, never after:
+the header section is cut to ``MAX_HEADER_SECTION_BYTES``/``_LINES``, every header value
+is ``bounded`` as it is read, at most ``MAX_PARTS`` parts and ``MAX_HEADER_FIELDS``
+header fields are made, and a message declaring more than ``MAX_CONTAINERS`` multipart
+or message parts (each can nest one level deeper, and the email package's parser nests
+by recursion) is read with its body as one text instead. Nothing a message holds can
+make it raise RecursionError or take memory out of proportion to its size.
+
 ``BodyReader`` walks a message (depth-limited) and collects the text a person would
 read: plain text before HTML in alternatives, forwarded messages inline, attachments and
-binary junk left out, RFC 3676 format=flowed joined.
+binary junk left out, RFC 3676 format=flowed joined. ``walk`` is iterative.
 """
 
 from __future__ import annotations
 
 import email
 import email.utils
+import io
 import re
 from collections.abc import Iterator
-from email.message import Message
-from email.policy import default as _POLICY
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.policy import EmailPolicy
+from typing import TYPE_CHECKING, Any
 
 from .charsets import decode_bytes
-from .headers import HeaderFactory, decode_header, raw_headers_of
+from .headers import HeaderFactory, bounded, decode_header, raw_headers_of, read_header
 from .html import html_to_text
 from .text import MAX_DEPTH, clean_line
 
 __all__ = [
+    "MAX_CONTAINERS",
+    "MAX_HEADER_FIELDS",
+    "MAX_HEADER_SECTION_BYTES",
+    "MAX_HEADER_SECTION_LINES",
+    "MAX_LINES",
+    "MAX_PARTS",
     "BodyReader",
+    "Limits",
     "calendar_parts",
     "content_type",
+    "header_section",
+    "message_tree",
     "mime_defects",
     "param",
     "payload_bytes",
     "subparts_of",
     "walk",
 ]
+
+# Per message, forwarded messages included. Real mail stays far below each: a few dozen
+# parts, a few hundred header fields, a header section of some 20 KB.
+MAX_PARTS = 500
+MAX_HEADER_FIELDS = 10_000
+MAX_CONTAINERS = 100  # multipart/* and message/* parts: at most 2 × 100 + 1 levels deep
+MAX_HEADER_SECTION_BYTES = 131_072  # of the top-level header section
+MAX_HEADER_SECTION_LINES = 4_000
+# The parser keeps every line as an object of its own (some 50 bytes more than its text):
+# 10 MB of short lines took 200 MB. A 10 MB base64 attachment has 130,000 lines.
+MAX_LINES = 250_000
+
+# A Content-Type field, unfolded or not, starting a line (the parser ends lines at CR, LF
+# or CRLF), and the words that make a part a container.
+_CONTENT_TYPE_FIELD = re.compile(
+    rb"(?:\A|(?<=[\r\n]))content-type:((?:[^\r\n]*(?:\r\n?|\n)[ \t])*[^\r\n]*)", re.I
+)
+_CONTAINER = re.compile(rb"multipart|message", re.I)
+_CHUNK_BYTES = 1 << 20
+# The empty line that ends a header section: two line ends, each CRLF, LF or a lone CR.
+_BLANK_LINE = re.compile(rb"(?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r(?!\n))")
+
+
+class _OverLimit(Exception):
+    """The message holds more parts or header fields than a message may."""
+
+
+class Limits:
+    """What one message may still make while it is read, and the notes on what it hit."""
+
+    def __init__(self) -> None:
+        self.parts_left = MAX_PARTS
+        self.fields_left = MAX_HEADER_FIELDS
+        self.notes: list[str] = []
+
+    def new_part(self, policy: Any) -> EmailMessage:
+        """A ``message_factory``: every part the parser makes is counted here."""
+        self.parts_left -= 1
+        if self.parts_left < 0:
+            raise _OverLimit(f"more than {MAX_PARTS} MIME parts")
+        return EmailMessage(policy=policy)
+
+    def field(self, name: str, cut: bool) -> None:
+        self.fields_left -= 1
+        if self.fields_left < 0:
+            raise _OverLimit(f"more than {MAX_HEADER_FIELDS} header fields")
+        if cut:
+            self.notes.append(f"the {clean_line(name)[:40]} header was too long; it was cut")
+
+
+if TYPE_CHECKING:  # generic only in the type stubs
+    _EmailPolicy = EmailPolicy[EmailMessage]
+else:
+    _EmailPolicy = EmailPolicy
+
+
+class _BoundedPolicy(_EmailPolicy):
+    """``mime.READ``, counting what the parser makes and bounding each header value as it is
+    read (``headers.bounded``); a header the classes cannot read is given as text."""
+
+    limits: Limits | None = None
+
+    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
+        name, value = super().header_source_parse(sourcelines)
+        value, cut = bounded(value)
+        if self.limits is not None:
+            self.limits.field(name, cut)
+        return name, value
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        try:
+            return super().header_fetch_parse(name, value)
+        except Exception:  # RecursionError on nested comments, ValueError on CR/LF, ...
+            return "".join(value.splitlines())
+
+
+def message_tree(data: bytes, limits: Limits) -> Message:
+    """``data`` as a MIME tree, within ``limits`` (see the module docstring). Never raises
+    for what the message holds; notes on what was cut go to ``limits.notes``."""
+    data = _cut_lines(_cut_header_section(data, limits.notes), limits.notes)
+    policy = _BoundedPolicy(
+        header_factory=read_header, message_factory=limits.new_part, limits=limits
+    )
+    if _containers(data) <= MAX_CONTAINERS:
+        parts_left, fields_left = limits.parts_left, limits.fields_left
+        try:
+            return _parsed(data, policy, headersonly=False)
+        except _OverLimit as exc:
+            limits.notes.append(f"MIME: {exc}; the body was read as one text")
+            limits.parts_left, limits.fields_left = parts_left, fields_left
+    else:
+        limits.notes.append(
+            f"MIME: more than {MAX_CONTAINERS} multipart or message parts; "
+            "the body was read as one text"
+        )
+    # The header section alone: within its limits by _cut_header_section.
+    limits.parts_left = max(limits.parts_left, 1)
+    limits.fields_left = max(limits.fields_left, MAX_HEADER_SECTION_LINES)
+    return _parsed(data, policy, headersonly=True)
+
+
+def _parsed(data: bytes, policy: _BoundedPolicy, *, headersonly: bool) -> Message:
+    """``data`` parsed from a stream, a slice at a time: ``parsebytes`` would first make
+    all of it one str and a StringIO (4 bytes a character), and a limit would only be hit
+    once the whole message had been split into lines."""
+    return BytesParser(policy=policy).parse(io.BytesIO(data), headersonly=headersonly)
+
+
+def _cut_lines(data: bytes, notes: list[str]) -> bytes:
+    """``data`` up to the end of its ``MAX_LINES``-th line (line ends: CRLF, LF, CR)."""
+    if _line_ends(data) <= MAX_LINES:
+        return data
+    counted, start = 0, 0
+    while counted + _line_ends(data[start : start + _CHUNK_BYTES]) < MAX_LINES:
+        counted += _line_ends(data[start : start + _CHUNK_BYTES])
+        start += _CHUNK_BYTES
+    end = start
+    for line_end in re.finditer(rb"\r\n|\n|\r(?!\n)", data[start : start + _CHUNK_BYTES]):
+        counted += 1
+        end = start + line_end.end()
+        if counted >= MAX_LINES:
+            break
+    notes.append(f"the message has more than {MAX_LINES} lines; the rest was left out")
+    return data[:end]
+
+
+def _line_ends(data: bytes) -> int:
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _containers(data: bytes) -> int:
+    """How many multipart/message Content-Type fields ``data`` may hold (an upper bound:
+    lines in bodies count too), counting no further than ``MAX_CONTAINERS + 1``."""
+    count = 0
+    for field in _CONTENT_TYPE_FIELD.finditer(data):
+        if _CONTAINER.search(field.group(1)):
+            count += 1
+            if count > MAX_CONTAINERS:
+                break
+    return count
+
+
+def header_section(data: bytes) -> bytes:
+    """The top-level header section of ``data``, without the empty line that ends it."""
+    blank = _BLANK_LINE.search(data)
+    return data[: blank.start()] if blank is not None else data
+
+
+def _cut_header_section(data: bytes, notes: list[str]) -> bytes:
+    """``data`` with its top-level header section cut to ``MAX_HEADER_SECTION_BYTES`` and
+    ``MAX_HEADER_SECTION_LINES`` at a line end; the body after it is kept."""
+    window = data[:MAX_HEADER_SECTION_BYTES]
+    blank = _BLANK_LINE.search(window)
+    if blank is not None or len(data) <= MAX_HEADER_SECTION_BYTES:
+        head = window[: blank.start()] if blank is not None else window
+        breaks = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n")
+        if breaks < MAX_HEADER_SECTION_LINES:
+            return data
+    else:
+        head = window
+    kept = head
+    for number, line_end in enumerate(re.finditer(rb"\r\n?|\n", head), start=1):
+        if number == MAX_HEADER_SECTION_LINES:
+            kept = head[: line_end.start()]
+            break
+    body = _BLANK_LINE.search(data, max(len(kept) - 2, 0))
+    notes.append(
+        f"the header section was longer than {MAX_HEADER_SECTION_BYTES // 1024} KB or "
+        f"{MAX_HEADER_SECTION_LINES} lines; the rest of it was left out"
+    )
+    return kept.rstrip(b"\r\n") + b"\r\n\r\n" + (data[body.end() :] if body else b"")
 
 
 def content_type(part: Message) -> str:
@@ -57,13 +248,41 @@ def _is_attachment(part: Message) -> bool:
         return False
 
 
-def payload_bytes(part: Message) -> bytes:
-    """The part's body with its Content-Transfer-Encoding (RFC 2045 §6) undone."""
+def payload_bytes(part: Message, limit: int | None = None) -> bytes:
+    """The part's body with its Content-Transfer-Encoding (RFC 2045 §6) undone; the
+    first ``limit`` bytes of it when ``limit`` is given.
+
+    A base64 or quoted-printable body is cut before it is decoded (decoding 10 MB of
+    base64 takes four times that in lines and copies).
+    """
     try:
+        encoding = _transfer_encoding(part)
+        if limit is not None and encoding in _ENCODED_CHARS:
+            encoded = part.get_payload()
+            chars = _ENCODED_CHARS[encoding](limit)
+            if isinstance(encoded, str) and len(encoded) > chars:
+                cut = Message()
+                cut["Content-Transfer-Encoding"] = encoding
+                cut.set_payload(encoded[: encoded.rfind("\n", 0, chars) + 1])
+                part = cut
         payload = part.get_payload(decode=True)
     except Exception:
         payload = None
-    return payload if isinstance(payload, bytes) else b""
+    if not isinstance(payload, bytes):
+        return b""
+    return payload if limit is None or len(payload) <= limit else payload[:limit]
+
+
+# How many characters of a transfer encoding hold ``n`` bytes, at most (RFC 2045 §6.8:
+# 4 for 3, in lines of 76 and a line end; §6.7: "=XX" for a byte).
+_ENCODED_CHARS = {
+    "base64": lambda n: (n // 3 + 1) * 4 * 78 // 76 + 80,
+    "quoted-printable": lambda n: 3 * n + 80,
+}
+
+
+def _transfer_encoding(part: Message) -> str:
+    return str(part.get("content-transfer-encoding", "")).strip().lower()
 
 
 def subparts_of(part: Message) -> list[Message]:
@@ -76,12 +295,19 @@ def subparts_of(part: Message) -> list[Message]:
 
 
 class BodyReader:
-    """Walks a MIME tree and collects the text a person would read."""
+    """Walks a MIME tree and collects the text a person would read.
 
-    def __init__(self, max_part_chars: int, notes: list[str], factory: HeaderFactory) -> None:
-        self.max_part_chars = max_part_chars
+    ``max_chars`` is shared by the whole walk: once that much text has been decoded,
+    later parts are not decoded at all.
+    """
+
+    def __init__(
+        self, max_chars: int, notes: list[str], factory: HeaderFactory, limits: Limits
+    ) -> None:
+        self.chars_left = max_chars
         self.notes = notes
         self.factory = factory
+        self.limits = limits
 
     def text_of(self, part: Message, depth: int) -> str:
         if depth > MAX_DEPTH:
@@ -90,7 +316,7 @@ class BodyReader:
         ctype = content_type(part)
         subparts = subparts_of(part)
         if ctype in ("message/rfc822", "message/global"):
-            return self._forwarded(_inner_message(part, subparts), depth)
+            return self._forwarded(self._inner_message(part, subparts), depth)
         if part.is_multipart():
             return self._multipart(ctype, subparts, depth)
         if _is_attachment(part):
@@ -128,14 +354,26 @@ class BodyReader:
         for name in ("from", "date", "subject", "to"):
             if name in raw:
                 decoded = decode_header(name, raw[name], self.factory)
-                lines.append(f"{name.title()}: {clean_line(decoded)}")
+                lines.append(f"{name.title()}: {clean_line(decoded)[:1000]}")
         return "\n".join(lines) + "\n\n" + self.text_of(inner, depth + 1)
 
+    def _inner_message(self, part: Message, subparts: list[Message]) -> Message:
+        if subparts:
+            return subparts[0]
+        # RFC 2046 §5.2.1 forbids encoding message/rfc822, but some clients base64 it
+        # anyway. It is read within what is left of this message's limits.
+        return message_tree(payload_bytes(part, 4 * max(self.chars_left, 0)), self.limits)
+
     def _decoded(self, part: Message) -> str:
-        data = payload_bytes(part)
+        if self.chars_left <= 0:
+            self.notes.append("the message holds more text than is read; the rest was left out")
+            return ""
+        # A character takes at most 4 bytes in any charset a sender may name.
+        data = payload_bytes(part, 4 * self.chars_left)
         text, _ = decode_bytes(data, param(part, "charset"), self.notes)
-        if len(text) > self.max_part_chars:
-            text = text[: self.max_part_chars]
+        if len(text) > self.chars_left:
+            text = text[: self.chars_left]
+        self.chars_left -= len(text)
         if _looks_binary(text):
             self.notes.append("a text part holds binary data; it was left out")
             return ""
@@ -143,13 +381,6 @@ class BodyReader:
         if (param(part, "format") or "").lower() == "flowed":
             text = _unflow(text, delsp=(param(part, "delsp") or "").lower() == "yes")
         return text
-
-
-def _inner_message(part: Message, subparts: list[Message]) -> Message:
-    if subparts:
-        return subparts[0]
-    # RFC 2046 §5.2.1 forbids encoding message/rfc822, but some clients base64 it anyway.
-    return email.message_from_bytes(payload_bytes(part), policy=_POLICY)
 
 
 def _looks_binary(text: str) -> bool:
@@ -206,15 +437,20 @@ def calendar_parts(msg: Message) -> Iterator[bytes]:
                 yield data
 
 
-def walk(part: Message, depth: int = 0, *, into_messages: bool = True) -> Iterator[Message]:
-    """Every part, depth-limited (``Message.walk`` recurses without a limit)."""
-    yield part
-    if depth >= MAX_DEPTH:
-        return
-    if not into_messages and content_type(part).startswith("message/"):
-        return
-    for sub in subparts_of(part):
-        yield from walk(sub, depth + 1, into_messages=into_messages)
+def walk(part: Message, *, into_messages: bool = True) -> Iterator[Message]:
+    """Every part, depth first, at most ``MAX_DEPTH`` levels down and ``MAX_PARTS`` parts
+    in all (``Message.walk`` recurses without a limit). Iterative."""
+    stack: list[tuple[Message, int]] = [(part, 0)]
+    given = 0
+    while stack and given < MAX_PARTS:
+        current, depth = stack.pop()
+        yield current
+        given += 1
+        if depth >= MAX_DEPTH:
+            continue
+        if not into_messages and content_type(current).startswith("message/"):
+            continue
+        stack.extend((sub, depth + 1) for sub in reversed(subparts_of(current)))
 
 
 _DEFECT_NOTES = {

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .delivery import BOUNCE_SENDERS, BOUNCE_SUBJECT
+from .delivery import BOUNCE_SUBJECT, is_bounce_sender
 from .fields import form_labels
 from .parse import ParsedMessage
 from .quoting import is_greeting_line, own_words
@@ -187,16 +187,22 @@ def _own(msg: ParsedMessage, program_address: str) -> _Verdict | None:
 
 
 def _bounce(msg: ParsedMessage, program_address: str) -> _Verdict | None:
+    """Delivery reports (RFC 3464) and feedback reports (RFC 5965, ARF): never answered."""
     if report := msg.delivery_report:
+        named = ", ".join(report.failed_recipients) or "no readable address"
+        if report.feedback_type is not None:
+            return Kind.BOUNCE, f"feedback report (RFC 5965): {report.feedback_type}, {named}"
         if not report.failed_recipients:
             return Kind.BOUNCE, "delivery report naming no failed recipient"
         state = "failed" if report.permanent else "delayed"
-        return Kind.BOUNCE, f"delivery report: {state} for {', '.join(report.failed_recipients)}"
+        return Kind.BOUNCE, f"delivery report: {state} for {named}"
     content_type = msg.headers.get("content-type", "").lower()
     if "multipart/report" in content_type and "delivery-status" in content_type:
         return Kind.BOUNCE, "multipart/report of delivery status (RFC 3464)"
+    if "multipart/report" in content_type and "feedback-report" in content_type:
+        return Kind.BOUNCE, "multipart/report of feedback (RFC 5965)"
     local = msg.sender.partition("@")[0]
-    if local in BOUNCE_SENDERS or _MAILER_DAEMON.match(msg.headers.get("from", "")):
+    if is_bounce_sender(local) or _MAILER_DAEMON.match(msg.headers.get("from", "")):
         return Kind.BOUNCE, f"sent by {local or 'MAILER-DAEMON'}"
     if BOUNCE_SUBJECT.match(msg.subject):
         return Kind.BOUNCE, "subject of a bounce"
