@@ -591,7 +591,11 @@ async def test_the_digest_counts_equal_the_records_after_any_history(
                 for n, email in enumerate(WALK_MENTORS)
             )
         )
-        store = lambda: desk.store  # noqa: E731 - the store changes on restart
+
+        def store() -> Store:  # the store changes on restart
+            assert desk.store is not None
+            return desk.store
+
         mentees = 0
         seen: set[str] = set()
         for _ in range(80):

@@ -19,6 +19,7 @@ from mentordesk.feed import FEED_LIFETIME, build_feed
 from mentordesk.state.store import iso
 from mentordesk.tokens import verify
 
+from .desk import mail
 from .test_office_hours import (
     ADA,
     BERLIN_THURSDAYS,
@@ -28,7 +29,6 @@ from .test_office_hours import (
     MARCH,
     SECRET,
     World,
-    mail,
     read_both,
     starts,
     utc,
@@ -46,7 +46,9 @@ SESSION_UID = "6c1d2e3f-0a1b-4c2d-9e8f-7a6b5c4d3e2f@program.test"
 KIM = "kim@example.com"
 
 
-def session(uid: str, mentor: str, mentee: str, start: datetime, status: str, **extra: Any) -> dict:
+def session(
+    uid: str, mentor: str, mentee: str, start: datetime, status: str, **extra: Any
+) -> dict[str, Any]:
     return {
         "uid": uid,
         "request": extra.pop("request", 1),

@@ -474,6 +474,7 @@ async def test_bad_links_are_refused_with_a_clear_page(
 
     await check(cases)
     # Once the round has gone out, Sam (not asked: no request this year) is still refused.
+    assert site.coordinator is not None
     await site.writer.call(survey_round_job, site.coordinator, NOW)
     await check([(not_asked, 403, "This link was made for someone else.")])
     assert await site.writer.call(site.store.feedback_all) == []

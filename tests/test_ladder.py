@@ -135,7 +135,7 @@ def test_the_sweeps_fast_test_agrees_with_the_decision(tmp_path: Path) -> None:
     config = load_config(_config(tmp_path), environ={"MD_TEST_SECRET": SECRET})
     ladder = Ladder.from_config(config.timers)
     day = timedelta(days=1)
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"status": status, "opened": iso(T0), **extra}
         for status in ("open", "claimed", "incomplete")
         for extra in (
@@ -401,7 +401,7 @@ async def test_a_failing_request_holds_up_nothing_and_is_retried_whole(
     postman = desk.coordinator.postman
     real_send = postman.send
 
-    def flaky(template: str, **kwargs: Any) -> str:
+    def flaky(template: str, **kwargs: Any) -> str | None:
         # The second reminder for request 1 fails: the first must not go out alone.
         if template == "request_bump" and kwargs["request"] == 1 and kwargs["to"] == FIRST[1]:
             raise RuntimeError("template exploded")

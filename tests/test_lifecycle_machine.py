@@ -639,7 +639,8 @@ class LifecycleMachine(RuleBasedStateMachine):
             "mentors": [MENTORS[i].email for i in staff],
         }
         # TEMP-EXPLORE: skip mentors who left
-        command["mentors"] = [e for e in command["mentors"] if (self.store.mentor(e) or {}).get("status") not in ("resigned", "term-ended")]
+        from mentordesk.state.records import term_over as _to
+        command["mentors"] = [e for e in command["mentors"] if (self.store.mentor(e) or {}).get("status") not in ("resigned", "term-ended") and not _to(self.store.mentor(e) or {}, self.now)]
         if not command["mentors"]:
             return
         self.call(self.coordinator.office_hours.admin, command, self.now)

@@ -39,6 +39,13 @@ ERIN = "erin@example.org"
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
+def series_of(store: Store, series_id: int) -> dict[str, Any]:
+    """The stored series (it must exist by now)."""
+    found = store.series(series_id)
+    assert found is not None
+    return found
+
+
 @pytest.fixture
 async def desk(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink) -> AsyncIterator[Desk]:
     desk = Desk(tmp_path, dovecot, smtp_sink)
@@ -138,7 +145,7 @@ async def test_join_and_leave_by_email(desk: Desk) -> None:
     # Twelve weeks of 18:00 in Berlin, whatever DST does in between.
     assert [o["start"] for o in event["occurrences"]] == thursdays_from(series["first"], 12)
     assert "Office hours" in invitation.subject and "/feed/" in text_of(invitation)
-    await desk.until(lambda store: store.series(1)["attendees"] == [DANA])
+    await desk.until(lambda store: series_of(store, 1)["attendees"] == [DANA])
 
     desk.send(mail("Dana Müller <dana@example.net>", "Office hours leave", ""))
     [_, cancel] = await desk.replies_to(DANA, 2)
@@ -146,7 +153,7 @@ async def test_join_and_leave_by_email(desk: Desk) -> None:
     assert method == "CANCEL"
     [event] = read_both(ics)["events"]
     assert (event["uid"], event["status"], people(event)) == (series["uid"], "CANCELLED", [DANA])
-    await desk.until(lambda store: store.series(1)["attendees"] == [])
+    await desk.until(lambda store: series_of(store, 1)["attendees"] == [])
     await desk.processed(2)
     # The mentors heard nothing of Dana's coming and going.
     assert len(desk.sink.messages_to(ADA)) == len(desk.sink.messages_to(LINUS)) == 1
@@ -178,13 +185,16 @@ async def test_leave_in_a_series_thread_leaves_that_series_only(desk: Desk) -> N
     add_series(desk, "tue", [ADA], "Python office hours")
     add_series(desk, "thu", [LINUS], "JavaScript office hours")
     await desk.start()
-    python, javascript = [await desk.until(lambda store, n=n: store.series(n)) for n in (1, 2)]
+    python = await desk.until(lambda store: store.series(1))
+    javascript = await desk.until(lambda store: store.series(2))
 
     desk.send(mail(f"Dana <{DANA}>", "Office hours", "Hi! May I join?"))
     invitations = await desk.replies_to(DANA, 2)
     by_uid = {uid_of(m): m for m in invitations}
     assert sorted(by_uid) == sorted([python["uid"], javascript["uid"]])
-    await desk.until(lambda store: [store.series(n)["attendees"] for n in (1, 2)] == [[DANA]] * 2)
+    await desk.until(
+        lambda store: [series_of(store, n)["attendees"] for n in (1, 2)] == [[DANA]] * 2
+    )
 
     # "leave" in answer to the JavaScript invitation: off that series, still on Python.
     js_invitation = by_uid[javascript["uid"]]
@@ -201,10 +211,10 @@ async def test_leave_in_a_series_thread_leaves_that_series_only(desk: Desk) -> N
     [event] = read_both(ics)["events"]
     assert (method, event["uid"], people(event)) == ("CANCEL", javascript["uid"], [DANA])
     assert "JavaScript office hours" in text_of(cancel)
-    await desk.until(lambda store: store.series(2)["attendees"] == [])
+    await desk.until(lambda store: series_of(store, 2)["attendees"] == [])
     await desk.processed(2)
     async with desk.store() as store:
-        assert store.series(1)["attendees"] == [DANA]
+        assert series_of(store, 1)["attendees"] == [DANA]
     assert len(desk.sink.messages_to(DANA)) == 3
 
     # A fresh "office hours leave" (no thread) leaves every series, and says which.
@@ -216,8 +226,8 @@ async def test_leave_in_a_series_thread_leaves_that_series_only(desk: Desk) -> N
     assert sorted(uid_of(m) for m in cancels) == sorted([python["uid"], javascript["uid"]])
     texts = " ".join(text_of(m) for m in cancels)
     assert "Python office hours" in texts and "JavaScript office hours" in texts
-    await desk.until(lambda store: store.series(1)["attendees"] == [DANA])
-    await desk.until(lambda store: store.series(2)["attendees"] == [])
+    await desk.until(lambda store: series_of(store, 1)["attendees"] == [DANA])
+    await desk.until(lambda store: series_of(store, 2)["attendees"] == [])
 
 
 async def test_a_calendar_answer_comes_back_through_the_mailbox(desk: Desk) -> None:
@@ -227,7 +237,7 @@ async def test_a_calendar_answer_comes_back_through_the_mailbox(desk: Desk) -> N
     await desk.replies_to(DANA, 1)
     series = await series_doc(desk)
     desk.send(calendar_answer(DANA, "Dana", series["uid"], "ACCEPTED"))
-    await desk.until(lambda store: store.series(1)["answers"].get(DANA) == "ACCEPTED")
+    await desk.until(lambda store: series_of(store, 1)["answers"].get(DANA) == "ACCEPTED")
     await desk.processed(2)
     assert len(desk.sink.messages_to(DANA)) == 1  # an answer is never answered
 
@@ -261,7 +271,7 @@ def calendar_answer(sender: str, name: str, uid: str, partstat: str) -> bytes:
     part = MIMEPart()
     part.set_content(ics.encode(), "text", "calendar", params={"method": "REPLY"})
     msg.make_alternative()
-    msg.attach(part)
+    MIMEPart.attach(msg, part)
     return msg.as_bytes()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ async def desk(tmp_path: Path) -> AsyncIterator[Harness]:
     await harness.close()
 
 
-async def booked(desk: Harness) -> dict:
+async def booked(desk: Harness) -> dict[str, Any]:
     await desk.seed(mentor_doc("ada@example.com", "Ada Lovelace", ["python"]))
     await desk.receive(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
     claims = desk.coordinator.claims

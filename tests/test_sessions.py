@@ -14,6 +14,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage, MIMEPart
 from email.utils import make_msgid
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -33,7 +34,9 @@ def calendar_of(message: ReceivedMessage) -> tuple[str, bytes]:
     """(METHOD from the MIME type, the object) of the inline text/calendar part."""
     for part in message.message.walk():
         if part.get_content_type() == "text/calendar":
-            return str(part.get_param("method")), part.get_payload(decode=True)
+            ics = part.get_payload(decode=True)
+            assert isinstance(ics, bytes)
+            return str(part.get_param("method")), ics
     raise AssertionError(f"no text/calendar part in {message.subject!r}")
 
 
@@ -119,14 +122,15 @@ def reply_mail(
     params = {"method": method} if mime_method else {}
     part.set_content(ics.encode(), "text", "calendar", cte="quoted-printable", params=params)
     msg.make_alternative()
-    msg.attach(part)
+    MIMEPart.attach(msg, part)
     return msg.as_bytes()
 
 
-async def session_doc(desk: Desk, sequence: int = 0) -> dict:
-    return await desk.until(
+async def session_doc(desk: Desk, sequence: int = 0) -> dict[str, Any]:
+    found: dict[str, Any] = await desk.until(
         lambda store: next((s for s in store.sessions() if s["sequence"] >= sequence), None)
     )
+    return found
 
 
 async def test_claim_sends_both_people_a_real_invitation(

@@ -16,7 +16,8 @@ from ..config import Config
 from ..inbox.fields import FormFields, format_windows
 from ..inbox.parse import ParsedMessage
 from ..mailer.outbox import Postman
-from ..state.records import MentorStatus
+from ..state.lifecycle import MentorEvent, next_mentor_status
+from ..state.records import MentorStatus, mentor_status, term_over
 from ..state.store import Store, iso
 from ..views import windows_from_doc, windows_to_doc
 from .lifecycle import Lifecycle
@@ -106,9 +107,12 @@ class EnrollmentDesk:
                 "availability": merged["availability"],
                 "capacity": merged["capacity"] or self.config.matching.default_capacity,
                 "about": merged["about"] or "",
-                "status": "active"
-                if not existing or existing["status"] == "resigned"
-                else existing["status"],
+                "status": (
+                    next_mentor_status(mentor_status(existing), MentorEvent.ENROLL, term_over=False)
+                    or mentor_status(existing)
+                    if existing
+                    else MentorStatus.ACTIVE
+                ).value,
                 "term_end": term_end,
                 "enrolled": existing["enrolled"] if existing else iso(now),
                 "updated": iso(now),
@@ -167,18 +171,17 @@ class EnrollmentDesk:
         if mentor is None:
             self.postman.reply(msg, "not_a_mentor", now, context={"command": command})
             return
-        if command == "resign":
+        before = mentor_status(mentor)
+        after = next_mentor_status(before, MentorEvent(command), term_over=term_over(mentor, now))
+        if after is None:
+            self.store.audit(f"mentor {command} refused", now=now, mentor=msg.sender, was=before)
+        elif after is MentorStatus.RESIGNED:
             self.lifecycle.mentor_left(msg.sender, MentorStatus.RESIGNED, now)
             mentor = self.store.mentor(msg.sender) or mentor
         else:
-            if command == "pause":
-                mentor["status"] = MentorStatus.PAUSED.value
-            elif command == "resume":
-                mentor["status"] = MentorStatus.ACTIVE.value
-            elif command == "renew":
+            if command == "renew":
                 mentor["term_end"] = iso(now + self.config.timers.term_length)
-                if MentorStatus(mentor["status"]).left:
-                    mentor["status"] = MentorStatus.ACTIVE.value
+            mentor["status"] = after.value
             mentor["updated"] = iso(now)
             self.store.save_mentor(mentor)
             self.store.audit(f"mentor {command}", now=now, mentor=msg.sender)
@@ -187,6 +190,8 @@ class EnrollmentDesk:
             "mentor_status",
             now,
             context={
+                "refused": after is None,
+                "was": before.value,
                 "command": command,
                 "mentor": self.mentor_view(mentor, mentor.get("name", "")),
             },

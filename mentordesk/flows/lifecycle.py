@@ -186,6 +186,7 @@ class Lifecycle:
         request = self.store.request(number)
         if request is None:
             return False
+        was_incomplete = request_status(request) is RequestStatus.INCOMPLETE
         if not self._move(request, RequestEvent.EXPIRED, now, by="", why="expired"):
             return False
         request.pop("session_cancelled", None)
@@ -195,7 +196,11 @@ class Lifecycle:
             to=request["mentee"],
             to_name=request.get("name", ""),
             now=now,
-            context={"request": request_view(request), "age": _age(max_age)},
+            context={
+                "request": request_view(request),
+                "age": _age(max_age),
+                "incomplete": was_incomplete,
+            },
             thread=("request", number),
             request=number,
         )

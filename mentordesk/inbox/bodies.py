@@ -37,6 +37,7 @@ __all__ = [
     "MAX_HEADER_SECTION_LINES",
     "MAX_LINES",
     "MAX_PARTS",
+    "MAX_REREAD_BYTES",
     "BodyReader",
     "Limits",
     "calendar_parts",
@@ -56,6 +57,9 @@ MAX_PARTS = 500
 MAX_HEADER_FIELDS = 10_000
 MAX_CONTAINERS = 100  # multipart/* and message/* parts: at most 2 × 100 + 1 levels deep
 MAX_HEADER_SECTION_BYTES = 131_072  # of the top-level header section
+# Bytes of message/rfc822 bodies read a second time as messages (a forward that was
+# base64-encoded, or one in a message read as text), in all.
+MAX_REREAD_BYTES = 2_000_000
 MAX_HEADER_SECTION_LINES = 4_000
 # The parser keeps every line as an object of its own (some 50 bytes more than its text):
 # 10 MB of short lines took 200 MB. A 10 MB base64 attachment has 130,000 lines.
@@ -82,6 +86,7 @@ class Limits:
     def __init__(self) -> None:
         self.parts_left = MAX_PARTS
         self.fields_left = MAX_HEADER_FIELDS
+        self.reread_left = MAX_REREAD_BYTES
         self.notes: list[str] = []
 
     def new_part(self, policy: Any) -> EmailMessage:
@@ -362,7 +367,9 @@ class BodyReader:
             return subparts[0]
         # RFC 2046 §5.2.1 forbids encoding message/rfc822, but some clients base64 it
         # anyway. It is read within what is left of this message's limits.
-        return message_tree(payload_bytes(part, 4 * max(self.chars_left, 0)), self.limits)
+        data = payload_bytes(part, max(min(4 * self.chars_left, self.limits.reread_left), 0))
+        self.limits.reread_left -= len(data)
+        return message_tree(data, self.limits)
 
     def _decoded(self, part: Message) -> str:
         if self.chars_left <= 0:

@@ -54,6 +54,7 @@ MAX_ENCODED_WORDS = 200
 # cache keeps 1,024 of them); longer ones are made for the one message and let go.
 _SHARED_MAX_CHARS = 1_000
 _UNSHARED = HeaderClasses()
+_MAX_PARENS = 50  # "(" in a structured value the header classes are given
 
 
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
@@ -111,6 +112,10 @@ def read_header(name: str, value: str) -> Any:
     the cache never holds more than 1,024 short headers' parse trees.
     """
     value, _ = bounded(value)
+    if value.count("(") > _MAX_PARENS and not _is_unstructured(name):
+        # The header classes read nested comments by recursion: thousands of "(" cost
+        # a RecursionError and megabytes of frames. Callers read such values by hand.
+        raise ValueError(f"{name}: more than {_MAX_PARENS} comments")
     if len(value) <= _SHARED_MAX_CHARS:
         return READ.header_factory(name, value)
     return _UNSHARED(name, value)

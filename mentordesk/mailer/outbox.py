@@ -245,6 +245,9 @@ class Postman:
             now=now,
             reason=reason,
             message_id=msg.message_id if msg else None,
+            sender=msg.sender if msg else "",
+            sender_name=msg.sender_name if msg else "",
+            subject=msg.subject if msg else "",
             request=request,
         )
         notice = {

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from .records import MentorStatus as M
 from .records import RequestStatus as R
 
-__all__ = ["RequestEvent", "leaves_holder", "next_request_status"]
+__all__ = [
+    "MentorEvent",
+    "RequestEvent",
+    "leaves_holder",
+    "next_mentor_status",
+    "next_request_status",
+]
 
 
 class RequestEvent(StrEnum):
@@ -55,3 +62,32 @@ def leaves_holder(before: R, after: R) -> bool:
     """True when the change takes the request from its holder: the live session, if
     any, must be cancelled in every calendar that got it."""
     return before.held and not after.held and after is not R.MET
+
+
+class MentorEvent(StrEnum):
+    """What a mentor (or the coordinator on their behalf) asks for."""
+
+    ENROLL = "enroll"  # enrolling again updates them, and brings back one who left
+    PAUSE = "pause"
+    RESUME = "resume"
+    RENEW = "renew"  # a new term from today
+    RESIGN = "resign"
+
+
+def next_mentor_status(status: M, event: MentorEvent, *, term_over: bool) -> M | None:
+    """Where ``event`` takes a mentor in ``status``; None when it cannot happen there.
+
+    Pausing or resuming is for mentors still in the program: one whose term ended comes
+    back by renewing; one who resigned by resuming (within their term), renewing or
+    enrolling again. Leaving (resign, term end) has consequences: see ``flows/lifecycle``.
+    """
+    if event is MentorEvent.RESIGN:
+        return None if status is M.RESIGNED else M.RESIGNED
+    if event is MentorEvent.PAUSE:
+        return M.PAUSED if status in (M.ACTIVE, M.PAUSED) else None
+    if event is MentorEvent.RESUME:
+        if status in (M.ACTIVE, M.PAUSED) or (status is M.RESIGNED and not term_over):
+            return M.ACTIVE
+        return None
+    # ENROLL and RENEW: whoever left comes back; the others keep their standing.
+    return M.ACTIVE if status.left else status

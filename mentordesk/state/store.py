@@ -173,11 +173,16 @@ class Store:
                 status = session_status(doc)
                 if status != doc.get("status"):
                     self._sessions.update({"status": status.value}, doc_ids=[doc.doc_id])
+            asked = {  # requests whose after-session questions went out before
+                d.get("request") for d in self._sessions.all() if d.get("followup_asked")
+            }
             for doc in self._requests.all():
                 request = request_status(doc)
                 if request.held and doc.get("claimed_by"):
                     live = self._live_sessions.get(int(doc["number"]))
                     request = RequestStatus.BOOKED if live else RequestStatus.CLAIMED
+                elif request is RequestStatus.MET and doc["number"] in asked:
+                    request = RequestStatus.CLOSED
                 if request != doc.get("status"):
                     self._requests.update({"status": request.value}, doc_ids=[doc.doc_id])
             self.set_meta("schema", SCHEMA_VERSION)
