@@ -9,10 +9,16 @@ command to the store itself, and the emails it causes wait in the outbox until t
 daemon next starts.
 
 The admin token is ``tokens.sign`` with purpose ``admin``, person ``cli`` and obj
-``office-hours:<SHA-256 of the request body>``, for ``ADMIN_LIFETIME``: it is good for
-that one body, briefly. The route also refuses connections from other machines, but
-the token is the real lock: a reverse proxy on the same machine connects from loopback,
-so do not forward /admin/ from the outside.
+``office-hours:<SHA-256 of the request body>:<nonce>``, for ``ADMIN_LIFETIME``: it is
+good for that one body, once, briefly. The daemon records each nonce it accepts in the
+store until the token expires (``spend_admin_nonce``), so the same request sent again
+(a replay by whoever saw it) is refused instead of creating a second series.
+
+The route is on the public listener, so it also checks where a command comes from: only
+a loopback peer, connected to a loopback address, with no proxy's forwarding headers
+(``Forwarded``, ``X-Forwarded-For``, ``X-Real-IP``). When [web] host is a specific
+non-loopback address the daemon also listens on 127.0.0.1 at the same port for the CLI
+(``admin_host``). The token is still the real lock: do not forward /admin/ from outside.
 
     MentordeskError
     └── AdminError          the daemon could not be asked, or refused the command
@@ -22,10 +28,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
 import json
+import re
+import secrets
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,42 +43,116 @@ from .config import Config
 from .errors import AdminError, OfficeHoursError
 from .flows.desks import build_desks
 from .mailer.compose import Renderer
-from .state.store import Store
+from .state.store import Store, from_iso, iso
 from .tokens import TamperedToken, sign, verify
 
 __all__ = [
     "ADMIN_PATH",
     "AdminError",
+    "AdminTicket",
     "add_office_hours_commands",
+    "admin_host",
     "admin_token",
     "apply_locally",
     "check_admin_token",
+    "is_loopback",
     "office_hours_command",
     "run_office_hours",
+    "spend_admin_nonce",
 ]
 
 ADMIN_PATH = "/admin/office-hours"
 ADMIN_PURPOSE = "admin"
 ADMIN_LIFETIME = timedelta(minutes=2)
 TIMEOUT_S = 30.0
+# Where the accepted nonces wait out their tokens' lifetime (store meta).
+NONCES_META = "admin_nonces"
+_NONCE = re.compile(r"[0-9a-f]{32}")
 
 
-def _obj(body: bytes) -> str:
-    return f"office-hours:{hashlib.sha256(body).hexdigest()}"
+def _obj(body: bytes, nonce: str) -> str:
+    return f"office-hours:{hashlib.sha256(body).hexdigest()}:{nonce}"
 
 
 def admin_token(secret: bytes, body: bytes, now: datetime) -> str:
-    """The token that lets ``body`` through the admin route until ``now + ADMIN_LIFETIME``."""
+    """A token that lets ``body`` through the admin route once, until ``now + ADMIN_LIFETIME``.
+
+    Each call makes a new nonce, so two commands with the same body are two tokens.
+    """
     return sign(
-        secret, purpose=ADMIN_PURPOSE, person="cli", obj=_obj(body), expires=now + ADMIN_LIFETIME
+        secret,
+        purpose=ADMIN_PURPOSE,
+        person="cli",
+        obj=_obj(body, secrets.token_hex(16)),
+        expires=now + ADMIN_LIFETIME,
     )
 
 
-def check_admin_token(secret: bytes, unsafe_token: str, body: bytes, now: datetime) -> None:
-    """Raise a TokenError unless ``unsafe_token`` was made for exactly ``body`` and is fresh."""
+@dataclass(frozen=True)
+class AdminTicket:
+    """A checked admin token: its nonce, to spend once, and when the token expires."""
+
+    nonce: str
+    expires: datetime
+
+
+def check_admin_token(secret: bytes, unsafe_token: str, body: bytes, now: datetime) -> AdminTicket:
+    """The ticket of ``unsafe_token`` if it was made for exactly ``body`` and is fresh.
+
+    Raises a TokenError otherwise. Whether its nonce was used before is the store's to
+    say (``spend_admin_nonce``).
+    """
     claims = verify(secret, unsafe_token, purpose=ADMIN_PURPOSE, now=now)
-    if claims.obj != _obj(body):
+    prefix = _obj(body, "")
+    nonce = claims.obj.removeprefix(prefix)
+    if not claims.obj.startswith(prefix) or not _NONCE.fullmatch(nonce):
         raise TamperedToken("This admin token was made for another command.")
+    return AdminTicket(nonce, claims.expires)
+
+
+def spend_admin_nonce(store: Store, ticket: AdminTicket, now: datetime) -> None:
+    """Record the ticket's nonce as used; TamperedToken if it was used before.
+
+    Nonces are kept until their token expires (after that the token itself is refused),
+    so the record holds at most the commands of the last ``ADMIN_LIFETIME``.
+    """
+    raw = store.meta(NONCES_META) or {}
+    live = {
+        nonce: until
+        for nonce, until in (raw.items() if isinstance(raw, dict) else ())
+        if isinstance(until, str) and from_iso(until) > now
+    }
+    if ticket.nonce in live:
+        raise TamperedToken(
+            "This admin command was received already: each command is applied once. "
+            "Run the mentordesk command again to send it anew."
+        )
+    live[ticket.nonce] = iso(ticket.expires)
+    store.set_meta(NONCES_META, live)
+
+
+def is_loopback(host: str) -> bool:
+    """True for a loopback address (127.0.0.0/8, ::1, IPv4-mapped) or ``localhost``."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def admin_host(web_host: str) -> str:
+    """The loopback address the CLI reaches the daemon's admin route on.
+
+    The daemon listens on loopback for every [web] host: a wildcard or loopback host
+    includes it, and for any other host it opens 127.0.0.1 as well (``web.WebApp``).
+    """
+    if web_host == "::" or (is_loopback(web_host) and ":" in web_host):
+        return "::1"
+    return "127.0.0.1"
 
 
 # --- the client side (the CLI) ------------------------------------------------------------
@@ -92,11 +176,7 @@ def office_hours_command(
 
 def _ask_daemon(config: Config, body: bytes, now: datetime) -> dict[str, Any] | None:
     """The daemon's answer, or None when nothing listens on [web] host:port."""
-    host = config.web.host
-    if host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
+    host = admin_host(config.web.host)
     if ":" in host:
         host = f"[{host}]"
     url = f"http://{host}:{config.web.port}{ADMIN_PATH}"

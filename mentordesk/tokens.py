@@ -14,9 +14,15 @@ Checks run in this order: shape and signature (anything wrong → :class:`Tamper
 then purpose (:class:`WrongPurpose`), then expiry (:class:`ExpiredToken`). The payload is
 parsed only once its signature is good, so a forger's bytes never reach the JSON parser.
 
+A page whose button changes something carries a second, shorter token in a hidden form
+field: :func:`form_token`, the HMAC of the link's claims under another label. The link
+alone (which a scanner, a forwarded email or another site may have) is then not enough
+to claim: the POST must come from the page itself (:func:`check_form_token`).
+
     MentordeskError
     └── TokenError          a link's token cannot be used
         ├── TamperedToken   malformed, altered or signed with another secret
+        │   └── ForgedForm  a button's POST without the form token from our page
         ├── WrongPurpose    genuine, but made for another kind of link
         └── ExpiredToken    genuine, but past its expiry (``claims`` says what it was for)
 
@@ -37,12 +43,16 @@ from datetime import UTC, datetime, timedelta
 from .errors import ExpiredToken, TamperedToken, TokenError, WrongPurpose
 
 __all__ = [
+    "FORM_FIELD",
     "Claims",
     "ExpiredToken",
+    "ForgedForm",
     "Links",
     "TamperedToken",
     "TokenError",
     "WrongPurpose",
+    "check_form_token",
+    "form_token",
     "sign",
     "verify",
 ]
@@ -50,6 +60,10 @@ __all__ = [
 # Bumped if the format ever changes, so that old tokens fail the signature check
 # instead of being read the wrong way.
 _VERSION_LABEL = b"mentordesk-token-v1\x00"
+# Another label, so that a form token is never a link's tag, nor the other way round.
+_FORM_LABEL = b"mentordesk-form-v1\x00"
+#: The name of the hidden field that carries the form token.
+FORM_FIELD = "form_token"
 _TAG_BYTES = 16  # HMAC-SHA256 cut to 128 bits (RFC 2104 §5: truncation to ≥ half is fine)
 # Real tokens are a few hundred characters; longer input is refused before any work.
 _MAX_TOKEN_CHARS = 2048
@@ -141,6 +155,43 @@ def _authentic_claims(secret: bytes, unsafe_token: object) -> Claims:
         # Only reachable with a payload we signed in another shape (or a leaked secret).
         raise refused from None
     return Claims(purpose=purpose, person=person, obj=obj, expires=expires_at)
+
+
+class ForgedForm(TamperedToken):
+    """A POST that would change something came without the form token of our page."""
+
+
+def form_token(secret: bytes, claims: Claims) -> str:
+    """The hidden field for the page of the link ``claims`` came from (22 URL-safe chars).
+
+    Bound to the purpose, person, object and expiry of that very link.
+    """
+    _check_secret(secret)
+    return _encode(_form_tag(secret, claims))
+
+
+def check_form_token(secret: bytes, unsafe_form_token: object, claims: Claims) -> None:
+    """Raise :class:`ForgedForm` unless ``unsafe_form_token`` is the page's own."""
+    _check_secret(secret)
+    unsafe_tag = (
+        _decode(unsafe_form_token)
+        if isinstance(unsafe_form_token, str) and len(unsafe_form_token) <= 64
+        else None
+    )
+    if unsafe_tag is None or not hmac.compare_digest(unsafe_tag, _form_tag(secret, claims)):
+        raise ForgedForm(
+            "This button only works on our own page. Nothing was changed: please open the "
+            "link from the email again and press the button there."
+        )
+
+
+def _form_tag(secret: bytes, claims: Claims) -> bytes:
+    payload = json.dumps(
+        [claims.purpose, claims.person, claims.obj, int(claims.expires.timestamp())],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+    return hmac.digest(secret, _FORM_LABEL + payload, hashlib.sha256)[:_TAG_BYTES]
 
 
 def _tag(secret: bytes, payload: bytes) -> bytes:

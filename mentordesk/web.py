@@ -5,6 +5,13 @@ GET only shows a page — mail scanners open links — and only a POST (the butt
 page) changes anything. One middleware turns every error into a page a person can read;
 the log gets the details.
 
+A POST is refused (403, a page saying nothing changed) when the browser says it comes
+from another site: ``Sec-Fetch-Site`` other than same-origin, or an ``Origin`` (else a
+``Referer``) that is not [program] base_url's nor this host's. The claim, release and
+assign buttons also send the page's form token (``tokens.form_token``), without which a
+POST that would change something is refused: the link alone is not enough. Clients are
+held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection cap).
+
     GET  /claim/{token}    the request and a "Take it" button      POST: claim it
     GET  /release/{token}  "give it back?" and a button            POST: release it
     GET  /pause/{token}    "pause new requests?" and a button      POST: pause
@@ -12,6 +19,9 @@ the log gets the details.
     GET  /rate/{token}     a rating (?score=1-5 pre-chosen), comment  POST: record it
     GET  /attended/{token} did the session take place? (?answer=)   POST: record it
     GET  /followup/{token} "a follow-up with another mentor?"       POST: open it
+    GET  /schedule/{token} the mentor picks a session time          POST: book it
+    GET  /pick/{token}     the mentee picks one of the mentor's free times, shown in her
+                           zone (?tz= from the browser where we know none)  POST: book it
     GET  /feed/{token}.ics a person's calendar feed (sessions, office hours; text/calendar)
     POST /admin/office-hours  the CLI's office-hours commands (JSON; local, signed)
     GET  /healthz          liveness for monitoring
@@ -19,16 +29,19 @@ the log gets the details.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
 
-from .admin import check_admin_token
+from .admin import AdminTicket, check_admin_token, is_loopback, spend_admin_nonce
 from .config import Config
 from .errors import OfficeHoursError
 from .feed import FEED_OBJECT, FEED_PURPOSE
@@ -44,8 +57,19 @@ from .flows.feedback import (
 from .flows.feedback_results import RATINGS
 from .flows.office_hours import OfficeHoursDesk
 from .flows.sessions import SessionDesk
+from .inbox.zones import resolve_timezone
 from .state.store import StoreWriter
-from .tokens import Claims, ExpiredToken, TokenError, verify
+from .tokens import (
+    FORM_FIELD,
+    Claims,
+    ExpiredToken,
+    ForgedForm,
+    TokenError,
+    check_form_token,
+    form_token,
+    verify,
+)
+from .web_guard import WEB_LIMITS, ConnectionGuard, SlowRequestBody, WebLimits
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +104,42 @@ OUTCOME_STATUS = {
 }
 
 
-# Where the CLI's admin commands may come from: this machine only.
-LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+# A reverse proxy on this machine connects from loopback; these say it forwarded someone.
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+# Listening on these covers loopback; any other [web] host gets a loopback listener too.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 
-def _from_this_machine(request: web.Request) -> bool:
-    """Loopback, or the very address the endpoint listens on ([web] host may be one)."""
+def _from_loopback(request: web.Request) -> bool:
+    """The CLI's admin commands: a loopback peer on a loopback address, not a proxy's."""
+    if any(name in request.headers for name in PROXY_HEADERS):
+        return False
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    own = sockname[0] if isinstance(sockname, tuple) and sockname else None
-    return request.remote in LOCAL_ADDRESSES or (own is not None and request.remote == own)
+    own = sockname[0] if isinstance(sockname, tuple) and sockname else ""
+    return is_loopback(request.remote or "") and is_loopback(str(own))
+
+
+def _origin(unsafe_url: str) -> str | None:
+    """``scheme://host[:port]`` of a URL, lower-case, default port left out; None if none."""
+    try:
+        parts = urlsplit(unsafe_url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+# What a claim, release or assign POST would change from: only then is the page's form
+# token needed (a POST that is refused anyway answers as before, token or not).
+WOULD_CHANGE = {
+    "claim": frozenset({"open"}),
+    "release": frozenset({"yours", "claimed"}),
+    "assign": frozenset({"open"}),
+}
 
 
 # HTTP status for what a GET shows: the page is the answer, except where the link
@@ -120,7 +171,10 @@ class WebApp:
         changed: Callable[[], None] = lambda: None,
         sessions: Callable[[], SessionDesk] | None = None,
         office_hours: Callable[[], OfficeHoursDesk] | None = None,
+        limits: WebLimits | None = None,
     ) -> None:
+        self.limits = limits or WEB_LIMITS
+        self.guard = ConnectionGuard(self.limits)
         self.sessions = sessions
         self.office_hours = office_hours
         self.config = config
@@ -139,9 +193,14 @@ class WebApp:
 
         self.pages.filters["first_name"] = first_name
         self._runner: web.AppRunner | None = None
+        self._listeners: list[asyncio.Server] = []
+        self._base_origin = _origin(config.program.base_url)
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors_as_pages])
+        app = web.Application(
+            middlewares=[self.guard.middleware, self._errors_as_pages, self._checked_posts],
+            client_max_size=self.limits.max_body_bytes,
+        )
         app.add_routes(
             [
                 web.get("/", self.home),
@@ -162,6 +221,8 @@ class WebApp:
                 web.post("/session-move/{token}", self.session_change),
                 web.get("/schedule/{token}", self.schedule_page),
                 web.post("/schedule/{token}", self.schedule),
+                web.get("/pick/{token}", self.pick_page),
+                web.post("/pick/{token}", self.pick),
                 web.get("/rate/{token}", self.rate_page),
                 web.post("/rate/{token}", self.rate),
                 web.get("/attended/{token}", self.attended_page),
@@ -173,16 +234,43 @@ class WebApp:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.application(), access_log=None)
+        """Listen on [web] host:port (and on 127.0.0.1 for the CLI, see ``admin.py``).
+
+        The listening sockets are the guard's (``web_guard``); aiohttp serves what it
+        lets through. aiohttp's own idle timeout is a backstop, after the guard's.
+        """
+        self._runner = web.AppRunner(
+            self.application(),
+            access_log=None,
+            keepalive_timeout=2 * self.limits.header_timeout_s,
+            lingering_time=self.limits.linger_s,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.web.host, self.config.web.port)
-        await site.start()
-        log.info("web endpoint on http://%s:%s", self.config.web.host, self.config.web.port)
+        assert self._runner.server is not None
+        serve = self.guard.protocol_factory(self._runner.server)
+        loop = asyncio.get_running_loop()
+        host, port = self.config.web.host, self.config.web.port
+        hosts = [host]
+        if host not in WILDCARD_HOSTS and not is_loopback(host):
+            hosts.append("127.0.0.1")
+        try:
+            for address in hosts:
+                self._listeners.append(await loop.create_server(serve, address or None, port))
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("web endpoint on http://%s:%s", host, port)
 
     async def stop(self) -> None:
+        for listener in self._listeners:
+            listener.close()  # no new connections; the runner closes the open ones
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        for listener in self._listeners:
+            await listener.wait_closed()
+        self._listeners = []
+        self.guard.close()
 
     # Pages -------------------------------------------------------------------------------
 
@@ -200,21 +288,31 @@ class WebApp:
         result = await self.writer.call(
             self.claims().view, int(claims.obj), claims.person, self.clock()
         )
+        if result.outcome == "unknown":
+            return self._gone()
         return self.page(
             "claim.html",
-            {"result": result, "posted": False},
+            {"result": result, "posted": False, **self._form(claims)},
             status=VIEW_STATUS.get(result.outcome, 200),
         )
 
     async def claim(self, request: web.Request) -> web.Response:
         claims = self._verify(request, "claim")
-        result: ClaimResult = await self.writer.call(
-            self.claims().claim, int(claims.obj), claims.person, self.clock(), via="web"
-        )
+        forged = await self._forged(request, claims)
+        number, person = int(claims.obj), claims.person
+
+        def claim_it() -> ClaimResult:
+            desk, now = self.claims(), self.clock()
+            self._refuse_if_forged(forged, "claim", desk.view(number, person, now))
+            return desk.claim(number, person, now, via="web")
+
+        result = await self.writer.call(claim_it)
         self.changed()
+        if result.outcome == "unknown":
+            return self._gone()
         return self.page(
             "claim.html",
-            {"result": result, "posted": True},
+            {"result": result, "posted": True, **self._form(claims)},
             status=OUTCOME_STATUS.get(result.outcome, 400),
         )
 
@@ -223,17 +321,27 @@ class WebApp:
         result = await self.writer.call(
             self.claims().view, int(claims.obj), claims.person, self.clock()
         )
-        return self.page("release.html", {"result": result, "posted": False})
+        if result.outcome == "unknown":
+            return self._gone()
+        return self.page("release.html", {"result": result, "posted": False, **self._form(claims)})
 
     async def release(self, request: web.Request) -> web.Response:
         claims = self._verify(request, "release")
-        result = await self.writer.call(
-            self.claims().release, int(claims.obj), claims.person, self.clock()
-        )
+        forged = await self._forged(request, claims)
+        number, person = int(claims.obj), claims.person
+
+        def release_it() -> ClaimResult:
+            desk, now = self.claims(), self.clock()
+            self._refuse_if_forged(forged, "release", desk.view(number, person, now))
+            return desk.release(number, person, now)
+
+        result = await self.writer.call(release_it)
         self.changed()
+        if result.outcome == "unknown":
+            return self._gone()
         return self.page(
             "release.html",
-            {"result": result, "posted": True},
+            {"result": result, "posted": True, **self._form(claims)},
             status=OUTCOME_STATUS.get(result.outcome, 400),
         )
 
@@ -307,6 +415,59 @@ class WebApp:
             "schedule.html",
             {"result": result, "choices": choices, "posted": True, "outcome": outcome},
             status=status,
+        )
+
+    async def pick_page(self, request: web.Request) -> web.Response:
+        """The mentee's page: the mentor's free times in her zone. Where we know no zone,
+        a script asks the browser for it and reloads with ?tz= (a GET changes nothing)."""
+        claims = self._verify(request, "pick")
+        zone = _zone_param(request.query.get("tz"))
+        return await self._pick_view(claims, zone, posted=False, outcome="")
+
+    async def pick(self, request: web.Request) -> web.Response:
+        claims = self._verify(request, "pick")
+        form = await request.post()
+        zone = _zone_param(_form_text(form, "tz"))
+        unsafe_slot = _form_text(form, "slot")
+        outcome = await self.writer.call(
+            self._sessions().mentee_pick,
+            int(claims.obj),
+            claims.person,
+            unsafe_slot,
+            self.clock(),
+            zone,
+        )
+        self.changed()
+        status = {"booked": 200, "not_yours": 403, "gone": 410, "taken": 409}.get(outcome, 400)
+        return await self._pick_view(claims, zone, posted=True, outcome=outcome, status=status)
+
+    async def _pick_view(
+        self, claims: Claims, zone: str | None, *, posted: bool, outcome: str, status: int = 200
+    ) -> web.Response:
+        number = int(claims.obj)
+        view = await self.writer.call(self._sessions().pick_view, number, claims.person, zone)
+        choices = await self.writer.call(
+            self._sessions().mentee_choices, number, self.clock(), view.get("zone")
+        )
+        if not view:
+            status = 403
+        nonce = secrets.token_urlsafe(16)
+        headers = {
+            **SECURITY_HEADERS,
+            "Content-Security-Policy": SECURITY_HEADERS["Content-Security-Policy"]
+            + f"; script-src 'nonce-{nonce}'",
+        }
+        return self.page(
+            "pick.html",
+            {
+                "view": view,
+                "choices": choices,
+                "posted": posted,
+                "outcome": outcome,
+                "nonce": nonce,
+            },
+            status=status,
+            headers=headers,
         )
 
     # Feedback: ratings, did it take place, a follow-up (flows/feedback.py) ---------------
@@ -399,19 +560,26 @@ class WebApp:
                 assign_view, self.claims(), number, mentor, self.clock()
             )
         status = 403 if result.outcome == "not_allowed" else VIEW_STATUS.get(result.outcome, 200)
-        return self.page("assign.html", {"result": result, "posted": False}, status=status)
+        return self.page(
+            "assign.html", {"result": result, "posted": False, **self._form(claims)}, status=status
+        )
 
     async def assign(self, request: web.Request) -> web.Response:
         claims, number, mentor = self._verify_assign(request)
         result = ClaimResult("not_allowed")
         if may_assign(self.config, claims.person):
-            result = await self.writer.call(
-                assign, self.claims(), number, mentor, claims.person, self.clock()
-            )
+            forged = await self._forged(request, claims)
+
+            def assign_it() -> ClaimResult:
+                desk, now = self.claims(), self.clock()
+                self._refuse_if_forged(forged, "assign", assign_view(desk, number, mentor, now))
+                return assign(desk, number, mentor, claims.person, now)
+
+            result = await self.writer.call(assign_it)
             self.changed()
         return self.page(
             "assign.html",
-            {"result": result, "posted": True},
+            {"result": result, "posted": True, **self._form(claims)},
             status=OUTCOME_STATUS.get(result.outcome, 400),
         )
 
@@ -438,13 +606,20 @@ class WebApp:
         )
 
     async def admin_office_hours(self, request: web.Request) -> web.Response:
-        """Apply one office-hours command from the CLI on this machine (see ``admin.py``)."""
-        if not _from_this_machine(request):
-            return web.json_response({"error": "only the local machine may do this"}, status=403)
+        """Apply one office-hours command from the CLI on this machine (see ``admin.py``).
+
+        Each signed command is applied once: its nonce is spent in the store first, in
+        the same writer call, so a replay of the same request is refused (403).
+        """
+        if not _from_loopback(request):
+            return web.json_response(
+                {"error": "only this machine's loopback may do this, not through a proxy"},
+                status=403,
+            )
         body = await request.read()
         unsafe_token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         try:
-            check_admin_token(self.config.secret, unsafe_token, body, self.clock())
+            ticket = check_admin_token(self.config.secret, unsafe_token, body, self.clock())
         except TokenError as exc:
             log.info("refused an office-hours command: %s", type(exc).__name__)
             return web.json_response({"error": str(exc)}, status=403)
@@ -455,11 +630,24 @@ class WebApp:
         if not isinstance(command, dict):
             return web.json_response({"error": "the command is not a JSON object"}, status=400)
         try:
-            answer = await self.writer.call(self._office_hours().admin, command, self.clock())
+            answer = await self.writer.call(self._admin_once, ticket, command)
+        except TokenError as exc:
+            log.warning("refused a replayed office-hours command")
+            return web.json_response({"error": str(exc)}, status=403)
         except OfficeHoursError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         self.changed()
         return web.json_response(answer, headers=SECURITY_HEADERS)
+
+    def _admin_once(self, ticket: AdminTicket, command: dict[str, Any]) -> dict[str, Any]:
+        """On the writer: spend the nonce (its own write, kept even if the command fails),
+        then apply the command."""
+        store = self.writer.store
+        if store is None:
+            raise RuntimeError("the store is not open")
+        now = self.clock()
+        spend_admin_nonce(store, ticket, now)
+        return self._office_hours().admin(command, now)
 
     def _office_hours(self) -> OfficeHoursDesk:
         if self.office_hours is None:
@@ -476,18 +664,65 @@ class WebApp:
     def _verify(self, request: web.Request, purpose: str) -> Claims:
         unsafe_token = request.match_info["token"]
         claims = verify(self.config.secret, unsafe_token, purpose=purpose, now=self.clock())
-        if purpose in ("claim", "release", "schedule") and not claims.obj.isdigit():
+        if purpose in ("claim", "release", "schedule", "pick") and not claims.obj.isdigit():
             raise web.HTTPNotFound()
         return claims
 
-    def page(self, name: str, context: dict[str, Any], status: int = 200) -> web.Response:
+    def _form(self, claims: Claims) -> dict[str, str]:
+        """The hidden field of this link's page (see ``tokens.form_token``)."""
+        return {"form_field": FORM_FIELD, "form_token": form_token(self.config.secret, claims)}
+
+    async def _forged(self, request: web.Request, claims: Claims) -> ForgedForm | None:
+        """Why the POSTed form is not from this link's page (None: it is)."""
+        form = await request.post()
+        try:
+            check_form_token(self.config.secret, form.get(FORM_FIELD), claims)
+        except ForgedForm as refused:
+            return refused
+        return None
+
+    @staticmethod
+    def _refuse_if_forged(forged: ForgedForm | None, action: str, view: ClaimResult) -> None:
+        """Raise ``forged`` if the POST would change something (``WOULD_CHANGE``).
+
+        Runs on the writer with the change itself, so nothing happens in between.
+        """
+        if forged is not None and view.outcome in WOULD_CHANGE[action]:
+            raise forged
+
+    def _gone(self) -> web.Response:
+        """A genuine link whose request or person is no longer in the state."""
+        return self.page("error.html", {"problem": "gone"}, status=410)
+
+    def _cross_site(self, request: web.Request) -> bool:
+        """True when the browser says this request was sent by a page of another site."""
+        unsafe_site = request.headers.get("Sec-Fetch-Site")
+        if unsafe_site is not None:
+            return unsafe_site.strip().lower() not in ("same-origin", "none")
+        own = {self._base_origin, _origin(f"{request.scheme}://{request.host}")}
+        unsafe_origin = request.headers.get("Origin")
+        # "null": a page with no-referrer (ours too, in older browsers): the form token decides.
+        if unsafe_origin is not None and unsafe_origin.strip() != "null":
+            return _origin(unsafe_origin) not in own
+        unsafe_referer = request.headers.get("Referer")
+        if unsafe_referer:
+            return _origin(unsafe_referer) not in own
+        return False  # not a browser's cross-site request (curl, the CLI): tokens decide
+
+    def page(
+        self,
+        name: str,
+        context: dict[str, Any],
+        status: int = 200,
+        headers: Mapping[str, str] = SECURITY_HEADERS,
+    ) -> web.Response:
         html = self.pages.get_template(name).render({"program": self.config.program, **context})
         return web.Response(
             text=html,
             status=status,
             content_type="text/html",
             charset="utf-8",
-            headers=SECURITY_HEADERS,
+            headers=headers,
         )
 
     @web.middleware
@@ -495,6 +730,9 @@ class WebApp:
         """One place that turns every failure into a page a person can read."""
         try:
             return await handler(request)
+        except ForgedForm:
+            log.info("refused a %s button without its page's form token", _first_part(request))
+            return self.page("error.html", {"problem": "forged", "retry": request.path}, status=403)
         except ExpiredToken:
             return self.page("error.html", {"problem": "expired"}, status=410)
         except TokenError:
@@ -504,17 +742,48 @@ class WebApp:
             return self.page("error.html", {"problem": "method"}, status=405)
         except web.HTTPNotFound:
             return self.page("error.html", {"problem": "not_found"}, status=404)
+        except web.HTTPRequestEntityTooLarge:
+            page = self.page("error.html", {"problem": "too_big"}, status=413)
+            page.force_close()  # the rest of the body is not read
+            return page
+        except SlowRequestBody:
+            page = self.page("error.html", {"problem": "slow"}, status=408)
+            page.force_close()
+            return page
         except web.HTTPException:
             raise
         except Exception:
-            log.exception("error serving %s %s", request.method, request.path.split("/")[1])
+            log.exception("error serving %s %s", request.method, _first_part(request))
             return self.page("error.html", {"problem": "server"}, status=500)
+
+    @web.middleware
+    async def _checked_posts(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every POST: refused from another site, else its body read within the limits."""
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            if self._cross_site(request):
+                log.info("refused a cross-site %s %s", request.method, _first_part(request))
+                return self.page("error.html", {"problem": "cross_site"}, status=403)
+            await self.guard.read_body(request)
+        return await handler(request)
+
+
+def _first_part(request: web.Request) -> str:
+    """The route's first path segment, for the log: never a token."""
+    return request.path.split("/")[1][:40]
 
 
 def _form_text(form: Mapping[str, Any], name: str) -> str:
     """A text field of a posted form ("" when missing or a file)."""
     value = form.get(name)
     return value if isinstance(value, str) else ""
+
+
+def _zone_param(unsafe_zone: str | None) -> str | None:
+    """An IANA zone name sent by the browser, if it is one we know; else None."""
+    if not unsafe_zone or len(unsafe_zone) > 64:
+        return None
+    zone = resolve_timezone(unsafe_zone)
+    return zone if zone == unsafe_zone else None
 
 
 def _session_uid(claims: Claims) -> str:

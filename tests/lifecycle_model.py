@@ -18,10 +18,11 @@ import email
 import email.policy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import icalendar
 
@@ -619,6 +620,51 @@ def mentors_sessions_apart(world: World) -> list[str]:
                 problems.append(
                     f"{one['mentor']}: MD-{one['request']} {one['start']}–{one['end']} and "
                     f"MD-{other['request']} {other['start']}–{other['end']} overlap"
+                )
+    return problems
+
+
+def office_hours_at(series: Mapping[str, Any], start: datetime, end: datetime) -> bool:
+    """Does an occurrence of the weekly ``series`` overlap ``[start, end)``? Read from
+    the series document alone: weekday, local time and zone, length, first/until, and
+    the cancelled or moved occurrences."""
+    zone = ZoneInfo(series["zone"])
+    hour, minute = (int(part) for part in str(series["time"]).split(":"))
+    length = timedelta(minutes=int(series["length_minutes"]))
+    first = date.fromisoformat(series["first"])
+    until = date.fromisoformat(series["until"]) if series.get("until") else None
+    exceptions = series.get("exceptions") or {}
+    day = start.astimezone(zone).date() - timedelta(days=1)
+    while day <= end.astimezone(zone).date() + timedelta(days=1):
+        if day.weekday() == series["weekday"] and first <= day and (until is None or day <= until):
+            begin = datetime.combine(day, time(hour, minute), tzinfo=zone)
+            change = exceptions.get(day.isoformat()) or {}
+            if change.get("status") == "moved" and change.get("start"):
+                begin = datetime.fromisoformat(change["start"]).replace(tzinfo=zone)
+            if change.get("status") != "cancelled" and begin < end and start < begin + length:
+                return True
+        day += timedelta(days=1)
+    return False
+
+
+def sessions_clear_of_office_hours(world: World, proposed_after: Mapping[str, int]) -> list[str]:
+    """8b (flow 5). A session proposed after a series began is not at the time of an
+    office hour its mentor staffs. ``proposed_after``: session UID → the index in the
+    audit log of its latest proposal; a series' creation is found the same way."""
+    problems = []
+    for series in world.series:
+        created = proposed_after.get(f"series:{series['id']}", -1)
+        for session in world.sessions:
+            if session["status"] not in LIVE or session["mentor"] not in series["mentors"]:
+                continue
+            if proposed_after.get(session["uid"], -1) < created:
+                continue  # booked before the series existed: nobody could avoid it
+            start, end = parse_time(session["start"]), parse_time(session["end"])
+            if start is not None and end is not None and office_hours_at(series, start, end):
+                problems.append(
+                    f"MD-{session['request']}: session {session['start']} with "
+                    f"{session['mentor']} falls in office hours {series['id']} "
+                    f"({series['weekday']} {series['time']} {series['zone']})"
                 )
     return problems
 

@@ -101,3 +101,74 @@ async def test_a_tampered_link_shows_a_clear_page(desk: Desk, browser: Browser) 
     assert await page.get_by_role("heading", level=1).inner_text() == "This link does not work."
     await page.screenshot(path=str(ARTIFACTS / "bad-link-page.png"), full_page=True)
     await page.close()
+
+
+async def test_another_sites_page_cannot_press_the_button(desk: Desk, browser: Browser) -> None:
+    """A page elsewhere that knows the link submits a form to it: nothing changes."""
+    from aiohttp import web
+
+    seed(desk, TEAM)
+    await desk.start()
+    desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
+    [invite] = await desk.replies_to("ada@example.com", 1)
+    [claim_url] = links(invite, "claim")
+
+    # The other site: localhost is another origin than 127.0.0.1 for the browser.
+    async def lure(request: web.Request) -> web.Response:
+        return web.Response(
+            text=(
+                f'<form id="f" method="post" action="{claim_url}">'
+                '<input type="hidden" name="form_token" value="guessed"></form>'
+                "<script>document.getElementById('f').submit()</script>"
+            ),
+            content_type="text/html",
+        )
+
+    app = web.Application()
+    app.router.add_get("/", lure)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        page = await browser.new_page()
+        async with page.expect_response(lambda r: r.url == claim_url) as answer:
+            await page.goto(f"http://localhost:{site.port}/")
+        response = await answer.value
+        assert response.status == 403
+        await page.wait_for_load_state()
+        heading = page.get_by_role("heading", level=1)
+        assert await heading.inner_text() == "This button only works on our own page."
+        assert "Another website tried to press it for you" in await page.inner_text("main")
+        await page.screenshot(path=str(ARTIFACTS / "cross-site-page.png"), full_page=True)
+        await page.close()
+    finally:
+        await runner.cleanup()
+    async with desk.store() as store:
+        request = store.request(1)
+        assert request is not None and request["status"] == "open"
+
+
+async def test_the_button_sends_the_pages_form_token(desk: Desk, browser: Browser) -> None:
+    """What the browser posts on a click: the hidden field, from our own origin."""
+    seed(desk, TEAM)
+    await desk.start()
+    desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
+    [invite] = await desk.replies_to("ada@example.com", 1)
+    [claim_url] = links(invite, "claim")
+    page = await browser.new_page()
+    await page.goto(claim_url)
+    async with page.expect_request(lambda r: r.method == "POST") as posted:
+        await page.get_by_role("button", name="Take MD-0001").click()
+    request = await posted.value
+    assert (request.post_data or "").startswith("form_token=")
+    headers = await request.all_headers()
+    # The page's no-referrer policy makes Chromium send "Origin: null" for its own form,
+    # so the server goes by Sec-Fetch-Site, and by the form token.
+    assert headers.get("sec-fetch-site") == "same-origin"
+    assert headers.get("origin") in ("null", claim_url.split("/claim/")[0])
+    await page.wait_for_load_state()
+    assert await page.get_by_role("heading", level=1).inner_text() == (
+        "Thank you! MD-0001 is yours."
+    )
+    await page.close()

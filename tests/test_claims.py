@@ -17,6 +17,7 @@ from mentordesk.state.store import Store, iso
 from mentordesk.tokens import sign
 
 from .desk import COORDINATOR, SECRET, Desk, html_of, mail, text_of
+from .forms import press
 from .servers import ReceivedMessage
 
 JORDAN = "jordan@example.net"
@@ -148,7 +149,7 @@ async def test_first_click_wins_and_both_people_are_introduced(
     await open_request(desk)
     ada_invite = await desk.mail_to("ada@example.com", "would like help")
     [linus_invite] = await desk.replies_to("linus@example.com", 1)
-    async with http.post(links(ada_invite, "claim")[0]) as response:
+    async with press(http, links(ada_invite, "claim")[0]) as response:
         assert response.status == 200
         page = await response.text()
     assert "Thank you! MD-0001 is yours." in page
@@ -188,7 +189,7 @@ async def test_simultaneous_clicks_have_exactly_one_winner(
         urls += links(invite, "claim") * 2  # every mentor double-clicks: 50 POSTs
 
     async def click(url: str) -> tuple[int, str]:
-        async with http.post(url) as response:
+        async with press(http, url) as response:
             return response.status, await response.text()
 
     results = await asyncio.gather(*(click(url) for url in urls))
@@ -266,7 +267,7 @@ async def test_release_goes_back_to_matching_without_the_releaser(
     desk.configure(matching={"invite_count": 2})
     await open_request(desk, team)
     [invite] = await desk.replies_to("ada@example.com", 1)
-    async with http.post(links(invite, "claim")[0]) as response:
+    async with press(http, links(invite, "claim")[0]) as response:
         assert response.status == 200
     intro = await desk.mail_to("ada@example.com", "It's yours")
     [release_url] = links(intro, "release")
@@ -286,7 +287,7 @@ async def test_release_goes_back_to_matching_without_the_releaser(
     async with http.post(release_url.rsplit("/", 1)[0] + "/" + other) as response:
         assert response.status == 403
         assert "Only the mentor who has it can give it back." in await response.text()
-    async with http.post(release_url) as response:
+    async with press(http, release_url) as response:
         assert response.status == 200
         assert "Thanks for letting us know." in await response.text()
 
@@ -305,7 +306,7 @@ async def test_release_goes_back_to_matching_without_the_releaser(
         m for m in desk.sink.messages_to("ada@example.com") if "Back again" in m.subject
     ]
     assert not again_to_ada  # the releaser is not invited again
-    async with http.post(links(invite, "claim")[0]) as response:
+    async with press(http, links(invite, "claim")[0]) as response:
         assert response.status == 403  # the releaser's old link no longer claims
 
 
@@ -362,7 +363,7 @@ async def test_withdrawing_a_claimed_request_tells_the_mentor(
     await open_request(desk)
     [ack] = await desk.replies_to(JORDAN, 1)
     [invite] = await desk.replies_to("ada@example.com", 1)
-    async with http.post(links(invite, "claim")[0]) as response:
+    async with press(http, links(invite, "claim")[0]) as response:
         assert response.status == 200
     desk.send(
         mail(
@@ -394,7 +395,7 @@ async def test_a_full_mentor_is_refused_with_a_page(
         )
     )
     second = await desk.mail_to("ada@example.com", "[MD-0002]")
-    async with http.post(links(first, "claim")[0]) as response:
+    async with press(http, links(first, "claim")[0]) as response:
         assert response.status == 200
     async with http.post(links(second, "claim")[0]) as response:
         assert response.status == 409
@@ -427,7 +428,7 @@ async def test_the_coordinator_can_release_by_email_and_nobody_else(
 ) -> None:
     await open_request(desk)
     [invite] = await desk.replies_to("ada@example.com", 1)
-    async with http.post(links(invite, "claim")[0]) as response:
+    async with press(http, links(invite, "claim")[0]) as response:
         assert response.status == 200
     # Another mentor writing "release MD-0001" changes nothing.
     desk.send(mail("Linus Park <linus@example.com>", "release MD-0001", ""))

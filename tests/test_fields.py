@@ -269,16 +269,16 @@ def test_html_converted_form(synonyms: Mapping[str, str]) -> None:
 
 
 def test_problems_name_the_field_and_quote_it() -> None:
-    form = parse_form("Timezone: Mars/Olympus\nAvailability: whenever\nCapacity: lots", {})
+    form = parse_form("Timezone: Mars/Olympus\nAvailability: ask me\nCapacity: lots", {})
     assert form.problems == (
         "Timezone: I don't know the timezone “Mars/Olympus”. Please use a name like "
         "Europe/Berlin or a city like Chicago.",
-        "Availability: I couldn't read any days and times in “whenever”. Please write them "
+        "Availability: I couldn't read any days and times in “ask me”. Please write them "
         "like Tue 18:00-20:00, Sat 10:00-12:00.",
         "Capacity: I couldn't read “lots” as a number of sessions per month. Please write a "
         "number from 1 to 50, like 2.",
     )
-    assert (form.timezone_text, form.availability_text) == ("Mars/Olympus", "whenever")
+    assert (form.timezone_text, form.availability_text) == ("Mars/Olympus", "ask me")
     assert (form.timezone, form.availability, form.capacity) == (None, (), None)
 
 

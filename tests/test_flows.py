@@ -153,8 +153,12 @@ async def test_vague_request_is_completed_in_the_same_thread(desk: Desk) -> None
     [question] = await desk.replies_to("sam@example.net", 1)
     assert question.subject == "Re: [MD-0001] need a mentor"
     text = text_of(question)
-    assert "Skills: what you can help with" in text
+    # Asked as a mentee (not "what you can help with", a mentor's words), each thing once.
+    assert "Skills: what you would like help with" in text
+    assert "what you can help with" not in text
     assert "Details: a few sentences" in text
+    for asked in ("Skills:", "Details:", "Timezone:", "Availability:"):
+        assert text.count(f"  - {asked}") == 1, asked
     async with desk.store() as store:
         assert store.request(1)["status"] == "incomplete"  # type: ignore[index]
 

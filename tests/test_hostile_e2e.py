@@ -78,7 +78,6 @@ async def test_an_encoded_line_break_in_the_display_name_is_answered_at_the_pars
             "Eve <eve@example.org>",
             "pause",
             "",
-            headers={},
         ).replace(
             b"From: Eve <eve@example.org>",
             b"From: =?utf-8?q?Eve=0D=0ABcc:_victim@evil.test?= <eve@example.org>",
@@ -86,7 +85,9 @@ async def test_an_encoded_line_break_in_the_display_name_is_answered_at_the_pars
     )
     [reply] = await desk.replies(1)
     assert reply.rcpt_tos == ("eve@example.org",)
-    assert "evil.test" not in reply.data.decode("utf-8", "replace").split("\r\n\r\n")[0]
+    assert reply.message["To"].addresses[0].addr_spec == "eve@example.org"
+    head = reply.data.split(b"\r\n\r\n")[0].decode("ascii")
+    assert not [line for line in head.split("\r\n") if line.lower().startswith("bcc")]
 
 
 def state_bytes(desk: Desk) -> int:

@@ -22,6 +22,7 @@ from mentordesk.state.store import Store, iso
 from mentordesk.tokens import sign
 
 from .desk import SECRET, Desk, html_of, mail, text_of
+from .forms import press
 from .servers import Dovecot, ReceivedMessage, SmtpSink
 from .timetravel import FakeClock, mentor_doc
 
@@ -134,7 +135,7 @@ async def test_unclaimed_bumped_widened_escalated_assigned(
     assert "Give MD-0001 to Dan Example?" in page and '<form method="post">' in page
     async with desk.store() as store:
         assert store.request(1)["status"] == "open"  # type: ignore[index]
-    async with http.post(dan_url) as response:
+    async with press(http, dan_url) as response:
         assert response.status == 200
         assert "Done: MD-0001 is Dan’s." in await response.text()
 
@@ -193,7 +194,7 @@ async def test_bad_assign_links_are_refused(desk: Desk, http: aiohttp.ClientSess
         assert request is not None and request["status"] == "open"
         assert not [e for e in store.audit_log(1) if e["event"] in ("claimed", "assigned")]
     # The genuine link still works afterwards.
-    async with http.post(url) as response:
+    async with press(http, url) as response:
         assert response.status == 200
 
 

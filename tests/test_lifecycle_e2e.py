@@ -35,6 +35,7 @@ from mentordesk.flows.router import Coordinator
 from mentordesk.state.store import Store, from_iso, iso
 
 from .desk import COORDINATOR, PROGRAM, Desk, mail, text_of
+from .forms import press
 from .icalcheck import read_with_icaljs, read_with_vobject
 from .servers import Dovecot, ReceivedMessage, SmtpSink
 from .test_claims import JORDAN, REQUEST, links, mentor
@@ -149,7 +150,7 @@ async def booked(p: Program, claimers: tuple[str, ...] = (ADA, LINUS)) -> Booked
     desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
     ack = await desk.mail_to(JORDAN, "[MD-0001] Mentor request")
     invites = {m: await desk.mail_to(m, "would like help") for m in claimers}
-    async with p.http.post(links(invites[ADA], "claim")[0]) as response:
+    async with press(p.http, links(invites[ADA], "claim")[0]) as response:
         assert response.status == 200
         assert "Thank you! MD-0001 is yours." in await response.text()
     intro = await desk.mail_to(ADA, "It's yours")
@@ -416,7 +417,7 @@ async def test_released_after_booking_then_taken_by_another_gets_a_new_invitatio
     book = await booked(p)
     old = book.session
     [release_url] = links(book.intro, "release")
-    async with http.post(release_url) as response:
+    async with press(http, release_url) as response:
         assert response.status == 200
         assert "Thanks for letting us know." in await response.text()
 
@@ -434,7 +435,7 @@ async def test_released_after_booking_then_taken_by_another_gets_a_new_invitatio
         assert request["released_by"] == [ADA]
         assert store.session(old["uid"])["status"] == "cancelled"  # type: ignore[index]
 
-    async with http.post(links(again, "claim")[0]) as response:
+    async with press(http, links(again, "claim")[0]) as response:
         assert response.status == 200
     intro = await desk.mail_to(JORDAN, "Linus Park will be your mentor")
     assert "we are sending you both a calendar invitation" in flat(intro)

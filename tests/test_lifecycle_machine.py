@@ -37,7 +37,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis import HealthCheck, Phase, event, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -82,6 +82,7 @@ from .lifecycle_model import (
     office_hours_membership,
     one_live_session_with_its_holder,
     request_body,
+    sessions_clear_of_office_hours,
     statuses_match_facts,
     timed_mail_at_most_once,
 )
@@ -255,6 +256,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         if self.writer is not None and self.writer.store is not None:
             event(f"steps: {self.steps // 10 * 10}+")
             event(f"sessions: {len(self.store.sessions())}")
+            target(float(len(self.store.sessions())), label="sessions")
+            target(float(len({r["status"] for r in self.store.requests()})), label="statuses")
             event(f"series: {len(self.store.all_series())}")
             event(
                 f"office hours mails: {sum(1 for m in self.mails() if m.kind.startswith('office')) // 3 * 3}+"
@@ -640,7 +643,13 @@ class LifecycleMachine(RuleBasedStateMachine):
         }
         # TEMP-EXPLORE: skip mentors who left
         from mentordesk.state.records import term_over as _to
-        command["mentors"] = [e for e in command["mentors"] if (self.store.mentor(e) or {}).get("status") not in ("resigned", "term-ended") and not _to(self.store.mentor(e) or {}, self.now)]
+
+        command["mentors"] = [
+            e
+            for e in command["mentors"]
+            if (self.store.mentor(e) or {}).get("status") not in ("resigned", "term-ended")
+            and not _to(self.store.mentor(e) or {}, self.now)
+        ]
         if not command["mentors"]:
             return
         self.call(self.coordinator.office_hours.admin, command, self.now)
@@ -751,6 +760,14 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert not problems, "7. each timed step at most once:\n" + "\n".join(problems)
         problems = mentors_sessions_apart(world)
         assert not problems, "8. a mentor's sessions never overlap:\n" + "\n".join(problems)
+        proposed_at: dict[str, int] = {}
+        for index, entry in enumerate(store.audit_log()):
+            if entry.get("event") == "session proposed":
+                proposed_at[str(entry.get("uid"))] = index
+            elif entry.get("event") == "office hours created":
+                proposed_at[f"series:{entry.get('series')}"] = index
+        problems = sessions_clear_of_office_hours(world, proposed_at)
+        assert not problems, "8b. sessions clear of office hours:\n" + "\n".join(problems)
         problems = office_hours_membership(world)
         assert not problems, "9. office-hours membership:\n" + "\n".join(problems)
         if self.compute_digest is not None:

@@ -22,6 +22,7 @@ import aiohttp
 from mentordesk.state.store import from_iso
 
 from .desk import PROGRAM, Desk, mail, text_of
+from .forms import press
 from .icalcheck import read_with_icaljs, read_with_vobject
 from .servers import ReceivedMessage
 from .test_claims import JORDAN, REQUEST, links, mentor, seed
@@ -57,7 +58,7 @@ async def claimed(desk: Desk, http: aiohttp.ClientSession, **ada: object) -> Non
     await desk.start()
     desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
     invite = await desk.mail_to(ADA, "would like help")
-    async with http.post(links(invite, "claim")[0]) as response:
+    async with press(http, links(invite, "claim")[0]) as response:
         assert response.status == 200
 
 
@@ -310,7 +311,7 @@ async def test_no_common_time_lets_the_mentor_pick(desk: Desk, http: aiohttp.Cli
     await desk.start()
     desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
     invite = await desk.mail_to(ADA, "would like help")
-    async with http.post(links(invite, "claim")[0]) as response:
+    async with press(http, links(invite, "claim")[0]) as response:
         claimed_page = await response.text()
     # The claim page leads straight to picking a time, and so does an email.
     [page_link] = re.findall(r'href="(http://[^"]+/schedule/[^"]+)"', claimed_page)

@@ -8,6 +8,7 @@ a lifecycle step: the requests they hold go back to matching (``flows/lifecycle.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -61,7 +62,15 @@ class EnrollmentDesk:
         existing = self.store.mentor(msg.sender)
         if existing and not pending:
             # Re-enrollment: anything left out keeps its stored value.
-            for key in ("skills", "timezone", "timezone_text", "availability", "capacity", "about"):
+            for key in (
+                "skills",
+                "timezone",
+                "timezone_text",
+                "availability",
+                "availability_text",
+                "capacity",
+                "about",
+            ):
                 if not merged.get(key) and existing.get(key):
                     merged[key] = existing[key]
             name = merged["name"] or existing.get("name") or name
@@ -87,6 +96,13 @@ class EnrollmentDesk:
                 context={
                     "name": name,
                     "missing": missing,
+                    # Each field once: one a problem sentence names is not asked again.
+                    "asked": [
+                        field
+                        for field in missing
+                        if field
+                        not in {p.split(":", 1)[0].strip().lower() for p in fields.problems}
+                    ],
                     "problems": fields.problems,
                     "understood": self.mentor_view(merged, name),
                 },
@@ -105,6 +121,7 @@ class EnrollmentDesk:
                 "timezone": merged["timezone"],
                 "timezone_text": merged["timezone_text"],
                 "availability": merged["availability"],
+                "availability_text": merged["availability_text"],
                 "capacity": merged["capacity"] or self.config.matching.default_capacity,
                 "about": merged["about"] or "",
                 "status": (
@@ -144,6 +161,9 @@ class EnrollmentDesk:
             if fields.timezone
             else pending.get("timezone_text"),
             "availability": windows_to_doc(fields.availability) or pending.get("availability", []),
+            "availability_text": fields.availability_text
+            if fields.availability
+            else pending.get("availability_text"),
             "capacity": fields.capacity or pending.get("capacity"),
             "about": fields.about or pending.get("about") or "",
         }
@@ -160,6 +180,10 @@ class EnrollmentDesk:
             "skills": ", ".join(doc.get("skills") or []),
             "timezone": zone_text,
             "availability": format_windows(windows_from_doc(doc.get("availability") or [])),
+            "availability_said": _said_differently(
+                format_windows(windows_from_doc(doc.get("availability") or [])),
+                doc.get("availability_text"),
+            ),
             "capacity": doc.get("capacity") or self.config.matching.default_capacity,
             "about": doc.get("about") or "",
             "term_end": (doc.get("term_end") or "")[:10],
@@ -197,3 +221,13 @@ class EnrollmentDesk:
             },
             thread=("mentor", msg.sender),
         )
+
+
+def _said_differently(value: str, written: str | None) -> str:
+    """``written`` when it says ``value`` in other words ("weekday evenings after 6pm" for
+    "Mon–Fri 18:00–22:00"), for the confirmation to echo; else ""."""
+
+    def plain(text: str) -> str:
+        return re.sub(r"[\W_]+", "", text.lower())
+
+    return written if value and written and plain(written) != plain(value) else ""

@@ -47,11 +47,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..config import Config
+from ..inbox.hours import format_windows, hours_for_reader
 from ..mailer.outbox import Postman
 from ..state.records import MentorStatus, RequestStatus, request_status, term_over
 from ..state.store import Store, iso
 from ..tokens import Links
-from ..views import request_view
+from ..views import request_view, windows_from_doc
 
 __all__ = ["Candidate", "MatchInput", "eligible", "rank_mentors", "weekly_overlap_minutes"]
 
@@ -366,6 +367,20 @@ def _zone(name: str | None) -> ZoneInfo | None:
 
 # --- the matching desk: who gets a claim email (effects) ------------------------------
 
+
+def mentee_hours_for(request: Mapping[str, Any], reader_zone: str, now: datetime) -> str:
+    """The mentee's weekly hours as a mentor in ``reader_zone`` reads them, her own in
+    brackets ("Tue–Sat 01:00–05:00 your time (Mon–Fri 18:00–22:00 in America/Chicago)");
+    "" when she gave none. Without her zone the hours cannot be placed, and we say so."""
+    windows = windows_from_doc(request.get("availability") or [])
+    if not windows:
+        return ""
+    zone = request.get("timezone")
+    if not zone:
+        return f"{format_windows(windows)} in their own time (their time zone is not known yet)"
+    return hours_for_reader(windows, zone, reader_zone, now)
+
+
 RECENT = timedelta(days=90)
 
 
@@ -479,6 +494,9 @@ class MatchingDesk:
             context={
                 "mentor": mentor,
                 "request": request_view(request),
+                "mentee_hours": mentee_hours_for(
+                    request, mentor.get("timezone") or self.config.program.timezone, now
+                ),
                 "again": again,
                 "load": self.load_of(email, now, taken),
                 "claim_url": self.links("claim", email, str(number), now),

@@ -1,10 +1,16 @@
 """Requests (SPEC §3 flow 2): a mentee writes in; we acknowledge, or ask what is missing.
 
-The acknowledgement carries the reference (``[MD-0042]``), what we understood and what
+The acknowledgement carries the reference (``[MD-0042]``), what we understood — a zone and
+hours said in sentences are echoed with the words they were read from ("America/Chicago
+(you wrote “Chicago”)"), so a wrong reading can be corrected by replying — and what
 happens next; a request too thin to match gets a reply naming exactly what is missing,
-and the mentee's answer in the same thread completes it. Later words in the thread are
-kept as notes. Withdrawing, in any words that mean it, is a lifecycle step
-(``flows/lifecycle.py``): a live session is cancelled and the mentor told.
+and the mentee's answer in the same thread completes it. Nothing is asked twice and
+nothing she already said is asked for. Without her zone or hours we ask for them but
+match anyway: once a mentor takes it she picks one of the mentor's times
+(``SessionDesk.book``). Later words in the thread are kept as notes; a zone or hours in
+them fill in (or, said firmly, correct) what we had. Withdrawing, in any words that mean
+it, is a lifecycle step (``flows/lifecycle.py``): a live session is cancelled and the
+mentor told.
 """
 
 from __future__ import annotations
@@ -17,13 +23,13 @@ from zoneinfo import ZoneInfo
 
 from ..config import Config
 from ..inbox.classify import Classification, Kind, request_tag
-from ..inbox.fields import parse_form
+from ..inbox.fields import FormFields, format_windows, parse_form
 from ..inbox.parse import ParsedMessage
 from ..inbox.quoting import is_greeting_line, strip_greeting
 from ..mailer.outbox import Postman
 from ..state.records import RequestStatus, request_status
 from ..state.store import Store, iso
-from ..views import request_view, windows_to_doc
+from ..views import request_view, windows_from_doc, windows_to_doc
 from .lifecycle import Lifecycle
 from .matching import MatchingDesk
 
@@ -60,6 +66,34 @@ def free_text(text: str) -> str:
 
 def enough_detail(text: str) -> bool:
     return len(re.findall(r"\w+", text)) >= MIN_DETAIL_WORDS
+
+
+WEEK_FIELDS = ("timezone", "availability")  # asked for, but not needed to match
+
+
+def understood(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The zone and hours we hold, for the mentee to check: each with the words it was
+    read from where those differ ("America/Chicago (you wrote “Chicago”)")."""
+    rows = []
+    if zone := doc.get("timezone"):
+        rows.append(("Timezone", _echo(zone, doc.get("timezone_text"))))
+    if hours := format_windows(windows_from_doc(doc.get("availability") or [])):
+        rows.append(("Availability", _echo(hours, doc.get("availability_text"))))
+    return rows
+
+
+def _echo(value: str, written: str | None) -> str:
+    def plain(text: str) -> str:
+        return re.sub(r"[\W_]+", "", text.lower())
+
+    if not written or plain(written) == plain(value):
+        return value
+    return f"{value} (you wrote “{written}”)"
+
+
+def _problem_fields(problems: Iterable[str]) -> set[str]:
+    """The fields the problem sentences are about ("Availability: I couldn't read …")."""
+    return {problem.split(":", 1)[0].strip().lower() for problem in problems}
 
 
 class RequestDesk:
@@ -103,8 +137,23 @@ class RequestDesk:
             "timezone": fields.timezone,
             "timezone_text": fields.timezone_text,
             "availability": windows_to_doc(fields.availability),
+            "availability_text": fields.availability_text,
             "problems": list(fields.problems),
+            "firm": _firm(fields),
         }
+
+    @staticmethod
+    def questions(doc: Mapping[str, Any], problems: Iterable[str] = ()) -> list[str]:
+        """What to ask the mentee, in order, each once: what matching needs (skills,
+        details) and what booking needs (zone, hours), minus any field a problem sentence
+        already asks about."""
+        asked = [*RequestDesk.missing_fields(doc), *RequestDesk.unknown_week(doc)]
+        told = _problem_fields(problems)
+        return [field for field in asked if field not in told]
+
+    @staticmethod
+    def unknown_week(doc: Mapping[str, Any]) -> list[str]:
+        return [field for field in WEEK_FIELDS if not doc.get(field)]
 
     @staticmethod
     def missing_fields(doc: Mapping[str, Any]) -> list[str]:
@@ -152,6 +201,7 @@ class RequestDesk:
             "timezone": fields["timezone"],
             "timezone_text": fields["timezone_text"],
             "availability": fields["availability"],
+            "availability_text": fields["availability_text"],
             "status": "incomplete",
             "created": iso(now),
             "updated": iso(now),
@@ -178,10 +228,13 @@ class RequestDesk:
         doc["updated"] = iso(now)
         self.store.save_request(doc)
         number = int(doc["number"])
+        problems = list(fields.get("problems", []))
         context = {
             "request": request_view(doc),
             "missing": missing,
-            "problems": fields.get("problems", []),
+            "asked": self.questions(doc, problems),
+            "understood": understood(doc),
+            "problems": problems,
             "unknown_skills": fields.get("unknown_skills", []),
             "known_skills": sorted(self.known_skills()),
         }
@@ -241,10 +294,12 @@ class RequestDesk:
         number = int(request["number"])
         note = free_text(msg.new_text)
         holder = request.get("claimed_by") if request_status(request).held else None
+        updated = update_week(request, self.fields_of(msg))
         if note:
             request.setdefault("notes", []).append({"at": iso(now), "text": note})
             if not holder and note not in request["details"]:
                 request["details"] = f"{request['details']}\n\n{note}".strip()
+        if note or updated:
             request["updated"] = iso(now)
             self.store.save_request(request)
         mentor = self.store.mentor(holder) if holder else None
@@ -263,9 +318,15 @@ class RequestDesk:
             "request_note",
             now,
             number=number,
-            context={"request": request_view(request), "holder": mentor, "noted": bool(note)},
+            context={
+                "request": request_view(request),
+                "holder": mentor,
+                "noted": bool(note),
+                "updated": updated,
+                "understood": understood(request),
+            },
         )
-        self.store.audit("request note", now=now, request=number, passed_to=holder)
+        self.store.audit("request note", now=now, request=number, passed_to=holder, updated=updated)
 
     def answer(self, msg: ParsedMessage, request: dict[str, Any], now: datetime) -> str:
         """The mentee wrote in their request's thread: complete it, add a note, or (once
@@ -276,8 +337,7 @@ class RequestDesk:
             extra = answer["details"]
             if extra and extra not in request["details"]:
                 request["details"] = f"{request['details']}\n\n{extra}".strip()
-            for key in ("timezone", "timezone_text", "availability"):
-                request[key] = request.get(key) or answer[key]
+            update_week(request, answer)
             self._settle(msg, request, answer, now, new=False)
             return Kind.REQUEST.value
         if request_status(request).waiting:
@@ -286,3 +346,32 @@ class RequestDesk:
         # A reply to a withdrawn or closed request: a person should look at it.
         self.postman.tell_coordinator("reply to a closed request", now, msg=msg)
         return Kind.REPLY.value
+
+
+def _firm(fields: FormFields) -> dict[str, bool]:
+    """Which of the zone and hours were said firmly enough to replace what we had: a
+    form line always; a zone in a sentence when said as the writer's own ("I'm in …")."""
+    return {
+        "timezone": fields.timezone is not None
+        and (fields.prose_zone is None or fields.prose_zone.firm),
+        "availability": bool(fields.availability) and fields.prose_hours is None,
+    }
+
+
+def update_week(request: dict[str, Any], answer: Mapping[str, Any]) -> list[str]:
+    """Take the zone and hours from a mentee's later message: filling in what we did not
+    have, or replacing it when said firmly (a form line, "I'm in Denver now"). Returns
+    the labels of what changed, as ``understood`` names them."""
+    changed = []
+    firm = answer.get("firm") or {}
+    if answer.get("timezone") and (not request.get("timezone") or firm.get("timezone")):
+        if answer["timezone"] != request.get("timezone"):
+            changed.append("Timezone")
+        request["timezone"] = answer["timezone"]
+        request["timezone_text"] = answer.get("timezone_text")
+    if answer.get("availability") and (not request.get("availability") or firm.get("availability")):
+        if answer["availability"] != request.get("availability"):
+            changed.append("Availability")
+        request["availability"] = answer["availability"]
+        request["availability_text"] = answer.get("availability_text")
+    return changed

@@ -131,8 +131,9 @@ class Coordinator:
             # auto-reply markers, so they are read before the loop guards; they are
             # never answered by email.
             return "calendar", None
-        if kind in SILENT_KINDS:
-            # RFC 3834 §2: never answer automatic mail; just remember we saw it.
+        if kind in SILENT_KINDS and (msg.sender or kind is not Kind.NOREPLY):
+            # RFC 3834 §2: never answer automatic mail; just remember we saw it. Mail
+            # with no readable From at all is no noreply sender: a person sees it below.
             self.store.audit(
                 "ignored",
                 now=now,

@@ -1,16 +1,23 @@
 """One-to-one sessions (SPEC §3 flow 5): propose, invite, answer, move, cancel, remind.
 
 After a claim, ``SessionDesk.book`` proposes the earliest 30-minute slot that suits both
-people and sends both an iMIP REQUEST (RFC 5546 §3.2.2) whose UID is stored and reused:
+people — but never blind: when the mentee's zone or hours are unknown it invents no slot
+and sends the mentee a link to pick one of the mentor's free times, shown in her own zone
+(``mentee_choices``, ``mentee_pick``). Every invitation is an iMIP REQUEST (RFC 5546
+§3.2.2) whose UID is stored and reused:
 every later change is the same UID with SEQUENCE + 1 (RFC 5545 §3.8.7.4), a cancellation
 is METHOD:CANCEL. Answers from any calendar client come back through the mailbox
 (``handle_calendar``): ACCEPTED/TENTATIVE/DECLINED are recorded; a decline or a COUNTER
 leads to a new proposal, or to DECLINECOUNTER when the mentor cannot make the time
 asked for. Like the rest of the core it runs on the store's writer thread.
 
+Times shown to a person are in their own zone; where it is unknown, in the program's
+(``[program] timezone``), named.
+
 A session doc: uid, request, mentor, mentee, start/end (ISO UTC), sequence, status
 (``SessionStatus``: proposed | accepted | declined | held | no-show | cancelled),
 answers {email: PARTSTAT}, declined_starts (times not to propose again), reminded,
+basis (how its time was chosen: common | mentee | mentor | asked) and chosen_by,
 created, updated.
 """
 
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +42,7 @@ from ..calendar.reply import CalendarReply, parse_calendar
 from ..calendar.slots import Busy, candidate_slots
 from ..config import Config
 from ..feed import feed_url
+from ..inbox.intents import ProposedTime
 from ..inbox.parse import ParsedMessage
 from ..mailer.outbox import Postman
 from ..state.lifecycle import RequestEvent, next_request_status
@@ -56,27 +64,62 @@ BusyElsewhere = Callable[[str, datetime, datetime], list[Busy]]  # office hours
 OtherReplies = Callable[[CalendarReply, str, datetime], bool]  # office hours
 
 
-def when_text(start: datetime, end: datetime, zone: str | None) -> str:
-    """'Tuesday 24 November, 18:00–18:30 (Europe/Berlin)' in the reader's own zone."""
-    tz = ZoneInfo(zone or "UTC")
+def when_text(start: datetime, end: datetime, zone: str) -> str:
+    """'Tuesday 24 November, 18:00–18:30 (Europe/Berlin)' in the reader's zone (callers
+    pass the program's zone for a reader whose own is unknown)."""
+    tz = ZoneInfo(zone)
     local_start, local_end = start.astimezone(tz), end.astimezone(tz)
     return (
         f"{local_start.strftime('%A %-d %B')}, {local_start.strftime('%H:%M')}–"
-        f"{local_end.strftime('%H:%M')} ({zone or 'UTC'})"
+        f"{local_end.strftime('%H:%M')} ({zone})"
     )
 
 
-def when_short(start: datetime, zone: str | None) -> str:
+def when_short(start: datetime, zone: str) -> str:
     """'Tue 24 Nov 18:00 (Europe/Berlin)': plain ASCII, for subject lines."""
-    local = start.astimezone(ZoneInfo(zone or "UTC"))
-    return f"{local.strftime('%a %-d %b %H:%M')} ({zone or 'UTC'})"
+    local = start.astimezone(ZoneInfo(zone))
+    return f"{local.strftime('%a %-d %b %H:%M')} ({zone})"
+
+
+def proposed_start(
+    proposed: ProposedTime, zone: str, current: datetime | None, now: datetime, notice: timedelta
+) -> datetime | None:
+    """The moment a time said in words means on the writer's clock in ``zone``
+    ("Thursday at 6pm", "7:30am instead", "tomorrow at 8"), at least ``notice`` after
+    ``now``. A time with no day keeps the day of ``current`` (the session it would move)
+    if that is still far enough ahead, else the first day it is; a day with no time keeps
+    ``current``'s time. None when no definite moment was said, or it is too soon."""
+    tz = ZoneInfo(zone)
+    earliest = now + notice
+    today = now.astimezone(tz).date()
+    local_current = current.astimezone(tz) if current is not None else None
+    minute = proposed.minute
+    if minute is None:
+        if local_current is None:
+            return None
+        minute = local_current.hour * 60 + local_current.minute
+
+    def at(day: date) -> datetime:
+        return (datetime.combine(day, time(), tzinfo=tz) + timedelta(minutes=minute)).astimezone(
+            UTC
+        )
+
+    if proposed.days_ahead is not None:
+        moment = at(today + timedelta(days=proposed.days_ahead))
+        return moment if moment >= earliest else None
+    days = [today + timedelta(days=offset) for offset in range(15)]
+    if proposed.weekday is not None:
+        days = [day for day in days if day.weekday() == proposed.weekday]
+    elif local_current is not None and at(local_current.date()) >= earliest:
+        return at(local_current.date())
+    return next((at(day) for day in days if at(day) >= earliest), None)
 
 
 def slot_fits(
-    start: datetime, length: timedelta, windows: Sequence[Sequence[int]], zone: str | None
+    start: datetime, length: timedelta, windows: Sequence[Sequence[int]], zone: str
 ) -> bool:
     """Does ``[start, start+length)`` lie inside one of the weekly ``windows`` in ``zone``?"""
-    tz = ZoneInfo(zone or "UTC")
+    tz = ZoneInfo(zone)
     local = start.astimezone(tz)
     end_local = (start + length).astimezone(tz)
     if end_local.date() != local.date() and not (end_local.hour == 0 and end_local.minute == 0):
@@ -104,6 +147,15 @@ class SessionDesk:
         self.links = links
         self.busy_elsewhere = busy_elsewhere or (lambda mentor, start, end: [])
         self.other_replies = other_replies or (lambda reply, sender, now: False)
+
+    def _zone(self, zone: str | None) -> str:
+        """A person's zone for showing times: their own, else the program's (README)."""
+        return zone or self.config.program.timezone
+
+    @staticmethod
+    def unknown_week(request: Mapping[str, Any]) -> list[str]:
+        """What we do not know about the mentee's week: "timezone", "availability"."""
+        return [key for key in ("timezone", "availability") if not request.get(key)]
 
     # Finding a time ----------------------------------------------------------------------
 
@@ -149,21 +201,38 @@ class SessionDesk:
     # Booking -----------------------------------------------------------------------------
 
     def book(self, number: int, now: datetime) -> dict[str, Any] | None:
-        """Propose the earliest common slot for a claimed request, or ask the mentor to pick."""
+        """Propose the earliest common slot for a claimed request; never blind: without the
+        mentee's zone and hours she picks one of the mentor's times; with them but no
+        common time, the mentor picks."""
         request = self.store.request(number)
         if request is None or request_status(request) is not RequestStatus.CLAIMED:
             return None
         existing = self.session_of(number)
         if existing is not None:
             return existing
+        if self.unknown_week(request):
+            self._ask_mentee_to_pick(request, now)
+            return None
         slots = self.candidates(number, now, limit=1)
         if not slots:
             self._ask_mentor_to_pick(request, now, reason="no common time")
             return None
         return self.propose(number, slots[0], now)
 
-    def propose(self, number: int, start: datetime, now: datetime) -> dict[str, Any]:
-        """Create (or move) the request's session to ``start`` and invite both people."""
+    def propose(
+        self,
+        number: int,
+        start: datetime,
+        now: datetime,
+        *,
+        basis: str = "common",
+        chosen_by: str = "",
+    ) -> dict[str, Any]:
+        """Create (or move) the request's session to ``start`` and invite both people.
+
+        ``basis`` says how the time was chosen, for the invitation's words: "common" (the
+        earliest in both weeks), "mentee" or "mentor" (picked on a page), "asked" (a
+        time ``chosen_by`` asked for)."""
         request = self.store.request(number) or {}
         session = self.session_of(number)
         end = start + self.config.sessions.length
@@ -190,6 +259,8 @@ class SessionDesk:
                 "updated": iso(now),
                 "answers": {session["mentor"]: "NEEDS-ACTION", session["mentee"]: "NEEDS-ACTION"},
                 "reminded": None,
+                "basis": basis,
+                "chosen_by": chosen_by,
             }
         )
         self.store.save_session(session)
@@ -227,6 +298,8 @@ class SessionDesk:
             "name": request.get("name") or "",
             "timezone": request.get("timezone"),
         }
+        for person in (mentor, mentee):
+            person["zone"] = self._zone(person.get("timezone"))  # where times are shown
         return mentor, mentee
 
     def _attendees(self, session: Mapping[str, Any]) -> list[Attendee]:
@@ -282,8 +355,10 @@ class SessionDesk:
                     "other": other,
                     "change": change,
                     "is_mentor": email == session["mentor"],
-                    "when": when_text(start, end, person.get("timezone")),
-                    "when_short": when_short(start, person.get("timezone")),
+                    "when": when_text(start, end, person["zone"]),
+                    "when_short": when_short(start, person["zone"]),
+                    "basis": session.get("basis") or "common",
+                    "by_you": session.get("chosen_by") == email,
                     "location": location,
                     "request": request_view(request),
                     "cancel_url": self.links("session-cancel", email, session["uid"], now),
@@ -331,7 +406,7 @@ class SessionDesk:
                     "why": why,
                     "by_name": (mentor if by == mentor["email"] else mentee).get("name")
                     or "the other person",
-                    "when": when_text(start, end, person.get("timezone")),
+                    "when": when_text(start, end, person["zone"]),
                     "request": request_view(request),
                     "pick_url": pick_url if person is mentor else "",
                 },
@@ -431,6 +506,12 @@ class SessionDesk:
 
     def _propose_another(self, session: Mapping[str, Any], now: datetime, reason: str) -> None:
         number = int(session["request"])
+        request = self.store.request(number) or {}
+        if self.unknown_week(request):
+            declined = {**session, "status": SessionStatus.DECLINED.value, "updated": iso(now)}
+            self.store.save_session(declined)
+            self._ask_mentee_to_pick(request, now)
+            return
         slots = self.candidates(
             number,
             now,
@@ -455,7 +536,9 @@ class SessionDesk:
         fits = (
             start is not None
             and start >= now + self.config.sessions.notice
-            and slot_fits(start, length, mentor.get("availability") or [], mentor.get("timezone"))
+            and slot_fits(
+                start, length, mentor.get("availability") or [], self._zone(mentor.get("timezone"))
+            )
             and not any(
                 b.start < start + length and start < b.end
                 for b in self._busy(session["mentor"], now, except_uid=session["uid"])
@@ -471,7 +554,7 @@ class SessionDesk:
             accepted=fits,
         )
         if fits and start is not None:
-            self.propose(number, start, now)
+            self.propose(number, start, now, basis="asked", chosen_by=reply.attendee)
             return True
         person = {"email": reply.attendee}
         requester = self.store.request(number) or {}
@@ -486,7 +569,7 @@ class SessionDesk:
             comment="That time does not suit the mentor; the original time stands.",
         )
         inline, attachment = calendar_mime_parts(ics, "DECLINECOUNTER")
-        zone = (
+        zone = self._zone(
             requester.get("timezone")
             if reply.attendee == session["mentee"]
             else (mentor.get("timezone"))
@@ -559,8 +642,11 @@ class SessionDesk:
         )
         self._send_cancel(session, now, by, why)
 
-    def move(self, uid: str, by: str, now: datetime) -> str:
-        """Propose the next time that suits both. Returns moved | picking | not_yours | gone."""
+    def move(self, uid: str, by: str, now: datetime, proposed: ProposedTime | None = None) -> str:
+        """Move the session at ``by``'s asking: to the time they named (``proposed``, e.g.
+        "7:30am instead") if the other one's week has room for it, else to the next time
+        that suits both; where we know no such time, the one who must choose gets a link.
+        Returns moved | picking (the mentor) | mentee picks | not_yours | gone."""
         session = self.store.session(uid)
         if session is None or session["status"] not in LIVE:
             return "gone"
@@ -570,6 +656,12 @@ class SessionDesk:
         self.store.save_session(session)
         self.store.audit("session move asked", now=now, request=session["request"], uid=uid, by=by)
         number = int(session["request"])
+        request = self.store.request(number) or {}
+        if proposed is not None:
+            return self._move_to_asked(session, request, by, proposed, now)
+        if self.unknown_week(request):
+            self._ask_mentee_to_pick(request, now)
+            return "mentee picks"
         slots = self.candidates(
             number, now, avoid=session["declined_starts"], except_uid=uid, limit=1
         )
@@ -578,6 +670,44 @@ class SessionDesk:
             return "moved"
         self._ask_mentor_to_pick(
             self.store.request(number) or {}, now, reason="asked to move, and no other common time"
+        )
+        return "picking"
+
+    def _move_to_asked(
+        self,
+        session: Mapping[str, Any],
+        request: Mapping[str, Any],
+        by: str,
+        proposed: ProposedTime,
+        now: datetime,
+    ) -> str:
+        """Move to the time ``by`` named, if it is free in the mentor's week (and, asked by
+        the mentor, in the mentee's when we know it); else the mentor chooses, told why."""
+        mentor = self.store.mentor(session["mentor"]) or {"email": session["mentor"]}
+        by_mentor = by == session["mentor"]
+        asker_zone = self._zone(mentor.get("timezone") if by_mentor else request.get("timezone"))
+        notice, length = self.config.sessions.notice, self.config.sessions.length
+        start = proposed_start(proposed, asker_zone, from_iso(session["start"]), now, notice)
+        if start is not None:
+            other_windows, other_zone = (
+                (request.get("availability"), request.get("timezone"))
+                if by_mentor
+                else (mentor.get("availability"), mentor.get("timezone"))
+            )
+            free = not any(
+                b.start < start + length and start < b.end
+                for b in self._busy(session["mentor"], now, except_uid=session["uid"])
+            )
+            fits = not other_windows or slot_fits(
+                start, length, other_windows, self._zone(other_zone)
+            )
+            if free and fits:
+                self.propose(int(session["request"]), start, now, basis="asked", chosen_by=by)
+                return "moved"
+        asked = when_text(start, start + length, asker_zone) if start else proposed.said
+        who = (request.get("name") or "Your mentee") if not by_mentor else "You"
+        self._ask_mentor_to_pick(
+            request, now, reason=f"{who} asked for {asked}, which does not fit your week"
         )
         return "picking"
 
@@ -590,7 +720,121 @@ class SessionDesk:
             return "not_yours"
         if start < now:
             return "past"
-        self.propose(number, start, now)
+        self.propose(number, start, now, basis="mentor", chosen_by=mentor)
+        return "booked"
+
+    # The mentee picks (never book blind) --------------------------------------------------
+
+    def _ask_mentee_to_pick(self, request: Mapping[str, Any], now: datetime) -> None:
+        """Send the mentee a link to pick one of the mentor's free times, shown in her own
+        zone, instead of inventing one; say what we did not know."""
+        number = int(request["number"])
+        mentor = self.store.mentor(request["claimed_by"]) or {"email": request["claimed_by"]}
+        doc = dict(request)
+        doc["schedule"] = "mentee picks"
+        self.store.save_request(doc)
+        unknown = self.unknown_week(request)
+        self.store.audit("session needs a time", now=now, request=number, reason="mentee picks")
+        self.postman.send(
+            "session_pick_mentee",
+            to=request["mentee"],
+            to_name=request.get("name") or "",
+            now=now,
+            context={
+                "request": request_view(request),
+                "mentor": mentor_view(mentor),
+                "unknown": unknown,
+                "pick_url": self.links("pick", request["mentee"], str(number), now),
+                "lifetime_days": self.links.lifetime.days,
+            },
+            thread=("request", number),
+            request=number,
+        )
+
+    def mentee_choices(
+        self, number: int, now: datetime, zone: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The mentor's free 30-minute times in the coming weeks for the mentee's pick
+        page, labelled in ``zone`` (hers: stored, or the browser's), each marked ``fits``
+        when it lies in the hours she gave us."""
+        request = self.store.request(number) or {}
+        mentor = self.store.mentor(request.get("claimed_by") or "") or {}
+        if not mentor:
+            return []
+        shown = zone or self._zone(request.get("timezone"))
+        sessions = self.config.sessions
+        found = candidate_slots(
+            [tuple(w) for w in mentor.get("availability") or []],
+            self._zone(mentor.get("timezone")),
+            [],
+            None,
+            self._busy(
+                mentor["email"], now, except_uid=(self.session_of(number) or {}).get("uid", "")
+            ),
+            now,
+            notice=sessions.notice,
+            length=sessions.length,
+            horizon=sessions.horizon,
+            limit=16,
+        )
+        windows = request.get("availability") or []
+        mentee_zone = request.get("timezone") or zone
+        return [
+            {
+                "value": iso(slot),
+                "label": when_text(slot, slot + sessions.length, shown),
+                "fits": bool(
+                    windows
+                    and mentee_zone
+                    and slot_fits(slot, sessions.length, windows, mentee_zone)
+                ),
+            }
+            for slot in found
+        ]
+
+    def pick_view(self, number: int, mentee: str, zone: str | None) -> dict[str, Any]:
+        """What the mentee's pick page shows (empty when the link is not hers): the zone
+        times are shown in, whether it still has to be asked of the browser, and the
+        session already booked, if any."""
+        request = self.store.request(number)
+        if request is None or request.get("mentee") != mentee:
+            return {}
+        mentor = self.store.mentor(request.get("claimed_by") or "") or {}
+        shown = request.get("timezone") or zone or self.config.program.timezone
+        session = self.session_of(number)
+        booked = ""
+        if session is not None:
+            booked = when_text(from_iso(session["start"]), from_iso(session["end"]), shown)
+        return {
+            "request": request_view(request),
+            "mentor": mentor_view(mentor) if mentor else {},
+            "held": request_status(request).held,
+            "zone": shown,
+            "zone_known": bool(request.get("timezone") or zone),
+            "detect": not request.get("timezone") and not zone,
+            "booked": booked,
+        }
+
+    def mentee_pick(
+        self, number: int, mentee: str, unsafe_start: str, now: datetime, zone: str | None
+    ) -> str:
+        """The mentee chose a time on her pick page. ``unsafe_start`` must be one of the
+        mentor's free times right now; ``zone`` (from her browser) becomes her zone if we
+        had none. Returns booked | not_yours | gone | taken."""
+        request = self.store.request(number)
+        if request is None or not request_status(request).held:
+            return "gone"
+        if request.get("mentee") != mentee:
+            return "not_yours"
+        if unsafe_start not in {c["value"] for c in self.mentee_choices(number, now, zone)}:
+            return "taken"  # no longer free, or never offered
+        start = from_iso(unsafe_start)
+        if zone and not request.get("timezone"):
+            request["timezone"] = zone
+            request["timezone_text"] = "your web browser"
+            request["updated"] = iso(now)
+            self.store.save_request(request)
+        self.propose(number, start, now, basis="mentee", chosen_by=mentee)
         return "booked"
 
     def pick_choices(self, number: int, now: datetime) -> list[dict[str, str]]:
@@ -630,7 +874,7 @@ class SessionDesk:
             "status": session["status"],
             "live": session_status(session).live,
             "other": other,
-            "when": when_text(start, end, me.get("timezone")),
+            "when": when_text(start, end, me["zone"]),
             "request": request_view(
                 self.store.request(int(session["request"])) or {"number": session["request"]}
             ),
@@ -676,7 +920,7 @@ class SessionDesk:
                     context={
                         "person": person,
                         "other": mentor_view(other),
-                        "when": when_text(start, from_iso(session["end"]), person.get("timezone")),
+                        "when": when_text(start, from_iso(session["end"]), person["zone"]),
                         "location": self.config.sessions.location,
                         "request": request_view(request),
                         "cancel_url": self.links(

@@ -57,13 +57,13 @@ MAX_PARTS = 500
 MAX_HEADER_FIELDS = 10_000
 MAX_CONTAINERS = 100  # multipart/* and message/* parts: at most 2 × 100 + 1 levels deep
 MAX_HEADER_SECTION_BYTES = 131_072  # of the top-level header section
-# Bytes of message/rfc822 bodies read a second time as messages (a forward that was
-# base64-encoded, or one in a message read as text), in all.
-MAX_REREAD_BYTES = 2_000_000
 MAX_HEADER_SECTION_LINES = 4_000
 # The parser keeps every line as an object of its own (some 50 bytes more than its text):
 # 10 MB of short lines took 200 MB. A 10 MB base64 attachment has 130,000 lines.
 MAX_LINES = 250_000
+# Bytes of message/rfc822 bodies read a second time as messages (a forward that was
+# base64-encoded, or one in a message read as text), in all.
+MAX_REREAD_BYTES = 2_000_000
 
 # A Content-Type field, unfolded or not, starting a line (the parser ends lines at CR, LF
 # or CRLF), and the words that make a part a container.
@@ -72,7 +72,9 @@ _CONTENT_TYPE_FIELD = re.compile(
 )
 _CONTAINER = re.compile(rb"multipart|message", re.I)
 _CHUNK_BYTES = 1 << 20
-# The empty line that ends a header section: two line ends, each CRLF, LF or a lone CR.
+# A line end as the parser reads one (CRLF, LF or a lone CR), and the empty line that
+# ends a header section.
+_LINE_END = re.compile(rb"\r\n|\n|\r(?!\n)")
 _BLANK_LINE = re.compile(rb"(?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r(?!\n))")
 
 
@@ -130,13 +132,15 @@ class _BoundedPolicy(_EmailPolicy):
             return "".join(value.splitlines())
 
 
+_READ = _BoundedPolicy(header_factory=read_header)
+
+
 def message_tree(data: bytes, limits: Limits) -> Message:
     """``data`` as a MIME tree, within ``limits`` (see the module docstring). Never raises
     for what the message holds; notes on what was cut go to ``limits.notes``."""
     data = _cut_lines(_cut_header_section(data, limits.notes), limits.notes)
-    policy = _BoundedPolicy(
-        header_factory=read_header, message_factory=limits.new_part, limits=limits
-    )
+    # clone() takes any attribute the class has; typeshed lists only EmailPolicy's own.
+    policy = _READ.clone(message_factory=limits.new_part, limits=limits)  # type: ignore[call-arg]
     if _containers(data) <= MAX_CONTAINERS:
         parts_left, fields_left = limits.parts_left, limits.fields_left
         try:
@@ -167,13 +171,13 @@ def _cut_lines(data: bytes, notes: list[str]) -> bytes:
     if _line_ends(data) <= MAX_LINES:
         return data
     counted, start = 0, 0
-    while counted + _line_ends(data[start : start + _CHUNK_BYTES]) < MAX_LINES:
-        counted += _line_ends(data[start : start + _CHUNK_BYTES])
+    while counted + (ends := _line_ends(data[start : start + _CHUNK_BYTES])) < MAX_LINES:
+        counted += ends
         start += _CHUNK_BYTES
     end = start
-    for line_end in re.finditer(rb"\r\n|\n|\r(?!\n)", data[start : start + _CHUNK_BYTES]):
+    for line_end in _LINE_END.finditer(data, start, start + _CHUNK_BYTES):
         counted += 1
-        end = start + line_end.end()
+        end = line_end.end()
         if counted >= MAX_LINES:
             break
     notes.append(f"the message has more than {MAX_LINES} lines; the rest was left out")
@@ -209,13 +213,12 @@ def _cut_header_section(data: bytes, notes: list[str]) -> bytes:
     blank = _BLANK_LINE.search(window)
     if blank is not None or len(data) <= MAX_HEADER_SECTION_BYTES:
         head = window[: blank.start()] if blank is not None else window
-        breaks = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n")
-        if breaks < MAX_HEADER_SECTION_LINES:
+        if _line_ends(head) < MAX_HEADER_SECTION_LINES:
             return data
     else:
         head = window
     kept = head
-    for number, line_end in enumerate(re.finditer(rb"\r\n?|\n", head), start=1):
+    for number, line_end in enumerate(_LINE_END.finditer(head), start=1):
         if number == MAX_HEADER_SECTION_LINES:
             kept = head[: line_end.start()]
             break

@@ -8,7 +8,10 @@ content. Two refinements, because replies keep the subject they answer: a reques
 "mentor request", and in a reply's subject a command word ("Re: [MD-3] Claim request")
 is ours, so the body's first line says which command the sender gives. A mentee may
 also call off a request in their own words ("I found help elsewhere, you can close
-this"): ``means_withdraw`` reads those.
+this"): ``means_withdraw`` reads those. Everything else people ask for in sentences
+("Yes, please renew me for another year", "Can we do 7:30am instead?", "I'll take this
+one") is read by ``inbox/intents.py``; a proposed time travels in
+``Classification.proposed``.
 
 ``classify`` is pure; ``reason`` says in words which rule decided, for the log and for
 the coordinator.
@@ -23,6 +26,7 @@ from enum import StrEnum
 
 from .delivery import BOUNCE_SUBJECT, is_bounce_sender
 from .fields import form_labels
+from .intents import Intent, ProposedTime, read_intent
 from .parse import ParsedMessage
 from .quoting import is_greeting_line, own_words
 from .subjects import bare_subject, prefix_kind, request_tag, strip_prefixes
@@ -54,6 +58,7 @@ class Classification:
     command: str | None = None  # canonical command word, for COMMAND, REPLY, OFFICE_HOURS
     tag: int | None = None  # n from "[MD-n]" in the subject, whatever the kind
     reason: str = ""  # which rule decided, in words
+    proposed: ProposedTime | None = None  # for "reschedule": the time asked for, if named
 
 
 COMMANDS = (
@@ -144,8 +149,9 @@ def classify(msg: ParsedMessage, program_address: str) -> Classification:
     if tag is not None:
         # A reply keeps the subject it answers, words like "claim" included: only the body
         # says what the sender wants.
+        command, proposed = _reply_intent(msg.new_text)
         return Classification(
-            Kind.REPLY, _reply_intent(msg.new_text), tag, f"subject carries [MD-{tag}]"
+            Kind.REPLY, command, tag, f"subject carries [MD-{tag}]", proposed=proposed
         )
     if subject_command:
         # "Re: pause" answers our confirmation; a newer command in the body wins.
@@ -158,8 +164,9 @@ def classify(msg: ParsedMessage, program_address: str) -> Classification:
             return Classification(Kind.COMMAND, "withdraw", None, "asks to withdraw, in words")
         return by_subject
     if msg.in_reply_to or msg.references:
+        command, proposed = _reply_intent(msg.new_text)
         return Classification(
-            Kind.REPLY, _reply_intent(msg.new_text), None, "In-Reply-To/References: a reply"
+            Kind.REPLY, command, None, "In-Reply-To/References: a reply", proposed=proposed
         )
     return _by_content(msg.new_text)
 
@@ -307,15 +314,20 @@ def _reply_command(new_text: str) -> str | None:
     return None
 
 
-def _reply_intent(new_text: str) -> str | None:
-    """What a reply in a thread asks for: a command word, or a withdrawal in any words.
+def _reply_intent(new_text: str) -> tuple[str | None, ProposedTime | None]:
+    """What a reply in a thread asks for — a command word, a withdrawal in any words, or
+    anything else in a sentence — and the time it proposes, if any.
 
     "Please cancel my request" calls off the request; a bare "cancel" answers a session.
     """
     command = _reply_command(new_text)
     if command in (None, "cancel") and means_withdraw(new_text):
-        return "withdraw"
-    return command
+        return "withdraw", None
+    if command is None or command == "reschedule":
+        reading = read_intent(new_text)
+        if reading is not None and (command is None or reading.intent is Intent.RESCHEDULE):
+            return reading.intent.value, reading.proposed
+    return command, None
 
 
 def _by_subject(subject: str) -> Classification | None:
@@ -349,7 +361,22 @@ def _by_content(new_text: str) -> Classification:
             return Classification(Kind.REQUEST, reason="form with Skills and a question")
         if "availability" in fields:
             return Classification(Kind.ENROLLMENT, reason="form with Skills and Availability")
+    if not labels and len(new_text.split()) <= _MAX_COMMAND_WORDS:
+        # A short note on its own: "Please pause me for a month, I'm travelling."
+        reading = read_intent(new_text)
+        if reading is not None and reading.intent in _STANDALONE:
+            return Classification(
+                Kind.COMMAND, reading.intent.value, reason=f"says “{reading.said}”"
+            )
+        if means_withdraw(new_text):
+            return Classification(Kind.COMMAND, "withdraw", reason="asks to withdraw, in words")
     return Classification(Kind.UNKNOWN, reason="no subject keyword, thread or form recognised")
+
+
+# What a message outside any thread can ask for in a sentence: the mentor's own standing
+# and a mentee's withdrawal. Claims, releases and sessions need their thread.
+_STANDALONE = frozenset({Intent.RENEW, Intent.PAUSE, Intent.RESUME, Intent.RESIGN, Intent.WITHDRAW})
+_MAX_COMMAND_WORDS = 60
 
 
 # --- a request called off in words ----------------------------------------------------

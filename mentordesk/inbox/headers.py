@@ -9,10 +9,14 @@ at all.
 Limits come before the work: the email package's header parser takes time and memory
 that grow with the square of the number of encoded words (20,000 in one Subject took
 3.6 GB), so ``bounded`` cuts every raw value to ``MAX_RAW_HEADER_CHARS`` and before its
-``MAX_ENCODED_WORDS + 1``-th encoded word before anything decodes it. A sender address
-comes only from a parsed addr-spec that ``clean_address`` accepts; an encoded word is one
-atom of a display name, so what it decodes to (a CR/LF, a ":", another address) never
-decides who the mail is from.
+``MAX_ENCODED_WORDS + 1``-th encoded word before anything decodes it, and ``read_header``
+gives the header classes no more than 4,000 characters and 50 comments of it (they take
+some 1.3 KB a character, and recurse into nested comments); longer structured values are
+read by hand.
+
+A sender address comes only from a parsed addr-spec, as written, that ``clean_address``
+accepts: an encoded word is one atom of a display name, so what it decodes to (a CR/LF,
+a ":", another address) never decides who the mail is from.
 """
 
 from __future__ import annotations
@@ -54,7 +58,10 @@ MAX_ENCODED_WORDS = 200
 # cache keeps 1,024 of them); longer ones are made for the one message and let go.
 _SHARED_MAX_CHARS = 1_000
 _UNSHARED = HeaderClasses()
-_MAX_PARENS = 50  # "(" in a structured value the header classes are given
+# What the header classes are given: no more characters than a decoded value may keep,
+# and few comments.
+_MAX_PARSED_CHARS = 4_000
+_MAX_PARENS = 50
 
 
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
@@ -112,10 +119,15 @@ def read_header(name: str, value: str) -> Any:
     the cache never holds more than 1,024 short headers' parse trees.
     """
     value, _ = bounded(value)
-    if value.count("(") > _MAX_PARENS and not _is_unstructured(name):
-        # The header classes read nested comments by recursion: thousands of "(" cost
-        # a RecursionError and megabytes of frames. Callers read such values by hand.
-        raise ValueError(f"{name}: more than {_MAX_PARENS} comments")
+    if _is_unstructured(name):
+        if len(value) > _MAX_PARSED_CHARS:
+            end = value.rfind(" ", _MAX_PARSED_CHARS // 2, _MAX_PARSED_CHARS)
+            value = value[: end if end > 0 else _MAX_PARSED_CHARS]
+    elif len(value) > _MAX_PARSED_CHARS or value.count("(") > _MAX_PARENS:
+        # The header classes build a token object per word (some 1.3 KB a character of
+        # dense input) and read nested comments by recursion (thousands of "(" cost a
+        # RecursionError and megabytes of frames). Callers read such values by hand.
+        raise ValueError(f"{name}: too long or too many comments for the header classes")
     if len(value) <= _SHARED_MAX_CHARS:
         return READ.header_factory(name, value)
     return _UNSHARED(name, value)
@@ -206,8 +218,10 @@ def addresses(
 ) -> list[tuple[str, str]]:
     """(display name, lower-case address) pairs; the address is "" when unusable.
 
-    The address is the mailbox's addr-spec as parsed, never text decoded from an encoded
-    word, and only when ``clean_address`` accepts it.
+    The address is the mailbox's addr-spec as parsed and as written in ``value``: never
+    text decoded from an encoded word (RFC 2047 §5: none may stand in an addr-spec, but
+    the header classes decode "<=?utf-8?q?victim?=@evil.test>" all the same), and only
+    when ``clean_address`` accepts it.
     """
     if not value:
         return []
@@ -222,7 +236,11 @@ def addresses(
             pairs = [(a.display_name, a.addr_spec) for a in header.addresses]
         except Exception:  # e.g. an encoded CR/LF in a display name; RFC 5322 parse by hand
             pairs = _mailboxes(value)
-    return [(clean_line(display)[:200], clean_address(addr)) for display, addr in pairs]
+    written = value.lower()
+    return [
+        (clean_line(display)[:200], addr if addr in written else "")
+        for display, addr in ((display, clean_address(addr)) for display, addr in pairs)
+    ]
 
 
 # What ``_mailboxes`` splits a value into; comments are dropped as they are read.
@@ -257,6 +275,8 @@ def _mailboxes(value: str) -> list[tuple[str, str]]:
 
 def _mailbox(phrase: list[_Token], angle: str | None) -> tuple[str, str]:
     if angle is None:  # a bare addr-spec: what is written, without spaces or comments
+        if any(kind in ("encoded", "quoted") for kind, _ in phrase):
+            return "", ""
         return "", "".join(text for kind, text in phrase if kind != "space")
     # RFC 5322 §4.4: an obsolete route ("@relay:") before the addr-spec is dropped.
     addr = angle.rpartition(":")[2]
@@ -341,15 +361,15 @@ def clean_address(addr: str) -> str:
 
     Plain means a dot-atom local part (RFC 5322 §3.4.1) at a host name of two or more
     labels, within RFC 5321's lengths: no quoted local part, no address literal, no
-    control or space anywhere.
+    control or space anywhere, nothing that looks like an encoded word.
     """
     addr = addr.strip().strip("<>").strip().lower()
     local, at, domain = addr.rpartition("@")
     if not at or len(addr) > _MAX_ADDRESS_CHARS or len(local) > _MAX_LOCAL_CHARS:
         return ""
     labels = domain.split(".")
-    if len(labels) < 2 or not _LOCAL_PART.fullmatch(local):
-        return ""
+    if len(labels) < 2 or not _LOCAL_PART.fullmatch(local) or "=?" in local:
+        return ""  # "=?" is atext, but no one's address looks like an encoded word
     return addr if all(_LABEL.fullmatch(label) for label in labels) else ""
 
 

@@ -1,8 +1,10 @@
 """The program mailbox over IMAP, with imapclient.
 
 One connection, one selected folder (``[inbox] folder``). Messages are read with
-``BODY.PEEK[]`` so they stay unread for the humans who share the mailbox, and are moved
-out of the folder only when the daemon is done with them. New mail is noticed with IDLE
+``BODY.PEEK[]<0.n>`` so they stay unread for the humans who share the mailbox, no
+further than ``[inbox] max_message_bytes`` (RFC 3501 §6.4.5 partial fetch), and in
+batches of at most ``source.batch_bytes`` (sizes from ``RFC822.SIZE`` first); they are
+moved out of the folder only when the daemon is done with them. New mail is noticed with IDLE
 when the server offers it, otherwise by polling.
 
 Any trouble with the connection or the server becomes a ``MailSourceError`` and leaves
@@ -25,7 +27,7 @@ from imapclient import DELETED, IMAPClient, SocketTimeout
 
 from ..config import InboxConfig
 from ..errors import MailSourceError
-from .source import RawMessage
+from .source import RawMessage, batch_bytes
 
 log = logging.getLogger(__name__)
 
@@ -138,15 +140,30 @@ class ImapSource:
             return []
         self._last_uid = max(self._last_uid, uids[-1])
         batch = uids[: max(limit, 0)]
-        self._more_waiting = len(uids) > len(batch)
         if not batch:
+            self._more_waiting = bool(uids)
             return []
+        cap = self._config.max_message_bytes
+        with self._failures(f"cannot fetch the sizes of {len(batch)} messages"):
+            sizes = client.fetch(batch, ["RFC822.SIZE"])
+        batch = self._within_budget(batch, sizes)
+        self._more_waiting = len(uids) > len(batch)
         with self._failures(f"cannot fetch {len(batch)} messages"):
-            found = client.fetch(batch, ["BODY.PEEK[]"])
+            found = client.fetch(batch, [f"BODY.PEEK[]<0.{cap}>"])
         messages = []
         for uid in batch:
             # Absent when another client expunged it between SEARCH and FETCH.
-            data = found.get(uid, {}).get(b"BODY[]")
+            data = found.get(uid, {}).get(b"BODY[]<0>")
+            size = _size(sizes, uid)
+            if size > cap:
+                log.warning(
+                    "IMAP %s: message UID %d is %d bytes; only its first %d are read "
+                    "([inbox] max_message_bytes)",
+                    self.address,
+                    uid,
+                    size,
+                    cap,
+                )
             if data is not None:
                 messages.append(
                     RawMessage(
@@ -157,6 +174,18 @@ class ImapSource:
                     )
                 )
         return messages
+
+    def _within_budget(self, batch: list[int], sizes: dict[Any, Any]) -> list[int]:
+        """The first messages of ``batch`` whose bytes (each cut to max_message_bytes)
+        fit in ``batch_bytes`` together; the first always does."""
+        cap = self._config.max_message_bytes
+        budget = batch_bytes(self._config)
+        total = 0
+        for taken, uid in enumerate(batch):
+            total += min(_size(sizes, uid), cap)
+            if taken and total > budget:
+                return batch[:taken]
+        return batch
 
     def mark_done(self, messages: Sequence[RawMessage]) -> None:
         """Move ``messages`` to ``config.processed_folder``."""
@@ -300,6 +329,14 @@ class ImapSource:
                     # EOF this way. idle_done() below either succeeds or raises.
                     break
             client.idle_done()
+
+
+def _size(sizes: dict[Any, Any], uid: int) -> int:
+    """RFC822.SIZE of ``uid`` from a FETCH response; 0 when the server left it out."""
+    try:
+        return int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _describe(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..config import InboxConfig
 from ..errors import MailSourceError
-from .source import RawMessage
+from .source import RawMessage, batch_bytes
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class MaildirSource:
     """A MailSource reading ``config.path / "inbox"``."""
 
     def __init__(self, config: InboxConfig) -> None:
+        self._config = config
         self.root = Path(config.path)
         self.inbox = self.root / "inbox"
         self.processed = self.root / "processed"
@@ -64,22 +65,42 @@ class MaildirSource:
         self._more_waiting = False
 
     def fetch(self, limit: int) -> list[RawMessage]:
-        """Up to ``limit`` waiting messages, oldest (by mtime, then name) first."""
+        """Up to ``limit`` waiting messages, oldest (by mtime, then name) first, each read
+        no further than ``[inbox] max_message_bytes``, and no more than ``batch_bytes``
+        of them in all (the first always)."""
         entries = self._scan()
         self._seen = {key for key, _, _ in entries}
         self._fetched_once = True
         batch = entries[: max(limit, 0)]
         self._more_waiting = len(entries) > len(batch)
-        messages = []
+        cap = self._config.max_message_bytes
+        budget = batch_bytes(self._config)
+        messages: list[RawMessage] = []
+        total = 0
         for key, path, _ in batch:
             try:
-                data = path.read_bytes()
+                with path.open("rb") as file:
+                    size = os.fstat(file.fileno()).st_size
+                    if messages and total + min(size, cap) > budget:
+                        self._more_waiting = True
+                        break
+                    data = file.read(cap)
             except FileNotFoundError:
                 continue  # moved or deleted by someone else since the scan
             except OSError as exc:
                 raise MailSourceError(
                     f"Maildir {self.inbox}: cannot read {path.name}: {exc}"
                 ) from exc
+            if size > cap:
+                log.warning(
+                    "Maildir %s: %s is %d bytes; only its first %d are read "
+                    "([inbox] max_message_bytes)",
+                    self.inbox,
+                    path.name,
+                    size,
+                    cap,
+                )
+            total += len(data)
             messages.append(RawMessage(key=f"maildir:{key}", data=data))
         return messages
 

@@ -44,7 +44,12 @@ class MailSource(Protocol):
         ...
 
     def fetch(self, limit: int) -> list[RawMessage]:
-        """Up to ``limit`` waiting messages, oldest first, without marking them read."""
+        """Up to ``limit`` waiting messages, oldest first, without marking them read.
+
+        Each message is read no further than ``[inbox] max_message_bytes`` (the rest of
+        a bigger one is left out: it is still handled), and a batch holds no more than
+        ``batch_bytes(config)`` (at least one message); ``wait`` then returns at once.
+        """
         ...
 
     def mark_done(self, messages: Sequence[RawMessage]) -> None:
@@ -74,6 +79,16 @@ class MailSource(Protocol):
     def uidvalidity(self) -> int | None:
         """The IMAP folder's UIDVALIDITY after ``connect()``; None for a Maildir."""
         ...
+
+
+# A fetch() batch holds at most this many biggest messages' worth of bytes: big mail is
+# read a few at a time, small mail by the hundred.
+_BATCH_OF_BIGGEST = 4
+
+
+def batch_bytes(config: InboxConfig) -> int:
+    """How many bytes of mail one fetch() may return (beyond its first message)."""
+    return _BATCH_OF_BIGGEST * config.max_message_bytes
 
 
 def open_source(config: InboxConfig) -> MailSource:

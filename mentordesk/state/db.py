@@ -7,10 +7,17 @@ journal instead of rewriting the whole file, so its cost does not grow with the 
 Files, for ``path = state/mentordesk.json``::
 
     mentordesk.json          snapshot: a plain TinyDB file {table: {doc_id: doc}}, one
-                             document per line; TinyDB itself can open it
+                             document per line; TinyDB itself can open it. Its last table,
+                             ``_checksum``, holds the CRC-32 of every byte before it and
+                             the snapshot's random id
     mentordesk.json.journal  one line per committed transaction since the snapshot:
                              {"crc":"<8 hex digits>","ops":[[table, doc_id, doc], ...]}
-    mentordesk.json.tmp      the next snapshot, while compact() writes it
+    mentordesk.json.marks    how far the journal's committed records reach (for that
+                             snapshot id) and the high-water marks (``raise_high_water``),
+                             such as the highest request number ever given out
+    mentordesk.json.bak      a backup: the whole state as a snapshot of its own, written
+                             at each start and after each compaction
+    mentordesk.json.tmp      the next snapshot (or .bak.tmp, backup), while being written
 
 An op gives a document's new content; a ``null`` doc deletes it, ``[table, null, null]``
 drops the table and ``[table, null, {}]`` creates it empty. ``crc`` is the CRC-32 of the
@@ -19,17 +26,23 @@ record that the snapshot already contains changes nothing: that makes compaction
 crash-safe without sequence numbers.
 
 Recovery loads the snapshot and replays the journal. The newline ends a record and is
-its commit mark: a last line without one, or whose checksum does not match, is a write
-cut short by a crash; it is dropped and cut off the file. A damaged line with more data
-after it cannot come from a crash, so opening fails with a StoreError saying where.
+its commit mark: a last line without one is a write cut short by a crash; it is dropped
+and cut off the file. Anything else is damage, and opening fails with a StoreError that
+names the file, says what is wrong and which backup to restore: a line whose checksum
+fails (even the last, once its newline is there: a crash cannot write a newline after
+bytes it lost), a snapshot whose checksum fails, and a journal shorter than the marks
+say it was. The marks trail one record behind (they record where the last committed
+record starts), so losing just the last record still reads as a torn write; losing more
+does not. After a compaction the marks belong to the new snapshot's id; a restored
+backup has another id, so its journal starts afresh and it opens.
 
 Compaction policy: after a commit, once the journal is larger than
 max(snapshot size, ``compact_min_bytes`` = 4 MiB), the whole state is written to a new
 snapshot (tmp file, fsync, rename, fsync the folder) and the journal is emptied. A
 compaction costs O(state) and happens at most once per state-size of journal bytes, so
 its amortised cost per write is proportional to the write's own size, not to the
-data; recovery replays at most about as much as it loads; the files take about twice
-the state plus 4 MiB at most.
+data; recovery replays at most about as much as it loads; the files take about three
+times the state (with the backup) plus 4 MiB at most.
 """
 
 from __future__ import annotations
@@ -38,13 +51,16 @@ import fcntl
 import json
 import logging
 import os
+import re
 import sys
 import weakref
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 from tinydb import TinyDB
 from tinydb.queries import QueryLike
@@ -73,6 +89,16 @@ _TAIL = b"}\n"
 
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
+# The snapshot's last table; the rest of the file is what its checksum covers.
+_CHECKSUM_TABLE = "_checksum"
+_CHECKSUM_AT = b'"' + _CHECKSUM_TABLE.encode() + b'":'
+_CHECKSUM_TRAILER = re.compile(
+    rb'"_checksum":\{"1":\{"crc32":"([0-9a-f]{8})","id":"([0-9a-f]{16})"\}\}\n\}\n\Z'
+)
+# The marks file is one block rewritten in place: a write this small and aligned is not
+# torn by a crash (one page, one sector), and a fixed size leaves no stale tail.
+_MARKS_BYTES = 512
+
 # Strings up to this long are interned in the state (see _owned).
 _INTERNED_MAX = 64
 # Values JSON writes and reads back as the same type and value.
@@ -94,6 +120,7 @@ class Database:
     compact_min_bytes: int = 4 * 1024 * 1024
 
     tinydb: TinyDB
+    files: _Files
 
     def __init__(
         self, path: str | os.PathLike[str], *, fsync: bool = True, read_only: bool = False
@@ -101,14 +128,19 @@ class Database:
         """Open (or create) the state at ``path``; recover it from snapshot and journal.
 
         Creates missing parent folders. A torn last journal record is dropped and cut
-        off; any other damage raises StoreError naming the file, where and what to do.
+        off; any other damage raises StoreError naming the file, what is wrong and the
+        backup to restore. Once open, it writes the backup (``files.backup``).
         ``read_only=True`` (for tools looking at a running daemon's state) creates, locks
         and changes nothing: it ignores a torn tail and its writes raise StoreError.
         """
         self.path = Path(path)
-        self.journal_path = self.path.with_name(self.path.name + ".journal")
-        self._tmp_path = self.path.with_name(self.path.name + ".tmp")
+        self.files = _Files.of(self.path)
+        self.journal_path = self.files.journal
+        self._tmp_path = self.files.tmp
         self._fsync = fsync
+        self._marks = _Marks()
+        self._marks_fd = -1
+        self._snapshot_id: str | None = None
         self._data: dict[str, dict[str, Doc]] = {}
         self._snapshot_bytes = self._journal_bytes = 0
         self._depth = 0  # how many transaction() blocks are open
@@ -134,6 +166,9 @@ class Database:
             self.close()
             raise
         self.tinydb = _JournalTinyDB(self, storage=_JournalStorage)
+        # An empty journal means the last compaction wrote the backup of this very state.
+        if not read_only and (self._journal_bytes or not self.files.backup.exists()):
+            self._write_backup()
 
     # --- public API -----------------------------------------------------------------
 
@@ -167,6 +202,31 @@ class Database:
             if ops:
                 self._append(ops, undo)
 
+    def high_water(self, name: str) -> int:
+        """The highest value ever given to ``raise_high_water(name, …)`` (0 if none)."""
+        return self._marks.floors.get(name, 0)
+
+    def raise_high_water(self, name: str, value: int) -> None:
+        """Remember that ``value`` was used for ``name``; the mark never goes back.
+
+        Kept in the marks file, outside the snapshot and journal, so that it survives
+        their loss and a restore from a backup: numbers that people have seen (request
+        numbers) are not given out again. Durable on return with ``fsync=True``.
+        """
+        self._check_writable()
+        if value <= self.high_water(name):
+            return
+        before = dict(self._marks.floors)
+        self._marks.floors[name] = value
+        try:
+            self._write_marks(sync=self._fsync)
+        except (OSError, ValueError) as err:
+            self._marks.floors = before
+            raise StoreError(
+                f"could not write {self.files.marks} ({err}); the change was not made. "
+                "Free disk space or fix the file's permissions, then try again"
+            ) from err
+
     def compact(self) -> None:
         """Write the whole state as a new snapshot, atomically, then empty the journal.
 
@@ -177,7 +237,15 @@ class Database:
         self._check_writable()
         if self._depth:
             raise RuntimeError("compact() cannot run inside a transaction")
-        snapshot_bytes = self._write_snapshot()
+        snapshot_bytes, self._snapshot_id = self._write_snapshot(self.path, self._tmp_path)
+        # The marks follow the new snapshot before the journal is emptied: marks for the
+        # old one never judge the new one (another id), so a crash in between is harmless.
+        self._marks.snapshot = self._snapshot_id
+        self._marks.journal = 0
+        try:
+            self._write_marks(sync=self._fsync)
+        except (OSError, ValueError) as err:
+            _log.warning("%s not updated after a compaction: %s", self.files.marks, err)
         try:
             os.ftruncate(self._fd, 0)
             if self._fsync:
@@ -191,9 +259,13 @@ class Database:
         self._snapshot_bytes = snapshot_bytes
         self._journal_bytes = 0
         self._retry_compaction_at = 0
+        self._write_backup()
 
     def close(self) -> None:
         """Release the files and the lock; later writes raise StoreError. Idempotent."""
+        if self._marks_fd >= 0:
+            os.close(self._marks_fd)
+            self._marks_fd = -1
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -216,17 +288,34 @@ class Database:
             ) from None
 
     def _open_for_writing(self) -> None:
+        files = self.files
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        existed = self.journal_path.exists()
+        existed = self.journal_path.exists() and files.marks.exists()
         self._fd = os.open(
             self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
         )
         self._lock()
+        self._marks_fd = os.open(files.marks, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         if self._fsync and not existed:
-            _sync_dir(self.path.parent)  # the new journal's name must survive a power cut
+            _sync_dir(self.path.parent)  # the new files' names must survive a power cut
         self._tmp_path.unlink(missing_ok=True)  # left by a compaction cut short
-        self._data, self._snapshot_bytes = _load_snapshot(self.path, self.journal_path)
-        self._journal_bytes, size = _replay_journal(self.journal_path, self._data)
+        files.backup_tmp.unlink(missing_ok=True)
+        marks = _read_marks(files, os.pread(self._marks_fd, _MARKS_BYTES + 1, 0))
+        snapshot = _load_snapshot(files, marks)
+        self._data, self._snapshot_bytes, self._snapshot_id = snapshot
+        self._journal_bytes, size, last_start = _replay_journal(files, self._data)
+        if marks is not None and marks.snapshot == self._snapshot_id:
+            if self._journal_bytes < marks.journal:
+                raise StoreError(
+                    f"{self.journal_path} is shorter than it was: its complete records "
+                    f"end at byte {self._journal_bytes} of {size}, but records up to byte "
+                    f"{marks.journal} at least had been committed (as {files.marks} "
+                    "recorded). It was cut short or replaced by an older copy, so changes "
+                    f"are missing. {_restore_hint(files)}"
+                )
+            last_start = max(last_start, marks.journal)
+        self._marks = _Marks(self._snapshot_id, last_start, dict(marks.floors) if marks else {})
+        self._write_marks(sync=self._fsync)
         if self._journal_bytes < size:
             _log.warning(
                 "%s: dropped the incomplete last record (%d bytes at offset %d): a write "
@@ -242,12 +331,18 @@ class Database:
     def _load_unlocked(self) -> None:
         # The daemon may compact while we read (new snapshot, then emptied journal): the
         # two only fit together if the snapshot is the same file after reading both.
+        try:
+            # Only for high_water(); a block caught mid-rewrite reads as no marks.
+            marks = _read_marks(self.files, self.files.marks.read_bytes())
+        except (FileNotFoundError, StoreError):
+            marks = None
         for _ in range(10):
             seen = _identity(self.path)
-            data, self._snapshot_bytes = _load_snapshot(self.path, self.journal_path)
-            self._journal_bytes, _ = _replay_journal(self.journal_path, data)
+            data, self._snapshot_bytes, self._snapshot_id = _load_snapshot(self.files, None)
+            self._journal_bytes, _, _ = _replay_journal(self.files, data)
             if _identity(self.path) == seen:
                 self._data = data
+                self._marks = marks or _Marks()
                 return
         raise StoreError(f"{self.path} kept changing while being read; try again")
 
@@ -287,7 +382,14 @@ class Database:
                 f"({err.strerror}); the change was not made. Free disk space or fix the "
                 "file's permissions, then try again"
             ) from err
+        # Committed. The marks trail by one record (see the module docstring); records
+        # before this one are on disk already, so the marks never claim more than it.
+        self._marks.journal = self._journal_bytes
         self._journal_bytes += len(record)
+        try:
+            self._write_marks(sync=False)
+        except (OSError, ValueError) as err:
+            _log.warning("%s not updated: %s", self.files.marks, err)
         if self._journal_bytes > max(
             self._snapshot_bytes, self.compact_min_bytes, self._retry_compaction_at
         ):
@@ -338,40 +440,76 @@ class Database:
             if table.name == name:
                 table.clear_cache()
 
-    def _write_snapshot(self) -> int:
-        """Write the state to the snapshot file atomically; returns its size in bytes."""
+    def _write_snapshot(self, target: Path, tmp: Path) -> tuple[int, str]:
+        """Write the state to ``target`` atomically (through ``tmp``), with its checksum
+        and a new random id; returns (its size in bytes, the id)."""
+        snapshot_id = os.urandom(8).hex()
         try:
-            fd = os.open(
-                self._tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
-            )
-            with open(fd, "w", encoding="ascii", newline="\n") as out:
-                # One document at a time: the state is never held twice as one string.
-                out.write("{")
-                table_sep = "\n"
-                for name, docs in self._data.items():
-                    out.write(f"{table_sep}{_encode(name)}:{{")
-                    doc_sep = "\n"
-                    for key, doc in docs.items():
-                        out.write(f'{doc_sep}"{key}":{_encode(doc)}')
-                        doc_sep = ",\n"
-                    out.write("}")
-                    table_sep = ",\n"
-                out.write("\n}\n")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with open(fd, "wb") as out:
+                crc = self._write_tables(out)
+                table_sep = b",\n" if self._data else b"\n"
+                out.write(
+                    b'%s"%s":{"1":{"crc32":"%08x","id":"%s"}}\n}\n'
+                    % (table_sep, _CHECKSUM_TABLE.encode(), crc, snapshot_id.encode())
+                )
                 out.flush()
                 if self._fsync:
                     os.fsync(out.fileno())
                 size = os.fstat(out.fileno()).st_size
-            os.replace(self._tmp_path, self.path)
+            os.replace(tmp, target)
             if self._fsync:
-                _sync_dir(self.path.parent)
+                _sync_dir(target.parent)
         except OSError as err:
-            self._tmp_path.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise StoreError(
-                f"could not write the state snapshot {self.path} ({err.strerror}); nothing "
+                f"could not write the state snapshot {target} ({err.strerror}); nothing "
                 "is lost, the journal still holds every change. Free disk space or fix the "
                 "folder's permissions"
             ) from err
-        return size
+        return size, snapshot_id
+
+    def _write_tables(self, out: IO[bytes]) -> int:
+        """Write ``{`` and every table (no closing brace); returns their bytes' CRC-32."""
+        crc = 0
+
+        def put(text: str) -> None:
+            nonlocal crc
+            chunk = text.encode("ascii")
+            crc = zlib.crc32(chunk, crc)
+            out.write(chunk)
+
+        # One document at a time: the state is never held twice as one string.
+        put("{")
+        table_sep = "\n"
+        for name, docs in self._data.items():
+            put(f"{table_sep}{_encode(name)}:{{")
+            doc_sep = "\n"
+            for key, doc in docs.items():
+                put(f'{doc_sep}"{key}":{_encode(doc)}')
+                doc_sep = ",\n"
+            put("}")
+            table_sep = ",\n"
+        return crc
+
+    def _write_backup(self) -> None:
+        """Write the whole state to ``files.backup``, the copy a damage message names.
+
+        A failure is logged, not raised: the state itself is fine.
+        """
+        try:
+            self._write_snapshot(self.files.backup, self.files.backup_tmp)
+        except StoreError as err:
+            _log.warning("no new backup: %s", err)
+
+    def _write_marks(self, *, sync: bool) -> None:
+        if self._marks_fd < 0:
+            raise ValueError("the marks file is not open")
+        block = self._marks.encode()
+        if os.pwrite(self._marks_fd, block, 0) != len(block):
+            raise OSError("short write")
+        if sync:
+            os.fsync(self._marks_fd)
 
     def _replace_tables(self, data: Mapping[str, Mapping[Any, Any]]) -> None:
         """Make the state equal ``data``: how TinyDB's drop_table and drop_tables write.
@@ -675,13 +813,15 @@ def _replay_op(data: dict[str, dict[str, Doc]], op: list[Any]) -> None:
         docs[str(doc_id)] = _owned(doc)
 
 
-def _replay_journal(journal_path: Path, data: dict[str, dict[str, Doc]]) -> tuple[int, int]:
-    """Apply the journal's committed records to ``data``: (bytes applied, file size).
+def _replay_journal(files: _Files, data: dict[str, dict[str, Doc]]) -> tuple[int, int, int]:
+    """Apply the journal's committed records to ``data``.
 
-    Stops before a damaged last line (a torn write); raises StoreError for a damaged line
-    with more after it, which no crash produces.
+    Returns (bytes applied, file size, where the last applied record starts). Stops
+    before a last line without its newline (a torn write); raises StoreError for any
+    other damaged line, the last one included.
     """
-    end = size = 0
+    journal_path = files.journal
+    end = size = last_start = 0
     try:
         with open(journal_path, "rb") as journal:
             size = os.fstat(journal.fileno()).st_size
@@ -689,41 +829,55 @@ def _replay_journal(journal_path: Path, data: dict[str, dict[str, Doc]]) -> tupl
                 try:
                     ops = _parse_record(line)
                 except _Damaged as damage:
-                    if end + len(line) >= size:
-                        break
+                    if not line.endswith(b"\n"):
+                        break  # only the last line can lack one: a write cut short
+                    after = size - end - len(line)
+                    why = f"{after} bytes follow it" if after else "it is complete, newline and all"
                     raise StoreError(
                         f"{journal_path}: the record on line {number} (byte offset {end}) "
-                        f"is damaged ({damage}) and {size - end - len(line)} bytes follow "
-                        "it, so it is not a write cut short by a crash. Restore the file "
-                        f"from a backup, or keep the records before it with `truncate -s "
-                        f"{end} {journal_path}` (the changes from that record on are lost)"
+                        f"is damaged ({damage}) and {why}, so it is not a write cut short "
+                        f"by a crash. {_restore_hint(files)} Or keep the records before it "
+                        f"with `truncate -s {end} {journal_path}` (the changes from that "
+                        "record on are lost)"
                     ) from None
                 for op in ops:
                     _replay_op(data, op)
+                last_start = end
                 end += len(line)
     except FileNotFoundError:
         pass  # no journal yet
-    return end, size
+    return end, size, last_start
 
 
-def _load_snapshot(path: Path, journal_path: Path) -> tuple[dict[str, dict[str, Doc]], int]:
-    """The tables in the snapshot file (none if it is missing or empty) and its size."""
+def _load_snapshot(
+    files: _Files, marks: _Marks | None
+) -> tuple[dict[str, dict[str, Doc]], int, str | None]:
+    """The tables in the snapshot file (none if it is missing or empty), its size and id.
+
+    Checks the checksum; a snapshot without one (written before checksums) is read as it
+    is, unless ``marks`` show that this state's snapshots carry one.
+    """
+    path = files.path
+    fix = _restore_hint(files)
     try:
         raw_bytes = path.read_bytes()
     except FileNotFoundError:
-        return {}, 0
+        if marks is not None and marks.snapshot is not None:
+            raise StoreError(
+                f"the state snapshot {path} is missing, though {files.marks} records one "
+                f"(id {marks.snapshot}); {files.journal} only holds the changes made since "
+                f"it was written. {fix}"
+            ) from None
+        return {}, 0, None
     size = len(raw_bytes)
-    fix = (
-        f"restore {path} from a backup; {journal_path} only holds the changes made since "
-        "the snapshot was written"
-    )
+    snapshot_id = _check_snapshot(files, raw_bytes, marks)
     try:
         # Decode first and let go of the bytes: json.loads(bytes) would hold both copies
         # of the file while it builds the documents, the peak of a daemon's memory.
         text = raw_bytes.decode("utf-8")
         del raw_bytes
         if not text.strip():
-            return {}, size
+            return {}, size, None
         raw = json.loads(text)
         del text
     except ValueError as err:
@@ -735,6 +889,8 @@ def _load_snapshot(path: Path, journal_path: Path) -> tuple[dict[str, dict[str, 
         raise StoreError(f"the state snapshot {path} is not valid JSON{where}; {fix}") from None
     if not isinstance(raw, dict) or not all(isinstance(docs, dict) for docs in raw.values()):
         raise StoreError(f"the state snapshot {path} is not a TinyDB file of tables; {fix}")
+    if snapshot_id is not None:
+        raw.pop(_CHECKSUM_TABLE, None)
     for name, docs in raw.items():
         for key, doc in docs.items():
             try:
@@ -746,7 +902,141 @@ def _load_snapshot(path: Path, journal_path: Path) -> tuple[dict[str, dict[str, 
                     f"{path}, table {name!r}: document {key} is not a JSON object; {fix}"
                 )
             docs[key] = _owned(doc)
-    return raw, size
+    return raw, size, snapshot_id
+
+
+def _check_snapshot(files: _Files, raw_bytes: bytes, marks: _Marks | None) -> str | None:
+    """The snapshot's id once its checksum holds; None for one written before checksums.
+
+    Runs before the JSON is parsed, but a file that is not JSON at all is left for the
+    parser to describe (line and column).
+    """
+    at = raw_bytes.rfind(_CHECKSUM_AT)
+    trailer = _CHECKSUM_TRAILER.match(raw_bytes, at) if at >= 0 else None
+    if trailer is None:
+        if at < 0 and (marks is None or marks.snapshot is None):
+            return None  # from before checksums
+        if not raw_bytes.rstrip().endswith(b"}"):
+            return None  # cut short: the JSON parser says where
+        raise StoreError(
+            f"the state snapshot {files.path} is damaged: its checksum (the "
+            f"{_CHECKSUM_TABLE!r} table at its end) is missing or unreadable. "
+            f"{_restore_hint(files)}"
+        )
+    body_end = at - (2 if raw_bytes[at - 2 : at] == b",\n" else 1)
+    if b"%08x" % zlib.crc32(memoryview(raw_bytes)[:body_end]) != trailer.group(1):
+        raise StoreError(
+            f"the state snapshot {files.path} is damaged: its checksum does not match its "
+            f"contents. {_restore_hint(files)}"
+        )
+    return trailer.group(2).decode("ascii")
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The files of one state (see the module docstring)."""
+
+    path: Path
+    journal: Path
+    marks: Path
+    backup: Path
+    tmp: Path
+    backup_tmp: Path
+
+    @classmethod
+    def of(cls, path: Path) -> _Files:
+        def sibling(suffix: str) -> Path:
+            return path.with_name(path.name + suffix)
+
+        return cls(
+            path=path,
+            journal=sibling(".journal"),
+            marks=sibling(".marks"),
+            backup=sibling(".bak"),
+            tmp=sibling(".tmp"),
+            backup_tmp=sibling(".bak.tmp"),
+        )
+
+
+@dataclass
+class _Marks:
+    """What must not be lost with the snapshot or journal (``<path>.marks``).
+
+    ``snapshot``: the id of the snapshot the journal belongs to (None: no snapshot yet);
+    ``journal``: where the journal's last committed record starts, at least;
+    ``floors``: high-water marks by name (``Database.raise_high_water``).
+    """
+
+    snapshot: str | None = None
+    journal: int = 0
+    floors: dict[str, int] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        text = json.dumps(
+            {"marks": 1, "snapshot": self.snapshot, "journal": self.journal, "floors": self.floors},
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode("ascii")
+        if len(text) >= _MARKS_BYTES:
+            raise ValueError(f"the marks take {len(text)} bytes, more than {_MARKS_BYTES - 1}")
+        return text.ljust(_MARKS_BYTES - 1) + b"\n"
+
+
+def _read_marks(files: _Files, block: bytes) -> _Marks | None:
+    """The marks in ``block`` (the file's bytes); None for a new, empty file."""
+    if not block:
+        return None
+    try:
+        raw = json.loads(block)
+        snapshot, journal, floors = raw["snapshot"], raw["journal"], raw["floors"]
+        if not (
+            len(block) == _MARKS_BYTES
+            and raw["marks"] == 1
+            and (snapshot is None or isinstance(snapshot, str))
+            and type(journal) is int
+            and journal >= 0
+            and isinstance(floors, dict)
+            and all(type(v) is int for v in floors.values())
+        ):
+            raise ValueError("unexpected contents")
+    except (ValueError, KeyError, TypeError) as err:
+        raise StoreError(
+            f"{files.marks} is damaged ({err}). It records how far {files.journal} reached "
+            "and the highest request number given out, to detect lost changes and never "
+            "give a number twice. If you know the state is intact, move it aside "
+            f"(`mv {files.marks} {files.marks}.damaged`) and start again"
+        ) from None
+    return _Marks(snapshot, journal, dict(floors))
+
+
+def _restore_hint(files: _Files) -> str:
+    """What to do about damage: the backup to restore, or the operator's own."""
+    aside = f"mv {files.journal} {files.journal}.damaged" + (
+        f" && mv {files.path} {files.path}.damaged" if files.path.exists() else ""
+    )
+    try:
+        backup = files.backup.read_bytes()
+        at = backup.rfind(_CHECKSUM_AT)
+        trailer = _CHECKSUM_TRAILER.match(backup, at) if at >= 0 else None
+        body_end = at - (2 if backup[at - 2 : at] == b",\n" else 1)
+        intact = trailer is not None and (
+            b"%08x" % zlib.crc32(memoryview(backup)[:body_end]) == trailer.group(1)
+        )
+        written = datetime.fromtimestamp(files.backup.stat().st_mtime, UTC)
+    except OSError:
+        intact = False
+    if not intact:
+        return (
+            f"There is no intact backup at {files.backup}: restore {files.path} and "
+            f"{files.journal} from your own backups, and keep {files.marks} (it makes sure "
+            "request numbers are never given out twice)."
+        )
+    return (
+        f"Restore the backup {files.backup}, the whole state as of "
+        f"{written:%Y-%m-%d %H:%M} UTC (later changes are lost), with "
+        f"`{aside} && cp {files.backup} {files.path}`, then start again; keep "
+        f"{files.marks} (it makes sure request numbers are never given out twice)."
+    )
 
 
 # --- helpers ----------------------------------------------------------------------------

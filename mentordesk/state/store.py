@@ -306,7 +306,17 @@ class Store:
     # --- requests --------------------------------------------------------------------
 
     def new_request_number(self) -> int:
-        number = int(self.meta("next_request", 1))
+        """The next request number: never one given out before (MD-0019 is one request).
+
+        Above the counter, every stored request and the database's high-water mark, which
+        outlives a journal that lost its tail and a restore from a backup (``db.py``).
+        """
+        number = max(
+            int(self.meta("next_request", 1)),
+            max(self._request_ids, default=0) + 1,
+            self.db.high_water("request") + 1,
+        )
+        self.db.raise_high_water("request", number)
         self.set_meta("next_request", number + 1)
         return number
 
