@@ -11,6 +11,7 @@
     ├── AdminError                  the running daemon could not be asked, or refused
     └── TokenError                  a link's token cannot be used (safe to show on a page)
         ├── TamperedToken           malformed, altered or signed with another secret
+        │   └── ForgedForm          a changing POST without our page's form token
         ├── WrongPurpose            genuine, but made for another kind of link
         └── ExpiredToken            genuine, but past its expiry (``claims`` says what for)
 
@@ -74,6 +75,10 @@ class TokenError(MentordeskError):
 
 class TamperedToken(TokenError):
     """The token is malformed, was altered, or was not signed with this program's secret."""
+
+
+class ForgedForm(TamperedToken):
+    """A POST that would change something came without the form token of our page."""
 
 
 class WrongPurpose(TokenError):

@@ -40,7 +40,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .errors import ExpiredToken, TamperedToken, TokenError, WrongPurpose
+from .errors import ExpiredToken, ForgedForm, TamperedToken, TokenError, WrongPurpose
 
 __all__ = [
     "FORM_FIELD",
@@ -155,10 +155,6 @@ def _authentic_claims(secret: bytes, unsafe_token: object) -> Claims:
         # Only reachable with a payload we signed in another shape (or a leaked secret).
         raise refused from None
     return Claims(purpose=purpose, person=person, obj=obj, expires=expires_at)
-
-
-class ForgedForm(TamperedToken):
-    """A POST that would change something came without the form token of our page."""
 
 
 def form_token(secret: bytes, claims: Claims) -> str:

@@ -23,7 +23,7 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
     GET  /pick/{token}     the mentee picks one of the mentor's free times, shown in her
                            zone (?tz= from the browser where we know none)  POST: book it
     GET  /feed/{token}.ics a person's calendar feed (sessions, office hours; text/calendar)
-    POST /admin/office-hours  the CLI's office-hours commands (JSON; local, signed)
+    POST /admin/office-hours  the CLI's office-hours commands (JSON; loopback, signed, once)
     GET  /healthz          liveness for monitoring
 """
 

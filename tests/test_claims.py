@@ -397,7 +397,7 @@ async def test_a_full_mentor_is_refused_with_a_page(
     second = await desk.mail_to("ada@example.com", "[MD-0002]")
     async with press(http, links(first, "claim")[0]) as response:
         assert response.status == 200
-    async with http.post(links(second, "claim")[0]) as response:
+    async with press(http, links(second, "claim")[0]) as response:
         assert response.status == 409
         page = await response.text()
     assert "You have reached your limit for this month." in page

@@ -71,6 +71,12 @@ def refusal(path: Path) -> str:
     return str(caught.value)
 
 
+def refused_by_database(path: Path) -> str:
+    with pytest.raises(StoreError) as caught:
+        Database(path, fsync=False)
+    return str(caught.value)
+
+
 def restore_as_told(path: Path) -> None:
     """What the message tells the operator to do with the backup."""
     journal(path).rename(journal(path).with_name(journal(path).name + ".damaged"))
@@ -226,7 +232,7 @@ def test_a_snapshot_stripped_of_its_checksum_is_refused(path: Path) -> None:
     snapshot = compacted(path)
     cut = snapshot.rindex(b',\n"_checksum":')
     path.write_bytes(snapshot[:cut] + b"\n}\n")
-    assert "checksum" in str(pytest.raises(StoreError, Database, path, fsync=False).value)
+    assert "checksum" in refused_by_database(path)
 
 
 def test_a_snapshot_from_before_checksums_still_opens(tmp_path: Path) -> None:
@@ -242,7 +248,7 @@ def test_following_the_message_restores_a_damaged_snapshot(path: Path) -> None:
         db.table("requests").insert({"number": 9, "status": "open"})
     at = snapshot.index(b"open")
     path.write_bytes(snapshot[:at] + b"OPEN" + snapshot[at + 4 :])
-    message = str(pytest.raises(StoreError, Database, path, fsync=False).value)
+    message = refused_by_database(path)
 
     # The message's own commands, run by a shell.
     command = message.split("`")[1]
@@ -255,7 +261,7 @@ def test_following_the_message_restores_a_damaged_snapshot(path: Path) -> None:
 def test_a_missing_snapshot_is_refused_once_there_was_one(path: Path) -> None:
     compacted(path)
     path.unlink()
-    message = str(pytest.raises(StoreError, Database, path, fsync=False).value)
+    message = refused_by_database(path)
     assert str(path) in message and "missing" in message
 
 

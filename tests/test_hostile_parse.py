@@ -16,6 +16,8 @@ from typing import TypeVar
 
 import pytest
 
+from mentordesk.inbox import parse as parse_module
+from mentordesk.inbox.bodies import MAX_CALENDAR_PARTS
 from mentordesk.inbox.classify import Kind, classify
 from mentordesk.inbox.headers import MAX_ENCODED_WORDS, MAX_RAW_HEADER_CHARS, clean_address
 from mentordesk.inbox.parse import MAX_NEW_TEXT_CHARS, MAX_TEXT_CHARS, ParsedMessage, parse_message
@@ -353,3 +355,38 @@ def test_a_ten_megabyte_base64_body_is_cut_before_it_is_decoded() -> None:
 )
 def test_clean_address_accepts_only_plain_addresses(address: str, clean: str) -> None:
     assert clean_address(address) == clean
+
+
+def test_a_message_the_parser_fails_on_still_says_who_wrote_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = parse_module.message_tree
+    calls: list[int] = []
+
+    def fails_once(data: bytes, limits: object) -> object:
+        calls.append(len(data))
+        if len(calls) == 1:
+            raise RuntimeError("boom\r\nBcc: x")
+        return real(data, limits)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(parse_module, "message_tree", fails_once)
+    raw = message("From: Ann <ann@example.org>", "Subject: hello", "Message-ID: <m@x.org>")
+    msg = parse_message(raw)
+    assert (msg.sender, msg.subject, msg.message_id) == ("ann@example.org", "hello", "<m@x.org>")
+    assert msg.defects == ("the message could not be parsed (RuntimeError: boom Bcc: x)",)
+
+
+def test_calendar_parts_are_few_and_small() -> None:
+    ics = "BEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nEND:VCALENDAR\r\n"
+    big = "BEGIN:VCALENDAR\r\n" + "X-JUNK:" + "x" * 70 + "\r\n" * 1 + ("X-A:b\r\n" * 150_000)
+    parts = [ics] * 20 + [big]
+    body = "".join(f"--b\r\nContent-Type: text/calendar\r\n\r\n{part}\r\n" for part in parts)
+    raw = message(
+        "From: ann@example.org", 'Content-Type: multipart/mixed; boundary="b"', body=body + "--b--"
+    )
+    msg = parse_message(raw)
+    assert len(msg.calendar_parts) == MAX_CALENDAR_PARTS
+    big_only = message(
+        "From: ann@example.org", 'Content-Type: text/calendar; method="REPLY"', body=big
+    )
+    assert parse_message(big_only).calendar_parts == ()

@@ -29,7 +29,7 @@ from .timetravel import FakeClock, mentor_doc
 JORDAN = "jordan@example.net"
 BOSS = "boss@program.test"  # tests/desk.py's escalation contact
 REQUEST = (
-    "Name: Jordan Lee\nSkills: python\nTimezone: America/New_York\n"
+    "Name: Jordan Lee\nSkills: python\nTimezone: America/New_York\nAvailability: Tue 12:00-14:00\n"
     "Details: I'm leaving the Army in March and learning Python; I'd love a review of my\n"
     "first project and advice on what to build next.\n"
 )

@@ -222,6 +222,7 @@ def test_intents_in_sentences(text: str, intent: Intent) -> None:
         "thanks so much, see you then!",
         "I am free at 6pm on Tuesdays",  # hours, not a move
         "Please pause me. Actually, please renew me.",  # two things: a person decides
+        "Sorry, I can't take this one, please find someone else",  # declines a claim email
     ],
 )
 def test_sentences_that_ask_nothing(text: str) -> None:

@@ -19,7 +19,7 @@ from .timetravel import T0, Harness, html_of, mentor_doc, text_of
 ADA = "ada@example.com"
 DAY = timedelta(days=1)
 REQUEST = (
-    "Name: Jordan Lee\nSkills: python\nTimezone: America/New_York\n"
+    "Name: Jordan Lee\nSkills: python\nTimezone: America/New_York\nAvailability: Tue 12:00-14:00\n"
     "Details: I am learning Python and would love a review of my first project.\n"
 )
 

@@ -36,6 +36,7 @@ from ..calendar.recurrence import (
 from ..calendar.series import SeriesEvent
 from ..config import Config, parse_duration
 from ..errors import OfficeHoursError
+from ..state.records import mentor_status, term_over
 from ..state.store import Store, iso
 
 __all__ = [
@@ -94,6 +95,13 @@ class OfficeHoursAdmin:
             mentors = command.get("mentors")
             if not isinstance(mentors, list) or not all(isinstance(m, str) for m in mentors):
                 raise OfficeHoursError("mentors must be a list of email addresses")
+            gone = [m for m in mentors if self._has_left(m, now)]
+            if gone:
+                # SPEC §3a: a mentor who left is off every series; they cannot staff one.
+                raise OfficeHoursError(
+                    f"{', '.join(gone)} can no longer staff office hours (resigned or term "
+                    "ended); renew them first or choose other mentors"
+                )
             until = command.get("until")
             series = self.create_series(
                 weekday=weekday_number(_text(command, "weekday")),
@@ -120,6 +128,10 @@ class OfficeHoursAdmin:
                 series = self.move_occurrence(series_id, day, _new_time(command, day), now)
             return {"series": self.describe(series, now)}
         raise OfficeHoursError(f"unknown action {action!r}: want add, list, cancel or move")
+
+    def _has_left(self, email: str, now: datetime) -> bool:
+        mentor = self.store.mentor(email)
+        return mentor is not None and (mentor_status(mentor).left or term_over(mentor, now))
 
     def create_series(
         self,

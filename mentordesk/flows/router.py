@@ -222,6 +222,10 @@ class Coordinator:
             return self._unknown(msg, now)
         if found.command == "withdraw":
             return Kind.COMMAND.value, self.requests.withdraw(msg, request, now)
+        live = self.store.live_session_of(int(request["number"]))
+        if live is not None and found.command in ("reschedule", "cancel"):
+            # "Can we do 7:30am instead?" in the request's thread is about its session.
+            return self._session_command(msg, found, live["uid"], now)
         return self.requests.answer(msg, request, now), int(request["number"])
 
     def _session_command(
@@ -237,7 +241,7 @@ class Coordinator:
         if found.command == "cancel":
             outcome = self.sessions.cancel(uid, msg.sender, now)
         elif found.command == "reschedule":
-            outcome = self.sessions.move(uid, msg.sender, now)
+            outcome = self.sessions.move(uid, msg.sender, now, found.proposed)
         else:
             return self._unknown(msg, now)
         if outcome in ("gone", "not_yours"):

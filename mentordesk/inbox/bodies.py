@@ -1,12 +1,14 @@
 """The MIME tree: which parts a person reads, their text, calendar parts, MIME defects.
 
 ``message_tree`` builds the tree with its limits applied while it is built, never after:
-the header section is cut to ``MAX_HEADER_SECTION_BYTES``/``_LINES``, every header value
-is ``bounded`` as it is read, at most ``MAX_PARTS`` parts and ``MAX_HEADER_FIELDS``
-header fields are made, and a message declaring more than ``MAX_CONTAINERS`` multipart
-or message parts (each can nest one level deeper, and the email package's parser nests
-by recursion) is read with its body as one text instead. Nothing a message holds can
-make it raise RecursionError or take memory out of proportion to its size.
+the header section is cut to ``MAX_HEADER_SECTION_BYTES``/``_LINES`` and the message to
+``MAX_LINES`` lines before the parser sees them, every header value is ``bounded`` as it
+is read, at most ``MAX_PARTS`` parts and ``MAX_HEADER_FIELDS`` header fields are made,
+and a message declaring more than ``MAX_CONTAINERS`` multipart or message parts (each
+can nest one level deeper, and the email package's parser nests by recursion) is read
+with its body as one text instead. Forwarded messages read a second time share the
+limits, and ``MAX_REREAD_BYTES``. Nothing a message holds can make it raise
+RecursionError or take memory out of proportion to its size.
 
 ``BodyReader`` walks a message (depth-limited) and collects the text a person would
 read: plain text before HTML in alternatives, forwarded messages inline, attachments and
@@ -31,6 +33,8 @@ from .html import html_to_text
 from .text import MAX_DEPTH, clean_line
 
 __all__ = [
+    "MAX_CALENDAR_BYTES",
+    "MAX_CALENDAR_PARTS",
     "MAX_CONTAINERS",
     "MAX_HEADER_FIELDS",
     "MAX_HEADER_SECTION_BYTES",
@@ -64,6 +68,8 @@ MAX_LINES = 250_000
 # Bytes of message/rfc822 bodies read a second time as messages (a forward that was
 # base64-encoded, or one in a message read as text), in all.
 MAX_REREAD_BYTES = 2_000_000
+MAX_CALENDAR_PARTS = 5
+MAX_CALENDAR_BYTES = 262_144
 
 # A Content-Type field, unfolded or not, starting a line (the parser ends lines at CR, LF
 # or CRLF), and the words that make a part a container.
@@ -72,6 +78,7 @@ _CONTENT_TYPE_FIELD = re.compile(
 )
 _CONTAINER = re.compile(rb"multipart|message", re.I)
 _CHUNK_BYTES = 1 << 20
+_MAX_CUT_NOTES = 10  # notes naming a header that was cut, per message
 # A line end as the parser reads one (CRLF, LF or a lone CR), and the empty line that
 # ends a header section.
 _LINE_END = re.compile(rb"\r\n|\n|\r(?!\n)")
@@ -89,6 +96,8 @@ class Limits:
         self.parts_left = MAX_PARTS
         self.fields_left = MAX_HEADER_FIELDS
         self.reread_left = MAX_REREAD_BYTES
+        self.fields_cut = 0
+        self.flat = False  # a tree was too big to build: its body was read as one text
         self.notes: list[str] = []
 
     def new_part(self, policy: Any) -> EmailMessage:
@@ -102,7 +111,8 @@ class Limits:
         self.fields_left -= 1
         if self.fields_left < 0:
             raise _OverLimit(f"more than {MAX_HEADER_FIELDS} header fields")
-        if cut:
+        if cut and self.fields_cut < _MAX_CUT_NOTES:
+            self.fields_cut += 1
             self.notes.append(f"the {clean_line(name)[:40]} header was too long; it was cut")
 
 
@@ -154,6 +164,7 @@ def message_tree(data: bytes, limits: Limits) -> Message:
             "the body was read as one text"
         )
     # The header section alone: within its limits by _cut_header_section.
+    limits.flat = True
     limits.parts_left = max(limits.parts_left, 1)
     limits.fields_left = max(limits.fields_left, MAX_HEADER_SECTION_LINES)
     return _parsed(data, policy, headersonly=True)
@@ -324,6 +335,8 @@ class BodyReader:
         ctype = content_type(part)
         subparts = subparts_of(part)
         if ctype in ("message/rfc822", "message/global"):
+            if not subparts and self.limits.flat:
+                return self._decoded(part)  # what was too big to build once is text
             return self._forwarded(self._inner_message(part, subparts), depth)
         if part.is_multipart():
             return self._multipart(ctype, subparts, depth)
@@ -436,15 +449,22 @@ def _quoted(depth: int, text: str) -> str:
 
 
 def calendar_parts(msg: Message) -> Iterator[bytes]:
+    """The first ``MAX_CALENDAR_PARTS`` calendar parts, each up to
+    ``MAX_CALENDAR_BYTES`` (an answer to an invitation is a few KB; a bigger part is no
+    answer, and the calendar parser would take long over it)."""
     # Answers forwarded to us count (some clients wrap a reply in message/rfc822; the
     # coordinator checks that the answering attendee is who sent it), but nothing inside
     # a delivery report: that is our own invitation coming back (RFC 3464).
     is_report = content_type(msg) == "multipart/report"
+    given = 0
     for part in walk(msg, into_messages=not is_report):
         if content_type(part) in ("text/calendar", "application/ics"):
-            data = payload_bytes(part)
-            if data.strip():
+            data = payload_bytes(part, MAX_CALENDAR_BYTES + 1)
+            if data.strip() and len(data) <= MAX_CALENDAR_BYTES:
                 yield data
+                given += 1
+                if given == MAX_CALENDAR_PARTS:
+                    return
 
 
 def walk(part: Message, *, into_messages: bool = True) -> Iterator[Message]:

@@ -168,13 +168,14 @@ ENGLISH = Lexicon(
             rf"{_I_WILL}\s+do\s+it",
             r"mine",
         ),
+        # Words of someone who has the request: a mentor declining a claim email ("I
+        # can't take this one", "please find someone else") is not giving one back.
         Intent.RELEASE: (
             rf"(?:release|unclaim)(?:\s+{_IT})?",
-            rf"(?:give|hand)\s+{_IT}\s+(?:back|to\s+(?:someone|somebody)\s+else)",
-            rf"i\s+{_CANNOT}\s+(?:take|do|handle)\s+{_IT}(?:\s+(?:after\s+all|anymore"
-            r"|any\s+more|now))*",
+            rf"(?:give|hand)\s+{_IT}\s+back",
+            rf"i\s+{_CANNOT}\s+(?:take|do|handle)\s+{_IT}(?:\s+on)?\s+(?:after\s+all|anymore"
+            r"|any\s+more)",
             rf"i\s+(?:have|need)\s+to\s+(?:give\s+{_IT}\s+back|back\s+out|drop\s+{_IT})",
-            r"(?:find|give\s+it\s+to)\s+(?:someone|somebody)\s+else",
         ),
     },
     within={

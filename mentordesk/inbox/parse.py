@@ -114,7 +114,9 @@ def parse_message(raw: bytes, *, max_body_chars: int = 200_000) -> ParsedMessage
         salvaged = _parse(header_section(data) + b"\r\n\r\n", limit)
     except Exception:
         return _unreadable(data, note)
-    return replace(salvaged, message_id=_message_id(salvaged, data), defects=(note,))
+    return replace(
+        salvaged, message_id=_message_id(salvaged, data), defects=(clean_line(note)[:500],)
+    )
 
 
 def _unreadable(data: bytes, note: str) -> ParsedMessage:
