@@ -9,8 +9,12 @@ Threads and ownership:
   writer thread, each in its own transaction.
 
 A message leaves the inbox only after its effects are stored; a crash anywhere in
-between means the message is read again after the restart, recognised by its Message-ID,
-and moved without a second set of effects.
+between means the message is read again after the restart, recognised by its Message-ID
+and its place in the mailbox (or its content), and moved without a second set of effects.
+
+The inbox reader is supervised: no exception ends it. Whatever goes wrong is logged, the
+messages concerned stay in the mailbox (or are quarantined, when they are at fault), and
+the reader goes on after a back-off; meanwhile ``/healthz`` says what is wrong.
 """
 
 from __future__ import annotations
@@ -21,16 +25,17 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
 
 from .config import Config
-from .errors import MailSourceError, PermanentDeliveryError, StoreError
+from .errors import MailSourceError, MentordeskError, PermanentDeliveryError
 from .flows.claims import ClaimDesk
 from .flows.office_hours import OfficeHoursDesk
-from .flows.router import Coordinator, Outcome
+from .flows.router import Coordinator, Outcome, describe, temporary
 from .flows.sessions import SessionDesk
 from .inbox.source import MailSource, RawMessage, open_source
 from .mailer.compose import Renderer
@@ -56,6 +61,14 @@ MAX_OUTBOX_BACKLOG = 1000
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What one round of the inbox reader found: maybe more mail, maybe trouble."""
+
+    more: bool
+    trouble: str = ""  # temporary trouble that left messages in the mailbox
 
 
 class Backoff:
@@ -100,6 +113,7 @@ class Daemon:
         self.timers: Scheduler | None = None
         self.stop_event = asyncio.Event()
         self.ready = asyncio.Event()
+        self.health = self.writer.health  # what /healthz shows
 
     # Lifecycle ------------------------------------------------------------------------
 
@@ -113,6 +127,8 @@ class Daemon:
             self.transport_factory,
             self.clock,
             self._delivery_failed,
+            on_delivered=self._delivered,
+            on_held=self._delivery_held,
         )
         self.source = self.source_factory()
 
@@ -130,6 +146,8 @@ class Daemon:
             asyncio.create_task(self._read_inbox_forever(), name="inbox"),
             asyncio.create_task(self.sender.run(self.stop_event), name="outbox"),
         ]
+        for task in tasks:
+            task.add_done_callback(self._ended)
         self.ready.set()
         try:
             await self.stop_event.wait()
@@ -173,6 +191,8 @@ class Daemon:
     # Inbox ------------------------------------------------------------------------------
 
     async def _read_inbox_forever(self) -> None:
+        """Read mail until stop(). Supervised: whatever is raised is logged, shown on
+        /healthz, and followed by a back-off; then the reader reads on."""
         backoff = Backoff(max_s=self.config.inbox.poll_interval.total_seconds() or 60.0)
         connected = False
         while not self.stop_event.is_set():
@@ -182,24 +202,53 @@ class Daemon:
                     connected = True
                     log.info("mailbox connected")
                 await self._wait_for_the_outbox()
-                busy = await self.process_inbox_once()
+                batch = await self._process_batch()
+                if batch.trouble:
+                    # Temporary trouble (no file descriptor left, say): the messages stay
+                    # in the mailbox, uncounted, and are read again after the back-off.
+                    await self._back_off(backoff, batch.trouble)
+                    continue
                 backoff.reset()
-                if not busy:
+                self.health.fine("inbox")
+                if not batch.more:
                     await self._in_mailbox_thread(
                         self._source().wait, self.config.inbox.poll_interval.total_seconds()
                     )
             except MailSourceError as exc:
                 connected = False
-                delay = backoff.next_delay()
-                log.warning("mailbox: %s; reconnecting in %.1fs", exc, delay)
-                await self._in_mailbox_thread(self._source().close)
-                await self._sleep(delay)
-            except StoreError as exc:
-                # The state cannot be written (disk full?): nothing was moved out of the
-                # mailbox, so retry later instead of silently stopping the inbox.
-                delay = backoff.next_delay()
-                log.error("state not written: %s; retrying in %.1fs", exc, delay)
-                await self._sleep(delay)
+                await self._close_mailbox()
+                await self._back_off(backoff, f"mailbox: {exc}", reconnect=True)
+            except Exception as exc:
+                # The state not writable (disk full?) or a bug: nothing was moved out of
+                # the mailbox. A bug may have left the connection in any state, so the
+                # reader starts again from a new one.
+                restart = not temporary(exc)
+                if restart:
+                    log.error("the inbox reader failed; it starts again", exc_info=exc)
+                    connected = False
+                    await self._close_mailbox()
+                await self._back_off(backoff, describe(exc), reconnect=restart)
+
+    async def _back_off(self, backoff: Backoff, trouble: str, *, reconnect: bool = False) -> None:
+        delay = backoff.next_delay()
+        again = "reconnecting" if reconnect else "reading again"
+        log.warning("inbox: %s; %s in %.1fs", trouble, again, delay)
+        self.health.trouble("inbox", f"{trouble}; {again} in {delay:.1f}s")
+        await self._sleep(delay)
+
+    async def _close_mailbox(self) -> None:
+        try:
+            await self._in_mailbox_thread(self._source().close)
+        except Exception:  # close() never raises, by contract; the reader must not stop
+            log.exception("closing the mailbox failed")
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A long-running task ended: expected after stop(), else /healthz shows it."""
+        if self.stop_event.is_set() or task.cancelled():
+            return
+        exc = task.exception()
+        log.critical("the %s task stopped", task.get_name(), exc_info=exc)
+        self.health.trouble(task.get_name(), f"stopped: {describe(exc) if exc else 'ended'}")
 
     async def _wait_for_the_outbox(self) -> None:
         """Return once the outbox's backlog is under MAX_OUTBOX_BACKLOG (or on stop).
@@ -216,30 +265,34 @@ class Daemon:
 
     async def process_inbox_once(self) -> bool:
         """Fetch one batch, apply it, move what is settled. True when there may be more."""
+        return (await self._process_batch()).more
+
+    async def _process_batch(self) -> _Batch:
         source = self._source()
         batch = await self._in_mailbox_thread(source.fetch, self.config.inbox.batch_size)
         if not batch:
-            return False
+            return _Batch(more=False)
         outcomes: list[Outcome] = []
         while len(outcomes) < len(batch):
             outcomes += await self.writer.call(self._handle_some, batch[len(outcomes) :])
             if self.sender is not None:
                 self.sender.poke()  # their emails may go while the next ones are handled
-        settled = [raw for raw, outcome in zip(batch, outcomes, strict=True) if outcome.settled]
-        quarantined = [
-            raw
-            for raw, outcome in zip(batch, outcomes, strict=True)
-            if outcome.status == "quarantined"
-        ]
+        done = list(zip(batch, outcomes, strict=True))
+        settled = [raw for raw, outcome in done if outcome.settled]
+        quarantined = [raw for raw, outcome in done if outcome.status == "quarantined"]
         if settled:
             await self._in_mailbox_thread(source.mark_done, settled)
         if quarantined:
             await self._in_mailbox_thread(source.quarantine, quarantined)
+        deferred = [outcome for _, outcome in done if outcome.status == "deferred"]
+        if deferred:
+            trouble = f"{len(deferred)} of {len(batch)} messages left in the mailbox"
+            return _Batch(more=True, trouble=f"{trouble}: {deferred[0].error}")
         failing = len(batch) - len(settled) - len(quarantined)
         if failing:
             # Failing messages stay in the inbox; give them a moment before the retry.
             await self._sleep(min(5.0, self.config.inbox.poll_interval.total_seconds()))
-        return len(batch) >= self.config.inbox.batch_size or failing > 0
+        return _Batch(more=len(batch) >= self.config.inbox.batch_size or failing > 0)
 
     def _handle_some(self, batch: list[RawMessage]) -> list[Outcome]:
         """Handle the first messages of ``batch``, for about COMMIT_AFTER_S; their outcomes.
@@ -259,25 +312,33 @@ class Daemon:
                     break
         return outcomes
 
-    # Outbox failures ---------------------------------------------------------------------
+    # Outbox outcomes (on the writer thread, inside the sender's transaction) ------------
 
     def _delivery_failed(
         self, item: OutboxItem, failure: PermanentDeliveryError, now: datetime
     ) -> None:
-        """Runs on the writer thread inside the sender's transaction."""
         assert self.coordinator is not None
         for address in failure.recipients:
             self.coordinator.bounces.address_failed(
-                address, str(failure), now, original=item.message_id
+                address, str(failure), now, original=item.message_id, origin="relay"
             )
+
+    def _delivered(self, addresses: Sequence[str], now: datetime) -> None:
+        assert self.coordinator is not None
+        self.coordinator.bounces.delivered(addresses, now)
+
+    def _delivery_held(self, recipients: Sequence[str], error: str, now: datetime) -> None:
+        assert self.coordinator is not None
+        self.coordinator.bounces.held(recipients, error, now)
 
     # Demo and tests: run until nothing is left to do --------------------------------------
 
     async def drain(self) -> None:
         """Process the whole inbox and deliver everything due, then return."""
         await self._in_mailbox_thread(self._source().connect)
-        while await self.process_inbox_once():
-            pass
+        while (batch := await self._process_batch()).more:
+            if batch.trouble:
+                raise MentordeskError(f"the inbox cannot be drained now: {batch.trouble}")
         assert self.sender is not None
         await self.sender.drain()
 

@@ -280,7 +280,7 @@ class WebApp:
     async def healthz(self, request: web.Request) -> web.Response:
         healthy = self.writer.store is not None
         return web.json_response(
-            {"status": "ok" if healthy else "starting"}, status=200 if healthy else 503
+            **self.writer.health.response(store_open=healthy),
         )
 
     async def claim_page(self, request: web.Request) -> web.Response:

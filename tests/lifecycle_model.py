@@ -370,6 +370,12 @@ class World:
     bounced: frozenset[str]
     outbox: tuple[OutboxMail, ...]
     series: tuple[dict[str, Any], ...] = ()
+    # (template, recipient, request) of every email the gate held back because the
+    # address was marked bounced then (the audit's "not sent: address bounced").
+    withheld: frozenset[tuple[str, str, int | None]] = frozenset()
+
+    def was_withheld(self, kind: str, recipient: str, request: int | None) -> bool:
+        return (kind, recipient, request) in self.withheld
 
     def request(self, number: int | None) -> dict[str, Any] | None:
         return next((r for r in self.requests if r["number"] == number), None)
@@ -436,7 +442,12 @@ def cancels_reach_every_calendar(world: World) -> list[str]:
     """2. Every calendar that got an invitation for a session that was cancelled got a
     METHOD:CANCEL with the same UID and a higher SEQUENCE; an invitation for a UID the
     store does not know is an orphan. (2b, which follows from flow 5: both people of a
-    live session hold its current invitation: a REQUEST at its current SEQUENCE.)"""
+    live session hold its current invitation: a REQUEST at its current SEQUENCE.)
+
+    An email the gate held back because its address was marked bounced at the time is
+    excused (invariant 5 forbids it); a mark can be lifted later (the person wrote back),
+    so "bounced now" is not the test. Whether what was held back should go out once the
+    mark is lifted is no rule of SPEC §3a, so it is not checked here."""
     problems = []
     requested: dict[tuple[str, str], int] = {}  # (uid, recipient) → highest REQUEST seq
     cancelled: dict[tuple[str, str], int] = {}  # (uid, recipient) → highest CANCEL seq
@@ -451,15 +462,16 @@ def cancels_reach_every_calendar(world: World) -> list[str]:
                 cancelled[key] = max(cancelled.get(key, -1), obj.sequence)
     sessions = {s["uid"]: s for s in world.sessions}
     for (uid, recipient), sequence in sorted(requested.items()):
-        if recipient in world.bounced:
-            continue  # nothing can reach it any more (invariant 5)
         session = sessions.get(uid)
         if session is None:
             problems.append(f"invitation {uid} to {recipient}: no such session stored")
             continue
         status = session["status"]
+        number = session.get("request")
         if status == SessionStatus.CANCELLED:
             got = cancelled.get((uid, recipient))
+            if got is None and world.was_withheld("session_cancelled", recipient, number):
+                continue
             if got is None:
                 problems.append(
                     f"session {uid} (MD-{session.get('request')}) is cancelled but "
@@ -477,7 +489,7 @@ def cancels_reach_every_calendar(world: World) -> list[str]:
                     f"session {uid} is {status} but {recipient} got a CANCEL for it "
                     f"(SEQUENCE {cancelled[(uid, recipient)]})"
                 )
-            if sequence != current:
+            if sequence != current and not world.was_withheld("session_invite", recipient, number):
                 problems.append(
                     f"2b: session {uid} is {status} at SEQUENCE {current}, but the last "
                     f"invitation {recipient} got has SEQUENCE {sequence}"
@@ -486,7 +498,9 @@ def cancels_reach_every_calendar(world: World) -> list[str]:
         if session["status"] not in LIVE:
             continue
         for person in (session["mentor"], session["mentee"]):
-            if person not in world.bounced and (session["uid"], person) not in requested:
+            if (session["uid"], person) not in requested and not world.was_withheld(
+                "session_invite", person, session.get("request")
+            ):
                 problems.append(
                     f"2b: live session {session['uid']} (MD-{session.get('request')}): "
                     f"{person} never got its invitation"
@@ -559,12 +573,17 @@ def statuses_match_facts(world: World) -> list[str]:
     return problems
 
 
-def nothing_to_bounced(new: Sequence[OutboxMail], bounced_before: frozenset[str]) -> list[str]:
-    """5. Nothing is sent to an address marked bounced (before the step stored it)."""
+def nothing_to_bounced(
+    new: Sequence[OutboxMail], bounced_before: frozenset[str], bounced_after: frozenset[str]
+) -> list[str]:
+    """5. Nothing is sent to an address marked bounced. Judged on the emails the last
+    step stored, to addresses marked before it and still marked after it: a step in which
+    the person wrote back lifts their mark (``BounceDesk.answered``), and the answer to
+    them is then due."""
     return [
         f"{m.kind} (MD-{m.request}) to {m.recipient}, marked bounced"
         for m in new
-        if m.recipient in bounced_before
+        if m.recipient in bounced_before and m.recipient in bounced_after
     ]
 
 
@@ -694,7 +713,7 @@ def office_hours_membership(world: World) -> list[str]:
                 if obj.uid == series["uid"] and not obj.occurrence:
                     last[mail_.recipient] = obj.method
         for address, method in sorted(last.items()):
-            if address in world.bounced:
+            if address in world.bounced or world.was_withheld("office_hours_left", address, None):
                 continue
             if address not in members and method != "CANCEL":
                 problems.append(
@@ -707,6 +726,8 @@ def office_hours_membership(world: World) -> list[str]:
                     f"{method}"
                 )
         for address in sorted(members - set(last) - world.bounced):
+            if world.was_withheld("office_hours_invite", address, None):
+                continue
             problems.append(f"{address} is on office hours {series['id']} with no invitation")
     return problems
 

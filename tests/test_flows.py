@@ -274,8 +274,8 @@ Content-Type: text/rfc822-headers
 
 From: {program}
 To: gone@example.com
-Message-ID: <original@program.test>
-Subject: Re: [MD-0001] Mentor request
+Message-ID: {original}
+Subject: Re: pause
 
 --B--
 """
@@ -283,25 +283,29 @@ Subject: Re: [MD-0001] Mentor request
 
 async def test_bounce_marks_the_address_and_tells_the_coordinator_once(desk: Desk) -> None:
     await desk.start()
+    # A report counts only for mail we sent to that address (issue 14, item 5).
+    desk.send(mail("Gone <gone@example.com>", "pause", ""))
+    [answer] = await desk.replies_to("gone@example.com", 1)
+    original = answer.message["Message-ID"]
     for n in (1, 2):
-        desk.send(DSN.format(program=PROGRAM, n=n).replace("\n", "\r\n").encode())
-    await desk.processed(2)
-    notices = await desk.replies(1)
-    assert notices[0].rcpt_tos == (COORDINATOR,)
-    assert "gone@example.com" in text_of(notices[0])
-    assert "5.1.1" in text_of(notices[0])
+        dsn = DSN.format(program=PROGRAM, n=n, original=original)
+        desk.send(dsn.replace("\n", "\r\n").encode())
+    await desk.processed(3)
+    [notice] = await desk.replies_to(COORDINATOR, 1)
+    assert "gone@example.com" in text_of(notice)
+    assert "5.1.1" in text_of(notice)
     # Nothing else goes out: the second bounce for the same address is not news.
     desk.send(marker())
-    replies = await desk.replies(2)
-    assert len(replies) == 2 and replies[1].rcpt_tos == (MARKER_ADDRESS,)
+    replies = await desk.replies(3)
+    assert len(replies) == 3 and replies[2].rcpt_tos == (MARKER_ADDRESS,)
     async with desk.store() as store:
         assert store.is_bounced("gone@example.com")
 
     # A person whose address bounced gets no more mail.
     desk.send(mail("Gone <gone@example.com>", "pause", ""))
     desk.send(marker())
-    replies = await desk.replies(3)
-    assert len(replies) == 3 and replies[2].rcpt_tos == (MARKER_ADDRESS,)
+    replies = await desk.replies(4)
+    assert len(replies) == 4 and replies[3].rcpt_tos == (MARKER_ADDRESS,)
 
 
 async def test_unclassifiable_mail_reaches_the_coordinator_once(desk: Desk) -> None:

@@ -120,3 +120,17 @@ async def test_a_ten_megabyte_request_is_stored_and_echoed_capped(desk: Desk) ->
     assert request is not None
     assert len(json.dumps(request)) < 20_000
     assert state_bytes(desk) - before < 1_000_000
+
+
+async def test_big_mail_is_read_a_few_at_a_time_and_all_answered(desk: Desk) -> None:
+    desk.configure(inbox={"max_message_bytes": 100_000})  # batches of 400 KB
+    await desk.start()
+    filler = "Some more words about what I have tried so far with my python project.\n"
+    for n in range(12):
+        body = REQUEST.replace("Jordan Lee", f"Mentee {n}") + filler * 1_300  # ~95 KB
+        desk.send(mail(f"Mentee {n} <mentee{n}@example.net>", "Mentor request", body))
+    for n in range(12):
+        [ack] = await desk.replies_to(f"mentee{n}@example.net", 1, timeout_s=30)
+        assert "MD-" in ack.subject
+    await desk.processed(12)
+    assert desk.dovecot.count(PROGRAM_USER, "INBOX") == 0

@@ -248,7 +248,10 @@ def test_hostile_mail_is_read_safely(mail: Mail) -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 16 * MB + 8 * len(raw), f"{peak:,} bytes at peak for {len(raw):,}"
+    # The email package keeps each line as an object (~50 bytes over its text) and a
+    # line being read in a StringIO (4 bytes a character); delivery.py reads a returned
+    # message's whole body once more. Twelve bytes a byte, over a fixed 16 MB, holds all.
+    assert peak < 16 * MB + 12 * len(raw), f"{peak:,} bytes at peak for {len(raw):,}"
     assert not any("could not be parsed" in defect for defect in msg.defects), msg.defects
 
     found = classify(msg, PROGRAM)

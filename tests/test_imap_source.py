@@ -394,3 +394,48 @@ def test_server_going_away_during_idle_raises(
     source.connect()
     dovecot.append(PROGRAM_USER, "INBOX", raw(2))
     assert [m.data for m in source.fetch(limit=10)] == [raw(2)]
+
+
+# --- what makes a message the same one (SPEC §5; issue 14, item 7) ---------------------------
+
+
+def test_a_message_read_again_by_a_new_connection_is_recognised_its_namesake_not(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from mentordesk.state.store import Store, content_fingerprint
+
+    dovecot.append(PROGRAM_USER, "INBOX", raw(1))
+    namesake = raw(1).replace(b"Hi", b"Something else entirely")  # same Message-ID
+    dovecot.append(PROGRAM_USER, "INBOX", namesake)
+    imap = ImapSource(imap_config(dovecot))
+    imap.connect()
+    first = imap.fetch(limit=10)
+    imap.close()
+    imap.connect()  # as after a crash: a new connection, the messages still there
+    try:
+        again = imap.fetch(limit=10)
+    finally:
+        imap.close()
+    assert [(m.key, m.data) for m in again] == [(m.key, m.data) for m in first]
+
+    store = Store(tmp_path / "md.db", fsync=False)
+    try:
+        handled, other = first
+        store.record_message(
+            "<1@example.test>",
+            key=handled.key,
+            kind="request",
+            now=datetime(2026, 12, 1, tzinfo=UTC),
+            fingerprint=content_fingerprint(handled.data),
+        )
+        for message, seen in ((again[0], True), (again[1], False)):
+            fingerprint = content_fingerprint(message.data)
+            assert (
+                store.is_processed("<1@example.test>", key=message.key, fingerprint=fingerprint)
+                is seen
+            )
+        assert other.key != handled.key
+    finally:
+        store.close()

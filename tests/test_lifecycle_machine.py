@@ -45,6 +45,7 @@ sent, claim outcomes).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import shutil
@@ -55,7 +56,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hypothesis import HealthCheck, Phase, event, settings, target
+import pytest
+from hypothesis import HealthCheck, Phase, currently_in_test_context, event, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -194,6 +196,7 @@ def base_config() -> Config:
     global _CONFIG, _CONFIG_DIR
     if _CONFIG is None:
         _CONFIG_DIR = Path(tempfile.mkdtemp(prefix="md-lifecycle-config-"))
+        atexit.register(shutil.rmtree, _CONFIG_DIR, True)
         _CONFIG = write_config(
             _CONFIG_DIR,
             # A short term, so that terms end (and are renewed) within a few steps.
@@ -228,6 +231,12 @@ def person(email: str) -> Person:
 
 def pick(items: list[T], index: int) -> T:
     return items[index % len(items)]
+
+
+def note(text: str) -> None:
+    """A coverage event for ``--hypothesis-show-statistics`` (none in a plain replay)."""
+    if currently_in_test_context():
+        event(text)
 
 
 class LifecycleMachine(RuleBasedStateMachine):
@@ -271,14 +280,16 @@ class LifecycleMachine(RuleBasedStateMachine):
     def _note_coverage(self) -> None:
         """What this example reached, for ``--hypothesis-show-statistics``; and a nudge
         towards examples that reach more (hypothesis's target phase)."""
+        if not currently_in_test_context():
+            return
         sessions = self.store.sessions()
         requests = self.store.requests()
         for status in sorted({str(r["status"]) for r in requests}):
-            event(f"a request ended {status}")
+            note(f"a request ended {status}")
         for status in sorted({str(s["status"]) for s in sessions}):
-            event(f"a session ended {status}")
+            note(f"a session ended {status}")
         for kind in sorted({m.kind for m in self.mails()}):
-            event(f"mail sent: {kind}")
+            note(f"mail sent: {kind}")
         target(float(len(sessions)), label="sessions")
         target(float(len({r["status"] for r in requests})), label="request statuses reached")
 
@@ -470,10 +481,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         )
         if by_email and invitation is not None:
             self.send(person(mentor), f"Re: {invitation.subject}", "claim", answering=invitation)
-            event(f"claim by email: {(self.store.request(number) or {}).get('status')}")
+            note(f"claim by email: {(self.store.request(number) or {}).get('status')}")
             return
         result = self.call(self.coordinator.claims.claim, number, mentor, self.now, via="web")
-        event(f"claim by link: {result.outcome}")
+        note(f"claim by link: {result.outcome}")
         if result.outcome == "claimed":
             after = self.store.request(number) or {}
             assert after.get("claimed_by") == mentor and after["status"] in HELD, after
@@ -727,6 +738,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         )
         store = self.store
         mails = self.mails()
+        audit = store.audit_log()
         world = World(
             now=self.now,
             requests=tuple(store.requests()),
@@ -735,6 +747,11 @@ class LifecycleMachine(RuleBasedStateMachine):
             bounced=frozenset(a["email"] for a in store.bounced_addresses()),
             outbox=tuple(mails),
             series=tuple(store.all_series()),
+            withheld=frozenset(
+                (str(e.get("kind")), str(e.get("to")).lower(), e.get("request"))
+                for e in audit
+                if e.get("event") == "not sent: address bounced"
+            ),
         )
         new = [m for m in mails if m.message_id not in self.seen]
         status_before, bounced_before = self.status_before, self.bounced_before
@@ -750,7 +767,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert not problems, "3. no session mail for an ended request:\n" + "\n".join(problems)
         problems = statuses_match_facts(world)
         assert not problems, "4. statuses match the facts:\n" + "\n".join(problems)
-        problems = nothing_to_bounced(new, bounced_before)
+        problems = nothing_to_bounced(new, bounced_before, world.bounced)
         assert not problems, "5. nothing to a bounced address:\n" + "\n".join(problems)
         digest = compute_digest(store, self.config, self.now, self.now - timedelta(days=1))
         start = month_start(self.now, self.config.program.timezone)
@@ -766,7 +783,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         problems = mentors_sessions_apart(world)
         assert not problems, "8. a mentor's sessions never overlap:\n" + "\n".join(problems)
         proposed_at: dict[str, int] = {}
-        for index, entry in enumerate(store.audit_log()):
+        for index, entry in enumerate(audit):
             if entry.get("event") == "session proposed":
                 proposed_at[str(entry.get("uid"))] = index
             elif entry.get("event") == "office hours created":
@@ -786,3 +803,27 @@ LifecycleMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_lifecycle = LifecycleMachine.TestCase
+
+
+# Sequences the machine found and shrank, replayed every run: hypothesis may not find
+# them again within the normal suite's budget.
+
+
+@pytest.mark.parametrize("leaves", ["resigns", "term ends"])
+def test_found_office_hours_staffed_by_a_mentor_who_left(leaves: str) -> None:
+    """The coordinator starts office hours staffed by Ada after she resigned or her term
+    ended. Found as a failure of invariant 9 (SPEC §3a: leaving takes a mentor off office
+    hours); the command is now refused, which the rule checks."""
+    machine = LifecycleMachine()
+    try:
+        machine.program_starts(first=[(0, "python")])
+        machine.lifecycle_invariants()
+        if leaves == "resigns":
+            machine.mentor_writes(who=0, what="resign")
+        else:
+            machine.time_passes(jump=timedelta(days=200))
+        machine.lifecycle_invariants()
+        machine.coordinator_adds_office_hours(weekday="mon", hour="12:00", staff=[0])
+        machine.lifecycle_invariants()
+    finally:
+        machine.teardown()

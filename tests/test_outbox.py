@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from mentordesk.config import SmtpConfig
+from mentordesk.errors import TemporaryDeliveryError
 from mentordesk.mailer import outbox
 from mentordesk.mailer.outbox import OutboxSender
 from mentordesk.state.store import Store, StoreWriter
@@ -193,5 +194,123 @@ def test_the_store_knows_what_is_due_without_what_is_in_flight(tmp_path: Path) -
     try:
         assert [i.id for i in again.due_outbox(NOW)] == [4, 5]
         assert again.next_outbox_due() == NOW
+    finally:
+        again.close()
+
+
+# --- temporary failures hold an email; deliveries are reported (issue 14, item 4) ---------
+
+
+class _Down:
+    """A relay that cannot be reached, until ``up`` is set."""
+
+    def __init__(self, sent: Counter[str], up: threading.Event) -> None:
+        self.sent = sent
+        self.up = up
+        self.tries = 0
+
+    async def send(self, message: bytes, sender: str, recipients: Sequence[str]) -> None:
+        await asyncio.sleep(0)
+        self.tries += 1
+        if not self.up.is_set():
+            raise TemporaryDeliveryError("cannot connect: [Errno 111] Connection refused")
+        self.sent[message.decode()] += 1
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_temporary_failures_hold_an_email_past_max_attempts_and_fail_nothing(
+    tmp_path: Path, writer: StoreWriter
+) -> None:
+    store = writer.store
+    assert store is not None
+    await writer.call(_enqueue, store, 2)
+    sent: Counter[str] = Counter()
+    up = threading.Event()
+    held: list[tuple[list[str], str]] = []
+    delivered: list[str] = []
+    clock = [NOW]
+
+    def failed(*args: Any) -> None:
+        raise AssertionError(f"a temporary failure failed an email: {args}")
+
+    sender = OutboxSender(
+        _smtp(tmp_path, connections=1),  # max_attempts 3, retry after 30 s up to 1 h
+        writer,
+        lambda: _Down(sent, up),
+        lambda: clock[0],
+        failed,
+        on_delivered=lambda addresses, now: delivered.extend(addresses),
+        on_held=lambda recipients, error, now: held.append((list(recipients), error)),
+    )
+    for _ in range(6):  # twice the budget; each round the clock reaches the next retry
+        await sender.drain()
+        clock[0] += timedelta(hours=1)
+    items = await writer.call(store.outbox)
+    assert [(i["status"], i["attempts"]) for i in items] == [("pending", 6), ("pending", 6)]
+    assert sorted(recipients for recipients, _ in held) == [
+        ["person0@example.com"],
+        ["person1@example.com"],
+    ]
+    assert all("Connection refused" in error for _, error in held)  # told once each
+    assert delivered == []
+
+    up.set()
+    await sender.drain()
+    assert sent == Counter({"email 0": 1, "email 1": 1})
+    assert {i["status"] for i in await writer.call(store.outbox)} == {"sent"}
+    assert sorted(delivered) == ["person0@example.com", "person1@example.com"]
+    assert len(held) == 2
+
+
+async def test_a_failing_consequence_never_unmarks_a_sent_email(
+    tmp_path: Path, writer: StoreWriter
+) -> None:
+    store = writer.store
+    assert store is not None
+    await writer.call(_enqueue, store, 3)
+    sent: Counter[str] = Counter()
+
+    def broken(addresses: Sequence[str], now: datetime) -> None:
+        raise RuntimeError("a bug after the delivery")
+
+    sender = OutboxSender(
+        _smtp(tmp_path),
+        writer,
+        lambda: _Recorder(sent),
+        lambda: NOW,
+        lambda *args: None,
+        on_delivered=broken,
+    )
+    await sender.drain()
+    await sender.drain()  # nothing is due again: every email was marked sent
+    assert sent == Counter({f"email {n}": 1 for n in range(3)})
+    assert {i["status"] for i in await writer.call(store.outbox)} == {"sent"}
+
+
+def test_an_email_is_found_by_its_message_id_without_a_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "state.db", fsync=False)
+    try:
+        _enqueue(store, 3)
+        store.mark_all_sent([1, 2], NOW)
+    finally:
+        store.close()
+    again = Store(tmp_path / "state.db", fsync=False)  # the index is rebuilt from the file
+    try:
+
+        def scan(*args: Any) -> Any:
+            raise AssertionError("a bounce's lookup scanned the outbox")
+
+        monkeypatch.setattr(again._outbox, "all", scan)
+        monkeypatch.setattr(again._outbox, "search", scan)
+        assert again.sent_to("<1@program.test>") == {"person1@example.com"}
+        assert again.sent_to("<2@program.test>") == {"person2@example.com"}  # still pending
+        assert again.sent_to("<elsewhere@example.com>") == frozenset()
+        assert again.sent_to(None) == frozenset()
+        found = again.outbox_by_message_id("<0@program.test>")
+        assert found is not None and found["status"] == "sent"
     finally:
         again.close()

@@ -87,20 +87,25 @@ async def test_a_forged_bounce_naming_a_mentee_and_two_mentors_changes_nothing(
     await desk.replies_to(GRACE, 2)
 
     # The attack: a text bounce from a domain of the sender's choosing.
-    desk.send(text_bounce("MAILER-DAEMON@evil.test", JORDAN, ADA, GRACE, message_id="<f1@evil.test>"))
+    desk.send(
+        text_bounce("MAILER-DAEMON@evil.test", JORDAN, ADA, GRACE, message_id="<f1@evil.test>")
+    )
     # The same, claiming to return a message we did send — to Jordan, not to Ada or Grace.
     desk.send(
         text_bounce(
-            "MAILER-DAEMON@evil.test", ADA, GRACE, message_id="<f2@evil.test>",
+            "MAILER-DAEMON@evil.test",
+            ADA,
+            GRACE,
+            message_id="<f2@evil.test>",
             returned=message_id_of(ack),
         )
     )
     await desk.processed(5)
-    [notice] = await desk.replies_to(COORDINATOR, 1)  # a person looks; once per sender, day
-    assert "evil.test" in text_of(notice)
     async with desk.store() as store:
         assert store.bounced_addresses() == []
         assert not [e for e in store.audit_log() if e["event"] == "address bounced"]
+    [notice] = await desk.replies_to(COORDINATOR, 1)  # a person looks; once per sender, day
+    assert "evil.test" in text_of(notice)
 
     # Everyone still gets mail: Jordan's question is answered, Ada's command too.
     desk.send(mail(f"Ada Lovelace <{ADA}>", "pause", "pause"))
@@ -118,7 +123,9 @@ async def test_a_forged_bounce_naming_a_mentee_and_two_mentors_changes_nothing(
     # A genuine bounce — of the acknowledgement we sent to Jordan — still marks Jordan.
     desk.send(
         text_bounce(
-            "MAILER-DAEMON@mx.example.net", JORDAN, message_id="<g1@mx.example.net>",
+            "MAILER-DAEMON@mx.example.net",
+            JORDAN,
+            message_id="<g1@mx.example.net>",
             returned=message_id_of(ack),
         )
     )
@@ -220,7 +227,9 @@ def test_with_authentication_a_bounce_vouched_for_by_the_address_domain_counts(
         with store.transaction():
             _sent(store, ADA, "<to-ada@program.test>")
         ours = text_bounce(
-            "MAILER-DAEMON@relay.example.com", ADA, message_id="<c@relay.example.com>",
+            "MAILER-DAEMON@relay.example.com",
+            ADA,
+            message_id="<c@relay.example.com>",
             returned="<to-ada@program.test>",
         )
         assert coordinator.handle(RawMessage("k3", ours), NOW).status == "done"

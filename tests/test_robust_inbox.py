@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+import mentordesk
 from mentordesk.errors import StoreError
 from mentordesk.flows.router import Coordinator
 from mentordesk.inbox.imap import ImapSource
@@ -45,6 +46,7 @@ ENROLL_ADA = (
     "Availability: Tue 18:00-20:00\nCapacity: 2\n"
 )
 MARKER = "marker@example.com"
+CODE = Path(mentordesk.__file__).resolve().parent.parent
 
 
 def marker(n: int = 0) -> bytes:
@@ -85,9 +87,17 @@ class Child:
         self.log_path = desk.root / "child.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mentordesk.cli", "run", "--config", str(desk.root / "config.toml")],
+            [
+                sys.executable,
+                "-m",
+                "mentordesk.cli",
+                "run",
+                "--config",
+                str(desk.root / "config.toml"),
+            ],
             cwd=desk.root,
-            env={**os.environ, **ENVIRON},
+            # The child runs the code under test, wherever it is imported from here.
+            env={**os.environ, **ENVIRON, "PYTHONPATH": str(CODE)},
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -187,10 +197,13 @@ async def test_fd_exhaustion_in_a_child_daemon_then_recovery(
 
 
 @pytest.mark.parametrize(
-    "trouble",
+    ("trouble", "shown"),
     [
-        OSError(errno.EMFILE, "Too many open files"),
-        StoreError("could not write to the state journal (No space left on device)"),
+        (OSError(errno.EMFILE, "Too many open files"), "OSError: Too many open files"),
+        (
+            StoreError("could not write the state journal (No space left on device)"),
+            "No space left on device",
+        ),
     ],
     ids=["emfile", "store"],
 )
@@ -199,6 +212,7 @@ async def test_temporary_trouble_never_counts_toward_quarantine(
     http: aiohttp.ClientSession,
     monkeypatch: pytest.MonkeyPatch,
     trouble: Exception,
+    shown: str,
 ) -> None:
     pressure = threading.Event()
     tries: list[str] = []
@@ -219,7 +233,7 @@ async def test_temporary_trouble_never_counts_toward_quarantine(
     while len(tries) < 4:  # more than [inbox] max_attempts = 2
         assert asyncio.get_running_loop().time() < deadline, tries
         await asyncio.sleep(POLL_S)
-    body = await health_until(http, desk, 503, str(trouble)[:20])
+    body = await health_until(http, desk, 503, shown)
     assert "inbox" in body
     pressure.clear()
     [answer] = await desk.replies_to("ada@example.com", 1)
@@ -246,8 +260,8 @@ async def test_a_failing_quarantine_notice_still_quarantines_and_the_reader_read
         return real_dispatch(self, msg, now)
 
     def notice_fails(self: Postman, reason: str, *args: Any, **kwargs: Any) -> Any:
-        if reason == "quarantined":
-            raise RuntimeError("the notice cannot be rendered")
+        if reason == "quarantined" and kwargs.get("msg") is not None:
+            raise RuntimeError("the notice cannot be rendered")  # the message breaks it
         return real_tell(self, reason, *args, **kwargs)
 
     monkeypatch.setattr(Coordinator, "_dispatch", fragile)
@@ -258,6 +272,11 @@ async def test_a_failing_quarantine_notice_still_quarantines_and_the_reader_read
     await asyncio.to_thread(desk.dovecot.wait_for_count, PROGRAM_USER, "Quarantine", 1, 30)
     desk.send(marker())
     await desk.replies_to(MARKER, 1)
+    [notice] = await desk.replies_to(COORDINATOR, 1)  # a plainer one, with the original
+    assert "cannot handle this one" in text_of(notice)
+    assert "the notice cannot be rendered" in text_of(notice)
+    [original] = notice.message.iter_attachments()
+    assert b"poison" in original.get_content()
     async with desk.store() as store:
         [record] = store.messages("quarantined")
         assert record["attempts"] == 2
@@ -281,7 +300,7 @@ async def test_the_reader_restarts_after_any_exception_and_health_shows_it(
     await desk.start()
     broken.set()
     desk.send(marker(1))
-    body = await health_until(http, desk, 503, "a bug in the mailbox code")
+    body = await health_until(http, desk, 503, "KeyError")
     assert "inbox" in body
     assert desk.sink.messages == []
     broken.clear()

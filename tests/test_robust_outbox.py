@@ -102,7 +102,9 @@ def test_a_mark_clears_when_the_person_answers_our_email(tmp_path: Path) -> None
             _sent(store, LENA, "<hello@program.test>")
             _sent(store, LENA, "<reminder@program.test>")
         bounce = text_bounce(
-            "MAILER-DAEMON@mx.example.org", LENA, message_id="<b1@mx.example.org>",
+            "MAILER-DAEMON@mx.example.org",
+            LENA,
+            message_id="<b1@mx.example.org>",
             returned="<reminder@program.test>",
         )
         coordinator.handle(RawMessage("k1", bounce), NOW)
@@ -111,9 +113,7 @@ def test_a_mark_clears_when_the_person_answers_our_email(tmp_path: Path) -> None
         coordinator.handle(RawMessage("k2", mail(f"Lena <{LENA}>", "pause", "")), NOW)
         assert store.is_bounced(LENA)
         # An answer to an email we sent her is.
-        answer = mail(
-            f"Lena <{LENA}>", "Re: hello", "resume", in_reply_to="<hello@program.test>"
-        )
+        answer = mail(f"Lena <{LENA}>", "Re: hello", "resume", in_reply_to="<hello@program.test>")
         coordinator.handle(RawMessage("k3", answer), NOW)
         assert not store.is_bounced(LENA)
         [cleared] = [e for e in store.audit_log() if e["event"] == "address cleared"]
@@ -121,7 +121,9 @@ def test_a_mark_clears_when_the_person_answers_our_email(tmp_path: Path) -> None
         # A bounce again is news again: the coordinator hears of it a second time.
         told = len(store.outbox())
         again = text_bounce(
-            "MAILER-DAEMON@mx.example.org", LENA, message_id="<b2@mx.example.org>",
+            "MAILER-DAEMON@mx.example.org",
+            LENA,
+            message_id="<b2@mx.example.org>",
             returned="<hello@program.test>",
         )
         coordinator.handle(RawMessage("k4", again), NOW.replace(hour=11))

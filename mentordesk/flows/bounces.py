@@ -13,12 +13,22 @@ nothing more, and the coordinator hears of each address once.
     feedback      a feedback report that is no complaint (a DMARC failure report, RFC 6591):
                   the coordinator hears once per sender and day; nobody is marked
 
-Whether a report must also match a Message-ID we sent to that address is not decided
-here yet; ``DeliveryReport.original_message_id`` carries it for that.
+Anyone can write a report naming anyone, so a failure or complaint marks only the
+addresses it proves to be about (``vouched_for``): it returns an email we sent to that
+address (``original_message_id`` is in our outbox with the address among its
+recipients), or, with ``[inbox] require_authentication`` on, our receiving server vouches
+for a sender in the address's own domain. The coordinator hears of the other addresses,
+once per sender and day, and they are not marked.
+
+A mark is lifted when the address answers one of our emails (``answered``), and a mark
+our own relay set when the relay accepts mail for the address again (``delivered``).
+Mail the relay keeps refusing for a while (4xx, or unreachable) marks nobody: it is held
+and retried, and the coordinator hears once a day that mail is held up (``held``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -29,7 +39,7 @@ from ..inbox.parse import ParsedMessage
 from ..mailer.outbox import Postman
 from ..state.store import Store
 
-__all__ = ["BounceDecision", "BounceDesk", "Outcome", "decide"]
+__all__ = ["BounceDecision", "BounceDesk", "Outcome", "decide", "vouched_for"]
 
 
 class Outcome(StrEnum):
@@ -73,6 +83,34 @@ def decide(report: DeliveryReport | None, program_address: str) -> BounceDecisio
     return BounceDecision(Outcome.FAILED, named, report.diagnostic, original)
 
 
+def vouched_for(
+    addresses: Sequence[str], *, sent_to: Collection[str], vouching_domain: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split the ``addresses`` a report names into those it may mark and the others.
+
+    ``sent_to``: the recipients of our email the report returns (none when it returns
+    none of ours); ``vouching_domain``: the report's sender domain when our receiving
+    server authenticated it, else "". Pure.
+    """
+    ours = {address.lower() for address in sent_to}
+    counted: list[str] = []
+    doubtful: list[str] = []
+    for address in addresses:
+        proven = address.lower() in ours or _speaks_for(vouching_domain, address)
+        (counted if proven else doubtful).append(address.lower())
+    return tuple(counted), tuple(doubtful)
+
+
+def _speaks_for(domain: str, address: str) -> bool:
+    """Is ``domain`` the address's own domain, or one of its parent or child domains (its
+    mail servers, RFC 7489 §3.1's relaxed alignment without the public suffix list)?"""
+    own = address.rpartition("@")[2].lower().strip(".")
+    domain = domain.lower().strip(".")
+    return bool(domain and own) and (
+        own == domain or own.endswith("." + domain) or domain.endswith("." + own)
+    )
+
+
 class BounceDesk:
     """Reads delivery and feedback reports, and the outbox's permanent failures."""
 
@@ -81,29 +119,49 @@ class BounceDesk:
         self.store = store
         self.postman = postman
 
-    def handle(self, msg: ParsedMessage, now: datetime) -> None:
-        """Apply what the report ``msg`` carries (classified ``Kind.BOUNCE``)."""
+    def handle(self, msg: ParsedMessage, now: datetime, *, vouching_domain: str = "") -> None:
+        """Apply what the report ``msg`` carries (classified ``Kind.BOUNCE``).
+
+        ``vouching_domain``: the report's sender domain if our receiving server
+        authenticated it (``[inbox] require_authentication``), else "".
+        """
         decision = decide(msg.delivery_report, self.config.program.address)
         if decision.outcome is Outcome.DELAYED:
             report = msg.delivery_report
             recipients = list(report.failed_recipients) if report else []
             self.store.audit("delivery delayed", now=now, recipients=recipients)
             return
-        if decision.outcome is Outcome.COMPLAINT and decision.addresses:
-            for address in decision.addresses:
-                self.address_complained(address, decision.reason, now, decision.original)
-            return
-        if decision.outcome is Outcome.FAILED:
-            for address in decision.addresses:
-                self.address_failed(address, decision.reason, now, original=decision.original)
+        if decision.outcome in (Outcome.FAILED, Outcome.COMPLAINT) and decision.addresses:
+            counted, doubtful = vouched_for(
+                decision.addresses,
+                sent_to=self.store.sent_to(decision.original),
+                vouching_domain=vouching_domain,
+            )
+            for address in counted:
+                if decision.outcome is Outcome.FAILED:
+                    self.address_failed(address, decision.reason, now, decision.original)
+                else:
+                    self.address_complained(address, decision.reason, now, decision.original)
+            if doubtful:
+                self._tell_unproven(msg, decision, doubtful, now)
             return
         self._tell_once_a_day(msg, decision, now)
 
     def address_failed(
-        self, address: str, reason: str, now: datetime, original: str | None = None
+        self,
+        address: str,
+        reason: str,
+        now: datetime,
+        original: str | None = None,
+        *,
+        origin: str = "report",
     ) -> None:
-        """Mark an address undeliverable and tell the coordinator, once per address."""
-        self._mark(address, reason, now, original, event="address bounced")
+        """Mark an address undeliverable and tell the coordinator, once per address.
+
+        ``origin``: "report" (a bounce that came back by mail) or "relay" (our own SMTP
+        server refused the address for good).
+        """
+        self._mark(address, reason, now, original, event="address bounced", origin=origin)
         self._tell_about(address, Outcome.FAILED, reason, now)
 
     def address_complained(
@@ -113,11 +171,88 @@ class BounceDesk:
         self._mark(address, reason, now, original, event="address complained")
         self._tell_about(address, Outcome.COMPLAINT, reason, now)
 
+    def answered(self, msg: ParsedMessage, now: datetime) -> None:
+        """``msg`` (from a person, authenticated where that is required) answers one of
+        our emails to its sender: whatever mark the sender's address has is lifted."""
+        sender = msg.sender.lower()
+        if not sender or not self.store.is_bounced(sender):
+            return
+        for message_id in (*msg.in_reply_to, *msg.references):
+            if sender in self.store.sent_to(message_id):
+                self._clear(sender, now, why=f"answered our email {message_id}")
+                return
+
+    def delivered(self, addresses: Sequence[str], now: datetime) -> None:
+        """Our relay accepted mail for ``addresses``: a mark the relay set is lifted.
+
+        A mark from a report stays: the relay takes mail for any address, and the report
+        came from the recipient's side.
+        """
+        for address in addresses:
+            doc = self.store.address(address)
+            if doc and doc.get("bounced") and doc.get("origin") == "relay":
+                self._clear(address, now, why="the relay accepted mail for it")
+
+    def held(self, recipients: Sequence[str], error: str, now: datetime) -> None:
+        """An email has met ``[smtp] max_attempts`` temporary failures: it is kept and
+        retried, nobody is marked, and the coordinator hears of it once a day."""
+        every = self.config.smtp.max_retry_after
+        self.store.audit("mail held up", now=now, recipients=list(recipients), error=error)
+        self.postman.tell_coordinator(
+            "mail held up",
+            now,
+            error=(
+                f"the mail server keeps answering “{error}”. Email to "
+                f"{', '.join(recipients)} (and maybe others) is held and tried again every "
+                f"{every}; nobody is marked undeliverable for it"
+            ),
+            once=f"held:{now.date().isoformat()}",
+        )
+
     def _mark(
-        self, address: str, reason: str, now: datetime, original: str | None, *, event: str
+        self,
+        address: str,
+        reason: str,
+        now: datetime,
+        original: str | None,
+        *,
+        event: str,
+        origin: str = "report",
     ) -> None:
-        self.store.mark_bounced(address, reason=reason, now=now)
-        self.store.audit(event, now=now, address=address, reason=reason, original=original)
+        self.store.mark_bounced(address, reason=reason, now=now, origin=origin)
+        self.store.audit(
+            event, now=now, address=address, reason=reason, original=original, origin=origin
+        )
+
+    def _clear(self, address: str, now: datetime, *, why: str) -> None:
+        if self.store.clear_bounce(address):
+            self.store.audit("address cleared", now=now, address=address.lower(), reason=why)
+
+    def _tell_unproven(
+        self, msg: ParsedMessage, decision: BounceDecision, addresses: Sequence[str], now: datetime
+    ) -> None:
+        """A report naming addresses it does not prove to be about: nobody is marked, and
+        the coordinator reads it, once per sender and day (a forger may send many)."""
+        sender = msg.sender or msg.headers.get("from", "") or "(no sender)"
+        self.store.audit(
+            f"report {decision.outcome.value} not proven",
+            now=now,
+            message_id=msg.message_id,
+            sender=sender,
+            addresses=list(addresses),
+            original=decision.original,
+        )
+        self.postman.tell_coordinator(
+            "a delivery report about mail we did not send",
+            now,
+            msg=msg,
+            error=(
+                f"it says mail to {', '.join(addresses)} failed, but it returns no email "
+                "the program sent to them, so nobody was marked. If it is genuine, tell "
+                "the person; it may also be forged"
+            ),
+            once=f"report-unproven:{sender.lower()}:{now.date().isoformat()}",
+        )
 
     def _tell_about(self, address: str, outcome: Outcome, reason: str, now: datetime) -> None:
         if address.lower() == self.config.program.coordinator:

@@ -17,13 +17,14 @@ from datetime import datetime
 from typing import Any
 
 from ..config import Config
+from ..errors import MailSourceError, MentordeskError, StoreError
 from ..inbox.authres import sender_authenticated
 from ..inbox.classify import Classification, Kind, classify, request_tag
 from ..inbox.fields import parse_form
 from ..inbox.parse import ParsedMessage, parse_message
 from ..inbox.source import RawMessage
 from ..mailer.compose import Renderer
-from ..state.store import Store
+from ..state.store import Store, content_fingerprint
 from .desks import Desks, build_desks
 from .enrollment import MENTOR_COMMANDS
 
@@ -34,15 +35,51 @@ SILENT_KINDS = {Kind.AUTO_REPLY, Kind.LIST, Kind.OWN, Kind.NOREPLY}
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one inbound message; ``settled`` means: move it out of the inbox."""
+    """What became of one inbound message; ``settled`` means: move it out of the inbox.
 
-    status: str  # done | duplicate | failing | quarantined
+    ``failing``: it failed and stays in the inbox, one attempt counted; ``deferred``: the
+    machine was in trouble (``temporary``), it stays, and no attempt is counted.
+    """
+
+    status: str  # done | duplicate | failing | deferred | quarantined
     kind: str = ""
     request: int | None = None
+    error: str = ""
 
     @property
     def settled(self) -> bool:
         return self.status in ("done", "duplicate")
+
+
+def temporary(exc: BaseException) -> bool:
+    """Is ``exc`` trouble of the machine rather than of the message — no file descriptor
+    or disk space left (OSError: EMFILE, ENOSPC, ...), the state or the mailbox out of
+    reach — which passes? The message is then tried again without counting an attempt.
+
+    A path that does not exist or may not be read is no passing trouble: it counts.
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, StoreError | MailSourceError):
+            return True
+        if isinstance(cause, OSError):
+            return not isinstance(cause, _PERSISTENT_OS_ERRORS)
+        cause = cause.__cause__
+    return False
+
+
+_PERSISTENT_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def describe(exc: BaseException) -> str:
+    """``exc`` in a few words that are safe to show on /healthz: our own errors' messages
+    (written to be shown), an OSError's reason without its path, else the type only —
+    another message may carry what a mail said."""
+    if isinstance(exc, MentordeskError):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc.strerror or 'error'}"
+    return f"{type(exc).__name__} (the log has the details)"
 
 
 # --- the coordinator ------------------------------------------------------------------
@@ -71,15 +108,27 @@ class Coordinator:
     # The entry point ----------------------------------------------------------------
 
     def handle(self, raw: RawMessage, now: datetime) -> Outcome:
-        """Apply one message's effects exactly once; never raises for bad input."""
-        msg = parse_message(raw.data, max_body_chars=self.config.inbox.max_message_bytes)
-        if self.store.is_processed(msg.message_id):
-            return Outcome("duplicate")
+        """Apply one message's effects exactly once; never raises.
+
+        A message seen before — the same Message-ID at the same place in the mailbox, or
+        with the same content (``Store.is_processed``) — is a duplicate. A failure undoes
+        everything the message did and goes to ``_failed``.
+        """
+        msg: ParsedMessage | None = None
         try:
+            msg = parse_message(raw.data, max_body_chars=self.config.inbox.max_message_bytes)
+            fingerprint = content_fingerprint(raw.data)
+            if self.store.is_processed(msg.message_id, key=raw.key, fingerprint=fingerprint):
+                return Outcome("duplicate")
             with self.store.transaction():
                 kind, request = self._dispatch(msg, now)
                 self.store.record_message(
-                    msg.message_id, key=raw.key, kind=kind, now=now, request=request
+                    msg.message_id,
+                    key=raw.key,
+                    kind=kind,
+                    now=now,
+                    request=request,
+                    fingerprint=fingerprint,
                 )
                 if raw.uid is not None:
                     self.store.set_meta(
@@ -87,36 +136,72 @@ class Coordinator:
                     )
             return Outcome("done", kind, request)
         except Exception as exc:
-            log.exception("message %s from %s failed", msg.message_id, msg.sender or "?")
             return self._failed(raw, msg, exc, now)
 
     def _failed(
-        self, raw: RawMessage, msg: ParsedMessage, exc: Exception, now: datetime
+        self, raw: RawMessage, msg: ParsedMessage | None, exc: Exception, now: datetime
     ) -> Outcome:
+        """What becomes of a message whose handling raised ``exc``; never raises.
+
+        Trouble of the machine (``temporary``) defers it: it stays in the inbox and no
+        attempt is counted, so good mail is not quarantined while, say, no file descriptor
+        is left. Any other failure counts an attempt; the last one quarantines it and
+        tells the coordinator — with a plainer notice if the full one cannot be made.
+        """
+        message_id = msg.message_id if msg is not None else f"<unparsed {raw.key}>"
         error = f"{type(exc).__name__}: {exc}"
-        with self.store.transaction():
-            record = self.store.record_message(
-                msg.message_id, key=raw.key, kind="error", now=now, status="failing", error=error
-            )
-            if record["attempts"] < self.config.inbox.max_attempts:
-                return Outcome("failing")
-            self.store.record_message(
-                msg.message_id,
-                key=raw.key,
-                kind="error",
-                now=now,
-                status="quarantined",
-                error=error,
-            )
-            self.store.audit("quarantined", now=now, message_id=msg.message_id, error=error)
-            self.postman.tell_coordinator(
-                "quarantined",
-                now,
-                msg=msg,
-                error=error,
-                attachment=raw.data,
-            )
-        return Outcome("quarantined")
+        if temporary(exc):
+            log.warning("message %s: %s; it stays in the inbox for now", message_id, error)
+            return Outcome("deferred", error=describe(exc))
+        log.error("message %s from %s failed", message_id, msg.sender if msg else "?", exc_info=exc)
+        fingerprint = content_fingerprint(raw.data)
+        try:
+            with self.store.transaction():
+                record = self.store.record_message(
+                    message_id,
+                    key=raw.key,
+                    kind="error",
+                    now=now,
+                    status="failing",
+                    error=error,
+                    fingerprint=fingerprint,
+                )
+                if record["attempts"] < self.config.inbox.max_attempts:
+                    return Outcome("failing", error=error)
+                self.store.record_message(
+                    message_id,
+                    key=raw.key,
+                    kind="error",
+                    now=now,
+                    status="quarantined",
+                    error=error,
+                    fingerprint=fingerprint,
+                )
+                self.store.audit("quarantined", now=now, message_id=message_id, error=error)
+                # The usual notice; if the message itself breaks it, one without its fields.
+                # Should both fail, the quarantine stays recorded all the same.
+                told_error = error
+                for about in (msg, None):
+                    try:
+                        with self.store.transaction():
+                            self.postman.tell_coordinator(
+                                "quarantined", now, msg=about, error=told_error, attachment=raw.data
+                            )
+                        break
+                    except Exception as notice_exc:
+                        if temporary(notice_exc):
+                            raise
+                        log.error("the notice about %s failed", message_id, exc_info=notice_exc)
+                        told_error = f"{error} (the usual notice failed: {notice_exc!r})"
+            return Outcome("quarantined", error=error)
+        except Exception as again:
+            if temporary(again):
+                log.warning("message %s: %s; it stays in the inbox for now", message_id, again)
+                return Outcome("deferred", error=describe(again))
+            # Not even the failure can be written down: quarantine it, so it cannot stop
+            # the mail behind it; the log and the quarantine folder keep it.
+            log.critical("message %s quarantined unrecorded", message_id, exc_info=again)
+            return Outcome("quarantined", error=error)
 
     def _dispatch(self, msg: ParsedMessage, now: datetime) -> tuple[str, int | None]:
         found = classify(msg, self.config.program.address)
@@ -144,7 +229,12 @@ class Coordinator:
             )
             return kind.value, None
         if kind is Kind.BOUNCE:
-            self.bounces.handle(msg, now)
+            # Anyone can write a bounce naming anyone: it marks only the addresses it
+            # proves to be about (our email to them, or their own domain vouched for by
+            # our server), so it is read whether or not its sender authenticated.
+            authenticated = self.config.inbox.require_authentication and self._authenticated(msg)
+            vouching = msg.sender.rpartition("@")[2] if authenticated else ""
+            self.bounces.handle(msg, now, vouching_domain=vouching)
             return kind.value, None
         if not msg.sender:
             self.postman.tell_coordinator("unclassified", now, msg=msg, error="no sender address")
@@ -156,6 +246,8 @@ class Coordinator:
             )
             self.postman.tell_coordinator("sender not authenticated", now, msg=msg)
             return "unauthenticated", None
+        # An answer to an email we sent this address shows that it takes mail again.
+        self.bounces.answered(msg, now)
         if kind is Kind.REPLY or (
             kind in (Kind.ENROLLMENT, Kind.REQUEST) and self._answers_our_question(msg)
         ):

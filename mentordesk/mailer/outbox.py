@@ -6,6 +6,11 @@ does). ``OutboxSender`` is the loop that delivers stored items with retries and 
 and records the outcome; because an item is marked sent right after the server accepts
 it, a crash can at worst resend the few messages that were in flight (at most
 ``MAX_UNMARKED``), with the same Message-ID, so mail clients show each once.
+
+Temporary failures (4xx, the relay unreachable) never give an email up: they say nothing
+about its recipients. Once an email has met ``[smtp] max_attempts`` of them it is "held"
+(``on_held``) and retried every ``max_retry_after`` until the relay takes it. Only a
+permanent refusal (5xx) fails it (``on_permanent_failure``).
 """
 
 from __future__ import annotations
@@ -270,13 +275,22 @@ class Postman:
 
 
 DeliveryFailed = Callable[[OutboxItem, PermanentDeliveryError, datetime], None]
+# The recipients of emails the relay accepted, and when.
+Delivered = Callable[[Sequence[str], datetime], None]
+# An email met [smtp] max_attempts temporary failures: its recipients, the last error.
+DeliveryHeld = Callable[[Sequence[str], str, datetime], None]
+
+
+def _ignore(*args: object) -> None:
+    pass
 
 
 class OutboxSender:
     """Delivers due outbox items over ``connections`` parallel transports.
 
-    ``on_permanent_failure`` runs on the store's writer thread, inside a transaction, so
-    that marking the address and telling the coordinator happen together.
+    ``on_permanent_failure``, ``on_delivered`` and ``on_held`` run on the store's writer
+    thread, inside the transaction that records the outcome, so that what they do (mark
+    or clear an address, tell the coordinator) happens together with it.
 
     An item stays "in flight" — never handed out again — from the moment it is queued
     until its outcome is stored. The "sent" marks of items delivered while the store is
@@ -291,17 +305,22 @@ class OutboxSender:
         open_transport: Callable[[], Transport],
         clock: Callable[[], datetime],
         on_permanent_failure: DeliveryFailed,
+        *,
+        on_delivered: Delivered = _ignore,
+        on_held: DeliveryHeld = _ignore,
     ) -> None:
         self.config = config
         self.writer = writer
         self.open_transport = open_transport
         self.clock = clock
         self.on_permanent_failure = on_permanent_failure
+        self.on_delivered = on_delivered
+        self.on_held = on_held
         self.wakeup = asyncio.Event()
         self._queue: asyncio.Queue[OutboxItem] = asyncio.Queue()
         self._in_flight: set[int] = set()
         # Items delivered whose "sent" mark is not written yet, and who waits for it.
-        self._to_mark: list[tuple[int, asyncio.Future[None]]] = []
+        self._to_mark: list[tuple[OutboxItem, asyncio.Future[None]]] = []
         self._marker: asyncio.Task[None] | None = None
         self._unmarked = asyncio.Semaphore(MAX_UNMARKED)
 
@@ -408,21 +427,13 @@ class OutboxSender:
     async def _deliver(self, transport: Transport, item: OutboxItem) -> asyncio.Future[None] | None:
         """Try ``item`` once and store the outcome. After a successful send, returns the
         future of its "sent" mark, which is written with others (``_write_marks``)."""
-        store = self._store()
         try:
             await transport.send(item.data, item.sender, item.recipients)
         except TemporaryDeliveryError as exc:
             attempts = item.attempts + 1
-            if attempts >= self.config.max_attempts:
-                failure = PermanentDeliveryError(
-                    f"gave up after {attempts} attempts: {exc}", list(item.recipients)
-                )
-                await self.writer.call(self._fail, item, failure)
-                self.poke()  # telling the coordinator stored an email of its own
-                return None
-            delay = min(
-                self.config.retry_after * (2 ** (attempts - 1)), self.config.max_retry_after
-            )
+            # Doubling from retry_after, never beyond max_retry_after (nor overflowing).
+            doublings = min(attempts - 1, 32)
+            delay = min(self.config.retry_after * (2**doublings), self.config.max_retry_after)
             log.warning(
                 "outbox %s to %s: %s; retry %d in %ss",
                 item.id,
@@ -431,9 +442,7 @@ class OutboxSender:
                 attempts,
                 int(delay.total_seconds()),
             )
-            await self.writer.call(
-                store.mark_retry, item.id, error=str(exc), due=self.clock() + delay
-            )
+            await self.writer.call(self._retry_later, item, str(exc), self.clock() + delay)
             self.poke()  # the loop may be sleeping past the new due time
         except PermanentDeliveryError as exc:
             await self.writer.call(self._fail, item, exc)
@@ -446,18 +455,17 @@ class OutboxSender:
     def _mark_sent(self, item: OutboxItem) -> asyncio.Future[None]:
         """Have ``item`` marked sent; the future is done once that is durable."""
         marked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._to_mark.append((item.id, marked))
+        self._to_mark.append((item, marked))
         if self._marker is None or self._marker.done():
             self._marker = asyncio.create_task(self._write_marks(), name="outbox-marks")
         return marked
 
     async def _write_marks(self) -> None:
         """Write the waiting marks, one store write for all that came in the meantime."""
-        store = self._store()
         while self._to_mark:
             batch, self._to_mark = self._to_mark, []
             try:
-                await self.writer.call(store.mark_all_sent, [i for i, _ in batch], self.clock())
+                await self.writer.call(self._record_sent, [item for item, _ in batch])
             except Exception as exc:
                 for _, marked in batch:
                     if not marked.done():
@@ -466,6 +474,41 @@ class OutboxSender:
                 for _, marked in batch:
                     if not marked.done():
                         marked.set_result(None)
+
+    def _record_sent(self, items: list[OutboxItem]) -> None:
+        """Runs on the writer thread: the "sent" marks, and what the deliveries prove."""
+        store = self._store()
+        now = self.clock()
+        with store.transaction():
+            store.mark_all_sent([item.id for item in items], now)
+            addresses = sorted({r.lower() for item in items for r in item.recipients})
+            self._consequence(self.on_delivered, addresses, now)
+
+    def _retry_later(self, item: OutboxItem, error: str, due: datetime) -> None:
+        """Runs on the writer thread: the next attempt at ``due``; the email is held
+        (``on_held``) when this failure was its ``max_attempts``-th."""
+        store = self._store()
+        with store.transaction():
+            attempts = store.mark_retry(item.id, error=error, due=due)
+            if attempts == self.config.max_attempts:
+                log.error(
+                    "outbox %s to %s held after %d attempts: %s",
+                    item.id,
+                    ", ".join(item.recipients),
+                    attempts,
+                    error,
+                )
+                self._consequence(self.on_held, list(item.recipients), error, self.clock())
+
+    def _consequence(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn`` in a block of its own: should it fail, the outcome it follows from
+        (an email sent, a retry planned) is still recorded, and nothing is sent twice."""
+        store = self._store()
+        try:
+            with store.transaction():
+                fn(*args)
+        except Exception:
+            log.exception("outbox: %s failed", getattr(fn, "__name__", fn))
 
     def _fail(self, item: OutboxItem, failure: PermanentDeliveryError) -> None:
         """Runs on the writer thread."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,6 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from tinydb.table import Table
 
+from ..health import Health
 from .db import Database
 from .records import (
     CAPACITY_COUNTED,
@@ -50,6 +53,58 @@ def iso(moment: datetime) -> str:
 
 def from_iso(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
+
+
+# Header fields the author's mail client writes. Servers add trace fields on the way
+# (Received, Delivered-To, Return-Path, Authentication-Results, ...), which differ between
+# two deliveries of one message; they are left out of its fingerprint.
+_AUTHOR_FIELDS = frozenset(
+    {
+        b"from",
+        b"sender",
+        b"to",
+        b"cc",
+        b"subject",
+        b"date",
+        b"message-id",
+        b"in-reply-to",
+        b"references",
+        b"mime-version",
+        b"content-type",
+        b"content-transfer-encoding",
+    }
+)
+
+
+def content_fingerprint(data: bytes) -> str:
+    """A digest of what the author wrote: their header fields and the body.
+
+    Two copies of one message — delivered twice, or read again — have the same one;
+    another message that reuses the Message-ID has another.
+    """
+    text = data.replace(b"\r\n", b"\n")
+    head, _, body = text.partition(b"\n\n")
+    digest = hashlib.sha256()
+    for field in re.split(rb"\n(?![ \t])", head):
+        name, colon, value = field.partition(b":")
+        if colon and name.strip().lower() in _AUTHOR_FIELDS:
+            digest.update(name.strip().lower() + b":" + b" ".join(value.split()) + b"\n")
+    digest.update(b"\n" + body)
+    return digest.hexdigest()
+
+
+def same_message(record: Mapping[str, Any], *, key: str, fingerprint: str) -> bool:
+    """Is the processed-message ``record`` about the message at mailbox ``key`` with
+    content ``fingerprint``? (Its Message-ID is the same already.)
+
+    Yes when it sits at the same place in the mailbox, or has the same content. A record
+    kept before fingerprints were (none stored), or a question without one, is taken to be
+    about the one message that Message-ID stood for.
+    """
+    if key and record.get("key") == key:
+        return True
+    stored = str(record.get("fingerprint") or "")
+    return not stored or not fingerprint or stored == fingerprint
 
 
 @dataclass(frozen=True)
@@ -85,6 +140,8 @@ class Store:
         self._feedback = self.db.table("feedback")
         self._surveys = self.db.table("surveys")
         self._rebuild_indexes()
+        if not read_only:
+            self.upgrade()
 
     def close(self) -> None:
         self.db.close()
@@ -103,7 +160,10 @@ class Store:
     # --- indexes -------------------------------------------------------------------
 
     def _rebuild_indexes(self) -> None:
-        self._message_ids = {d["message_id"]: d.doc_id for d in self._messages.all()}
+        # Message-ID → its records: usually one; more when other messages reused the ID.
+        self._message_ids: dict[str, list[int]] = {}
+        for doc in self._messages.all():
+            self._message_ids.setdefault(doc["message_id"], []).append(doc.doc_id)
         mentors = self._mentors.all()
         self._mentor_ids = {d["email"]: d.doc_id for d in mentors}
         self._skills_of = {d["email"]: frozenset(d.get("skills") or ()) for d in mentors}
@@ -122,11 +182,14 @@ class Store:
         for doc in self._sessions.all():
             self._index_session(doc)
         # Pending outbox items → when each is due: the sender asks often, and a scan of the
-        # documents would copy every pending email each time.
+        # documents would copy every pending email each time. Our Message-ID → its outbox
+        # item: a bounce names the email it returns. (One copy of the outbox for both; a
+        # sent email's bytes are gone by then.)
+        outbox = self._outbox.all()
         self._pending_outbox = {
-            d.doc_id: from_iso(d["due"])
-            for d in self._outbox.search(_Uncached(lambda d: d["status"] == "pending"))
+            d.doc_id: from_iso(d["due"]) for d in outbox if d["status"] == "pending"
         }
+        self._outbox_ids = {d["message_id"]: d.doc_id for d in outbox}
         self._open_by_mentee: dict[str, set[int]] = {}
         self._claims: dict[int, tuple[str, str]] = {}
         for doc in self._requests.all():
@@ -207,12 +270,22 @@ class Store:
 
     # --- processed messages ----------------------------------------------------------
 
-    def message(self, message_id: str) -> Doc | None:
-        doc_id = self._message_ids.get(message_id)
+    def message(self, message_id: str, *, key: str = "", fingerprint: str = "") -> Doc | None:
+        """The record of the message with ``message_id`` that is the same message as the
+        one at mailbox ``key`` with content ``fingerprint`` (``same_message``)."""
+        doc_id = self._message_record(message_id, key, fingerprint)
         return None if doc_id is None else _plain(self._messages.get(doc_id=doc_id))
 
-    def is_processed(self, message_id: str) -> bool:
-        doc = self.message(message_id)
+    def is_processed(self, message_id: str, *, key: str = "", fingerprint: str = "") -> bool:
+        """Whether this message was dealt with already (done or quarantined).
+
+        SPEC §5: a message is recognised by its Message-ID together with its place in the
+        mailbox (``key``: IMAP UIDVALIDITY and UID, or the Maildir name) — read again after
+        a crash — or with its content (``fingerprint``) — delivered twice, or read again
+        after the server renumbered the folder. Another message reusing the Message-ID is
+        not processed (see ``same_message``).
+        """
+        doc = self.message(message_id, key=key, fingerprint=fingerprint)
         return doc is not None and doc["status"] != "failing"
 
     def record_message(
@@ -225,26 +298,42 @@ class Store:
         status: str = "done",
         request: int | None = None,
         error: str = "",
+        fingerprint: str = "",
     ) -> Doc:
-        """Record what became of an inbound message (status done, failing or quarantined)."""
+        """Record what became of an inbound message (status done, failing or quarantined).
+
+        Each "failing" counts one attempt. The record is the one of the same message
+        (``message(message_id, key=key, fingerprint=fingerprint)``), else a new one.
+        """
         fields = {
             "message_id": message_id,
             "key": key,
+            "fingerprint": fingerprint,
             "kind": kind,
             "status": status,
             "request": request,
             "at": iso(now),
             "error": error,
         }
-        doc_id = self._message_ids.get(message_id)
+        doc_id = self._message_record(message_id, key, fingerprint)
         if doc_id is None:
             fields["attempts"] = 1 if status == "failing" else 0
-            self._message_ids[message_id] = self._messages.insert(fields)
+            doc_id = self._messages.insert(fields)
+            self._message_ids.setdefault(message_id, []).append(doc_id)
         else:
             previous = _get(self._messages, doc_id)
             attempts = int(previous.get("attempts", 0)) + (status == "failing")
-            self._messages.update({**fields, "attempts": attempts}, doc_ids=[doc_id])
-        return self.message(message_id) or fields
+            fingerprint = fingerprint or previous.get("fingerprint", "")
+            self._messages.update(
+                {**fields, "fingerprint": fingerprint, "attempts": attempts}, doc_ids=[doc_id]
+            )
+        return _get(self._messages, doc_id) or fields
+
+    def _message_record(self, message_id: str, key: str, fingerprint: str) -> int | None:
+        for doc_id in self._message_ids.get(message_id, ()):
+            if same_message(_get(self._messages, doc_id), key=key, fingerprint=fingerprint):
+                return doc_id
+        return None
 
     def messages(self, status: str | None = None) -> list[Doc]:
         if status is None:
@@ -492,6 +581,7 @@ class Store:
             }
         )
         self._pending_outbox[doc_id] = from_iso(iso(now))
+        self._outbox_ids[message_id] = doc_id
         return doc_id
 
     def due_outbox(
@@ -539,11 +629,17 @@ class Store:
         return [_plain(d) for d in self._outbox.search(_Uncached(lambda d: d["status"] == status))]
 
     def outbox_by_message_id(self, message_id: str) -> Doc | None:
-        # Only bounces ask this, rarely: a scan is fine.
-        for doc in self._outbox.all():
-            if doc["message_id"] == message_id:
-                return _plain(doc)
-        return None
+        doc_id = self._outbox_ids.get(message_id)
+        return None if doc_id is None else _plain(self._outbox.get(doc_id=doc_id))
+
+    def sent_to(self, message_id: str | None) -> frozenset[str]:
+        """The addresses (lower-case) our email ``message_id`` was for; none when it is
+        not one of ours. A bounce counts for an address only when this names it."""
+        doc_id = None if message_id is None else self._outbox_ids.get(message_id)
+        doc = None if doc_id is None else self._outbox.get(doc_id=doc_id)
+        if doc is None or isinstance(doc, list):
+            return frozenset()
+        return frozenset(str(address).lower() for address in doc["recipients"])
 
     def mark_sent(self, item_id: int, now: datetime) -> None:
         self.mark_all_sent([item_id], now)
@@ -599,10 +695,22 @@ class Store:
         doc = self.address(email)
         return bool(doc and doc["bounced"])
 
-    def mark_bounced(self, email: str, *, reason: str, now: datetime) -> bool:
-        """Mark ``email`` undeliverable. True when it was not marked before."""
+    def mark_bounced(
+        self, email: str, *, reason: str, now: datetime, origin: str = "report"
+    ) -> bool:
+        """Mark ``email`` undeliverable. True when it was not marked before.
+
+        ``origin`` says who said so: ``"report"`` (a delivery or feedback report that
+        came back by mail) or ``"relay"`` (our own SMTP server refused it for good).
+        """
         email = email.lower()
-        fields = {"email": email, "bounced": True, "reason": reason, "since": iso(now)}
+        fields = {
+            "email": email,
+            "bounced": True,
+            "reason": reason,
+            "since": iso(now),
+            "origin": origin,
+        }
         doc_id = self._address_ids.get(email)
         if doc_id is None:
             self._address_ids[email] = self._addresses.insert(fields)
@@ -612,10 +720,13 @@ class Store:
             self._addresses.update(fields, doc_ids=[doc_id])
         return not was
 
-    def clear_bounce(self, email: str) -> None:
+    def clear_bounce(self, email: str) -> bool:
+        """Lift the mark on ``email``; True when there was one."""
         doc_id = self._address_ids.get(email.lower())
-        if doc_id is not None:
-            self._addresses.update({"bounced": False}, doc_ids=[doc_id])
+        if doc_id is None or not _get(self._addresses, doc_id).get("bounced"):
+            return False
+        self._addresses.update({"bounced": False}, doc_ids=[doc_id])
+        return True
 
     def bounced_addresses(self) -> list[Doc]:
         """Every address currently marked undeliverable (email, reason, since)."""
@@ -685,12 +796,17 @@ def _plain(doc: Mapping[str, Any] | None) -> Doc:
 
 
 class StoreWriter:
-    """Runs every store call on one dedicated thread: one writer, off the event loop."""
+    """Runs every store call on one dedicated thread: one writer, off the event loop.
+
+    It is what the daemon's parts share, so it also carries their ``health`` (shown on
+    /healthz by the web endpoint).
+    """
 
     def __init__(self, open_store: Callable[[], Store]) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._open_store = open_store
         self.store: Store | None = None
+        self.health = Health()
 
     async def start(self) -> None:
         self.store = await self.call(lambda: self._open_store())
