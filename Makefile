@@ -1,6 +1,6 @@
 # make demo   set up .venv and run the demo
 # make test   set up everything the tests need, then run them (PYTEST_ARGS="-k imap")
-# make lint   ruff
+# make lint   ruff and mypy --strict (the package and the tests)
 # make bench  run every benchmark in bench/ (prints figures against the targets)
 
 PYTEST_ARGS ?=
@@ -18,6 +18,7 @@ test:
 lint:
 	scripts/setup-tests.sh --python-only
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 
 bench:
 	scripts/setup-tests.sh

@@ -30,11 +30,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mentordesk.flows.claims import ClaimDesk  # noqa: E402
 from mentordesk.config import load_config  # noqa: E402
+from mentordesk.flows.desks import build_desks  # noqa: E402
 from mentordesk.mailer.compose import Renderer  # noqa: E402
-from mentordesk.mailer.outbox import Postman  # noqa: E402
+from mentordesk.state.records import request_status  # noqa: E402
 from mentordesk.state.store import Store, StoreWriter, iso  # noqa: E402
+from mentordesk.tokens import FORM_FIELD, form_token, verify  # noqa: E402
 from mentordesk.web import WebApp  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
@@ -84,12 +85,14 @@ def seed(store: Store, mentors: int, requests: int, now: datetime) -> None:
             )
 
 
-def _load(urls_get: list[str], urls_post: list[str], clients: int, conn: Any) -> None:
+def _load(
+    urls_get: list[str], urls_post: list[tuple[str, dict[str, str]]], clients: int, conn: Any
+) -> None:
     """The load generator, in its own process."""
     import aiohttp
 
-    async def run(method: str, urls: list[str]) -> dict[str, Any]:
-        queue: asyncio.Queue[str] = asyncio.Queue()
+    async def run(method: str, urls: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
+        queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
         for url in urls:
             queue.put_nowait(url)
         latencies: list[float] = []
@@ -99,9 +102,10 @@ def _load(urls_get: list[str], urls_post: list[str], clients: int, conn: Any) ->
 
             async def worker() -> None:
                 while not queue.empty():
-                    url = queue.get_nowait()
+                    url, form = queue.get_nowait()
                     start = time.perf_counter()
-                    async with session.request(method, url) as response:
+                    # A POST carries the page's form token, as the browser's button does.
+                    async with session.request(method, url, data=form or None) as response:
                         await response.read()
                         statuses[response.status] = statuses.get(response.status, 0) + 1
                     latencies.append(time.perf_counter() - start)
@@ -112,7 +116,8 @@ def _load(urls_get: list[str], urls_post: list[str], clients: int, conn: Any) ->
         return {"latencies": latencies, "elapsed": elapsed, "statuses": statuses}
 
     async def main() -> None:
-        conn.send({"GET": await run("GET", urls_get), "POST": await run("POST", urls_post)})
+        gets = [(url, {}) for url in urls_get]
+        conn.send({"GET": await run("GET", gets), "POST": await run("POST", urls_post)})
 
     asyncio.run(main())
 
@@ -139,21 +144,23 @@ async def serve_and_measure(args: argparse.Namespace) -> dict[str, Any]:
         store = writer.store
         assert store is not None
         await writer.call(seed, store, args.mentors, args.requests, now)
-        claims = ClaimDesk(config, store, Postman(config.program, store, Renderer()))
+        # The real desks, as the daemon builds them: a claim books a session too.
+        claims = build_desks(config, store, Renderer()).claims
         app = WebApp(config, writer, lambda: claims, lambda: datetime.now(UTC))
         await app.start()
 
         requests = [store.request(n) for n in range(1, args.requests + 1)]
         get_urls = [
-            claims.link("claim", random.choice(r["invited"])["email"], str(r["number"]), now)
+            claims.links("claim", random.choice(r["invited"])["email"], str(r["number"]), now)
             for r in random.choices([r for r in requests if r], k=args.gets)
         ]
-        post_urls = []
+        post_urls: list[tuple[str, dict[str, str]]] = []
         for r in requests[: args.posts // INVITED_PER_REQUEST]:
             assert r is not None
-            post_urls += [
-                claims.link("claim", i["email"], str(r["number"]), now) for i in r["invited"]
-            ]
+            for invited in r["invited"]:
+                url = claims.links("claim", invited["email"], str(r["number"]), now)
+                granted = verify(config.secret, url.rsplit("/", 1)[1], purpose="claim", now=now)
+                post_urls.append((url, {FORM_FIELD: form_token(config.secret, granted)}))
         random.shuffle(post_urls)
 
         parent, child = mp.Pipe()
@@ -161,7 +168,7 @@ async def serve_and_measure(args: argparse.Namespace) -> dict[str, Any]:
         process.start()
         results: dict[str, Any] = await asyncio.to_thread(parent.recv)
         await asyncio.to_thread(process.join)
-        won = sum(1 for r in store.requests(["claimed"]))
+        won = sum(1 for r in store.requests() if request_status(r).held)
         await app.stop()
         await writer.close()
         results["won"] = won

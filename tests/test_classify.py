@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -455,7 +456,7 @@ def test_reply_commands(text: str, command: str | None) -> None:
     "changes",
     [{"in_reply_to": ("<a@b.org>",)}, {"references": ("<a@b.org>", "<c@d.org>")}],
 )
-def test_thread_headers_make_a_reply(changes: dict[str, tuple[str, ...]]) -> None:
+def test_thread_headers_make_a_reply(changes: dict[str, Any]) -> None:
     msg = message("Re: our chat", "Claim", **changes)
     assert classify(msg, PROGRAM) == Classification(
         Kind.REPLY, "claim", None, "In-Reply-To/References: a reply"

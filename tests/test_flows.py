@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ def marker() -> bytes:
     return mail(f"Marker <{MARKER_ADDRESS}>", "pause", "")
 
 
-def only_to(messages: list, address: str) -> list:
+def only_to(messages: list[Any], address: str) -> list[Any]:
     return [m for m in messages if address in m.rcpt_tos]
 
 
@@ -398,7 +399,7 @@ async def test_crash_between_storing_and_moving_gives_no_duplicate(desk: Desk) -
     def crash(*args: object) -> None:
         raise Crash
 
-    source.mark_done = crash  # type: ignore[method-assign]
+    source.mark_done = crash  # type: ignore[method-assign,assignment]
     desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
     await daemon._in_mailbox_thread(source.connect)
     with pytest.raises(Crash):

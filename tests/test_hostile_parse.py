@@ -360,7 +360,7 @@ def test_clean_address_accepts_only_plain_addresses(address: str, clean: str) ->
 def test_a_message_the_parser_fails_on_still_says_who_wrote_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = parse_module.message_tree
+    real = parse_module.message_tree  # type: ignore[attr-defined]
     calls: list[int] = []
 
     def fails_once(data: bytes, limits: object) -> object:

@@ -552,6 +552,7 @@ Status: 2.0.0
 """,
     )
     report = parse_message(raw).delivery_report
+    assert report is not None
     assert report == DeliveryReport((), "<md.1.ack@program.example.org>", False, report.diagnostic)
 
 

@@ -65,7 +65,7 @@ async def test_the_same_message_read_again_after_a_crash_is_not_handled_twice(
     def crash(*args: object) -> None:
         raise Crash
 
-    source.mark_done = crash  # type: ignore[method-assign]
+    source.mark_done = crash  # type: ignore[method-assign,assignment]
     desk.send(mail(LENA, "pause", "", message_id=REUSED))
     await daemon._in_mailbox_thread(source.connect)
     with pytest.raises(Crash):
