@@ -35,7 +35,9 @@ class SessionParts:
     if TYPE_CHECKING:
 
         def _zone(self, zone: str | None) -> str: ...
-        def _busy(self, mentor: str, now: datetime, except_uid: str = "") -> list[Busy]: ...
+        def _busy(
+            self, mentor: str, now: datetime, except_uid: str = "", mentee: str = ""
+        ) -> list[Busy]: ...
         def candidates(
             self,
             number: int,

@@ -85,11 +85,16 @@ class SessionDesk(SessionMail, CalendarAnswers, Picking):
 
     # Finding a time ----------------------------------------------------------------------
 
-    def _busy(self, mentor: str, now: datetime, except_uid: str = "") -> list[Busy]:
+    def _busy(
+        self, mentor: str, now: datetime, except_uid: str = "", mentee: str = ""
+    ) -> list[Busy]:
+        """Times taken already: the mentor's live sessions and office hours, and (given
+        ``mentee``) the mentee's other live sessions, so nobody is booked twice at once."""
         busy = [
             Busy(from_iso(s["start"]), from_iso(s["end"]))
             for s in self.store.live_sessions()
-            if s["mentor"] == mentor and s["uid"] != except_uid
+            if (s["mentor"] == mentor or (mentee and s["mentee"] == mentee))
+            and s["uid"] != except_uid
         ]
         horizon = now + self.config.sessions.horizon + timedelta(days=1)
         return busy + self.busy_elsewhere(mentor, now, horizon)
@@ -114,7 +119,7 @@ class SessionDesk(SessionMail, CalendarAnswers, Picking):
             mentor.get("timezone") or self.config.program.timezone,
             [tuple(w) for w in request.get("availability") or []],
             request.get("timezone"),
-            self._busy(mentor["email"], now, except_uid),
+            self._busy(mentor["email"], now, except_uid, mentee=request.get("mentee") or ""),
             now,
             notice=sessions.notice,
             length=sessions.length,
