@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..mailer.outbox import Postman
-from ..state.lifecycle import RequestEvent, leaves_holder, next_request_status
+from ..state.lifecycle import RequestEvent, advance, leaves_holder, next_request_status
 from ..state.records import MentorStatus, RequestStatus, request_status
 from ..state.store import Store, iso
 from ..views import request_view
@@ -213,11 +213,10 @@ class Lifecycle:
         request = self.store.request(number)
         if request is None:
             return False
-        after = next_request_status(request_status(request), event)
-        if after is None or after == request_status(request):
+        before = request_status(request)
+        after = advance(request, event, now)
+        if after is None or after == before:
             return False
-        request["status"] = after.value
-        request["updated"] = iso(now)
         self.store.save_request(request)
         return True
 

@@ -35,7 +35,7 @@ from ..calendar.slots import Busy, candidate_slots
 from ..config import Config
 from ..inbox.intents import ProposedTime
 from ..mailer.outbox import Postman
-from ..state.lifecycle import RequestEvent, next_request_status
+from ..state.lifecycle import RequestEvent, advance
 from ..state.records import (
     LIVE,
     RequestStatus,
@@ -196,7 +196,7 @@ class SessionDesk(SessionMail, CalendarAnswers, Picking):
         )
         self.store.save_session(session)
         request["schedule"] = "proposed"
-        _advance(request, RequestEvent.BOOKED, now)
+        advance(request, RequestEvent.BOOKED, now)
         self.store.save_request(request)
         self.store.audit(
             "session proposed",
@@ -232,7 +232,7 @@ class SessionDesk(SessionMail, CalendarAnswers, Picking):
             return "not_yours"
         self._end(session, by, now, why="")
         request = self.store.request(int(session["request"]))
-        if request is not None and _advance(request, RequestEvent.UNBOOKED, now):
+        if request is not None and advance(request, RequestEvent.UNBOOKED, now):
             request["schedule"] = "mentor picks"  # the cancellation gave them the pick link
             self.store.save_request(request)
         return "cancelled"
@@ -359,17 +359,7 @@ class SessionDesk(SessionMail, CalendarAnswers, Picking):
             session.update({"status": SessionStatus.HELD.value, "updated": iso(now)})
             self.store.save_session(session)
             request = self.store.request(int(session["request"]))
-            if request is not None and _advance(request, RequestEvent.MET, now):
+            if request is not None and advance(request, RequestEvent.MET, now):
                 self.store.save_request(request)
             done += 1
         return done
-
-
-def _advance(request: dict[str, Any], event: RequestEvent, now: datetime) -> bool:
-    """Move ``request`` (in memory) by a step without consequences; False if it cannot."""
-    after = next_request_status(request_status(request), event)
-    if after is None:
-        return False
-    request["status"] = after.value
-    request["updated"] = iso(now)
-    return True

@@ -7,14 +7,20 @@ before changing a request, and ``flows/lifecycle.py`` carries out the consequenc
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from .records import MentorStatus as M
 from .records import RequestStatus as R
+from .records import request_status
+from .store import iso
 
 __all__ = [
     "MentorEvent",
     "RequestEvent",
+    "advance",
     "leaves_holder",
     "next_mentor_status",
     "next_request_status",
@@ -56,6 +62,16 @@ TRANSITIONS: dict[tuple[R, RequestEvent], R] = {
 def next_request_status(status: R, event: RequestEvent) -> R | None:
     """Where ``event`` takes a request in ``status``; None when it cannot happen there."""
     return TRANSITIONS.get((status, event))
+
+
+def advance(request: MutableMapping[str, Any], event: RequestEvent, now: datetime) -> R | None:
+    """Move a request document (in memory) by ``event``; its new status, or None (and the
+    document untouched) when the event cannot happen there. The caller saves it."""
+    after = next_request_status(request_status(request), event)
+    if after is not None:
+        request["status"] = after.value
+        request["updated"] = iso(now)
+    return after
 
 
 def leaves_holder(before: R, after: R) -> bool:
