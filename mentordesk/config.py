@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .calendar.conference import call_template_problem
 from .errors import ConfigError
+from .mailer.welcome import read_welcome
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -155,6 +157,13 @@ def _url(value: Any) -> str:
     return text
 
 
+def _call_link(value: Any) -> str:
+    text = _str(value).strip()
+    if text and (problem := call_template_problem(text)):
+        raise _Invalid(problem)
+    return text
+
+
 def _env_name(value: Any) -> str:
     text = _str(value).strip()
     if text and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
@@ -246,6 +255,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
             "Video call: your mentor sends the link",
             '"Video call: your mentor sends the link"',
         ),
+        "call_link": (_call_link, "", '"https://meet.jit.si/{program}-{random}"'),
+    },
+    "orientation": {
+        "mentor_welcome": (_str, "", '"welcome-mentor.md"'),
+        "mentee_welcome": (_str, "", '"welcome-mentee.md"'),
     },
     "matching": {
         "invite_count": (_positive_int, 3, "3"),
@@ -355,6 +369,15 @@ class SessionsConfig:
     horizon: timedelta
     reminder_before: timedelta
     location: str
+    call_link: str  # a room template ("" : none); a mentor's own link wins
+
+
+@dataclass(frozen=True)
+class OrientationConfig:
+    """The welcome texts (Markdown, read at start; "" : none sent)."""
+
+    mentor_welcome: str
+    mentee_welcome: str
 
 
 @dataclass(frozen=True)
@@ -386,6 +409,7 @@ class Config:
     matching: MatchingConfig
     limits: LimitsConfig
     secret: bytes = field(default=b"", repr=False)
+    orientation: OrientationConfig = OrientationConfig("", "")
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -444,6 +468,16 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
 
     synonyms = _synonyms(raw.get("matching", {}).get("synonyms", {}), fail)
 
+    welcomes: dict[str, str] = {}
+    for key, unsafe_name in values["orientation"].items():
+        welcomes[key] = ""
+        if unsafe_name.strip():
+            try:
+                welcomes[key] = read_welcome(base / unsafe_name.strip())
+            except ValueError as exc:
+                example = SCHEMA["orientation"][key][2]
+                raise fail("orientation", key, str(exc), example) from None
+
     def secret_from(table: str, key: str, needed: bool) -> str:
         name = values[table][key]
         if not needed:
@@ -488,6 +522,7 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
         matching=MatchingConfig(**values["matching"], synonyms=synonyms),
         limits=LimitsConfig(**values["limits"]),
         secret=secret.encode(),
+        orientation=OrientationConfig(**welcomes),
     )
 
 

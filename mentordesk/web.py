@@ -20,6 +20,8 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
     GET  /attended/{token} did the session take place? (?answer=)   POST: record it
     GET  /followup/{token} "a follow-up with another mentor?"       POST: open it
     GET  /schedule/{token} the mentor picks a session time          POST: book it
+    GET  /session-time/{token}  one of an invitation's other times  POST: move there
+                           (``web_session_times.py``)
     GET  /pick/{token}     the mentee picks one of the mentor's free times, shown in her
                            zone (?tz= from the browser where we know none)  POST: book it
     GET  /feed/{token}.ics a person's calendar feed (sessions, office hours; text/calendar)
@@ -30,6 +32,7 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
@@ -70,6 +73,7 @@ from .tokens import (
     verify,
 )
 from .web_guard import WEB_LIMITS, ConnectionGuard, SlowRequestBody, WebLimits
+from .web_session_times import time_move, time_page
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +225,8 @@ class WebApp:
                 web.post("/session-move/{token}", self.session_change),
                 web.get("/schedule/{token}", self.schedule_page),
                 web.post("/schedule/{token}", self.schedule),
+                web.get("/session-time/{token}", functools.partial(time_page, self)),
+                web.post("/session-time/{token}", functools.partial(time_move, self)),
                 web.get("/pick/{token}", self.pick_page),
                 web.post("/pick/{token}", self.pick),
                 web.get("/rate/{token}", self.rate_page),

@@ -7,7 +7,8 @@ dateutil's rrule. Both return the same JSON shape::
     {"method": "REQUEST", "events": [{"uid", "sequence", "status", "method", "summary",
       "organizer": {"value", "cn"}, "attendees": [{"value", "cn", "partstat", "rsvp",
       "role", "cutype"}], "recurrence_id", "start_zone",
-      "occurrences": [{"start": "2026-03-01T23:00:00Z", "end": ...}, ...]}]}
+      "occurrences": [{"start": "2026-03-01T23:00:00Z", "end": ...}, ...],
+      "location", "url", "conferences": [{"value", "feature", "label", "value_type"}]}]}
 
 so that a test can compare what each parser understood with what was meant. A missing
 node or ical.js is an error, never a skip: ``scripts/setup-tests.sh`` installs them.
@@ -106,6 +107,9 @@ def read_with_vobject(ics: bytes, occurrences: int = 10) -> dict[str, Any]:
                 "occurrences": _occurrences(
                     vevent, overrides.get(vevent.uid.value, {}), occurrences
                 ),
+                "location": vevent.location.value if hasattr(vevent, "location") else None,
+                "url": vevent.url.value if hasattr(vevent, "url") else None,
+                "conferences": [_conference(c) for c in getattr(vevent, "conference_list", [])],
             }
         )
     return {"method": method, "events": events}
@@ -129,6 +133,21 @@ def _occurrences(vevent: Any, overrides: dict[datetime, Any], limit: int) -> lis
         if len(found) >= limit:
             break
     return found
+
+
+def _conference(prop: Any) -> dict[str, str | None]:
+    """An RFC 7986 CONFERENCE property as vobject reads it."""
+
+    def param(name: str) -> str | None:
+        values = prop.params.get(name.upper())
+        return str(values[0]) if values else None
+
+    return {
+        "value": str(prop.value),
+        "feature": param("feature"),
+        "label": param("label"),
+        "value_type": (param("value") or "").lower() or None,
+    }
 
 
 def _length(vevent: Any) -> timedelta:

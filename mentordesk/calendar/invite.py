@@ -35,6 +35,8 @@ from icalendar import (
 
 from mentordesk import __version__
 
+from .conference import add_call
+
 __all__ = [
     "Attendee",
     "EventHead",
@@ -99,16 +101,20 @@ def session_request(
     description: str,
     location: str,
     status: str = "CONFIRMED",
+    call_url: str = "",
 ) -> bytes:
     """METHOD:REQUEST for one session, DTSTART/DTEND in UTC (RFC 5546 §3.2.2).
 
-    Send it again with a higher ``sequence`` to reschedule (same ``uid``).
+    Send it again with a higher ``sequence`` to reschedule (same ``uid``). A
+    ``call_url`` goes into URL and CONFERENCE too (``calendar/conference.py``).
     """
     start_utc = _utc(start, "start")
     event = _event(head, status)
     event.add("dtstart", start_utc)
     event.add("dtend", start_utc + _positive(length))
     _describe(event, description, location)
+    if call_url:
+        add_call(event, call_url)
     return _serialise("REQUEST", [event], zones=())
 
 

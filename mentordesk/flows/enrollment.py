@@ -74,6 +74,8 @@ class EnrollmentDesk:
                 if not merged.get(key) and existing.get(key):
                     merged[key] = existing[key]
             name = merged["name"] or existing.get("name") or name
+            if merged["call_link"] is None:  # "Call link: none" ("") takes it away
+                merged["call_link"] = existing.get("call_link") or ""
         check = FormFields(
             name=name or None,
             skills=tuple(merged["skills"]),
@@ -124,6 +126,7 @@ class EnrollmentDesk:
                 "availability_text": merged["availability_text"],
                 "capacity": merged["capacity"] or self.config.matching.default_capacity,
                 "about": merged["about"] or "",
+                "call_link": merged["call_link"] or "",
                 "status": (
                     next_mentor_status(mentor_status(existing), MentorEvent.ENROLL, term_over=False)
                     or mentor_status(existing)
@@ -166,6 +169,9 @@ class EnrollmentDesk:
             else pending.get("availability_text"),
             "capacity": fields.capacity or pending.get("capacity"),
             "about": fields.about or pending.get("about") or "",
+            "call_link": fields.call_link
+            if fields.call_link is not None
+            else pending.get("call_link"),
         }
 
     def mentor_view(self, doc: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -186,6 +192,7 @@ class EnrollmentDesk:
             ),
             "capacity": doc.get("capacity") or self.config.matching.default_capacity,
             "about": doc.get("about") or "",
+            "call_link": doc.get("call_link") or "",
             "term_end": (doc.get("term_end") or "")[:10],
             "status": doc.get("status", ""),
         }

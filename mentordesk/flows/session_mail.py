@@ -24,6 +24,7 @@ from ..state.records import (
 )
 from ..state.store import from_iso, iso
 from ..views import mentor_view, request_view
+from .session_other_times import call_url_of
 from .session_parts import SessionParts
 from .session_times import when_short as when_short
 from .session_times import when_text as when_text
@@ -80,14 +81,17 @@ class SessionMail(SessionParts):
     ) -> None:
         start, end = from_iso(session["start"]), from_iso(session["end"])
         mentor, mentee = self._people(session)
-        location = self.config.sessions.location
+        call_url = call_url_of(session, mentor)
+        location = call_url or self.config.sessions.location
         ics = session_request(
             self._head(session, self._attendees(session), now),
             start,
             end - start,
-            description=self._description(request, mentor),
+            description=self._description(request, mentor, location),
             location=location,
+            call_url=call_url,
         )
+        others = self.other_times(session, now)
         for person, other in ((mentor, mentee), (mentee, mentor)):
             inline, attachment = calendar_mime_parts(ics, "REQUEST")
             email = person["email"]
@@ -106,6 +110,10 @@ class SessionMail(SessionParts):
                     "basis": session.get("basis") or "common",
                     "by_you": session.get("chosen_by") == email,
                     "location": location,
+                    "call_url": call_url,
+                    "other_times": self.other_time_links(
+                        session, email, person["zone"], others, now
+                    ),
                     "request": request_view(request),
                     "cancel_url": self.links("session-cancel", email, session["uid"], now),
                     "move_url": self.links("session-move", email, session["uid"], now),
@@ -117,12 +125,14 @@ class SessionMail(SessionParts):
                 request=int(session["request"]),
             )
 
-    def _description(self, request: Mapping[str, Any], mentor: Mapping[str, Any]) -> str:
+    def _description(
+        self, request: Mapping[str, Any], mentor: Mapping[str, Any], location: str
+    ) -> str:
         view = request_view(request)
         return (
             f"{view['tag']}: {view['skills']}\n\n{view['details']}\n\n"
             f"Mentor: {mentor.get('name') or mentor['email']}\n"
-            f"{self.config.sessions.location}\n"
+            f"{location}\n"
             f"To cancel or move it, reply to the invitation email or use its links."
         )
 
@@ -212,7 +222,7 @@ class SessionMail(SessionParts):
                         "person": person,
                         "other": mentor_view(other),
                         "when": when_text(start, from_iso(session["end"]), person["zone"]),
-                        "location": self.config.sessions.location,
+                        "location": call_url_of(session, mentor) or self.config.sessions.location,
                         "request": request_view(request),
                         "cancel_url": self.links(
                             "session-cancel", person["email"], session["uid"], now

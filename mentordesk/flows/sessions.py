@@ -46,6 +46,7 @@ from ..state.store import Store, from_iso, iso
 from ..tokens import Links
 from .session_answers import CalendarAnswers
 from .session_mail import SessionMail
+from .session_other_times import OtherTimes, session_room
 from .session_parts import BusyElsewhere, OtherReplies
 from .session_picks import Picking
 from .session_times import proposed_start, slot_fits
@@ -55,7 +56,7 @@ from .session_times import when_text as when_text
 log = logging.getLogger(__name__)
 
 
-class SessionDesk(SessionMail, CalendarAnswers, Picking):
+class SessionDesk(SessionMail, CalendarAnswers, Picking, OtherTimes):
     """Books and keeps the 30-minute sessions between a mentor and a mentee."""
 
     def __init__(
@@ -163,7 +164,7 @@ class SessionDesk(SessionMail, CalendarAnswers, Picking):
 
         ``basis`` says how the time was chosen, for the invitation's words: "common" (the
         earliest in both weeks), "mentee" or "mentor" (picked on a page), "asked" (a
-        time ``chosen_by`` asked for)."""
+        time ``chosen_by`` asked for), "other" (one of the invitation's other times)."""
         request = self.store.request(number) or {}
         session = self.session_of(number)
         end = start + self.config.sessions.length
@@ -177,6 +178,10 @@ class SessionDesk(SessionMail, CalendarAnswers, Picking):
                 "created": iso(now),
                 "declined_starts": [],
                 "reminded": None,
+                # Its own video-call room, kept through every move (none: "").
+                "room": session_room(
+                    self.config.sessions.call_link, self.config.program.name, number
+                ),
             }
             change = "new"
         else:

@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..calendar.conference import https_url_problem
 from .hours import (
     Window,
     availability_error,
@@ -43,7 +44,11 @@ __all__ = [
     "resolve_timezone",
 ]
 
-FIELD_NAMES = ("name", "skills", "timezone", "availability", "capacity", "about", "details")
+FIELD_NAMES = (
+    "name", "skills", "timezone", "availability", "capacity", "about", "details", "call_link",
+)  # fmt: skip
+# "Call link: none" takes a mentor's own link away.
+_NO_LINK = frozenset({"none", "no", "-", "remove", "delete"})
 _MAX_CAPACITY = 50
 
 
@@ -65,6 +70,7 @@ class FormFields:
     problems: tuple[str, ...]
     prose_zone: ZoneReading | None = None  # the timezone, when said in a sentence
     prose_hours: HoursReading | None = None  # the availability, when said in sentences
+    call_link: str | None = None  # a mentor's own video-call link; "" : take it away
 
 
 # --- labels ----------------------------------------------------------------------------
@@ -82,6 +88,10 @@ _ALIASES = {
         "max sessions", "mentees",
     ),
     "about": ("about", "bio", "about me", "about you"),
+    "call_link": (
+        "call link", "call url", "video link", "video call link",
+        "meeting link", "meeting url", "video call url",
+    ),
     "details": (
         "details", "detail", "question", "questions", "description", "message", "request",
     ),
@@ -202,6 +212,7 @@ def parse_form(text: str, synonyms: Mapping[str, str]) -> FormFields:
                 f"per month. Please write a number from 1 to {_MAX_CAPACITY}, like 2."
             )
 
+    call_link = _call_link(values.get("call_link"), problems)
     name = re.sub(r"\s+", " ", values.get("name", "")).strip()[:200]
     return FormFields(
         name=name or None,
@@ -217,7 +228,25 @@ def parse_form(text: str, synonyms: Mapping[str, str]) -> FormFields:
         problems=tuple(problems),
         prose_zone=prose_zone,
         prose_hours=prose_hours,
+        call_link=call_link,
     )
+
+
+def _call_link(text: str | None, problems: list[str]) -> str | None:
+    """A mentor's own video-call link, checked (``calendar/conference.py``)."""
+    if text is None:
+        return None
+    value = text.strip().strip("<>").strip()
+    if value.lower().rstrip(".") in _NO_LINK:
+        return ""
+    problem = https_url_problem(value)
+    if problem is None:
+        return value
+    problems.append(
+        f"Call link: I couldn't use “{_shown(value)}” as your video-call link ({problem}). "
+        "Please write the full address, like https://meet.jit.si/your-room."
+    )
+    return None
 
 
 def _timezone(

@@ -3,7 +3,8 @@
 //
 //   {"method": "REQUEST", "events": [{"uid", "sequence", "status", "method", "summary",
 //     "organizer": {"value", "cn"}, "attendees": [{"value", "cn", "partstat", "rsvp",
-//     "role", "cutype"}], "recurrence_id", "start_zone", "occurrences": [{"start", "end"}]}]}
+//     "role", "cutype"}], "recurrence_id", "start_zone", "occurrences": [{"start", "end"}],
+//     "location", "url", "conferences": [{"value", "feature", "label", "value_type"}]}]}
 //
 // Usage: node read_ics.mjs [N] < invite.ics   (N = occurrences to expand, default 10)
 //
@@ -78,6 +79,14 @@ function describe(component, method, overrides) {
     recurrence_id: utc(event.recurrenceId),
     start_zone: event.startDate && event.startDate.zone ? event.startDate.zone.tzid : null,
     occurrences: occurrences(event),
+    location: event.location ?? null,
+    url: component.getFirstPropertyValue("url") ?? null,
+    conferences: component.getAllProperties("conference").map((prop) => ({
+      value: String(prop.getFirstValue()),
+      feature: prop.getParameter("feature") ?? null,
+      label: prop.getParameter("label") ?? null,
+      value_type: prop.type,
+    })),
   };
 }
 

@@ -1,0 +1,160 @@
+"""Call links end to end: the room from ``[sessions] call_link``, a mentor's own link from
+the enrollment form, and none. Every invitation is read back by ical.js and vobject:
+LOCATION, URL and the RFC 7986 CONFERENCE must carry the link, the same for both people
+and through a move."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+import pytest
+
+from mentordesk.config import load_config
+from mentordesk.errors import ConfigError
+
+from .desk import ENVIRON, Desk, config_text, html_of, mail, text_of
+from .forms import press
+from .icalcheck import read_with_icaljs, read_with_vobject
+from .servers import ReceivedMessage
+from .test_claims import JORDAN, REQUEST, links
+from .test_sessions import ADA, calendar_of, claimed, session_doc, urls
+
+pytestmark = pytest.mark.dovecot
+
+ROOM = re.compile(r"https://meet\.jit\.si/test-mentors-[a-z2-9]{16}")
+OWN_LINK = "https://zoom.example.com/j/8812345?pwd=abc"
+
+
+def read_events(message: ReceivedMessage) -> list[dict[str, Any]]:
+    """The session event as each parser reads it."""
+    method, ics = calendar_of(message)
+    assert method == "REQUEST"
+    events = []
+    for read in (read_with_icaljs(ics), read_with_vobject(ics)):
+        [event] = read["events"]
+        events.append(event)
+    return events
+
+
+def call_link_in(message: ReceivedMessage) -> str:
+    """The one link both parsers read in LOCATION, URL and CONFERENCE; checked equal."""
+    found = set()
+    for event in read_events(message):
+        [conference] = event["conferences"]
+        assert conference["feature"] == "VIDEO" and conference["label"] == "Video call"
+        assert conference["value_type"] == "uri"
+        assert event["location"] == event["url"] == conference["value"]
+        found.add(event["url"])
+    [link] = found
+    return str(link)
+
+
+async def test_the_template_gives_each_session_its_own_room_kept_through_a_move(
+    desk: Desk, http: aiohttp.ClientSession
+) -> None:
+    desk.configure(sessions={"call_link": "https://meet.jit.si/{program}-{random}"})
+    await claimed(desk, http)
+    to_ada = await desk.mail_to(ADA, "Mentoring session with")
+    to_jordan = await desk.mail_to(JORDAN, "Mentoring session with")
+    room = call_link_in(to_ada)
+    assert ROOM.fullmatch(room), room
+    assert call_link_in(to_jordan) == room
+    session = await session_doc(desk)
+    assert session["room"] == room
+    for message in (to_ada, to_jordan):
+        assert f"Join the video call here: {room}" in text_of(message)
+        assert f'href="{room}"' in html_of(message)
+        assert f"Where:         {room}" in text_of(message)
+        assert "please send" not in text_of(message)  # no link to send by hand
+
+    # Jordan moves it: the update (SEQUENCE 1) keeps the same room.
+    [move_url] = urls(to_jordan, "session-move")
+    async with press(http, move_url) as response:
+        assert response.status == 200
+    moved = await desk.mail_to(ADA, "New time")
+    assert [e["sequence"] for e in read_events(moved)] == [1, 1]
+    assert call_link_in(moved) == room
+
+
+async def test_a_mentors_own_link_wins_over_the_template(
+    desk: Desk, http: aiohttp.ClientSession
+) -> None:
+    desk.configure(sessions={"call_link": "https://meet.jit.si/{program}-{random}"})
+    await desk.start()
+    desk.send(
+        mail(
+            "Ada Lovelace <ada@example.com>",
+            "Mentor enrollment",
+            "Name: Ada Lovelace\nSkills: python\nTimezone: Europe/Berlin\n"
+            f"Availability: Tue 18:00-20:00\nCall link: <{OWN_LINK}>\n",
+        )
+    )
+    confirmation = await desk.mail_to(ADA, "Mentor enrollment")
+    assert f"Call link:     {OWN_LINK}" in text_of(confirmation)  # echoed back
+    assert OWN_LINK.replace("&", "&amp;") in html_of(confirmation)
+    stored = await desk.until(lambda store: store.mentor(ADA))
+    assert stored["call_link"] == OWN_LINK
+
+    desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
+    invite = await desk.mail_to(ADA, "would like help")
+    async with press(http, links(invite, "claim")[0]) as response:
+        assert response.status == 200
+    to_ada = await desk.mail_to(ADA, "Mentoring session with")
+    to_jordan = await desk.mail_to(JORDAN, "Mentoring session with")
+    assert call_link_in(to_ada) == OWN_LINK
+    assert call_link_in(to_jordan) == OWN_LINK
+    assert f"Join the video call here: {OWN_LINK}" in text_of(to_jordan)
+
+
+async def test_a_bad_own_link_is_named_and_not_used(desk: Desk) -> None:
+    await desk.start()
+    desk.send(
+        mail(
+            "Ada Lovelace <ada@example.com>",
+            "Mentor enrollment",
+            "Name: Ada Lovelace\nSkills: python\nTimezone: Europe/Berlin\n"
+            "Availability: Tue 18:00-20:00\nCall link: http://insecure.example.com/room\n",
+        )
+    )
+    reply = await desk.mail_to(ADA, "Mentor enrollment")
+    text = " ".join(text_of(reply).split())
+    assert "Call link: I couldn't use “http://insecure.example.com/room”" in text
+    assert "does not start with https://" in text
+    await desk.processed(1)
+    async with desk.store() as store:
+        assert not (store.mentor(ADA) or {}).get("call_link")
+
+
+async def test_without_a_link_the_mentor_is_asked_to_send_one(
+    desk: Desk, http: aiohttp.ClientSession
+) -> None:
+    await claimed(desk, http)
+    to_ada = await desk.mail_to(ADA, "Mentoring session with")
+    for event in read_events(to_ada):
+        assert event["conferences"] == [] and event["url"] is None
+        assert event["location"] == "Video call: your mentor sends the link"
+    assert "please send Jordan the call link" in " ".join(text_of(to_ada).split())
+
+
+@pytest.mark.parametrize(
+    ("template", "complaint"),
+    [
+        ("http://meet.jit.si/{random}", "does not start with https://"),
+        ("https://meet.jit.si/{room}", "unknown placeholder {room}"),
+        ("https://meet.jit.si/a b", "spaces"),
+    ],
+)
+def test_a_bad_template_is_a_clear_config_error(
+    tmp_path: Any, dovecot: Any, smtp_sink: Any, template: str, complaint: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        config_text(tmp_path, dovecot, smtp_sink, 8025, sessions={"call_link": template}), "utf-8"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, environ=ENVIRON)
+    assert "[sessions] call_link:" in str(raised.value)
+    assert complaint in str(raised.value)
+    assert 'Example: call_link = "https://meet.jit.si/{program}-{random}"' in str(raised.value)
