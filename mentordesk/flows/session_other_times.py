@@ -23,12 +23,13 @@ from ..state.records import LIVE, RequestStatus, request_status
 from ..state.store import from_iso, iso
 from ..views import request_view
 from .session_parts import SessionParts
-from .session_times import when_text
+from .session_times import CHOICES_APART, spread_choices, when_text
 
 log = logging.getLogger(__name__)
 
 OTHER_TIMES = 3  # offered in each invitation
 TIME_PURPOSE = "session-time"
+_SPREAD_FROM = 200  # common times looked at to find a few hours apart
 # How far down the list of common times an offered one may have slipped and still be
 # taken: every slot in the horizon, at half-hour steps, with room to spare.
 _ALL_SLOTS = 4000
@@ -82,14 +83,19 @@ class OtherTimes(SessionParts):
     """The other-times links of an invitation, and the move they ask for."""
 
     def other_times(self, session: Mapping[str, Any], now: datetime) -> list[datetime]:
-        """Up to ``OTHER_TIMES`` other times that suit both, earliest first."""
-        return self.candidates(
+        """Up to ``OTHER_TIMES`` other times that suit both, earliest first, hours apart
+        from the session's and from each other (so that they are real alternatives)."""
+        current = from_iso(session["start"])
+        found = self.candidates(
             int(session["request"]),
             now,
             avoid=[session["start"], *session.get("declined_starts", [])],
             except_uid=session["uid"],
-            limit=OTHER_TIMES,
+            limit=_SPREAD_FROM,
         )
+        apart = [slot for slot in found if abs(slot - current) >= CHOICES_APART]
+        zone = self._zone((self.store.mentor(session["mentor"]) or {}).get("timezone"))
+        return spread_choices(apart, zone, lambda slot: True)[:OTHER_TIMES]
 
     def other_time_links(
         self,
