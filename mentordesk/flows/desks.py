@@ -4,7 +4,7 @@
     Links (signed URLs) ─────┼─ OfficeHoursDesk ─┤
                              ├─ MatchingDesk ────┼─ Lifecycle ─ ClaimDesk
                              └───────────────────┘
-    Enrollment, Requests (use Matching, Lifecycle), Bounces (use the Postman)
+    Enrollment, Requests (use Matching, Lifecycle, Orientation), Bounces (use the Postman)
 
 The daemon builds one ``Desks`` and hands it to the inbox router, the web pages and the
 timers, so every flow works with the same desks (and the same lifecycle).
@@ -25,6 +25,7 @@ from .enrollment import EnrollmentDesk
 from .lifecycle import Lifecycle
 from .matching import MatchingDesk
 from .office_hours import OfficeHoursDesk
+from .orientation import Orientation
 from .requests import RequestDesk
 from .sessions import SessionDesk
 
@@ -41,6 +42,7 @@ class Desks:
     enrollment: EnrollmentDesk
     requests: RequestDesk
     bounces: BounceDesk
+    orientation: Orientation
 
 
 def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
@@ -63,6 +65,7 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
     matching = MatchingDesk(config, store, postman, links)
     lifecycle = Lifecycle(store, postman, sessions, matching.rematch, office_hours)
     claims = ClaimDesk(config, store, postman, matching, lifecycle, book=sessions.book)
+    orientation = Orientation(config, store, postman)
     return Desks(
         postman=postman,
         links=links,
@@ -71,7 +74,8 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
         matching=matching,
         lifecycle=lifecycle,
         claims=claims,
-        enrollment=EnrollmentDesk(config, store, postman, lifecycle),
-        requests=RequestDesk(config, store, postman, matching, lifecycle),
+        enrollment=EnrollmentDesk(config, store, postman, lifecycle, orientation),
+        requests=RequestDesk(config, store, postman, matching, lifecycle, orientation),
         bounces=BounceDesk(config, store, postman),
+        orientation=orientation,
     )

@@ -22,6 +22,7 @@ from ..state.records import MentorStatus, mentor_status, term_over
 from ..state.store import Store, iso
 from ..views import windows_from_doc, windows_to_doc
 from .lifecycle import Lifecycle
+from .orientation import Orientation
 
 MENTOR_COMMANDS = ("pause", "resume", "resign", "renew")
 
@@ -43,12 +44,18 @@ class EnrollmentDesk:
     """Records mentors and their own changes of standing."""
 
     def __init__(
-        self, config: Config, store: Store, postman: Postman, lifecycle: Lifecycle
+        self,
+        config: Config,
+        store: Store,
+        postman: Postman,
+        lifecycle: Lifecycle,
+        orientation: Orientation | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.postman = postman
         self.lifecycle = lifecycle
+        self.orientation = orientation
 
     def enroll(
         self,
@@ -153,6 +160,9 @@ class EnrollmentDesk:
         self.store.audit(
             "enrolled" if not existing else "enrollment updated", now=now, mentor=msg.sender
         )
+        if self.orientation is not None and existing is None:
+            # A pending mentor is welcomed by the approval step instead.
+            self.orientation.welcome_mentor(msg.sender, now)
 
     @staticmethod
     def _merge_enrollment(pending: Mapping[str, Any], fields: FormFields) -> dict[str, Any]:

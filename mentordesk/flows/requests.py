@@ -32,6 +32,7 @@ from ..state.store import Store, iso
 from ..views import request_view, windows_from_doc, windows_to_doc
 from .lifecycle import Lifecycle
 from .matching import MatchingDesk
+from .orientation import Orientation
 
 MIN_DETAIL_WORDS = 6  # "can someone help me?" is not a question a mentor can take
 
@@ -106,12 +107,14 @@ class RequestDesk:
         postman: Postman,
         matching: MatchingDesk,
         lifecycle: Lifecycle,
+        orientation: Orientation | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.postman = postman
         self.matching = matching
         self.lifecycle = lifecycle
+        self.orientation = orientation
 
     def known_skills(self) -> set[str]:
         return self.store.mentor_skills() | set(self.config.matching.synonyms.values())
@@ -209,6 +212,8 @@ class RequestDesk:
             "source": msg.message_id,
         }
         self._settle(msg, doc, fields, now, new=True)
+        if self.orientation is not None:
+            self.orientation.welcome_mentee(msg.sender, doc["name"] or msg.sender_name, number, now)
         return number
 
     def _settle(
