@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event
 
+from .calendar.conference import call_url_of
 from .calendar.invite import PRODID, vtimezone
 from .calendar.recurrence import local_start, weekly_until
 from .calendar.series import SeriesEvent
@@ -222,10 +223,10 @@ def session_entries(config: Config, store: Store, email: str, now: datetime) -> 
             continue
         number = int(session["request"])
         request = store.request(number) or {}
+        mentor = store.mentor(session["mentor"]) or {}
         if email == session["mentor"]:
             other = str(request.get("name") or "your mentee")
         else:
-            mentor = store.mentor(session["mentor"]) or {}
             other = str(mentor.get("name") or "your mentor")
         skills = ", ".join(request.get("skills") or [])
         entries.append(
@@ -241,7 +242,7 @@ def session_entries(config: Config, store: Store, email: str, now: datetime) -> 
                     f"To cancel or move it, reply to the invitation email from "
                     f"{config.program.address}."
                 ),
-                location=config.sessions.location,
+                location=call_url_of(session, mentor) or config.sessions.location,
             )
         )
     entries.sort(key=lambda e: (e.start, e.uid))

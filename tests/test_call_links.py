@@ -77,6 +77,15 @@ async def test_the_template_gives_each_session_its_own_room_kept_through_a_move(
     assert [e["sequence"] for e in read_events(moved)] == [1, 1]
     assert call_link_in(moved) == room
 
+    # The person's calendar feed shows the same room.
+    [feed_url] = re.findall(r"http://127\.0\.0\.1:\d+/feed/[\w.-]+\.ics", text_of(moved))
+    async with http.get(feed_url) as response:
+        assert response.status == 200
+        feed = await response.read()
+    for read in (read_with_icaljs(feed), read_with_vobject(feed)):
+        [event] = [e for e in read["events"] if e["uid"] == session["uid"]]
+        assert event["location"] == room
+
 
 async def test_a_mentors_own_link_wins_over_the_template(
     desk: Desk, http: aiohttp.ClientSession

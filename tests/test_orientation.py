@@ -13,6 +13,7 @@ import pytest
 
 from mentordesk.config import load_config
 from mentordesk.errors import ConfigError
+from mentordesk.mailer.welcome import read_welcome, render_welcome
 
 from .desk import ENVIRON, Desk, config_text, html_of, mail, text_of
 from .servers import Dovecot, SmtpSink
@@ -194,3 +195,20 @@ def test_the_approval_step_welcomes_a_pending_mentor_once(desk: Desk) -> None:
         assert "Thank you for joining, Ada *Star* Lovelace." in text_part.get_content()
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("name", ["welcome-mentor.md", "welcome-mentee.md"])
+def test_the_shipped_examples_are_valid_welcomes(name: str) -> None:
+    shipped = Path(__file__).resolve().parent.parent / "contrib" / "orientation" / name
+    welcome = render_welcome(
+        read_welcome(shipped),
+        {
+            "name": "Ada Lovelace",
+            "first_name": "Ada",
+            "program": "Code Mentors",
+            "address": "m@x.org",
+        },
+        default_subject="Welcome",
+    )
+    assert welcome.subject == "Welcome to Code Mentors, Ada!"
+    assert "{" not in welcome.text and "<a href=" in welcome.html

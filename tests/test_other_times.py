@@ -201,3 +201,27 @@ async def test_a_tampered_link_or_a_missing_form_token_changes_nothing(
         assert after is not None and after["sequence"] == 0
     assert not [m for m in desk.sink.messages if "New time" in m.subject]
     assert datetime.now(UTC) < from_iso(session["start"])
+
+
+async def test_a_link_to_a_cancelled_session_changes_nothing(
+    desk: Desk, http: aiohttp.ClientSession
+) -> None:
+    await claimed(desk, http)
+    to_jordan = await desk.mail_to(JORDAN, "Mentoring session with")
+    session = await session_doc(desk)
+    [(_, url), *_] = offered(to_jordan)
+    [cancel_url] = urls(to_jordan, "session-cancel")
+    async with press(http, cancel_url) as response:
+        assert response.status == 200
+    await desk.mail_to(ADA, "Cancelled")
+    async with http.get(url) as response:
+        assert response.status == 410
+        assert "This link is from an older invitation." in await response.text()
+    async with press(http, url) as response:
+        assert response.status == 410
+    async with desk.store() as store:
+        after = store.session(session["uid"])
+        assert after is not None and after["status"] == "cancelled" and after["sequence"] == 1
+        request = store.request(1)
+        assert request is not None and request["status"] == "claimed"
+    assert not [m for m in desk.sink.messages if "New time" in m.subject]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from icalendar import Event, vUri
@@ -21,6 +23,7 @@ __all__ = [
     "MAX_CALL_LINK_CHARS",
     "add_call",
     "call_template_problem",
+    "call_url_of",
     "fill_call_link",
     "https_url_problem",
     "random_room",
@@ -82,6 +85,15 @@ def call_template_problem(template: str) -> str | None:
     sample = fill_call_link(template, program="Program", request=1, random=random_room())
     problem = https_url_problem(sample)
     return f"the links it makes are not usable: {problem}" if problem else None
+
+
+def call_url_of(session: Mapping[str, Any], mentor: Mapping[str, Any]) -> str:
+    """Where the two meet: the mentor's own link wins over the session's room (each
+    checked again: a link that is not a usable https address is left out)."""
+    for unsafe_url in (mentor.get("call_link"), session.get("room")):
+        if isinstance(unsafe_url, str) and unsafe_url and https_url_problem(unsafe_url) is None:
+            return unsafe_url
+    return ""
 
 
 def add_call(event: Event, url: str, label: str = CALL_LABEL) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from ..calendar.conference import call_url_of
 from ..calendar.invite import (
     Attendee,
     EventHead,
@@ -24,7 +25,6 @@ from ..state.records import (
 )
 from ..state.store import from_iso, iso
 from ..views import mentor_view, request_view
-from .session_other_times import call_url_of
 from .session_parts import SessionParts
 from .session_times import when_short as when_short
 from .session_times import when_text as when_text

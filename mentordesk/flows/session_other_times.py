@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..calendar.conference import fill_call_link, https_url_problem, random_room
+from ..calendar.conference import fill_call_link, random_room
 from ..state.records import LIVE, RequestStatus, request_status
 from ..state.store import from_iso, iso
 from ..views import request_view
@@ -68,15 +68,6 @@ def session_room(template: str, program: str, number: int) -> str:
     if not template:
         return ""
     return fill_call_link(template, program=program, request=number, random=random_room())
-
-
-def call_url_of(session: Mapping[str, Any], mentor: Mapping[str, Any]) -> str:
-    """Where the two meet: the mentor's own link wins over the session's room (each
-    checked again: a link that is not a usable https address is left out)."""
-    for unsafe_url in (mentor.get("call_link"), session.get("room")):
-        if isinstance(unsafe_url, str) and unsafe_url and https_url_problem(unsafe_url) is None:
-            return unsafe_url
-    return ""
 
 
 class OtherTimes(SessionParts):
