@@ -76,6 +76,9 @@ class OtherTimes(SessionParts):
     def other_times(self, session: Mapping[str, Any], now: datetime) -> list[datetime]:
         """Up to ``OTHER_TIMES`` other times that suit both, earliest first, hours apart
         from the session's and from each other (so that they are real alternatives)."""
+        request = self.store.request(int(session["request"])) or {}
+        if self.unknown_week(request):
+            return []  # times in the mentor's week only would not be "suit both"
         current = from_iso(session["start"])
         found = self.candidates(
             int(session["request"]),
@@ -147,6 +150,8 @@ class OtherTimes(SessionParts):
             or self.session_of(number) is None
         ):
             return "gone"
+        if self.unknown_week(request):
+            return "taken"
         free = self.candidates(number, now, except_uid=session["uid"], limit=_ALL_SLOTS)
         return "free" if offer.start in free else "taken"
 
