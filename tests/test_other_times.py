@@ -225,3 +225,23 @@ async def test_a_link_to_a_cancelled_session_changes_nothing(
         request = store.request(1)
         assert request is not None and request["status"] == "claimed"
     assert not [m for m in desk.sink.messages if "New time" in m.subject]
+
+
+async def test_pressing_twice_moves_once(desk: Desk, http: aiohttp.ClientSession) -> None:
+    """A double click, or the same link pressed again later: one move, one update each."""
+    await claimed(desk, http)
+    to_ada = await desk.mail_to(ADA, "Mentoring session with")
+    session = await session_doc(desk)
+    [_, (label, url), _] = offered(to_ada)
+    async with press(http, url) as first:
+        assert first.status == 200
+        assert f"Your session is now {label}." in await first.text()
+    async with press(http, url) as again:
+        assert again.status == 410
+    for person in (ADA, JORDAN):
+        await desk.mail_to(person, "New time")
+    async with desk.store() as store:
+        after = store.session(session["uid"])
+        assert after is not None and after["sequence"] == 1
+        assert from_iso(after["start"]) == start_of(url)
+    assert len([m for m in desk.sink.messages if "New time" in m.subject]) == 2
