@@ -167,3 +167,39 @@ def test_a_bad_template_is_a_clear_config_error(
     assert "[sessions] call_link:" in str(raised.value)
     assert complaint in str(raised.value)
     assert 'Example: call_link = "https://meet.jit.si/{program}-{random}"' in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("unsafe_link", "complaint"),
+    [
+        ("https://zoom.example.com/j/" + "9" * 300, "longer than 300 characters"),
+        ('https://x.example.com/a"onmouseover=alert(1)', "characters a link cannot have"),
+        ("https://x.example.com/a\rATTENDEE:mailto:evil@example.com", "characters"),
+        ("javascript:alert(1)", "does not start with https://"),
+        ("https://localhost/room", "names no web server"),
+    ],
+)
+def test_hostile_call_links_are_refused(unsafe_link: str, complaint: str) -> None:
+    from icalendar import Event
+
+    from mentordesk.calendar.conference import add_call, https_url_problem
+    from mentordesk.inbox.fields import parse_form
+
+    problem = https_url_problem(unsafe_link)
+    assert problem is not None and complaint in problem
+    with pytest.raises(ValueError, match="bad call link"):
+        add_call(Event(), unsafe_link)
+    fields = parse_form(f"Name: Ada\nCall link: {unsafe_link}\n", {})
+    assert fields.call_link is None or fields.call_link != unsafe_link
+    if "\r" not in unsafe_link:  # a line break ends the value: what is left is checked
+        assert fields.call_link is None and fields.problems[0].startswith("Call link:")
+
+
+def test_each_session_gets_its_own_unguessable_room() -> None:
+    from mentordesk.calendar.conference import fill_call_link, random_room
+
+    template = "https://meet.jit.si/{program}-{request}-{random}"
+    first = fill_call_link(template, program="Code Mentors!", request=42, random=random_room())
+    second = fill_call_link(template, program="Code Mentors!", request=42, random=random_room())
+    assert re.fullmatch(r"https://meet\.jit\.si/code-mentors-md-0042-[a-z2-9]{16}", first)
+    assert first != second

@@ -48,11 +48,15 @@ def orientation(desk: Desk) -> None:
 
 
 def welcomes_to(desk: Desk, address: str) -> list[str]:
-    return [
-        m.subject
+    """The welcome emails ``address`` received, by subject, each Message-ID once: the
+    outbox may deliver again the few emails in flight when the daemon stops, with the
+    same Message-ID, which mail clients show once (``mailer/outbox.py``)."""
+    seen = {
+        m.message["Message-ID"]: m.subject
         for m in desk.sink.messages_to(address)
         if "Welcome" in m.subject or "Hello" in m.subject
-    ]
+    }
+    return list(seen.values())
 
 
 async def test_a_new_mentor_is_welcomed_once_across_a_restart_and_a_re_enrollment(
@@ -118,6 +122,10 @@ async def test_a_new_mentee_is_welcomed_with_the_first_request_only(desk: Desk) 
     await desk.processed(2)
     await desk.replies_to(JORDAN, 3)  # the two acknowledgements and the one welcome
     assert welcomes_to(desk, JORDAN) == ["Hello Jordan"]
+    async with desk.store() as store:
+        welcomed = [a for a in store.audit_log() if a["event"] == "welcomed"]
+        assert [(a["role"], a["to"]) for a in welcomed] == [("mentee", JORDAN)]
+        assert len(store.requests()) == 2
 
 
 @pytest.mark.parametrize(
@@ -212,3 +220,18 @@ def test_the_shipped_examples_are_valid_welcomes(name: str) -> None:
     )
     assert welcome.subject == "Welcome to Code Mentors, Ada!"
     assert "{" not in welcome.text and "<a href=" in welcome.html
+
+
+def test_a_welcome_cannot_carry_markup_or_script_links() -> None:
+    welcome = render_welcome(
+        "Hi {name}\n\n[click](javascript:alert(1)) <img src=x onerror=alert(1)>\n",
+        {"name": "<b>Eve</b> [x](https://evil.example)"},
+        default_subject="Welcome",
+    )
+    # No link is made (neither the script one nor one smuggled in through a name), no tag.
+    assert "href" not in welcome.html
+    assert "<img" not in welcome.html and "&lt;img" in welcome.html
+    assert "<b>" not in welcome.html and "&lt;b&gt;Eve&lt;/b&gt; [x](https://evil.example)" in (
+        welcome.html
+    )
+    assert welcome.subject == "Welcome"
