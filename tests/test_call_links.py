@@ -203,3 +203,29 @@ def test_each_session_gets_its_own_unguessable_room() -> None:
     second = fill_call_link(template, program="Code Mentors!", request=42, random=random_room())
     assert re.fullmatch(r"https://meet\.jit\.si/code-mentors-md-0042-[a-z2-9]{16}", first)
     assert first != second
+
+
+async def test_a_call_link_given_in_an_incomplete_enrollment_is_kept(desk: Desk) -> None:
+    """The form comes back with the link in it, and the answer completes the enrollment."""
+    await desk.start()
+    desk.send(
+        mail(
+            "Ada Lovelace <ada@example.com>",
+            "Mentor enrollment",
+            f"Name: Ada Lovelace\nSkills: python\nTimezone: Europe/Berlin\nCall link: {OWN_LINK}\n",
+        )
+    )
+    asking = await desk.mail_to(ADA, "Mentor enrollment")
+    assert f"Call link: {OWN_LINK}" in text_of(asking)
+    desk.send(
+        mail(
+            "Ada Lovelace <ada@example.com>",
+            "Re: Mentor enrollment",
+            "Availability: Tue 18:00-20:00\n",
+            in_reply_to=asking.message["Message-ID"],
+        )
+    )
+    stored = await desk.until(lambda store: store.mentor(ADA))
+    assert stored["call_link"] == OWN_LINK
+    [_, confirmation] = await desk.replies_to(ADA, 2)
+    assert f"Call link:     {OWN_LINK}" in text_of(confirmation)
