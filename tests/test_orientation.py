@@ -235,3 +235,48 @@ def test_a_welcome_cannot_carry_markup_or_script_links() -> None:
         welcome.html
     )
     assert welcome.subject == "Welcome"
+
+
+def test_a_welcome_and_its_mark_are_kept_or_lost_together(desk: Desk) -> None:
+    """The mark and the email are written in the caller's transaction: a message whose
+    handling fails half-way (or a crash before it is stored) leaves neither, so the
+    replay sends the welcome exactly once."""
+    from datetime import UTC, datetime
+
+    from mentordesk.flows.desks import build_desks
+    from mentordesk.flows.orientation import MENTOR, welcomed_key
+    from mentordesk.mailer.compose import Renderer
+    from mentordesk.state.store import Store
+
+    from .test_claims import mentor
+
+    orientation(desk)
+    now = datetime.now(UTC)
+    store = Store(desk.config.state.path, fsync=False)
+    try:
+        desks = build_desks(desk.config, store, Renderer())
+        with pytest.raises(RuntimeError), store.transaction():
+            store.save_mentor(mentor(ADA, "Ada Lovelace", ["python"]))
+            assert desks.orientation.welcome_mentor(ADA, now)
+            raise RuntimeError("the rest of the message's handling failed")
+        assert store.meta(welcomed_key(MENTOR, ADA)) is None
+        assert not [i for i in store.outbox() if i["kind"] == "orientation_welcome"]
+    finally:
+        store.close()
+    # Reopened from disk, as after a restart: the replay welcomes once.
+    store = Store(desk.config.state.path, fsync=False)
+    try:
+        desks = build_desks(desk.config, store, Renderer())
+        with store.transaction():
+            store.save_mentor(mentor(ADA, "Ada Lovelace", ["python"]))
+            assert desks.orientation.welcome_mentor(ADA, now)
+        with store.transaction():
+            assert not desks.orientation.welcome_mentor(ADA, now)
+    finally:
+        store.close()
+    store = Store(desk.config.state.path, fsync=False, read_only=True)
+    try:
+        assert store.meta(welcomed_key(MENTOR, ADA))
+        assert len([i for i in store.outbox() if i["kind"] == "orientation_welcome"]) == 1
+    finally:
+        store.close()

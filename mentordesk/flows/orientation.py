@@ -81,19 +81,21 @@ class Orientation:
             },
             default_subject=f"Welcome to {program.name}",
         )
-        self.store.set_meta(key, iso(now))
-        self.postman.send(
-            "orientation_welcome",
-            to=email,
-            to_name=name,
-            now=now,
-            context={
-                "subject": welcome.subject,
-                "body_text": welcome.text,
-                "body_html": Markup(welcome.html),  # rendered with raw HTML off
-            },
-            thread=("mentor", email) if role == MENTOR else ("request", number),
-            request=number,
-        )
-        self.store.audit("welcomed", now=now, role=role, to=email, request=number)
+        # One transaction (joining the caller's, if any): the mark and the email together.
+        with self.store.transaction():
+            self.store.set_meta(key, iso(now))
+            self.postman.send(
+                "orientation_welcome",
+                to=email,
+                to_name=name,
+                now=now,
+                context={
+                    "subject": welcome.subject,
+                    "body_text": welcome.text,
+                    "body_html": Markup(welcome.html),  # rendered with raw HTML off
+                },
+                thread=("mentor", email) if role == MENTOR else ("request", number),
+                request=number,
+            )
+            self.store.audit("welcomed", now=now, role=role, to=email, request=number)
         return True
