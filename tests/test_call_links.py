@@ -6,6 +6,7 @@ and through a move."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -229,3 +230,33 @@ async def test_a_call_link_given_in_an_incomplete_enrollment_is_kept(desk: Desk)
     assert stored["call_link"] == OWN_LINK
     [_, confirmation] = await desk.replies_to(ADA, 2)
     assert f"Call link:     {OWN_LINK}" in text_of(confirmation)
+
+
+async def test_the_reminder_says_where_to_join(tmp_path: Path) -> None:
+    """The reminder a day before carries the session's room (sweep with a fake clock)."""
+    from datetime import timedelta
+
+    from mentordesk.flows.session_steps import session_reminders_step
+    from mentordesk.state.store import from_iso
+    from mentordesk.timers import Registry
+
+    from .test_session_timers import booked
+    from .timetravel import Harness
+    from .timetravel import text_of as text_of_email
+
+    registry = Registry()
+    registry.register_sweep_step("session reminders", session_reminders_step)
+    harness = await Harness(
+        tmp_path, registry, sessions={"call_link": "https://meet.jit.si/{program}-{random}"}
+    ).open()
+    try:
+        session = await booked(harness)
+        assert ROOM.fullmatch(session["room"])
+        harness.clock.now = from_iso(session["start"]) - timedelta(hours=23)
+        assert (await harness.sweep())["session reminders"] == 1
+        reminders = await harness.sent("session_reminder")
+        assert len(reminders) == 2
+        for reminder in reminders:
+            assert f"{session['room']}." in text_of_email(reminder)
+    finally:
+        await harness.close()
