@@ -260,3 +260,26 @@ async def test_the_reminder_says_where_to_join(tmp_path: Path) -> None:
             assert f"{session['room']}." in text_of_email(reminder)
     finally:
         await harness.close()
+
+
+async def test_a_mentor_adds_and_removes_their_link_by_a_one_line_reply(desk: Desk) -> None:
+    from .test_claims import mentor, seed
+
+    seed(desk, [mentor(ADA, "Ada Lovelace", ["python"])])
+    await desk.start()
+    desk.send(
+        mail("Ada Lovelace <ada@example.com>", "Re: Mentor enrollment", f"Call link: {OWN_LINK}\n")
+    )
+    added = await desk.until(lambda store: (store.mentor(ADA) or {}).get("call_link"))
+    assert added == OWN_LINK
+    [confirmation] = await desk.replies_to(ADA, 1)
+    assert f"Call link:     {OWN_LINK}" in text_of(confirmation)
+    assert "Your mentor details are updated." in text_of(confirmation)
+    async with desk.store() as store:
+        kept = store.mentor(ADA)
+        assert kept is not None and kept["availability"] == [[1, 1080, 1200]]  # kept
+
+    desk.send(mail("Ada Lovelace <ada@example.com>", "Re: Mentor enrollment", "Call link: none\n"))
+    await desk.replies_to(ADA, 2)
+    async with desk.store() as store:
+        assert (store.mentor(ADA) or {}).get("call_link") == ""
