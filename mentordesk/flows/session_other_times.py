@@ -1,7 +1,7 @@
 """Other times, one click: the invitation offers a few other times that suit both people,
 each a signed link; the page behind it moves the session there (``SessionDesk`` joins
-this part). And the session's video-call link: the mentor's own, else the room made
-from ``[sessions] call_link`` when the session was created.
+this part). And a new session's own video-call room, made once from ``[sessions]
+call_link`` and kept through every move (``calendar/conference.py`` says which link wins).
 
 A link names the session, the SEQUENCE of the invitation it came in, and the time
 (``session-time`` links, object ``"<uid> <sequence> <start>"``). It works only while that
@@ -12,7 +12,6 @@ since, a session moved, cancelled or held since, says so and changes nothing.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,8 +23,6 @@ from ..state.store import from_iso, iso
 from ..views import request_view
 from .session_parts import SessionParts
 from .session_times import CHOICES_APART, spread_choices, when_text
-
-log = logging.getLogger(__name__)
 
 OTHER_TIMES = 3  # offered in each invitation
 TIME_PURPOSE = "session-time"
@@ -57,8 +54,6 @@ class TimeOffer:
         try:
             start = from_iso(parts[2])
         except ValueError:
-            return None
-        if start.tzinfo is None:
             return None
         return cls(parts[0], int(parts[1]), start)
 
