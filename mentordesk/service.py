@@ -55,6 +55,8 @@ class Notifier:
             target = "\0" + target[1:]
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                # Never block the event loop: should systemd not read, the line is lost.
+                sock.setblocking(False)
                 sock.sendto(state.encode(), target)
         except OSError as exc:
             log.warning("cannot notify systemd at %s: %s", self.address, exc)
@@ -80,6 +82,7 @@ def run_service(config: Config, notifier: Notifier | None = None) -> int:
 async def _serve(config: Config, notifier: Notifier) -> int:
     from .daemon import Daemon
 
+    log.info("mentordesk %s starting: %s", __version__, _describe(config))
     daemon = Daemon(config)
     loop = asyncio.get_running_loop()
     stopped_by: list[str] = []
@@ -98,7 +101,7 @@ async def _serve(config: Config, notifier: Notifier) -> int:
     await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
     watchdog: asyncio.Task[None] | None = None
     if ready.done():
-        log.info("mentordesk %s started: %s", __version__, _describe(config))
+        log.info("mentordesk running (pid %d)", os.getpid())
         notifier.send("READY=1")
         watchdog = asyncio.create_task(notifier.keep_alive(), name="watchdog")
     else:
