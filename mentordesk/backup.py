@@ -227,7 +227,7 @@ def restore(config: Config, src: Path) -> Path | None:
         floors: dict[str, int] = {}
         present = [path.with_name(path.name + s) for s in _STATE_SUFFIXES]
         present = [p for p in present if p.exists() and p.stat().st_size]
-        if path.exists():
+        if present:
             current = Database(path, fsync=False, read_only=True)
             floors = current.high_waters()
             current.close()
