@@ -69,23 +69,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 code = run_connect_checks(config)
             return code
-        if args.command == "status":
+        if args.command in ("status", "report", "export"):
             from .backup import require_state
-            from .status import print_status
 
             config = load_config(args.config)
-            require_state(config)
+            require_state(config)  # a mistyped path must not read as an empty program
+        if args.command == "status":
+            from .status import print_status
+
             return print_status(config)
         if args.command == "run":
             return run_daemon(load_config(args.config))
         if args.command == "report":
             from .reports import print_report
 
-            return print_report(load_config(args.config), args.topic)
+            return print_report(config, args.topic)
         if args.command == "export":
             from .reports import run_export
 
-            return run_export(load_config(args.config), Path(args.csv))
+            return run_export(config, Path(args.csv))
         if args.command == "office-hours":
             from .admin import run_office_hours
 

@@ -405,7 +405,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         raw = tomllib.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
-            f"{source}: no such file. Copy the config.toml shipped with mentordesk "
+            f"{source}: no such file. Write a commented one with `mentordesk init DIR` "
             "and pass its path with --config."
         ) from None
     except (OSError, UnicodeDecodeError) as exc:

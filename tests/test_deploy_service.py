@@ -239,10 +239,8 @@ def test_status_on_a_missing_state_says_so(tmp_path: Path) -> None:
         "secret_env = 'MD_TEST_SECRET'\n[state]\npath = 'stat/md.db'\n",
         "utf-8",
     )
-    for command in ("status", "backup"):
-        args = [*CLI, command, "--config", str(path)]
-        if command == "backup":
-            args.append(str(tmp_path / "backup"))
+    for command in (["status"], ["backup", str(tmp_path / "b")], ["export", "--csv", "x"]):
+        args = [*CLI, *command, "--config", str(path)]
         result = subprocess.run(
             args, capture_output=True, text=True, cwd=ROOT, env=environ(), timeout=60, check=False
         )
