@@ -26,11 +26,9 @@ from .config import Config, InboxConfig, SmtpConfig
 from .errors import MailSourceError
 from .inbox.imap import ImapSource, failure_reason
 from .mailer.transport import SmtpTransport
+from .web import WILDCARD_HOSTS
 
 __all__ = ["Check", "connect_checks", "startup_problem", "state_folder_check", "web_port_check"]
-
-# Matches web.py: these hosts listen on every address, loopback included.
-_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ def web_port_check(config: Config) -> Check:
     """Can the daemon listen on [web] host:port (and on 127.0.0.1 for the CLI)?"""
     host, port = config.web.host, config.web.port
     hosts = [host]
-    if host not in _WILDCARD_HOSTS and not is_loopback(host):
+    if host not in WILDCARD_HOSTS and not is_loopback(host):  # as WebApp.start listens
         hosts.append("127.0.0.1")
     for address in hosts:
         problem = _bind_problem(address, port)

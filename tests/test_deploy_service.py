@@ -18,6 +18,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +83,15 @@ def notify_socket() -> Iterator[NotifySocket]:
         yield sock
     finally:
         sock.close()
+
+
+def healthz(port: int) -> tuple[int, dict[str, str]]:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with direct.open(f"http://127.0.0.1:{port}/healthz", timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
 
 
 def write_config(tmp_path: Path, dovecot: Dovecot, sink: SmtpSink) -> Path:
@@ -215,9 +226,12 @@ def test_an_unreachable_mailbox_at_start_is_said_once_and_retried(
                 assert daemon.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.1)
+            status, body = healthz(load_config(path, environ=ENVIRON).web.port)
+            assert status == 503 and "IMAP 127.0.0.1:" in body["inbox"], body
             dovecot.start()
             dovecot.append(PROGRAM_USER, "INBOX", mail("M <m@example.net>", "Hi", REQUEST))
             dovecot.wait_for_count(PROGRAM_USER, "Processed", 1, timeout_s=60)
+            assert healthz(load_config(path, environ=ENVIRON).web.port)[0] == 200
             daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(timeout=60) == 0
         finally:
