@@ -4,8 +4,9 @@ Copying the state's files by hand can catch a compaction halfway (a new snapshot
 old journal). A backup is instead written by the state's one writer, between two
 transactions: while the daemon runs, the CLI asks it through the admin route
 (``POST /admin/backup``, signed and loopback-only like the office-hours commands, see
-``admin.py``) and the daemon's writer thread writes it; when no daemon runs, the CLI
-takes the state's lock itself and writes it.
+``admin.py``) and the daemon's writer thread writes it beside the state (the one place
+a hardened service may write), whence the CLI moves it to DEST; when no daemon runs,
+the CLI takes the state's lock itself and writes it.
 
 A backup is a folder holding a state of its own — ``<name>`` (a snapshot) and
 ``<name>.marks`` (its high-water marks), no journal — and ``mentordesk-backup.json``
@@ -84,7 +85,16 @@ def take_backup(config: Config, dest: Path) -> dict[str, Any]:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise MentordeskError(f"{dest} exists and is not an empty folder; choose a new one")
     answer = _ask_daemon(config, {"action": "backup", "dest": str(dest)})
-    if answer is None:
+    if answer is not None:
+        staged = Path(str(answer["staged"]))
+        try:
+            shutil.move(staged, dest)
+        except OSError as exc:
+            raise MentordeskError(
+                f"the daemon wrote the backup to {staged}, but it cannot be moved to {dest}: "
+                f"{exc.strerror or exc}. Run the command as root or as the service's user"
+            ) from None
+    else:
         with _state_lock(config.state.path, doing="back up"):
             db = Database(config.state.path, fsync=True, read_only=True)
             try:
@@ -126,20 +136,23 @@ async def serve_backup(
     try:
         ticket = check_admin_token(config.secret, unsafe_token, body, now)
         command = json.loads(body)
-        dest = Path(str(command["dest"]))
+        if command.get("action") != "backup":
+            raise ValueError("not a backup")
     except TokenError as exc:
         return web.json_response({"error": str(exc)}, status=403)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, AttributeError):
         return web.json_response({"error": "the request is not a backup command"}, status=400)
-    if not dest.is_absolute():
-        return web.json_response({"error": "the backup folder must be absolute"}, status=400)
+    # Written beside the state, the one place the daemon may write (under systemd's
+    # ProtectSystem=strict); the CLI moves it to where its user asked.
+    staged = config.state.path.with_name(f".{config.state.path.name}.backup-{ticket.nonce}")
 
     def backup_once() -> dict[str, Any]:
         store = writer.store
         if store is None:
             raise StoreError("the state is not open")
         spend_admin_nonce(store, ticket, now)
-        return write_backup(store.db, dest, store.db.path.name, through="daemon")
+        manifest = write_backup(store.db, staged, store.db.path.name, through="daemon")
+        return {**manifest, "staged": str(staged)}
 
     try:
         manifest = await writer.call(backup_once)
@@ -147,7 +160,7 @@ async def serve_backup(
         return web.json_response({"error": str(exc)}, status=403)
     except MentordeskError as exc:
         return web.json_response({"error": str(exc)}, status=500)
-    log.info("backup written to %s", dest)
+    log.info("backup written to %s for the CLI", staged)
     return web.json_response(manifest)
 
 
@@ -254,4 +267,17 @@ def restore(config: Config, src: Path) -> Path | None:
             db.raise_high_water(mark, value)
     finally:
         db.close()
+    _owned_like_the_folder(path)
     return kept
+
+
+def _owned_like_the_folder(path: Path) -> None:
+    """Run as root for a service's state (systemd's DynamicUser): hand the restored files
+    to the folder's owner, or the service could not open them."""
+    if os.geteuid() != 0:
+        return
+    owner = path.parent.stat()
+    for suffix in _STATE_SUFFIXES:
+        file = path.with_name(path.name + suffix)
+        if file.exists():
+            os.chown(file, owner.st_uid, owner.st_gid)

@@ -92,6 +92,8 @@ async def test_backup_during_an_intake_restores_that_moment(
     )
     assert code == 0, err
     assert f"written to {dest} by the running daemon" in out
+    # The daemon wrote it beside the state; nothing is left there once it is moved.
+    assert not list(config.state.path.parent.glob(".*backup*"))
     await desk.processed(INTAKE, timeout_s=300)
     await desk.stop()
 

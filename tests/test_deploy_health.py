@@ -9,18 +9,22 @@ parser and its counts match what the test did. The time limits are checked on th
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mentordesk.health import Health, HealthRules, OutboxFacts
 from mentordesk.state.store import Store, StoreWriter
 from tests.desk import Desk, mail
 from tests.forms import press
+from tests.servers import PROGRAM_PASSWORD, PROGRAM_USER
 from tests.test_claims import REQUEST, TEAM, links, seed
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -71,7 +75,7 @@ async def quiet_outbox(desk: Desk) -> int:
 
 
 async def test_healthz_follows_the_mailbox_and_metrics_count_what_happened(
-    desk: Desk, http: aiohttp.ClientSession
+    desk: Desk, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     seed(desk, TEAM)
     await desk.start()
@@ -95,8 +99,10 @@ async def test_healthz_follows_the_mailbox_and_metrics_count_what_happened(
 
     # A claim shows in the latency histogram.
     invite = await desk.mail_to("ada@example.com", "would like help")
-    async with press(http, links(invite, "claim")[0]) as response:
-        assert response.status == 200
+    with caplog.at_level(logging.INFO, logger="mentordesk"):
+        async with press(http, links(invite, "claim")[0]) as response:
+            assert response.status == 200
+    assert "claimed MD-0001 by ada@example.com (via web)" in caplog.messages
     samples = await scrape(http, desk)
     assert total(samples, "mentordesk_claim_latency_seconds_count") == 1
     assert total(samples, "mentordesk_claim_latency_seconds_bucket", le="+Inf") == 1
@@ -114,6 +120,18 @@ async def test_healthz_follows_the_mailbox_and_metrics_count_what_happened(
     samples = await scrape(http, desk)
     assert total(samples, "mentordesk_mailbox_reconnects_total") == 1
     assert total(samples, "mentordesk_messages_total", kind="request") == 3
+
+
+async def test_a_refused_login_is_503_until_the_password_works(
+    desk: Desk, http: aiohttp.ClientSession
+) -> None:
+    desk.dovecot.add_user(PROGRAM_USER, "changed-by-the-admin")  # ours is now wrong
+    await desk.start()
+    body = await until_health(http, desk, 503, "inbox")
+    assert "login as 'mentors@program.test' failed: [AUTHENTICATIONFAILED]" in body["inbox"]
+    assert PROGRAM_PASSWORD not in json.dumps(body)
+    desk.dovecot.add_user(PROGRAM_USER, PROGRAM_PASSWORD)
+    assert await until_health(http, desk, 200) == {"status": "ok"}
 
 
 async def test_healthz_says_when_mail_waits_for_a_server_that_is_down(
