@@ -17,7 +17,7 @@ from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
-__all__ = ["FORMATS", "hide_secrets", "setup_logging"]
+__all__ = ["FORMATS", "hide_secrets", "log_handler", "setup_logging"]
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -46,6 +46,21 @@ class _Redacting(logging.Formatter):
 
 def setup_logging(level: int, log_format: str = "text", stream: TextIO | None = None) -> None:
     """Log to ``stream`` (stderr) at ``level``, as text lines or JSON objects."""
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if isinstance(old.formatter, _Redacting):
+            root.removeHandler(old)
+    # Like logging.basicConfig: a host that set up logging already (a test runner, an
+    # embedding program) keeps its handlers and its level.
+    if not root.handlers:
+        root.addHandler(log_handler(log_format, stream or sys.stderr))
+        root.setLevel(level)
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def log_handler(log_format: str, stream: TextIO) -> logging.Handler:
+    """A handler writing ``log_format`` lines to ``stream``, secrets cut out."""
     if log_format not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {log_format!r}")
     inner: logging.Formatter
@@ -56,29 +71,20 @@ def setup_logging(level: int, log_format: str = "text", stream: TextIO | None = 
         )
     else:
         inner = logging.Formatter(TEXT_FORMAT)
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        if isinstance(old.formatter, _Redacting):
-            root.removeHandler(old)
-    # Like logging.basicConfig: a host that set up logging already (a test runner, an
-    # embedding program) keeps its handlers and its level.
-    if not root.handlers:
-        handler = logging.StreamHandler(stream or sys.stderr)
-        handler.setFormatter(_Redacting(inner))
-        root.addHandler(handler)
-        root.setLevel(level)
-    for name in _QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_Redacting(inner))
+    return handler
 
 
-def hide_secrets(secrets: Iterable[str]) -> None:
-    """Cut these values (and their JSON-escaped forms) out of every line logged from now."""
+def hide_secrets(secrets: Iterable[str], handlers: Iterable[logging.Handler] | None = None) -> None:
+    """Cut these values (and their JSON-escaped forms) out of every line the handlers
+    (the root logger's) write from now."""
     wanted = set()
     for secret in secrets:
         if len(secret) >= _MIN_SECRET_CHARS:
             wanted.add(secret)
             wanted.add(json.dumps(secret)[1:-1])  # as it appears inside a JSON string
-    for handler in logging.getLogger().handlers:
+    for handler in logging.getLogger().handlers if handlers is None else handlers:
         formatter = handler.formatter
         if isinstance(formatter, _Redacting):
             # Longest first, so a secret containing another is cut whole.
