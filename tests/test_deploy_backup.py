@@ -18,8 +18,10 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from mentordesk.admin import admin_token
 from mentordesk.cli import main
 from mentordesk.config import Config
 from mentordesk.reports import export_csv
@@ -201,3 +203,27 @@ def test_an_old_state_is_upgraded_and_kept(tmp_path: Path) -> None:
     Store(path, fsync=False).close()
     assert kept.stat().st_mtime_ns == stamp
     shutil.rmtree(tmp_path / "state")
+
+
+async def test_the_backup_route_wants_a_fresh_signed_request(
+    desk: Desk, http: aiohttp.ClientSession
+) -> None:
+    await desk.start()
+    url = f"http://127.0.0.1:{desk.web_port}/admin/backup"
+    body = json.dumps({"action": "backup", "dest": "/tmp/x"}, sort_keys=True).encode()
+    async with http.post(url, data=body, headers={"Authorization": "Bearer forged"}) as answer:
+        assert answer.status == 403
+    token = admin_token(desk.config.secret, body, datetime.now(UTC))
+    headers = {"Authorization": f"Bearer {token}"}
+    async with http.post(url, data=body, headers=headers) as answer:
+        assert answer.status == 200
+        staged = Path((await answer.json())["staged"])
+    assert (staged / "mentordesk-backup.json").exists()
+    async with http.post(url, data=body, headers=headers) as answer:  # the same, again
+        assert answer.status == 403
+        assert "received already" in (await answer.json())["error"]
+    async with http.post(
+        url, data=body, headers={**headers, "X-Forwarded-For": "192.0.2.1"}
+    ) as answer:
+        assert answer.status == 403  # through a proxy: not this machine's loopback
+    shutil.rmtree(staged)
