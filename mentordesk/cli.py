@@ -1,17 +1,18 @@
-"""The ``mentordesk`` command: run, check-config, status, office-hours, report, export, demo."""
+"""The ``mentordesk`` command: run, check-config, status, office-hours, report, export, demo,
+init, backup, restore (the last three in ``deploy_cli.py``)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import __version__
 from .config import Config, load_config
 from .errors import MentordeskError
+from .logs import FORMATS, setup_logging
 
 DEFAULT_CONFIG = "config.toml"
 
@@ -22,10 +23,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Runs a volunteer mentoring program over email and calendars.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("--version", action="version", version=f"mentordesk {__version__}")
+    parser.add_argument(
+        "--log-format", choices=FORMATS, default="text", help="log lines as text or JSON"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the daemon until interrupted")
     check = commands.add_parser("check-config", help="check the configuration and exit")
+    check.add_argument(
+        "--connect", action="store_true", help="also log in to the servers and check the machine"
+    )
     status = commands.add_parser("status", help="show mentors and open requests")
     for sub in (run, check, status):
         sub.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
@@ -42,34 +50,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sub in (report, export):
         sub.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
     from .admin import add_office_hours_commands
+    from .deploy_cli import add_deploy_commands
 
     add_office_hours_commands(commands)
+    add_deploy_commands(commands, DEFAULT_CONFIG)
 
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
     if args.command == "demo" and not args.verbose:
         level = logging.WARNING  # the demo prints its own story; the log would interleave
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(level, args.log_format)
     try:
         if args.command == "check-config":
-            return check_config(load_config(args.config))
+            config = load_config(args.config)
+            code = check_config(config)
+            if args.connect:
+                from .deploy_cli import run_connect_checks
+
+                code = run_connect_checks(config)
+            return code
+        if args.command in ("status", "report", "export"):
+            from .backup import require_state
+
+            config = load_config(args.config)
+            require_state(config)  # a mistyped path must not read as an empty program
         if args.command == "status":
             from .status import print_status
 
-            return print_status(load_config(args.config))
+            return print_status(config)
         if args.command == "run":
             return run_daemon(load_config(args.config))
         if args.command == "report":
             from .reports import print_report
 
-            return print_report(load_config(args.config), args.topic)
+            return print_report(config, args.topic)
         if args.command == "export":
             from .reports import run_export
 
-            return run_export(load_config(args.config), Path(args.csv))
+            return run_export(config, Path(args.csv))
         if args.command == "office-hours":
             from .admin import run_office_hours
 
@@ -78,6 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return run_demo(Path(args.keep) if args.keep else None)
+        if args.command in ("init", "backup", "restore"):
+            from . import deploy_cli
+
+            if args.command == "init":
+                return deploy_cli.run_init(Path(args.dir))
+            if args.command == "backup":
+                return deploy_cli.run_backup(load_config(args.config), Path(args.dest))
+            return deploy_cli.run_restore(load_config(args.config), Path(args.src))
     except MentordeskError as exc:
         print(f"mentordesk: {exc}", file=sys.stderr)
         return 2
@@ -99,20 +125,9 @@ def _describe_endpoint(kind: str, host: str, port: int, path: Path) -> str:
 
 
 def run_daemon(config: Config) -> int:
-    from .daemon import Daemon
+    from .service import run_service
 
-    async def serve() -> None:
-        daemon = Daemon(config)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, daemon.stop)
-        logging.getLogger("mentordesk").info(
-            "mentordesk running for %s <%s>", config.program.name, config.program.address
-        )
-        await daemon.run()
-
-    asyncio.run(serve())
-    return 0
+    return run_service(config)
 
 
 if __name__ == "__main__":

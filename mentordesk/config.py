@@ -67,6 +67,13 @@ def _port(value: Any) -> int:
     return number
 
 
+def _server_port(value: Any) -> int:
+    number = _int(value)
+    if not 1 <= number <= 65535:
+        raise _Invalid(f"must be the server's port number, 1–65535, got {number}")
+    return number
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Invalid(f"expected true or false, got {value!r}")
@@ -189,13 +196,14 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "kind": (_choice("imap", "maildir"), "maildir", '"imap"'),
         "path": (_nonempty, "state/mail", '"state/mail"'),
         "host": (_nonempty, "127.0.0.1", '"imap.program.org"'),
-        "port": (_port, 993, "993"),
+        "port": (_server_port, 993, "993"),
         "tls": (_choice("ssl", "starttls", "none"), "ssl", '"ssl"'),
         "username": (_str, "", '"mentors@program.org"'),
         "password_env": (_env_name, "", '"MENTORDESK_IMAP_PASSWORD"'),
         "folder": (_nonempty, "INBOX", '"INBOX"'),
         "processed_folder": (_nonempty, "Processed", '"Processed"'),
         "quarantine_folder": (_nonempty, "Quarantine", '"Quarantine"'),
+        "create_folders": (_bool, True, "true"),
         "idle": (_bool, True, "true"),
         "poll_interval": (_duration, "30s", '"30s"'),
         "max_attempts": (_positive_int, 3, "3"),
@@ -208,7 +216,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "kind": (_choice("smtp", "maildir"), "maildir", '"smtp"'),
         "path": (_nonempty, "state/mail", '"state/mail"'),
         "host": (_nonempty, "127.0.0.1", '"smtp.program.org"'),
-        "port": (_port, 587, "587"),
+        "port": (_server_port, 587, "587"),
         "tls": (_choice("ssl", "starttls", "none"), "starttls", '"starttls"'),
         "username": (_str, "", '"mentors@program.org"'),
         "password_env": (_env_name, "", '"MENTORDESK_SMTP_PASSWORD"'),
@@ -309,6 +317,7 @@ class InboxConfig:
     batch_size: int
     require_authentication: bool
     authserv_id: str
+    create_folders: bool = True  # may processed_folder and quarantine_folder be created
     password: str = field(default="", repr=False)
 
 
@@ -420,7 +429,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         raw = tomllib.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
-            f"{source}: no such file. Copy the config.toml shipped with mentordesk "
+            f"{source}: no such file. Write a commented one with `mentordesk init DIR` "
             "and pass its path with --config."
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -489,6 +498,8 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
             raise fail(table, key, f"the environment variable {name} is not set")
         return value
 
+    if values["inbox"]["kind"] == "imap" and not values["inbox"]["username"].strip():
+        raise fail("inbox", "username", 'is required with kind = "imap"', '"mentors@program.org"')
     inbox_password = secret_from(
         "inbox",
         "password_env",

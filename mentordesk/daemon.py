@@ -37,6 +37,7 @@ from .flows.claims import ClaimDesk
 from .flows.office_hours import OfficeHoursDesk
 from .flows.router import Coordinator, Outcome, describe, temporary
 from .flows.sessions import SessionDesk
+from .health import HealthRules
 from .inbox.source import MailSource, RawMessage, open_source
 from .mailer.compose import Renderer
 from .mailer.outbox import OutboxSender
@@ -136,12 +137,17 @@ class Daemon:
         """Run until stop() is called (or the task is cancelled)."""
         await self.start()
         assert self.sender is not None
-        await self.start_web()
+        try:
+            await self.start_web()
+        except BaseException:
+            await self.close()  # the state's lock and threads go with the failed start
+            raise
         assert self.coordinator is not None
         self.timers = Scheduler(
             self.config, self.writer, self.coordinator, self.clock, changed=self.sender.poke
         )
         self.timers.start()
+        self.health.expect(HealthRules.from_config(self.config))
         tasks = [
             asyncio.create_task(self._read_inbox_forever(), name="inbox"),
             asyncio.create_task(self.sender.run(self.stop_event), name="outbox"),
@@ -194,12 +200,13 @@ class Daemon:
         """Read mail until stop(). Supervised: whatever is raised is logged, shown on
         /healthz, and followed by a back-off; then the reader reads on."""
         backoff = Backoff(max_s=self.config.inbox.poll_interval.total_seconds() or 60.0)
-        connected = False
+        connected = reached = False
         while not self.stop_event.is_set():
             try:
                 if not connected:
                     await self._in_mailbox_thread(self._source().connect)
-                    connected = True
+                    connected = reached = True
+                    self.writer.metrics.mailbox_connected()
                     log.info("mailbox connected")
                 await self._wait_for_the_outbox()
                 batch = await self._process_batch()
@@ -215,6 +222,13 @@ class Daemon:
                         self._source().wait, self.config.inbox.poll_interval.total_seconds()
                     )
             except MailSourceError as exc:
+                if not reached and backoff.failures == 0:
+                    log.error(
+                        "cannot reach the mailbox: %s — mentordesk keeps trying; /healthz "
+                        "answers 503 until it can (`mentordesk check-config --connect` "
+                        "tells what to fix)",
+                        exc,
+                    )
                 connected = False
                 await self._close_mailbox()
                 await self._back_off(backoff, f"mailbox: {exc}", reconnect=True)
@@ -278,6 +292,10 @@ class Daemon:
             if self.sender is not None:
                 self.sender.poke()  # their emails may go while the next ones are handled
         done = list(zip(batch, outcomes, strict=True))
+        for raw, outcome in done:
+            self.writer.metrics.message_handled(
+                raw.key, outcome.status, outcome.kind, outcome.request
+            )
         settled = [raw for raw, outcome in done if outcome.settled]
         quarantined = [raw for raw, outcome in done if outcome.status == "quarantined"]
         if settled:

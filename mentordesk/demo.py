@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from importlib import resources
 from pathlib import Path
 
 import aiohttp
 
 from .config import Config, load_config
 from .daemon import Daemon
+from .deploy_cli import shipped_config
 from .state.store import Store
 from .status import render_status
 
@@ -144,7 +144,7 @@ def morning_mail() -> list[tuple[str, bytes]]:
 
 
 def _default_config_text() -> str:
-    return resources.files("mentordesk").joinpath("default_config.toml").read_text("utf-8")
+    return shipped_config()
 
 
 def _drop(inbox: mailbox.Maildir, messages: Iterable[bytes]) -> None:

@@ -58,6 +58,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -355,6 +356,7 @@ class Scheduler:
         """Run every sweep step, then every daily or yearly job that is due, at ``now``
         (default: the clock). Returns step name → actions, for the steps that ran."""
         async with self._lock:
+            started = monotonic()
             moment = self.clock() if now is None else now
             done: dict[str, int] = {}
             for name, fn in list(self.registry.sweep_steps.items()):
@@ -365,6 +367,8 @@ class Scheduler:
                 count = await self._guarded(job.name, self._run_calendar_job, job, moment)
                 if count is not None:
                     done[job.name] = count
+            self.writer.metrics.swept(monotonic() - started)
+            self.writer.health.fine("sweep")
         if any(done.values()):
             log.info(
                 "sweep at %s: %s",

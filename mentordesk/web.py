@@ -26,7 +26,9 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
                            zone (?tz= from the browser where we know none)  POST: book it
     GET  /feed/{token}.ics a person's calendar feed (sessions, office hours; text/calendar)
     POST /admin/office-hours  the CLI's office-hours commands (JSON; loopback, signed, once)
-    GET  /healthz          liveness for monitoring
+    POST /admin/backup     ``mentordesk backup`` (backup.py; loopback, signed, once)
+    GET  /healthz          liveness for monitoring (health.py)
+    GET  /metrics          Prometheus text format (metrics.py)
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import jinja2
 from aiohttp import web
 
 from .admin import AdminTicket, check_admin_token, is_loopback, spend_admin_nonce
+from .backup import BACKUP_PATH, serve_backup
 from .config import Config
 from .errors import OfficeHoursError
 from .feed import FEED_OBJECT, FEED_PURPOSE
@@ -61,6 +64,7 @@ from .flows.feedback_results import RATINGS
 from .flows.office_hours import OfficeHoursDesk
 from .flows.sessions import SessionDesk
 from .inbox.zones import resolve_timezone
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .state.store import StoreWriter
 from .tokens import (
     FORM_FIELD,
@@ -209,8 +213,10 @@ class WebApp:
             [
                 web.get("/", self.home),
                 web.get("/healthz", self.healthz),
+                web.get("/metrics", self.metrics),
                 web.get("/feed/{token}.ics", self.feed),
                 web.post("/admin/office-hours", self.admin_office_hours),
+                web.post(BACKUP_PATH, self.admin_backup),
                 web.get("/claim/{token}", self.claim_page),
                 web.post("/claim/{token}", self.claim),
                 web.get("/release/{token}", self.release_page),
@@ -284,10 +290,18 @@ class WebApp:
         return self.page("home.html", {})
 
     async def healthz(self, request: web.Request) -> web.Response:
-        healthy = self.writer.store is not None
+        store = self.writer.store
+        outbox = None if store is None else await self.writer.call(store.outbox_facts, self.clock())
         return web.json_response(
-            **self.writer.health.response(store_open=healthy),
+            **self.writer.health.response(store_open=store is not None, outbox=outbox),
         )
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        store = self.writer.store
+        if store is None:
+            return web.Response(status=503, text="starting\n")
+        body = await self.writer.call(self.writer.metrics.scrape, store, self.clock())
+        return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     async def claim_page(self, request: web.Request) -> web.Response:
         claims = self._verify(request, "claim")
@@ -610,6 +624,11 @@ class WebApp:
             charset="utf-8",
             headers={**SECURITY_HEADERS, "Content-Disposition": 'inline; filename="calendar.ics"'},
         )
+
+    async def admin_backup(self, request: web.Request) -> web.Response:
+        """Write a backup of the state for ``mentordesk backup`` (see ``backup.py``)."""
+        loopback = _from_loopback(request)
+        return await serve_backup(request, self.config, self.writer, loopback=loopback)
 
     async def admin_office_hours(self, request: web.Request) -> web.Response:
         """Apply one office-hours command from the CLI on this machine (see ``admin.py``).

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Everything the test suite needs: the Python test extras in .venv, and the Debian
-# packages dovecot-imapd (tests run private Dovecot instances) and chromium (browser
-# tests). Safe to run again: fast when everything is there.
+# packages dovecot-imapd (tests run private Dovecot instances), chromium (browser
+# tests) and systemd (for `systemd-analyze verify` of contrib/mentordesk.service; it
+# installs in a container without being booted, and nothing here starts it). Safe to
+# run again: fast when everything is there.
 #
 #   scripts/setup-tests.sh                 everything
 #   scripts/setup-tests.sh --python-only   skip the Debian packages (enough for `make lint`)
@@ -12,7 +14,8 @@ scripts/setup.sh
 
 STAMP=.venv/.mentordesk-test-installed
 if ! { [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] \
-    && .venv/bin/python -c 'import pytest, pytest_asyncio, aiosmtpd, playwright, vobject, hypothesis' \
+    && .venv/bin/python -c 'import pytest, pytest_asyncio, aiosmtpd, playwright, vobject, hypothesis
+import prometheus_client, pythonjsonlogger.json' \
         2>/dev/null; }; then
     echo "setup-tests.sh: installing the test extras into .venv"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
@@ -36,6 +39,7 @@ missing=()
 [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -eq 0 ]; then
     install_icaljs

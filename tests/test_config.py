@@ -84,7 +84,16 @@ def test_defaults_fill_everything_but_program(tmp_path: Path) -> None:
             r"\[inbox\] kind: 'pop3' is not one of imap, maildir\. Example: kind = \"imap\"",
         ),
         (MINIMAL + "[inbox]\nport = 'nine'\n", r"\[inbox\] port: expected a whole number"),
-        (MINIMAL + "[inbox]\nport = 70000\n", r"\[inbox\] port: must be a port number"),
+        (MINIMAL + "[inbox]\nport = 70000\n", r"\[inbox\] port: must be the server.s port number"),
+        (
+            MINIMAL + "[smtp]\nport = 0\n",
+            r"\[smtp\] port: must be the server.s port number, 1–65535, got 0",
+        ),
+        (MINIMAL + "[web]\nport = 70000\n", r"\[web\] port: must be a port number 0–65535"),
+        (
+            MINIMAL + '[inbox]\nkind = "imap"\n',
+            r"\[inbox\] username: is required with kind = \"imap\"",
+        ),
         (MINIMAL + "[inbox]\nidle = 'yes'\n", r"\[inbox\] idle: expected true or false"),
         (
             MINIMAL + "[timers]\nbump_after = 'three days'\n",
@@ -169,7 +178,8 @@ def test_check_config_command_reports_errors(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert (
-        f"mentordesk: {path}: [smtp] port: must be a port number 0–65535, got -1" in result.stderr
+        f"mentordesk: {path}: [smtp] port: must be the server's port number, 1–65535, got -1"
+        in result.stderr
     )
     good = write(tmp_path, MINIMAL)
     result = subprocess.run(

@@ -31,7 +31,7 @@ from ..state.records import (
     term_over,
 )
 from ..state.store import Store, iso
-from ..views import mentor_view, request_view
+from ..views import mentor_view, request_view, tag
 from .lifecycle import Lifecycle
 from .matching import MatchingDesk
 
@@ -143,6 +143,7 @@ class ClaimDesk:
             )
             self.store.save_request(request)
             self.store.audit("claimed", now=now, request=number, mentor=mentor_email, via=via)
+            log.info("claimed %s by %s (via %s)", tag(number), mentor_email, via)
             self._introduce(request, mentor, now, answering=answering)
             self.book(number, now)
             booked = self.store.request(number) or {}

@@ -77,6 +77,15 @@ class ImapSource:
 
     def connect(self) -> None:
         """Connect, log in and select the folder; raises MailSourceError."""
+        self.open_connection()
+        self.log_in()
+        self.select_folder()
+
+    # The three steps of connect(), apart so that ``check-config --connect`` can say
+    # which one failed. Each raises MailSourceError and leaves the source disconnected.
+
+    def open_connection(self) -> None:
+        """Reach the server (and start TLS as configured); no login yet."""
         self.close()
         config = self._config
         context = ssl.create_default_context() if config.tls != "none" else None
@@ -95,8 +104,18 @@ class ImapSource:
                 client.starttls(context)
         elif config.tls == "none" and not _is_loopback(config.host):
             log.warning('IMAP %s: logging in without TLS ([inbox] tls = "none")', self.address)
+
+    def log_in(self) -> None:
+        """Authenticate on the open connection (password login)."""
+        client = self._connected_client()
+        config = self._config
         with self._failures(f"login as {config.username!r} failed"):
             client.login(config.username, config.password)
+
+    def select_folder(self) -> None:
+        """Select ``[inbox] folder`` on the logged-in connection."""
+        client = self._connected_client()
+        config = self._config
         with self._failures(f"cannot open folder {config.folder!r}"):
             selected = client.select_folder(config.folder)
             self._can_move = client.has_capability("MOVE")
@@ -283,11 +302,25 @@ class ImapSource:
                     # folder; in a mailbox the daemon owns those are only ours.
                     client.expunge()
 
+    def has_folder(self, folder: str) -> bool:
+        """Whether ``folder`` exists on the logged-in connection."""
+        client = self._connected_client()
+        with self._failures(f"cannot look for folder {folder!r}"):
+            return bool(client.folder_exists(folder))
+
+    def ensure_folder(self, folder: str) -> None:
+        """Create ``folder`` unless it exists (as moving messages there would)."""
+        self._ensure_folder(self._connected_client(), folder)
+
     def _ensure_folder(self, client: Any, folder: str) -> None:
         if folder in self._known_folders:
             return
         with self._failures(f"cannot create folder {folder!r}"):
             if not client.folder_exists(folder):
+                if not self._config.create_folders:
+                    raise imaplib.IMAP4.error(
+                        "it does not exist, and [inbox] create_folders = false"
+                    )
                 try:
                     client.create_folder(folder)
                 except imaplib.IMAP4.error:
@@ -337,6 +370,12 @@ def _size(sizes: dict[Any, Any], uid: int) -> int:
         return int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
     except (TypeError, ValueError):
         return 0
+
+
+def failure_reason(exc: MailSourceError) -> str:
+    """What the server or the network said, without the "IMAP host:port: doing:" part."""
+    cause = exc.__cause__
+    return _describe(cause) if cause is not None else str(exc)
 
 
 def _describe(exc: BaseException) -> str:

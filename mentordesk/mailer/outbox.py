@@ -442,13 +442,18 @@ class OutboxSender:
                 attempts,
                 int(delay.total_seconds()),
             )
+            self.writer.metrics.email_retried(item)
+            self.writer.health.trouble("smtp", str(exc))
             await self.writer.call(self._retry_later, item, str(exc), self.clock() + delay)
             self.poke()  # the loop may be sleeping past the new due time
         except PermanentDeliveryError as exc:
+            self.writer.metrics.email_failed(item)
+            self.writer.health.fine("smtp")  # the server answered; the message was wrong
             await self.writer.call(self._fail, item, exc)
             self.poke()  # telling the coordinator stored an email of its own
         else:
-            log.info("sent %s (%s) to %s", item.message_id, item.kind, ", ".join(item.recipients))
+            self.writer.metrics.email_sent(item)  # and its log line
+            self.writer.health.fine("smtp")
             return self._mark_sent(item)
         return None
 

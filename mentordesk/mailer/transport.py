@@ -167,12 +167,23 @@ class SmtpTransport:
         return await self._transaction(self._smtp, message, sender, recipients)
 
     async def _connect(self) -> aiosmtplib.SMTP:
+        smtp = await self.open_session()
+        try:
+            await self.log_in(smtp)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    # The two steps of a connection, apart so that ``check-config --connect`` can say
+    # which one failed. Both raise aiosmtplib's exceptions (or OSError) untranslated.
+
+    async def open_session(self) -> aiosmtplib.SMTP:
+        """Connect: the greeting, EHLO and STARTTLS as configured; no login yet."""
         tls = self._config.tls
         smtp = aiosmtplib.SMTP(
             hostname=self._config.host,
             port=self._config.port,
-            username=self._config.username or None,
-            password=self._config.password if self._config.username else None,
             local_hostname=self._local_hostname,
             timeout=self._config.timeout.total_seconds(),
             use_tls=tls == "ssl",
@@ -180,9 +191,14 @@ class SmtpTransport:
             start_tls=tls == "starttls",
             tls_context=self._tls_context,
         )
-        await smtp.connect()  # greeting, then STARTTLS and AUTH as configured
+        await smtp.connect()
         log.debug("connected to SMTP server %s (tls=%s)", self._where, tls)
         return smtp
+
+    async def log_in(self, smtp: aiosmtplib.SMTP) -> None:
+        """Authenticate on ``smtp`` (password login), when [smtp] username is set."""
+        if self._config.username:
+            await smtp.login(self._config.username, self._config.password)
 
     @staticmethod
     async def _transaction(

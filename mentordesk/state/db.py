@@ -261,6 +261,33 @@ class Database:
         self._retry_compaction_at = 0
         self._write_backup()
 
+    def high_waters(self) -> dict[str, int]:
+        """Every high-water mark by name (see ``raise_high_water``)."""
+        return dict(self._marks.floors)
+
+    def copy_to(self, path: Path) -> dict[str, Any]:
+        """Write the whole state as a new state at ``path``: a snapshot and its marks (the
+        high-water marks included), no journal. Consistent when called between
+        transactions, as the one writer does; works on a read-only state too. Returns
+        where this state stood: its snapshot's id and its journal's committed length."""
+        if self._depth:
+            raise RuntimeError("copy_to() cannot run inside a transaction")
+        files = _Files.of(path)
+        _, snapshot_id = self._write_snapshot(path, files.tmp)
+        block = _Marks(snapshot_id, 0, dict(self._marks.floors)).encode()
+        try:
+            fd = os.open(files.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with open(fd, "wb") as out:
+                out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(files.tmp, files.marks)
+            _sync_dir(path.parent)
+        except OSError as err:
+            files.tmp.unlink(missing_ok=True)
+            raise StoreError(f"could not write {files.marks}: {err.strerror or err}") from err
+        return {"snapshot": self._snapshot_id, "journal_bytes": self._journal_bytes}
+
     def close(self) -> None:
         """Release the files and the lock; later writes raise StoreError. Idempotent."""
         if self._marks_fd >= 0:

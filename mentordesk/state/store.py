@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from tinydb.table import Table
 
-from ..health import Health
+from ..health import Health, OutboxFacts
+from ..metrics import Metrics
 from .db import Database
 from .records import (
     CAPACITY_COUNTED,
@@ -36,6 +38,7 @@ from .records import (
 )
 
 Doc = dict[str, Any]
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -231,6 +234,17 @@ class Store:
             if not self.meta("schema"):
                 self.set_meta("schema", SCHEMA_VERSION)
             return found
+        # The state as it was, whole, before anything is rewritten: an upgrade gone wrong
+        # (or a step back to an older mentordesk) restores from it.
+        kept = self.db.path.with_name(f"{self.db.path.name}.v{found}.bak")
+        self.db.copy_to(kept)
+        log.warning(
+            "upgrading the state %s from schema %d to %d; the old state is kept in %s",
+            self.db.path,
+            found,
+            SCHEMA_VERSION,
+            kept,
+        )
         with self.transaction():
             for doc in self._sessions.all():
                 status = session_status(doc)
@@ -616,6 +630,17 @@ class Store:
         """How many pending emails are due at ``now``: the sender's backlog."""
         return sum(1 for due in self._pending_outbox.values() if due <= now)
 
+    def outbox_facts(self, now: datetime) -> OutboxFacts:
+        """How many emails wait, how many are due, and how long the oldest due one has
+        waited since it was stored (for /healthz and /metrics)."""
+        due = [doc_id for doc_id, at in self._pending_outbox.items() if at <= now]
+        oldest = timedelta(0)
+        if due:
+            doc = self._outbox.get(doc_id=min(due))  # ids grow: the lowest is the oldest
+            if doc is not None and not isinstance(doc, list):
+                oldest = max(timedelta(0), now - from_iso(doc["created"]))
+        return OutboxFacts(pending=len(self._pending_outbox), due=len(due), oldest_due_age=oldest)
+
     def next_outbox_due(self, skip: Collection[int] = ()) -> datetime | None:
         """When the next pending email not in ``skip`` is due (None: there is none)."""
         return min(
@@ -807,6 +832,7 @@ class StoreWriter:
         self._open_store = open_store
         self.store: Store | None = None
         self.health = Health()
+        self.metrics = Metrics()  # what /metrics shows
 
     async def start(self) -> None:
         self.store = await self.call(lambda: self._open_store())
