@@ -314,3 +314,59 @@ def test_an_email_is_found_by_its_message_id_without_a_scan(
         assert found is not None and found["status"] == "sent"
     finally:
         again.close()
+
+
+# --- a stop lets the email being sent finish ---------------------------------------------
+
+
+class _SlowReply:
+    """A relay that has the whole email at once but answers DATA only after a while."""
+
+    def __init__(self, sent: Counter[str], sending: asyncio.Event) -> None:
+        self.sent = sent
+        self.sending = sending
+
+    async def send(self, message: bytes, sender: str, recipients: Sequence[str]) -> None:
+        self.sent[message.decode()] += 1
+        self.sending.set()
+        await asyncio.sleep(0.3)
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_stop_waits_for_the_email_being_sent_and_leaves_the_rest_due(
+    tmp_path: Path, writer: StoreWriter
+) -> None:
+    """Cut off while the relay answers, an email the relay took would stay unmarked and
+    go out a second time after the restart."""
+    store = writer.store
+    assert store is not None
+    await writer.call(_enqueue, store, 5)
+    sent: Counter[str] = Counter()
+    sending = asyncio.Event()
+
+    def failed(*args: Any) -> None:
+        raise AssertionError(f"nothing fails here: {args}")
+
+    sender = OutboxSender(
+        _smtp(tmp_path, connections=1),
+        writer,
+        lambda: _SlowReply(sent, sending),
+        lambda: NOW,
+        failed,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop))
+    await asyncio.wait_for(sending.wait(), 10)
+    stop.set()
+    sender.poke()
+    await asyncio.wait_for(task, 30)
+
+    items = await writer.call(store.outbox)
+    marked = [i for i in items if i["status"] == "sent"]
+    assert sum(sent.values()) == len(marked) == 1
+    assert sum(1 for i in items if i["status"] == "pending") == 4
+    # The next start sends the other four, and the first not again.
+    await sender.drain()
+    assert sent == Counter({f"email {n}": 1 for n in range(5)})

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # what a crash could send twice. The marks wait for the store's writer thread, which also
 # handles the inbox, so a connection goes on sending while its last marks are written.
 MAX_UNMARKED = 32
+# On stop, how long a connection may take to finish the email it is sending. Cutting it
+# off mid-reply could leave one the server accepted without its mark: sent again later.
+STOP_GRACE_S = 10.0
 
 
 class Answered(Protocol):
@@ -317,7 +320,8 @@ class OutboxSender:
         self.on_delivered = on_delivered
         self.on_held = on_held
         self.wakeup = asyncio.Event()
-        self._queue: asyncio.Queue[OutboxItem] = asyncio.Queue()
+        # None tells a connection to close: the daemon is stopping.
+        self._queue: asyncio.Queue[OutboxItem | None] = asyncio.Queue()
         self._in_flight: set[int] = set()
         # Items delivered whose "sent" mark is not written yet, and who waits for it.
         self._to_mark: list[tuple[OutboxItem, asyncio.Future[None]]] = []
@@ -340,12 +344,25 @@ class OutboxSender:
                 await self._feed()
                 await self._sleep_until_due(stop)
         finally:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await self._close_connections(workers)
             if self._marker is not None:
                 # Whatever was delivered gets its mark before the store closes.
                 await asyncio.gather(self._marker, return_exceptions=True)
+
+    async def _close_connections(self, workers: list[asyncio.Task[None]]) -> None:
+        """Each connection finishes the email it is sending, then closes; emails not
+        started stay due in the store for the next start."""
+        while not self._queue.empty():
+            waiting = self._queue.get_nowait()
+            self._queue.task_done()
+            if waiting is not None:
+                self._in_flight.discard(waiting.id)
+        for _ in workers:
+            self._queue.put_nowait(None)
+        _, late = await asyncio.wait(workers, timeout=STOP_GRACE_S)
+        for worker in late:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
 
     async def drain(self) -> None:
         """Deliver everything that is due now on one connection, then return.
@@ -389,6 +406,9 @@ class OutboxSender:
         try:
             while True:
                 item = await self._queue.get()
+                if item is None:
+                    self._queue.task_done()
+                    return
                 marking: asyncio.Future[None] | None = None
                 await self._unmarked.acquire()
                 try:
