@@ -318,7 +318,7 @@ async def test_approve_a_pending_mentor(desk: Harness) -> None:
     assert refused == DeskOutcome(
         False, "Ada Lovelace is active: only a pending enrollment can be approved."
     )
-    outcome = await act(desk, "approve", "pen@example.com")
+    outcome = await act(desk, "approve", " Pen@Example.COM ")  # as a person types it
     assert outcome == DeskOutcome(
         True, "Pen Pending is approved and gets requests from now on. Pen Pending was told."
     )
