@@ -364,6 +364,10 @@ def run_office_hours(config: Config, args: argparse.Namespace) -> int:
 
 
 def _describe(series: Mapping[str, Any]) -> str:
+    if series.get("ended"):
+        return (
+            f"{series['id']}  {series['title']}: {series['when']}\n   ended: {series['ended'][:10]}"
+        )
     lines = [
         f"{series['id']}  {series['title']}: {series['when']}",
         f"   mentors: {', '.join(series['mentors'])}; joined: {series['joined']}",
@@ -371,8 +375,6 @@ def _describe(series: Mapping[str, Any]) -> str:
     ]
     if series["location"]:
         lines.append(f"   where: {series['location']}")
-    if series.get("ended"):
-        lines.append(f"   ended: {series['ended'][:10]}")
     if series["next"]:
         lines.append(f"   next: {'; '.join(series['next'])}")
     if series["cancelled"]:

@@ -39,7 +39,7 @@ from ..config import Config, parse_duration
 from ..errors import OfficeHoursError
 from ..state.records import mentor_status, term_over
 from ..state.store import Store, iso
-from .office_hours_whole import edit_series, end_series, uncovered_mentors
+from .office_hours_whole import edit_series, end_series, session_clashes, uncovered_mentors
 
 __all__ = [
     "Announcer",
@@ -178,7 +178,10 @@ class OfficeHoursAdmin:
         return {
             "series": self.describe(series, now),
             "changes": changes,
-            "warnings": uncovered_mentors(self.store, series, now),
+            "warnings": [
+                *uncovered_mentors(self.store, series, now),
+                *session_clashes(self.store, series, now),
+            ],
         }
 
     def _has_left(self, email: str, now: datetime) -> bool:
