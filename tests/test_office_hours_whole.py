@@ -47,6 +47,7 @@ async def desk(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink) -> AsyncIt
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in ENVIRON.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("USER", "alice")
 
 
 async def run(desk: Desk, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -167,6 +168,10 @@ async def test_edit_then_end_a_series_for_everyone(
         assert record is not None
         assert (record["mentors"], record["attendees"]) == ([], [])
         assert record["ended_with"] == {"mentors": [ADA], "attendees": [DANA]}
+        changed = ("office hours created", "office hours edited", "office hours ended")
+        done = [(e["event"], e.get("by")) for e in store.audit_log() if e["event"] in changed]
+    # Who did it is recorded for every change of the series.
+    assert done == [(event, "cli:alice") for event in changed]
     # Dana asks for office hours again: none are scheduled, no invitation.
     desk.send(mail(f"Dana <{DANA}>", "Office hours", "Anything on?"))
     [*_, answer] = await desk.replies_to(DANA, 4)

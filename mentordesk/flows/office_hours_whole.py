@@ -46,7 +46,9 @@ __all__ = ["WholeSeries", "edit_series", "end_series", "session_clashes", "uncov
 # --- the commands ------------------------------------------------------------------------------
 
 
-def end_series(admin: OfficeHoursAdmin, series_id: int, now: datetime) -> dict[str, Any]:
+def end_series(
+    admin: OfficeHoursAdmin, series_id: int, now: datetime, *, by: str = ""
+) -> dict[str, Any]:
     """End series ``series_id`` for everyone; its occurrences to come are gone."""
     with admin.store.transaction():
         series = admin.series(series_id)
@@ -73,7 +75,11 @@ def end_series(admin: OfficeHoursAdmin, series_id: int, now: datetime) -> dict[s
         series["updated"] = iso(now)
         admin.store.save_series(series)
         admin.store.audit(
-            "office hours ended", now=now, series=series_id, sequence=series["sequence"]
+            "office hours ended",
+            now=now,
+            series=series_id,
+            sequence=series["sequence"],
+            **({"by": by} if by else {}),
         )
         return series
 
@@ -87,6 +93,7 @@ def edit_series(
     start_time: Any = None,
     length: timedelta | None = None,
     mentors: Sequence[str] | None = None,
+    by: str = "",
 ) -> tuple[dict[str, Any], list[str]]:
     """Change series ``series_id`` for everyone: (the series, what changed in words)."""
     from .office_hours_admin import MAX_LENGTH, MIN_LENGTH
@@ -155,6 +162,7 @@ def edit_series(
             series=series_id,
             sequence=series["sequence"],
             changes=changes,
+            **({"by": by} if by else {}),
         )
         admin.announcer.announce_edited(series, removed, changes, now)
         return series, changes
