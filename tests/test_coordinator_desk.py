@@ -401,3 +401,17 @@ async def test_moving_office_hours_onto_a_booked_session_warns(desk: Harness) ->
         f"{ADA} has a session for MD-0001 on {start:%a %Y-%m-%d %H:%M} (Europe/Berlin), "
         "during these office hours: move one of them"
     ]
+
+
+async def test_a_follow_up_is_not_assigned_to_the_first_mentor(desk: Harness) -> None:
+    def follow_up() -> None:
+        request = desk.store.request(1)
+        assert request is not None
+        desk.store.save_request({**request, "exclude_mentors": [CYD]})
+
+    await desk.call(follow_up)
+    outcome = await act(desk, "assign", "MD-0001", CYD)
+    assert outcome == DeskOutcome(
+        False, "MD-0001 is a follow-up asking for another mentor than Cyd Charisse."
+    )
+    assert CYD not in [c.email for c in await desk.call(coordinator(desk).candidates, 1)]
