@@ -1,8 +1,10 @@
-"""The coordinator's office-hours commands: through the running daemon, or to the store.
+"""The coordinator's commands (office hours, and every move of ``flows/coordinator.py``):
+through the running daemon, or to the store.
 
 The store has one writer: while the daemon runs it holds the state file's lock, and a
 second writer gets a StoreError. So the CLI first sends its command to the daemon's
-local admin route, ``POST /admin/office-hours`` on [web] host:port, as JSON signed with
+local admin route, ``POST /admin/command`` (``/admin/office-hours`` for the office-hours
+commands, as before) on [web] host:port, as JSON signed with
 the program's secret (the CLI reads the same config, so it has the secret too). When
 nothing listens there (connection refused), no daemon is running: the CLI applies the
 command to the store itself, and the emails it causes wait in the outbox until the
@@ -40,21 +42,27 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .config import Config
-from .errors import AdminError, OfficeHoursError
+from .errors import AdminError, CommandError, MentordeskError, OfficeHoursError
+from .flows.coordinator import CoordinatorDesk
+from .flows.coordinator_commands import DESK, run_command
 from .flows.desks import build_desks
+from .flows.office_hours import OfficeHoursDesk
 from .mailer.compose import Renderer
 from .state.store import Store, from_iso, iso
 from .tokens import TamperedToken, sign, verify
 
 __all__ = [
     "ADMIN_PATH",
+    "COMMAND_PATH",
     "AdminError",
     "AdminTicket",
     "add_office_hours_commands",
     "admin_host",
     "admin_token",
+    "apply_command",
     "apply_locally",
     "check_admin_token",
+    "desk_command",
     "is_loopback",
     "office_hours_command",
     "run_office_hours",
@@ -62,6 +70,7 @@ __all__ = [
 ]
 
 ADMIN_PATH = "/admin/office-hours"
+COMMAND_PATH = "/admin/command"  # any command; the office-hours path stays for old CLIs
 ADMIN_PURPOSE = "admin"
 ADMIN_LIFETIME = timedelta(minutes=2)
 TIMEOUT_S = 30.0
@@ -166,20 +175,42 @@ def office_hours_command(
     Returns (the answer, True when the daemon applied it). Raises OfficeHoursError for a
     command that cannot be applied and AdminError when the daemon cannot be asked.
     """
+    return _command(config, command, now, ADMIN_PATH, OfficeHoursError)
+
+
+def desk_command(
+    config: Config, command: Mapping[str, Any], now: datetime | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Apply a coordinator's command (``flows/coordinator_commands.py``) through the
+    running daemon, or to the store when none runs: (the answer, through the daemon).
+    Raises CommandError for a malformed command, AdminError when the daemon cannot be
+    asked."""
+    return _command(config, {**command, "desk": DESK}, now, COMMAND_PATH, CommandError)
+
+
+def _command(
+    config: Config,
+    command: Mapping[str, Any],
+    now: datetime | None,
+    path: str,
+    bad: type[MentordeskError],
+) -> tuple[dict[str, Any], bool]:
     now = now or datetime.now(UTC)
     body = json.dumps(command, sort_keys=True).encode("utf-8")
-    answer = _ask_daemon(config, body, now)
+    answer = _ask_daemon(config, body, now, path, bad)
     if answer is not None:
         return answer, True
     return apply_locally(config, command, now), False
 
 
-def _ask_daemon(config: Config, body: bytes, now: datetime) -> dict[str, Any] | None:
+def _ask_daemon(
+    config: Config, body: bytes, now: datetime, path: str, bad: type[MentordeskError]
+) -> dict[str, Any] | None:
     """The daemon's answer, or None when nothing listens on [web] host:port."""
     host = admin_host(config.web.host)
     if ":" in host:
         host = f"[{host}]"
-    url = f"http://{host}:{config.web.port}{ADMIN_PATH}"
+    url = f"http://{host}:{config.web.port}{path}"
     request = urllib.request.Request(
         url,
         data=body,
@@ -201,7 +232,7 @@ def _ask_daemon(config: Config, body: bytes, now: datetime) -> dict[str, Any] | 
         except (ValueError, AttributeError):
             problem = str(exc.reason)
         if exc.code == 400:
-            raise OfficeHoursError(problem) from None
+            raise bad(problem) from None
         raise AdminError(
             f"the daemon at {url} refused the command ({exc.code}): {problem}"
         ) from None
@@ -213,12 +244,26 @@ def _ask_daemon(config: Config, body: bytes, now: datetime) -> dict[str, Any] | 
         ) from None
 
 
+def apply_command(
+    office_hours: OfficeHoursDesk,
+    coordinator: CoordinatorDesk,
+    command: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """Apply one admin command on the writer: a coordinator's (``"desk": "coordinator"``)
+    or an office-hours one. Raises CommandError or OfficeHoursError for a bad command."""
+    if command.get("desk") == DESK:
+        return run_command(coordinator, command, now)
+    return office_hours.admin(command, now)
+
+
 def apply_locally(config: Config, command: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """Apply ``command`` to the store directly (no daemon runs), in one transaction."""
     store = Store(config.state.path, fsync=config.state.fsync)
     try:
-        desk = build_desks(config, store, Renderer()).office_hours
-        return desk.admin(command, now)
+        desks = build_desks(config, store, Renderer())
+        with store.transaction():
+            return apply_command(desks.office_hours, desks.coordinator, command, now)
     finally:
         store.close()
 
@@ -229,7 +274,7 @@ def apply_locally(config: Config, command: Mapping[str, Any], now: datetime) -> 
 def add_office_hours_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add ``office-hours add|list|cancel|move`` to the CLI's subcommands."""
+    """Add ``office-hours add|list|cancel|move|end|edit`` to the CLI's subcommands."""
     office = commands.add_parser("office-hours", help="create and change drop-in office hours")
     actions = office.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="create a weekly series and invite its mentors")
@@ -251,14 +296,29 @@ def add_office_hours_commands(
     move.add_argument("id", type=int, help="the series number (see list)")
     move.add_argument("date", help="the occurrence's original date, e.g. 2026-04-02")
     move.add_argument("new_time", help='new local time, "19:00" or "2026-04-03 19:00"')
-    for sub in (add, listing, cancel, move):
+    end = actions.add_parser("end", help="end a whole series for everyone on it")
+    end.add_argument("id", type=int, help="the series number (see list)")
+    edit = actions.add_parser(
+        "edit", help="change a series' day, time, length or mentors for everyone"
+    )
+    edit.add_argument("id", type=int, help="the series number (see list)")
+    edit.add_argument("--weekday", default="", help="new day: mon, tue, ... sun")
+    edit.add_argument("--time", default="", help="new local start time, e.g. 19:00")
+    edit.add_argument("--length", default="", help="new length, e.g. 90m")
+    edit.add_argument(
+        "--mentor", action="append", help="the staffing mentors from now on (repeat; all of them)"
+    )
+    for sub in (add, listing, cancel, move, end, edit):
         sub.add_argument("--config", default="config.toml", help="path to config.toml")
+        sub.add_argument("--by", default="", help="who acts, for the audit (default cli:$USER)")
     return office
 
 
 def run_office_hours(config: Config, args: argparse.Namespace) -> int:
     """Run one ``office-hours`` command and print what happened."""
-    command: dict[str, Any] = {"action": args.action}
+    from .desk_cli import default_by
+
+    command: dict[str, Any] = {"action": args.action, "by": args.by or default_by()}
     if args.action == "add":
         command.update(
             weekday=args.weekday,
@@ -274,6 +334,12 @@ def run_office_hours(config: Config, args: argparse.Namespace) -> int:
         command.update(id=args.id, date=args.date)
         if args.action == "move":
             command["to"] = args.new_time
+    elif args.action == "end":
+        command["id"] = args.id
+    elif args.action == "edit":
+        command.update(id=args.id, weekday=args.weekday, time=args.time, length=args.length)
+        if args.mentor is not None:
+            command["mentors"] = list(args.mentor)
     answer, through_daemon = office_hours_command(config, command)
     for warning in answer.get("warnings", []):
         print(f"note: {warning}")
@@ -282,7 +348,15 @@ def run_office_hours(config: Config, args: argparse.Namespace) -> int:
         print("\n\n".join(_describe(s) for s in series) if series else "No office hours yet.")
         return 0
     print(_describe(answer["series"]))
-    done = {"add": "Created", "cancel": "Cancelled one occurrence of", "move": "Moved one of"}
+    for change in answer.get("changes", []):
+        print(f"   changed: {change}")
+    done = {
+        "add": "Created",
+        "cancel": "Cancelled one occurrence of",
+        "move": "Moved one of",
+        "end": "Ended",
+        "edit": "Changed",
+    }
     how = (
         "the running daemon sends the emails now"
         if through_daemon
@@ -293,6 +367,10 @@ def run_office_hours(config: Config, args: argparse.Namespace) -> int:
 
 
 def _describe(series: Mapping[str, Any]) -> str:
+    if series.get("ended"):
+        return (
+            f"{series['id']}  {series['title']}: {series['when']}\n   ended: {series['ended'][:10]}"
+        )
     lines = [
         f"{series['id']}  {series['title']}: {series['when']}",
         f"   mentors: {', '.join(series['mentors'])}; joined: {series['joined']}",

@@ -34,17 +34,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument(
         "--connect", action="store_true", help="also log in to the servers and check the machine"
     )
-    status = commands.add_parser("status", help="show mentors and open requests")
+    status = commands.add_parser(
+        "status", help="show mentors, open requests (whom each waits on) and sessions"
+    )
     for sub in (run, check, status):
         sub.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
     demo = commands.add_parser(
         "demo", help="run the whole flow once on sample emails, in a temporary folder"
     )
     demo.add_argument("--keep", metavar="DIR", help="use DIR instead of a temporary folder")
+    from .reports import topics_help
+
     report = commands.add_parser(
-        "report", help="requests per month, time to claim, claims per mentor, repeat requesters"
+        "report",
+        help="requests per month, time to claim, claims per mentor, repeat requesters",
+        epilog=topics_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("topic", nargs="?", help="which report (default: overview)")
+    report.add_argument("topic", nargs="?", help="which report (see topics below)")
     export = commands.add_parser("export", help="write every table of the state as CSV files")
     export.add_argument("--csv", metavar="DIR", required=True, help="folder for the CSV files")
     for sub in (report, export):
@@ -54,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_office_hours_commands(commands)
     add_deploy_commands(commands, DEFAULT_CONFIG)
+    from .desk_cli import add_desk_commands
+
+    add_desk_commands(commands)
 
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
@@ -92,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .admin import run_office_hours
 
             return run_office_hours(load_config(args.config), args)
+        if args.command in ("request", "mentor", "digest", "feedback-round"):
+            from .desk_cli import run_desk_command
+
+            return run_desk_command(load_config(args.config), args)
         if args.command == "demo":
             from .demo import run_demo
 

@@ -34,6 +34,7 @@ from typing import ParamSpec, TypeVar
 from .config import Config
 from .errors import MailSourceError, MentordeskError, PermanentDeliveryError
 from .flows.claims import ClaimDesk
+from .flows.coordinator import CoordinatorDesk
 from .flows.office_hours import OfficeHoursDesk
 from .flows.router import Coordinator, Outcome, describe, temporary
 from .flows.sessions import SessionDesk
@@ -180,6 +181,7 @@ class Daemon:
             changed=self.sender.poke,
             sessions=self._sessions,
             office_hours=self._office_hours,
+            coordinator=self._coordinator_desk,
         )
         await self.web.start()
 
@@ -381,6 +383,11 @@ class Daemon:
         if self.coordinator is None:
             raise RuntimeError("daemon not started")
         return self.coordinator.office_hours
+
+    def _coordinator_desk(self) -> CoordinatorDesk:
+        if self.coordinator is None:
+            raise RuntimeError("daemon not started")
+        return self.coordinator.desks.coordinator
 
     def _claims(self) -> ClaimDesk:
         if self.coordinator is None:

@@ -16,6 +16,7 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
     GET  /release/{token}  "give it back?" and a button            POST: release it
     GET  /pause/{token}    "pause new requests?" and a button      POST: pause
     GET  /assign/{token}   "give it to mentor X?" (escalations)    POST: claim it for X
+    GET  /approve/{token}  "approve mentor X?" (web_approve.py)    POST: approve them
     GET  /rate/{token}     a rating (?score=1-5 pre-chosen), comment  POST: record it
     GET  /attended/{token} did the session take place? (?answer=)   POST: record it
     GET  /followup/{token} "a follow-up with another mentor?"       POST: open it
@@ -27,6 +28,7 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
     GET  /feed/{token}.ics a person's calendar feed (sessions, office hours; text/calendar)
     POST /admin/office-hours  the CLI's office-hours commands (JSON; loopback, signed, once)
     POST /admin/backup     ``mentordesk backup`` (backup.py; loopback, signed, once)
+    POST /admin/command       any coordinator command from the CLI (the same checks)
     GET  /healthz          liveness for monitoring (health.py)
     GET  /metrics          Prometheus text format (metrics.py)
 """
@@ -46,12 +48,13 @@ from urllib.parse import urlsplit
 import jinja2
 from aiohttp import web
 
-from .admin import AdminTicket, check_admin_token, is_loopback, spend_admin_nonce
+from .admin import AdminTicket, apply_command, check_admin_token, is_loopback, spend_admin_nonce
 from .backup import BACKUP_PATH, serve_backup
 from .config import Config
-from .errors import OfficeHoursError
+from .errors import CommandError, OfficeHoursError
 from .feed import FEED_OBJECT, FEED_PURPOSE
 from .flows.claims import ClaimDesk, ClaimResult
+from .flows.coordinator import CoordinatorDesk
 from .flows.escalation import assign, assign_view, may_assign, parse_assign_obj
 from .flows.feedback import (
     ATTENDANCE,
@@ -76,6 +79,7 @@ from .tokens import (
     form_token,
     verify,
 )
+from .web_approve import ApprovalPages
 from .web_guard import WEB_LIMITS, ConnectionGuard, SlowRequestBody, WebLimits
 from .web_session_times import time_move, time_page
 
@@ -180,7 +184,9 @@ class WebApp:
         sessions: Callable[[], SessionDesk] | None = None,
         office_hours: Callable[[], OfficeHoursDesk] | None = None,
         limits: WebLimits | None = None,
+        coordinator: Callable[[], CoordinatorDesk] | None = None,
     ) -> None:
+        self.coordinator = coordinator
         self.limits = limits or WEB_LIMITS
         self.guard = ConnectionGuard(self.limits)
         self.sessions = sessions
@@ -217,6 +223,7 @@ class WebApp:
                 web.get("/feed/{token}.ics", self.feed),
                 web.post("/admin/office-hours", self.admin_office_hours),
                 web.post(BACKUP_PATH, self.admin_backup),
+                web.post("/admin/command", self.admin_office_hours),
                 web.get("/claim/{token}", self.claim_page),
                 web.post("/claim/{token}", self.claim),
                 web.get("/release/{token}", self.release_page),
@@ -241,6 +248,7 @@ class WebApp:
                 web.post("/attended/{token}", self.attended),
                 web.get("/followup/{token}", self.followup_page),
                 web.post("/followup/{token}", self.followup),
+                *ApprovalPages(self).routes(),
             ]
         )
         return app
@@ -659,7 +667,7 @@ class WebApp:
         except TokenError as exc:
             log.warning("refused a replayed office-hours command")
             return web.json_response({"error": str(exc)}, status=403)
-        except OfficeHoursError as exc:
+        except (OfficeHoursError, CommandError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         self.changed()
         return web.json_response(answer, headers=SECURITY_HEADERS)
@@ -672,7 +680,12 @@ class WebApp:
             raise RuntimeError("the store is not open")
         now = self.clock()
         spend_admin_nonce(store, ticket, now)
-        return self._office_hours().admin(command, now)
+        return apply_command(self._office_hours(), self._coordinator(), command, now)
+
+    def _coordinator(self) -> CoordinatorDesk:
+        if self.coordinator is None:
+            raise RuntimeError("the web endpoint runs without the coordinator's desk")
+        return self.coordinator()
 
     def _office_hours(self) -> OfficeHoursDesk:
         if self.office_hours is None:

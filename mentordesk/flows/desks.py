@@ -5,6 +5,7 @@
                              ├─ MatchingDesk ────┼─ Lifecycle ─ ClaimDesk
                              └───────────────────┘
     Enrollment, Requests (use Matching, Lifecycle, Orientation), Bounces (use the Postman)
+    CoordinatorDesk (a person's moves: Lifecycle, ClaimDesk, SessionDesk, Enrollment)
 
 The daemon builds one ``Desks`` and hands it to the inbox router, the web pages and the
 timers, so every flow works with the same desks (and the same lifecycle).
@@ -21,6 +22,7 @@ from ..state.store import Store
 from ..tokens import Links
 from .bounces import BounceDesk
 from .claims import ClaimDesk
+from .coordinator import CoordinatorDesk
 from .enrollment import EnrollmentDesk
 from .lifecycle import Lifecycle
 from .matching import MatchingDesk
@@ -43,6 +45,7 @@ class Desks:
     requests: RequestDesk
     bounces: BounceDesk
     orientation: Orientation
+    coordinator: CoordinatorDesk  # a person's moves by hand (CLI, web desk)
 
 
 def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
@@ -66,6 +69,8 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
     lifecycle = Lifecycle(store, postman, sessions, matching.rematch, office_hours)
     claims = ClaimDesk(config, store, postman, matching, lifecycle, book=sessions.book)
     orientation = Orientation(config, store, postman)
+    enrollment = EnrollmentDesk(config, store, postman, lifecycle, links, orientation)
+    coordinator = CoordinatorDesk(config, store, postman, lifecycle, claims, sessions, enrollment)
     return Desks(
         postman=postman,
         links=links,
@@ -74,8 +79,9 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
         matching=matching,
         lifecycle=lifecycle,
         claims=claims,
-        enrollment=EnrollmentDesk(config, store, postman, lifecycle, orientation),
+        enrollment=enrollment,
         requests=RequestDesk(config, store, postman, matching, lifecycle, orientation),
         bounces=BounceDesk(config, store, postman),
         orientation=orientation,
+        coordinator=coordinator,
     )

@@ -20,6 +20,7 @@ from ..mailer.outbox import Postman
 from ..state.lifecycle import MentorEvent, next_mentor_status
 from ..state.records import MentorStatus, mentor_status, term_over
 from ..state.store import Store, iso
+from ..tokens import Links
 from ..views import windows_from_doc, windows_to_doc
 from .lifecycle import Lifecycle
 from .orientation import Orientation
@@ -49,8 +50,10 @@ class EnrollmentDesk:
         store: Store,
         postman: Postman,
         lifecycle: Lifecycle,
+        links: Links,
         orientation: Orientation | None = None,
     ) -> None:
+        self.links = links  # the coordinator's approval link ([program] approve_mentors)
         self.config = config
         self.store = store
         self.postman = postman
@@ -138,7 +141,7 @@ class EnrollmentDesk:
                     next_mentor_status(mentor_status(existing), MentorEvent.ENROLL, term_over=False)
                     or mentor_status(existing)
                     if existing
-                    else MentorStatus.ACTIVE
+                    else self._first_status()
                 ).value,
                 "term_end": term_end,
                 "enrolled": existing["enrolled"] if existing else iso(now),
@@ -163,6 +166,28 @@ class EnrollmentDesk:
         if self.orientation is not None and existing is None:
             # A pending mentor is welcomed by the approval step instead.
             self.orientation.welcome_mentor(msg.sender, now)
+        if not existing and mentor_status(mentor) is MentorStatus.PENDING:
+            self._ask_for_approval(mentor, now)
+
+    def _first_status(self) -> MentorStatus:
+        """A new mentor's standing: pending when a coordinator approves each one."""
+        return MentorStatus.PENDING if self.config.program.approve_mentors else MentorStatus.ACTIVE
+
+    def _ask_for_approval(self, mentor: Mapping[str, Any], now: datetime) -> None:
+        """Send the coordinator the new mentor's details and a one-click approval link."""
+        coordinator = self.config.program.coordinator
+        email = str(mentor["email"])
+        self.postman.tell_coordinator(
+            f"mentor to approve: {email}",
+            now,
+            template="coordinator_approve",
+            context={
+                "mentor": self.mentor_view(mentor, str(mentor.get("name") or "")),
+                "mentor_email": email,
+                "approve_url": self.links("approve", coordinator, email, now),
+                "lifetime_days": self.config.web.link_lifetime.days,
+            },
+        )
 
     @staticmethod
     def _merge_enrollment(pending: Mapping[str, Any], fields: FormFields) -> dict[str, Any]:
@@ -208,24 +233,11 @@ class EnrollmentDesk:
         }
 
     def command(self, msg: ParsedMessage, command: str, now: datetime) -> None:
-        mentor = self.store.mentor(msg.sender)
-        if mentor is None:
+        changed = self.change_standing(msg.sender, MentorEvent(command), now)
+        if changed is None:
             self.postman.reply(msg, "not_a_mentor", now, context={"command": command})
             return
-        before = mentor_status(mentor)
-        after = next_mentor_status(before, MentorEvent(command), term_over=term_over(mentor, now))
-        if after is None:
-            self.store.audit(f"mentor {command} refused", now=now, mentor=msg.sender, was=before)
-        elif after is MentorStatus.RESIGNED:
-            self.lifecycle.mentor_left(msg.sender, MentorStatus.RESIGNED, now)
-            mentor = self.store.mentor(msg.sender) or mentor
-        else:
-            if command == "renew":
-                mentor["term_end"] = iso(now + self.config.timers.term_length)
-            mentor["status"] = after.value
-            mentor["updated"] = iso(now)
-            self.store.save_mentor(mentor)
-            self.store.audit(f"mentor {command}", now=now, mentor=msg.sender)
+        before, after, mentor = changed
         self.postman.reply(
             msg,
             "mentor_status",
@@ -238,6 +250,39 @@ class EnrollmentDesk:
             },
             thread=("mentor", msg.sender),
         )
+
+    def change_standing(
+        self,
+        email: str,
+        event: MentorEvent,
+        now: datetime,
+        *,
+        by: str = "",
+        until: datetime | None = None,
+    ) -> tuple[MentorStatus, MentorStatus | None, dict[str, Any]] | None:
+        """Apply a mentor's change of standing (theirs by email, or a coordinator's for
+        them, ``by``): (before, after or None when refused, the mentor), or None for an
+        unknown address. Resigning hands back what they held (``Lifecycle.mentor_left``);
+        renewing starts a new term from ``now`` (or runs it to ``until``)."""
+        mentor = self.store.mentor(email)
+        if mentor is None:
+            return None
+        who = {"by": by} if by else {}
+        before = mentor_status(mentor)
+        after = next_mentor_status(before, event, term_over=term_over(mentor, now))
+        if after is None:
+            self.store.audit(f"mentor {event} refused", now=now, mentor=email, was=before, **who)
+        elif after is MentorStatus.RESIGNED:
+            self.lifecycle.mentor_left(email, MentorStatus.RESIGNED, now, by=by)
+            mentor = self.store.mentor(email) or mentor
+        else:
+            if event is MentorEvent.RENEW:
+                mentor["term_end"] = iso(until or now + self.config.timers.term_length)
+            mentor["status"] = after.value
+            mentor["updated"] = iso(now)
+            self.store.save_mentor(mentor)
+            self.store.audit(f"mentor {event}", now=now, mentor=email, **who)
+        return before, after, mentor
 
 
 def _said_differently(value: str, written: str | None) -> str:

@@ -9,8 +9,8 @@ escalation contact, object ``"<number>:<mentor email>"``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
@@ -25,7 +25,6 @@ from ..state.store import Store, iso
 from ..timers import SKIPPED_LATE
 from ..views import request_view
 from .claims import ClaimDesk, ClaimResult
-from .matching import MatchInput, month_start, rank_mentors
 from .words import local_time
 
 if TYPE_CHECKING:
@@ -41,8 +40,6 @@ __all__ = [
     "parse_assign_obj",
     "request_history",
 ]
-
-RECENT = timedelta(days=90)
 
 
 def moment_text(value: Any, zone: str) -> str:
@@ -66,19 +63,11 @@ def escalation_candidates(
     gate refuses; at most invite_count + widen_count of them.
     """
     store, config = coordinator.store, coordinator.config
-    wanted = frozenset(request.get("skills") or ())
-    mentors = store.mentors_where(lambda m: not wanted.isdisjoint(m.get("skills") or ()))
-    excluded = set(request.get("released_by") or ()) | {request["mentee"]}
-    excluded |= {m["email"] for m in mentors if not coordinator.postman.may_mail(m["email"])}
-    # A follow-up request never goes back to the mentor(s) it follows up on.
-    excluded |= set(request.get("exclude_mentors") or ())
-    data = MatchInput(
-        sessions_this_month=store.claims_since(month_start(now, config.program.timezone)),
-        recent_sessions=store.claims_since(now - RECENT),
-        excluded=frozenset(excluded),
-    )
+    # Matching's own ranking (and exclusions), counting those invited already.
+    ranked_all, data = coordinator.matching.ranking(request, now)
     limit = config.matching.invite_count + config.matching.widen_count
-    ranked = rank_mentors(request, mentors, now, data)[:limit]
+    ranked = ranked_all[:limit]
+    mentors = [m for m in (store.mentor(c.email) for c in ranked) if m is not None]
     by_email = {m["email"]: m for m in mentors}
     invited = {i["email"]: i["at"] for i in request.get("invited") or ()}
     zone = config.program.timezone
@@ -101,6 +90,16 @@ def escalation_candidates(
 def request_history(store: Store, number: int, zone: str) -> list[dict[str, str]]:
     """What happened to request ``number``, oldest first: [{"at", "text"}] from the audit
     log, times in ``zone``, mentors named."""
+    return [
+        {"at": moment_text(event.get("at"), zone), "text": text}
+        for event, text in describe_events(store, store.audit_log(number))
+    ]
+
+
+def describe_events(
+    store: Store, events: Sequence[Mapping[str, Any]]
+) -> list[tuple[Mapping[str, Any], str]]:
+    """Audit events, oldest first, each with its sentence (mentors named)."""
     names: dict[str, str] = {}
 
     def who(email: Any) -> str:
@@ -115,19 +114,17 @@ def request_history(store: Store, number: int, zone: str) -> list[dict[str, str]
     def many(emails: Any) -> str:
         return ", ".join(who(e) for e in emails or ()) or "nobody new"
 
-    lines = []
+    described = []
     # Events of one moment are logged in the order the code meets them; a person reads
     # "received" before what came of it.
-    events = sorted(
-        store.audit_log(number),
-        key=lambda e: (str(e.get("at") or ""), e.get("event") != "request received"),
+    ordered = sorted(
+        events, key=lambda e: (str(e.get("at") or ""), e.get("event") != "request received")
     )
-    for event in events:
+    for event in ordered:
         kind = event.get("event", "")
         text = _HISTORY.get(kind)
-        sentence = text(event, who, many) if text else kind[:1].upper() + kind[1:]
-        lines.append({"at": moment_text(event.get("at"), zone), "text": sentence})
-    return lines
+        described.append((event, text(event, who, many) if text else kind[:1].upper() + kind[1:]))
+    return described
 
 
 # event → its sentence, given the event, who(email) → "Name <email>" and many(emails).
@@ -144,7 +141,20 @@ _HISTORY: dict[str, _Describe] = {
     "claim refused": lambda e, who, many: (
         f"{who(e.get('mentor'))} tried to take it ({e.get('outcome')})"
     ),
-    "released": lambda e, who, many: f"Given back by {who(e.get('mentor'))}",
+    "released": lambda e, who, many: (
+        f"Taken from {who(e.get('mentor'))} by {e.get('by')} to give to another mentor"
+        if e.get("why") == "reassigned"
+        else f"Given back by {who(e.get('mentor'))}"
+    ),
+    "reassigned": lambda e, who, many: (
+        f"Reassigned from {who(e.get('was'))} to {who(e.get('mentor'))} by {e.get('by')}"
+    ),
+    "withdrawn for the mentee": lambda e, who, many: f"Withdrawn for the mentee by {e.get('by')}",
+    "request closed": lambda e, who, many: f"Closed by {e.get('by')}",
+    "session invitation resent": lambda e, who, many: (
+        f"Session invitation sent again by {e.get('by')}"
+    ),
+    "coordinator refused": lambda e, who, many: f"{e.get('by')} was refused: {e.get('why')}",
     "request note": lambda e, who, many: "The mentee added a note",
     "request withdrawn": lambda e, who, many: "Withdrawn by the mentee",
     "request expired": lambda e, who, many: "Expired: waited too long; the mentee was told",
