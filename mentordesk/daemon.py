@@ -129,6 +129,7 @@ class Daemon:
             self._delivery_failed,
             on_delivered=self._delivered,
             on_held=self._delivery_held,
+            health=self.health,
         )
         self.source = self.source_factory()
 

@@ -12,7 +12,7 @@ scripts/setup.sh
 
 STAMP=.venv/.mentordesk-test-installed
 if ! { [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] \
-    && .venv/bin/python -c 'import pytest, pytest_asyncio, aiosmtpd, playwright, vobject, hypothesis' \
+    && .venv/bin/python -c 'import pytest, pytest_asyncio, aiosmtpd, playwright, vobject, hypothesis, trustme' \
         2>/dev/null; }; then
     echo "setup-tests.sh: installing the test extras into .venv"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'

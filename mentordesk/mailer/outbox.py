@@ -24,7 +24,8 @@ from email.message import MIMEPart
 from typing import Any, Protocol
 
 from ..config import ProgramConfig, SmtpConfig
-from ..errors import PermanentDeliveryError, TemporaryDeliveryError
+from ..errors import LoginRefused, PermanentDeliveryError, TemporaryDeliveryError
+from ..health import Health
 from ..inbox.subjects import reply_subject
 from ..state.store import OutboxItem, Store, StoreWriter, iso
 from .compose import Email, Renderer, make_message_id, message_bytes
@@ -308,8 +309,10 @@ class OutboxSender:
         *,
         on_delivered: Delivered = _ignore,
         on_held: DeliveryHeld = _ignore,
+        health: Health | None = None,
     ) -> None:
         self.config = config
+        self.health = health  # told while the relay refuses our login
         self.writer = writer
         self.open_transport = open_transport
         self.clock = clock
@@ -444,11 +447,15 @@ class OutboxSender:
             )
             await self.writer.call(self._retry_later, item, str(exc), self.clock() + delay)
             self.poke()  # the loop may be sleeping past the new due time
+            if isinstance(exc, LoginRefused) and self.health is not None:
+                self.health.trouble("smtp", str(exc))
         except PermanentDeliveryError as exc:
             await self.writer.call(self._fail, item, exc)
             self.poke()  # telling the coordinator stored an email of its own
         else:
             log.info("sent %s (%s) to %s", item.message_id, item.kind, ", ".join(item.recipients))
+            if self.health is not None:
+                self.health.fine("smtp")
             return self._mark_sent(item)
         return None
 

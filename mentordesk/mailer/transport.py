@@ -39,7 +39,15 @@ from typing import Protocol
 import aiosmtplib
 
 from ..config import SmtpConfig
-from ..errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+from ..errors import (
+    DeliveryError,
+    LoginRefused,
+    OAuthError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
+from ..oauth import shared_keeper
+from ..tls import client_context, plaintext_refusal, untrusted_certificate, untrusted_message
 
 __all__ = ["MaildirTransport", "SmtpTransport", "Transport", "open_transport"]
 
@@ -106,6 +114,10 @@ class SmtpTransport:
         self._local_hostname = local_hostname
         self._smtp: aiosmtplib.SMTP | None = None
         self._lock = asyncio.Lock()
+        # XOAUTH2: the token last handed to aiosmtplib, and one the server refused.
+        self._keeper = shared_keeper(config.oauth) if config.oauth is not None else None
+        self._token = ""
+        self._refused_token = ""
 
     def __repr__(self) -> str:
         user = self._config.username or "(no login)"
@@ -117,6 +129,9 @@ class SmtpTransport:
         async with self._lock:
             try:
                 refused = await self._deliver(message, sender, rcpts)
+            except DeliveryError:
+                self._discard()
+                raise
             except (aiosmtplib.SMTPException, OSError, _Dropped) as exc:
                 # After a failure the session may sit mid-transaction; a fresh connection
                 # next time is simpler and safer than repairing it with RSET.
@@ -167,22 +182,52 @@ class SmtpTransport:
         return await self._transaction(self._smtp, message, sender, recipients)
 
     async def _connect(self) -> aiosmtplib.SMTP:
-        tls = self._config.tls
-        smtp = aiosmtplib.SMTP(
-            hostname=self._config.host,
-            port=self._config.port,
-            username=self._config.username or None,
-            password=self._config.password if self._config.username else None,
-            local_hostname=self._local_hostname,
-            timeout=self._config.timeout.total_seconds(),
-            use_tls=tls == "ssl",
-            # False, not None, for "ssl" and "none": None would mean "upgrade if offered".
-            start_tls=tls == "starttls",
-            tls_context=self._tls_context,
+        config = self._config
+        tls = config.tls
+        oauth = self._keeper is not None
+        refusal = plaintext_refusal(
+            "smtp", config.host, tls, sends_secret=oauth or bool(config.username)
         )
-        await smtp.connect()  # greeting, then STARTTLS and AUTH as configured
-        log.debug("connected to SMTP server %s (tls=%s)", self._where, tls)
-        return smtp
+        if refusal:
+            raise LoginRefused(f"{self._where}: {refusal}")
+        if self._tls_context is None and tls != "none":
+            self._tls_context = client_context(config.ca_file)
+        for attempt in (1, 2):
+            smtp = aiosmtplib.SMTP(
+                hostname=config.host,
+                port=config.port,
+                username=config.username or None,
+                password=config.password if config.username and not oauth else None,
+                oauth_token_generator=self._access_token if oauth else None,
+                local_hostname=self._local_hostname,
+                timeout=config.timeout.total_seconds(),
+                use_tls=tls == "ssl",
+                # False, not None, for "ssl" and "none": None would mean "upgrade if offered".
+                start_tls=tls == "starttls",
+                tls_context=self._tls_context,
+            )
+            try:
+                await smtp.connect()  # greeting, then STARTTLS and AUTH as configured
+            except aiosmtplib.SMTPAuthenticationError:
+                if not oauth or attempt == 2:
+                    raise
+                # Revoked or expired early: once more with a token fresh from the provider.
+                log.info("SMTP %s: access token refused; trying a fresh one", self._where)
+                self._refused_token = self._token
+                continue
+            except OAuthError as exc:
+                raise LoginRefused(f"cannot log in to {self._where}: {exc}") from exc
+            log.debug("connected to SMTP server %s (tls=%s)", self._where, tls)
+            return smtp
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def _access_token(self) -> str:
+        """aiosmtplib's XOAUTH2 token generator (the keeper may block on HTTP)."""
+        assert self._keeper is not None
+        self._token = await asyncio.to_thread(
+            self._keeper.access_token, refused=self._refused_token
+        )
+        return self._token
 
     @staticmethod
     async def _transaction(
@@ -230,11 +275,20 @@ class SmtpTransport:
                 return PermanentDeliveryError(f"{where} refused {details}", refused)
             return TemporaryDeliveryError(f"{where} deferred {details}")
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-            return TemporaryDeliveryError(
+            if self._keeper is not None:
+                return LoginRefused(
+                    f"{where} refused the XOAUTH2 login as {self._config.username!r} with a "
+                    f"fresh token: {exc.code} {exc.message}. Check [smtp] username and the "
+                    f"scopes in [oauth]."
+                )
+            return LoginRefused(
                 f"{where} refused the login as {self._config.username!r}: "
                 f"{exc.code} {exc.message}. Check [smtp] username and the password in "
                 f"the environment variable {self._config.password_env or '(none set)'}."
             )
+        untrusted = untrusted_certificate(exc)
+        if untrusted is not None:
+            return TemporaryDeliveryError(untrusted_message("smtp", where, untrusted))
         step = None
         if isinstance(exc, aiosmtplib.SMTPSenderRefused):
             step = f"MAIL FROM:<{exc.sender}>"
