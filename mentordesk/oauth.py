@@ -287,7 +287,8 @@ def post_form(url: str, body: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
             status, raw = response.status, response.read(MAX_ANSWER_BYTES + 1)
     except urllib.error.HTTPError as exc:
         # 400 and 401 carry the RFC 6749 §5.2 error object.
-        status, raw = exc.code, exc.read(MAX_ANSWER_BYTES + 1)
+        with exc:
+            status, raw = exc.code, exc.read(MAX_ANSWER_BYTES + 1)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise OAuthError(f"cannot reach the OAuth2 endpoint {url}: {reason}") from exc

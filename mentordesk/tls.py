@@ -45,8 +45,8 @@ def plaintext_refusal(table: str, host: str, tls: str, *, sends_secret: bool) ->
     if tls != "none" or not sends_secret or is_loopback(host):
         return ""
     return (
-        f'[{table}] tls = "none" would send the password or token to {host} unencrypted; '
-        f'use tls = "ssl" or "starttls" (only a loopback address may go without TLS)'
+        f'[{table}] tls: "none" would send the password or token to {host} unencrypted; '
+        f'use "ssl" or "starttls" (only a loopback address may go without TLS)'
     )
 
 
@@ -93,4 +93,4 @@ def check_server_tls(
     sends_secret = values["auth"] == "oauth2" or bool(values["username"])
     refusal = plaintext_refusal(table, values["host"], values["tls"], sends_secret=sends_secret)
     if refusal:
-        raise fail(table, "tls", refusal.removeprefix(f"[{table}] "), '"ssl"')
+        raise fail(table, "tls", refusal.removeprefix(f"[{table}] tls: "), '"ssl"')
