@@ -340,11 +340,11 @@ class _XOAuth2Handler(_SinkHandler):
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
         if len(args) < 2:
-            return AuthResult(success=False)
+            return AuthResult(success=False, handled=False)
         try:
             fields = base64.b64decode(args[1], validate=True).decode().split("\x01")
         except (ValueError, UnicodeDecodeError):
-            return AuthResult(success=False)
+            return AuthResult(success=False, handled=False)
         given = dict(f.split("=", 1) for f in fields if "=" in f)
         user = given.get("user", "")
         token = given.get("auth", "").removeprefix("Bearer ")
@@ -354,7 +354,7 @@ class _XOAuth2Handler(_SinkHandler):
         # The XOAUTH2 error dance: a JSON challenge, the client's empty answer, then 535.
         error = json.dumps({"status": "401", "schemes": "bearer"})
         await server.challenge_auth(error)
-        return AuthResult(success=False)
+        return AuthResult(success=False, handled=False)  # aiosmtpd answers 535
 
 
 class OAuthSmtpSink(SmtpSink):

@@ -28,6 +28,7 @@ No password appears in any message, log line or repr here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import mailbox
 import re
@@ -193,12 +194,17 @@ class SmtpTransport:
         if self._tls_context is None and tls != "none":
             self._tls_context = client_context(config.ca_file)
         for attempt in (1, 2):
+            token_generator = None
+            if self._keeper is not None:
+                # Before connecting: without a token there is no point in a connection.
+                token = await self._access_token()
+                token_generator = functools.partial(_given, token)
             smtp = aiosmtplib.SMTP(
                 hostname=config.host,
                 port=config.port,
                 username=config.username or None,
                 password=config.password if config.username and not oauth else None,
-                oauth_token_generator=self._access_token if oauth else None,
+                oauth_token_generator=token_generator,
                 local_hostname=self._local_hostname,
                 timeout=config.timeout.total_seconds(),
                 use_tls=tls == "ssl",
@@ -215,18 +221,19 @@ class SmtpTransport:
                 log.info("SMTP %s: access token refused; trying a fresh one", self._where)
                 self._refused_token = self._token
                 continue
-            except OAuthError as exc:
-                raise LoginRefused(f"cannot log in to {self._where}: {exc}") from exc
             log.debug("connected to SMTP server %s (tls=%s)", self._where, tls)
             return smtp
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def _access_token(self) -> str:
-        """aiosmtplib's XOAUTH2 token generator (the keeper may block on HTTP)."""
+        """A valid access token (the keeper may block on HTTP); LoginRefused if none."""
         assert self._keeper is not None
-        self._token = await asyncio.to_thread(
-            self._keeper.access_token, refused=self._refused_token
-        )
+        try:
+            self._token = await asyncio.to_thread(
+                self._keeper.access_token, refused=self._refused_token
+            )
+        except OAuthError as exc:
+            raise LoginRefused(f"cannot log in to {self._where}: {exc}") from exc
         return self._token
 
     @staticmethod
@@ -340,6 +347,11 @@ class MaildirTransport:
             mailbox.Maildir(self.path, create=True).add(data)
         except OSError as exc:
             raise TemporaryDeliveryError(f"cannot write to the Maildir {self.path}: {exc}") from exc
+
+
+async def _given(token: str) -> str:
+    """aiosmtplib's XOAUTH2 token generator, for a token we already have."""
+    return token
 
 
 def _is_permanent(code: int) -> bool:
