@@ -364,6 +364,9 @@ class TokenKeeper:
         self._lock = threading.Lock()
         self._tokens: Tokens | None = None
         self._stamp: tuple[int, int, int] | None = None
+        # The refresh token the provider refused, and why: not offered again (nor logged
+        # again) until a new login changes the token file.
+        self._refused: tuple[str, LoginNeeded] | None = None
         self.refreshes = 0  # how many refreshes succeeded, for the logs and tests
 
     def access_token(self, *, refused: str = "") -> str:
@@ -384,6 +387,8 @@ class TokenKeeper:
         return self._tokens
 
     def _refresh(self, tokens: Tokens) -> Tokens:
+        if self._refused is not None and self._refused[0] == tokens.refresh_token:
+            raise self._refused[1]
         now = self._clock()
         try:
             status, answer = post_form(
@@ -392,6 +397,7 @@ class TokenKeeper:
             fresh = tokens_from_answer(answer, status, now, tokens.refresh_token)
         except LoginNeeded as exc:
             log.error("OAuth2: %s", exc)
+            self._refused = (tokens.refresh_token, exc)
             raise
         save_tokens(self.config.token_file, fresh)
         self._tokens, self._stamp = fresh, _file_stamp(self.config.token_file)

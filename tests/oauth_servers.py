@@ -357,6 +357,27 @@ class _XOAuth2Handler(_SinkHandler):
         return AuthResult(success=False, handled=False)  # aiosmtpd answers 535
 
 
+class _Sessions(Controller):
+    """aiosmtpd's Controller, remembering its sessions so ``stop`` can close them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sessions: list[SMTP] = []
+
+    def factory(self) -> SMTP:
+        smtp = SMTP(self.handler, **self.SMTP_kwargs)
+        self.sessions.append(smtp)
+        return smtp
+
+    async def drop_sessions(self) -> None:
+        for smtp in self.sessions:
+            for transport in (smtp.transport, smtp._original_transport):
+                if transport is not None:
+                    transport.abort()  # type: ignore[attr-defined]
+        self.sessions.clear()
+        await asyncio.sleep(0.05)  # let the transports finish closing
+
+
 class OAuthSmtpSink(SmtpSink):
     """The SMTP sink offering only XOAUTH2 (with ``provider``'s tokens), and STARTTLS when
     given a server TLS context (then AUTH only after STARTTLS)."""
@@ -367,12 +388,23 @@ class OAuthSmtpSink(SmtpSink):
         self.tls = tls
         self.handler = _XOAuth2Handler(self)
 
+    def stop(self) -> None:
+        """Stop listening and close every session at once, as a crashed server would
+        (aiosmtpd's own stop would leave their sockets to the garbage collector)."""
+        controller = self._controller
+        if isinstance(controller, _Sessions):
+            dropping = asyncio.run_coroutine_threadsafe(controller.drop_sessions(), controller.loop)
+            dropping.result(10)
+        super().stop()
+
+    close = stop
+
     def _make_controller(self) -> Controller:
         kwargs: dict[str, Any] = {"auth_exclude_mechanism": ["LOGIN", "PLAIN"]}
         if self.tls is not None:
             kwargs.update(tls_context=self.tls, require_starttls=True, auth_require_tls=True)
         else:
             kwargs.update(auth_require_tls=False)
-        return Controller(
+        return _Sessions(
             self.handler, hostname=self.host, port=self.port, ready_timeout=10, **kwargs
         )
