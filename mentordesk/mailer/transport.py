@@ -28,7 +28,7 @@ No password appears in any message, log line or repr here.
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import logging
 import mailbox
 import re
@@ -53,6 +53,9 @@ from ..tls import client_context, plaintext_refusal, untrusted_certificate, untr
 __all__ = ["MaildirTransport", "SmtpTransport", "Transport", "open_transport"]
 
 log = logging.getLogger(__name__)
+
+# How long close() waits for a connection to be closed for good after QUIT.
+_CLOSE_WAIT_S = 2.0
 
 # An envelope address as we accept to put on the wire: printable ASCII without spaces or
 # angle brackets, with an "@". Non-ASCII mailboxes would need SMTPUTF8 (RFC 6531).
@@ -158,6 +161,8 @@ class SmtpTransport:
             smtp, self._smtp = self._smtp, None
             if smtp is None:
                 return
+            # Done when the socket is: a TLS session closes after the server's close_notify.
+            closed = getattr(smtp.protocol, "_closed_future", None)
             try:
                 if smtp.is_connected:
                     await smtp.quit()
@@ -165,6 +170,9 @@ class SmtpTransport:
                 pass  # we are leaving anyway
             finally:
                 smtp.close()
+            if isinstance(closed, asyncio.Future):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(closed), _CLOSE_WAIT_S)
 
     async def _deliver(
         self, message: bytes, sender: str, recipients: list[str]
@@ -193,37 +201,43 @@ class SmtpTransport:
             raise LoginRefused(f"{self._where}: {refusal}")
         if self._tls_context is None and tls != "none":
             self._tls_context = client_context(config.ca_file)
-        for attempt in (1, 2):
-            token_generator = None
-            if self._keeper is not None:
-                # Before connecting: without a token there is no point in a connection.
-                token = await self._access_token()
-                token_generator = functools.partial(_given, token)
-            smtp = aiosmtplib.SMTP(
-                hostname=config.host,
-                port=config.port,
-                username=config.username or None,
-                password=config.password if config.username and not oauth else None,
-                oauth_token_generator=token_generator,
-                local_hostname=self._local_hostname,
-                timeout=config.timeout.total_seconds(),
-                use_tls=tls == "ssl",
-                # False, not None, for "ssl" and "none": None would mean "upgrade if offered".
-                start_tls=tls == "starttls",
-                tls_context=self._tls_context,
-            )
+        # Before connecting: without a token there is no point in a connection.
+        token = await self._access_token() if oauth else ""
+        smtp = aiosmtplib.SMTP(
+            hostname=config.host,
+            port=config.port,
+            username=config.username or None if not oauth else None,
+            password=config.password if config.username and not oauth else None,
+            local_hostname=self._local_hostname,
+            timeout=config.timeout.total_seconds(),
+            use_tls=tls == "ssl",
+            # False, not None, for "ssl" and "none": None would mean "upgrade if offered".
+            start_tls=tls == "starttls",
+            tls_context=self._tls_context,
+        )
+        await smtp.connect()  # greeting, then STARTTLS and the password AUTH as configured
+        if oauth:
             try:
-                await smtp.connect()  # greeting, then STARTTLS and AUTH as configured
-            except aiosmtplib.SMTPAuthenticationError:
-                if not oauth or attempt == 2:
-                    raise
-                # Revoked or expired early: once more with a token fresh from the provider.
-                log.info("SMTP %s: access token refused; trying a fresh one", self._where)
-                self._refused_token = self._token
-                continue
-            log.debug("connected to SMTP server %s (tls=%s)", self._where, tls)
-            return smtp
-        raise AssertionError("unreachable: the second attempt returns or raises")
+                await self._xoauth2_login(smtp, token)
+            except BaseException:
+                smtp.close()
+                raise
+        log.debug("connected to SMTP server %s (tls=%s)", self._where, tls)
+        return smtp
+
+    async def _xoauth2_login(self, smtp: aiosmtplib.SMTP, token: str) -> None:
+        """AUTH XOAUTH2; once more on the same session with a fresh token if the server
+        refuses this one (revoked, or expired before its time)."""
+        if not smtp.server_auth_methods:
+            await smtp.ehlo()  # after STARTTLS the extensions are asked for again
+        if "xoauth2" not in smtp.server_auth_methods:
+            raise LoginRefused(f"{self._where} does not offer AUTH XOAUTH2 (only a password)")
+        try:
+            await smtp.auth_xoauth2(self._config.username, token)
+        except aiosmtplib.SMTPAuthenticationError:
+            log.info("SMTP %s: access token refused; trying a fresh one", self._where)
+            self._refused_token = token
+            await smtp.auth_xoauth2(self._config.username, await self._access_token())
 
     async def _access_token(self) -> str:
         """A valid access token (the keeper may block on HTTP); LoginRefused if none."""
@@ -347,11 +361,6 @@ class MaildirTransport:
             mailbox.Maildir(self.path, create=True).add(data)
         except OSError as exc:
             raise TemporaryDeliveryError(f"cannot write to the Maildir {self.path}: {exc}") from exc
-
-
-async def _given(token: str) -> str:
-    """aiosmtplib's XOAUTH2 token generator, for a token we already have."""
-    return token
 
 
 def _is_permanent(code: int) -> bool:
