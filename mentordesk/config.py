@@ -508,6 +508,10 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
         )
         state_dir = values["state"]["path"].parent
         oauth = oauth_settings(values["oauth"], state_dir, client_secret, fail)
+
+    def oauth_of(table: dict[str, Any]) -> OAuthConfig | None:
+        return oauth if table["auth"] == "oauth2" else None
+
     secret_name = values["program"]["secret_env"]
     secret = env.get(secret_name, "") if secret_name else ""
     if len(secret) < 16:
@@ -522,8 +526,8 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
     return Config(
         source=source,
         program=ProgramConfig(**values["program"]),
-        inbox=InboxConfig(**inbox, password=inbox_password, oauth=oauth),
-        smtp=SmtpConfig(**smtp, password=smtp_password, oauth=oauth),
+        inbox=InboxConfig(**inbox, password=inbox_password, oauth=oauth_of(inbox)),
+        smtp=SmtpConfig(**smtp, password=smtp_password, oauth=oauth_of(smtp)),
         state=StateConfig(**values["state"]),
         web=WebConfig(**values["web"]),
         timers=TimersConfig(**values["timers"]),

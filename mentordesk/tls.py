@@ -90,7 +90,8 @@ def check_server_tls(
             ) from None
     if values["auth"] == "oauth2" and not values["username"]:
         raise fail(table, "username", 'is required with auth = "oauth2"', '"mentors@program.org"')
-    sends_secret = values["auth"] == "oauth2" or bool(values["username"])
+    # IMAP always logs in; SMTP only with a username (else it relays unauthenticated).
+    sends_secret = table == "inbox" or values["auth"] == "oauth2" or bool(values["username"])
     refusal = plaintext_refusal(table, values["host"], values["tls"], sends_secret=sends_secret)
     if refusal:
         raise fail(table, "tls", refusal.removeprefix(f"[{table}] tls: "), '"ssl"')

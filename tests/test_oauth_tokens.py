@@ -281,6 +281,13 @@ def test_oauth2_needs_a_username(tmp_path: Path) -> None:
         load(tmp_path, text + '[oauth]\nclient_id = "c"\n')
 
 
+def test_oauth2_for_the_inbox_only_leaves_smtp_on_its_password(tmp_path: Path) -> None:
+    smtp = '[smtp]\nkind = "smtp"\nhost = "relay.test"\nusername = "m"\npassword_env = "P"\n'
+    config = load(tmp_path, IMAP_OAUTH + smtp + '[oauth]\nclient_id = "c"\n', P="pw")
+    assert config.inbox.oauth is not None  # type: ignore[attr-defined]
+    assert config.smtp.oauth is None and config.smtp.password == "pw"  # type: ignore[attr-defined]
+
+
 def test_the_oauth_table_is_ignored_without_oauth2(tmp_path: Path) -> None:
     config = load(tmp_path, '[oauth]\nprovider = "custom"\n')
     assert config.oauth is None  # type: ignore[attr-defined]
@@ -306,6 +313,9 @@ def test_a_password_to_a_remote_host_without_tls_is_refused(tmp_path: Path) -> N
     )
     with pytest.raises(ConfigError, match=r"\[smtp\] tls: .* to 10.0.0.5 unencrypted"):
         load(tmp_path, smtp)
+    no_user = '[inbox]\nkind = "imap"\nhost = "imap.program.test"\ntls = "none"\n'
+    with pytest.raises(ConfigError, match=r"\[inbox\] tls: .* to imap.program.test"):
+        load(tmp_path, no_user)  # IMAP logs in even so
 
 
 def test_plaintext_is_allowed_to_loopback_and_without_credentials(tmp_path: Path) -> None:

@@ -119,7 +119,8 @@ class SmtpTransport:
         self._smtp: aiosmtplib.SMTP | None = None
         self._lock = asyncio.Lock()
         # XOAUTH2: the token last handed to aiosmtplib, and one the server refused.
-        self._keeper = shared_keeper(config.oauth) if config.oauth is not None else None
+        oauth = config.oauth if config.auth == "oauth2" else None
+        self._keeper = shared_keeper(oauth) if oauth is not None else None
         self._token = ""
         self._refused_token = ""
 
