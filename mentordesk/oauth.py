@@ -97,6 +97,11 @@ def oauth_settings(
     provider = values["provider"]
     if not values["client_id"].strip():
         raise fail("oauth", "client_id", 'is required with auth = "oauth2"', '"0000-..."')
+    if provider == "google" and not values["client_secret_env"]:
+        # Google's "Desktop app" clients come with a secret its token endpoint wants.
+        raise fail(
+            "oauth", "client_secret_env", 'is required with provider = "google"', '"GOOGLE_SECRET"'
+        )
     urls = provider_endpoints(provider, values["tenant"])
     for key in ("token_url", "device_url", "auth_url"):
         given = values[key].strip()

@@ -267,6 +267,10 @@ def test_google_defaults_and_client_secret(tmp_path: Path) -> None:
             r"\[oauth\] client_secret_env: the environment variable NOPE is not set",
         ),
         ('[oauth]\nclient_id = "c"\nprovider = "yahoo"\n', r"\[oauth\] provider: 'yahoo' is not"),
+        (
+            '[oauth]\nclient_id = "c"\nprovider = "google"\n',
+            r"\[oauth\] client_secret_env: is required with provider = \"google\"",
+        ),
         ('[oauth]\nclient_id = "c"\nscopes = 3\n', r"\[oauth\] scopes: expected a list"),
     ],
 )
