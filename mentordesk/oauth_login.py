@@ -45,6 +45,7 @@ Say = Callable[[str], None]
 # RFC 8628 §3.5: "slow_down" means add 5 seconds to the polling interval, for good.
 SLOW_DOWN_S = 5.0
 DEFAULT_INTERVAL_S = 5.0
+MIN_INTERVAL_S = 1.0
 REDIRECT_WAIT_S = 300.0
 
 
@@ -74,7 +75,8 @@ def read_device_code(answer: dict[str, Any], status: int) -> DeviceCode:
         interval = float(answer.get("interval", DEFAULT_INTERVAL_S))
     except (TypeError, ValueError):
         raise OAuthError("the device code endpoint answered a malformed expires_in") from None
-    return DeviceCode(str(device), str(user), str(uri), expires, max(interval, 0.0))
+    # Never poll faster than once a second, whatever the answer said.
+    return DeviceCode(str(device), str(user), str(uri), expires, max(interval, MIN_INTERVAL_S))
 
 
 def next_poll(answer: dict[str, Any], status: int, interval_s: float) -> float | None:

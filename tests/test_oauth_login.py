@@ -19,7 +19,13 @@ import pytest
 from mentordesk.cli import main
 from mentordesk.errors import LoginNeeded, OAuthError
 from mentordesk.oauth import Tokens, load_tokens
-from mentordesk.oauth_login import device_login, loopback_login, paste_login
+from mentordesk.oauth_login import (
+    DeviceCode,
+    device_login,
+    loopback_login,
+    paste_login,
+    read_device_code,
+)
 
 from .oauth_servers import OAuthProvider
 from .servers import PROGRAM_USER, wait_until
@@ -252,3 +258,13 @@ def test_command_without_oauth2(
     config = str(write_config(tmp_path, provider, auth="password"))
     assert main(["oauth", "login", "--config", config]) == 2
     assert 'neither [inbox] nor [smtp] has auth = "oauth2"' in capsys.readouterr().err
+
+
+def test_device_code_answers() -> None:
+    answer = {"device_code": "d", "user_code": "U", "verification_url": "https://v"}
+    assert read_device_code(answer, 200) == DeviceCode("d", "U", "https://v", 900, 5)
+    assert read_device_code({**answer, "interval": 0}, 200).interval_s == 1  # no busy polling
+    with pytest.raises(OAuthError, match="refused: invalid_client"):
+        read_device_code({"error": "invalid_client"}, 400)
+    with pytest.raises(OAuthError, match="without a device or user code"):
+        read_device_code({"device_code": "d"}, 200)
