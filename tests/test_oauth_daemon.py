@@ -28,9 +28,9 @@ from .test_robust_inbox import health_until
 
 @pytest.fixture
 def provider() -> Iterator[OAuthProvider]:
-    # Tokens live 63 s and the daemon refreshes 60 s before expiry: every login after
-    # 3 s needs a refresh, and each refresh rotates the refresh token.
-    with OAuthProvider(access_lifetime_s=63) as server:
+    # Tokens live 62 s and the daemon refreshes 60 s before expiry: every login after
+    # 2 s needs a refresh, and each refresh rotates the refresh token.
+    with OAuthProvider(access_lifetime_s=62) as server:
         yield server
 
 
