@@ -56,6 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument("--csv", metavar="DIR", required=True, help="folder for the CSV files")
     for sub in (report, export):
         sub.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
+    oauth = commands.add_parser("oauth", help="log in to the mail provider with OAuth2")
+    oauth_commands = oauth.add_subparsers(dest="oauth_command", required=True, metavar="STEP")
+    login_step = oauth_commands.add_parser(
+        "login", help="get a refresh token (device code, browser, or --paste)"
+    )
+    login_step.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
+    login_step.add_argument(
+        "--paste", action="store_true", help="paste a refresh token obtained elsewhere"
+    )
     from .admin import add_office_hours_commands
     from .deploy_cli import add_deploy_commands
 
@@ -106,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .desk_cli import run_desk_command
 
             return run_desk_command(load_config(args.config), args)
+        if args.command == "oauth":
+            return oauth_login(load_config(args.config), paste=args.paste)
         if args.command == "demo":
             from .demo import run_demo
 
@@ -136,6 +147,23 @@ def check_config(config: Config) -> int:
 
 def _describe_endpoint(kind: str, host: str, port: int, path: Path) -> str:
     return f"maildir {path}" if kind == "maildir" else f"{kind} {host}:{port}"
+
+
+def oauth_login(config: Config, *, paste: bool) -> int:
+    from .oauth_login import login
+
+    if config.oauth is None:
+        print(
+            f'mentordesk: {config.source}: neither [inbox] nor [smtp] has auth = "oauth2"; '
+            "nothing to log in to",
+            file=sys.stderr,
+        )
+        return 2
+    pasted = None
+    if paste:
+        pasted = sys.stdin.readline() if not sys.stdin.isatty() else input("Refresh token: ")
+    login(config.oauth, paste=pasted)
+    return 0
 
 
 def run_daemon(config: Config) -> int:

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .calendar.conference import call_template_problem
 from .errors import ConfigError
 from .mailer.welcome import read_welcome
+from .oauth import OAuthConfig, oauth_settings
+from .tls import check_server_tls
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -169,6 +171,12 @@ def _call_link(value: Any) -> str:
     if text and (problem := call_template_problem(text)):
         raise _Invalid(problem)
     return text
+def _scopes(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(scope for item in value for scope in item.split())
+    raise _Invalid(f"expected a list of scopes, got {value!r}")
 
 
 def _env_name(value: Any) -> str:
@@ -201,6 +209,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "tls": (_choice("ssl", "starttls", "none"), "ssl", '"ssl"'),
         "username": (_str, "", '"mentors@program.org"'),
         "password_env": (_env_name, "", '"MENTORDESK_IMAP_PASSWORD"'),
+        "auth": (_choice("password", "oauth2"), "password", '"oauth2"'),
+        "ca_file": (_str, "", '"/etc/ssl/certs/program-ca.pem"'),
         "folder": (_nonempty, "INBOX", '"INBOX"'),
         "processed_folder": (_nonempty, "Processed", '"Processed"'),
         "quarantine_folder": (_nonempty, "Quarantine", '"Quarantine"'),
@@ -221,11 +231,24 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "tls": (_choice("ssl", "starttls", "none"), "starttls", '"starttls"'),
         "username": (_str, "", '"mentors@program.org"'),
         "password_env": (_env_name, "", '"MENTORDESK_SMTP_PASSWORD"'),
+        "auth": (_choice("password", "oauth2"), "password", '"oauth2"'),
+        "ca_file": (_str, "", '"/etc/ssl/certs/program-ca.pem"'),
         "timeout": (_duration, "30s", '"30s"'),
         "max_attempts": (_positive_int, 8, "8"),
         "retry_after": (_duration, "30s", '"30s"'),
         "max_retry_after": (_duration, "1h", '"1h"'),
         "connections": (_positive_int, 2, "2"),
+    },
+    "oauth": {
+        "provider": (_choice("microsoft", "google", "custom"), "microsoft", '"microsoft"'),
+        "client_id": (_str, "", '"00000000-0000-0000-0000-000000000000"'),
+        "client_secret_env": (_env_name, "", '"MENTORDESK_OAUTH_SECRET"'),
+        "tenant": (_nonempty, "common", '"program.org"'),
+        "token_url": (_str, "", '"https://login.example.org/oauth2/token"'),
+        "device_url": (_str, "", '"https://login.example.org/oauth2/device"'),
+        "auth_url": (_str, "", '"https://login.example.org/oauth2/authorize"'),
+        "scopes": (_scopes, [], '["https://mail.google.com/"]'),
+        "token_file": (_str, "oauth-token.json", '"oauth-token.json"'),
     },
     "state": {
         "path": (_nonempty, "state/mentordesk.db", '"state/mentordesk.db"'),
@@ -322,6 +345,9 @@ class InboxConfig:
     authserv_id: str
     create_folders: bool = True  # may processed_folder and quarantine_folder be created
     password: str = field(default="", repr=False)
+    auth: str = "password"  # or "oauth2" (SASL XOAUTH2 with ``oauth``'s tokens)
+    ca_file: Path | None = None  # trusted instead of the system store
+    oauth: OAuthConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -339,6 +365,9 @@ class SmtpConfig:
     max_retry_after: timedelta
     connections: int
     password: str = field(default="", repr=False)
+    auth: str = "password"
+    ca_file: Path | None = None
+    oauth: OAuthConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -422,6 +451,7 @@ class Config:
     limits: LimitsConfig
     secret: bytes = field(default=b"", repr=False)
     orientation: OrientationConfig = OrientationConfig("", "")
+    oauth: OAuthConfig | None = None  # set when [inbox] or [smtp] auth = "oauth2"
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -503,16 +533,31 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
 
     if values["inbox"]["kind"] == "imap" and not values["inbox"]["username"].strip():
         raise fail("inbox", "username", 'is required with kind = "imap"', '"mentors@program.org"')
+    inbox, smtp = values["inbox"], values["smtp"]
+    uses = {"inbox": inbox["kind"] == "imap", "smtp": smtp["kind"] == "smtp"}
+    for table in ("inbox", "smtp"):
+        check_server_tls(table, values[table], uses[table], base, fail)
     inbox_password = secret_from(
         "inbox",
         "password_env",
-        values["inbox"]["kind"] == "imap" and bool(values["inbox"]["username"]),
+        uses["inbox"] and inbox["auth"] == "password" and bool(inbox["username"]),
     )
     smtp_password = secret_from(
         "smtp",
         "password_env",
-        values["smtp"]["kind"] == "smtp" and bool(values["smtp"]["username"]),
+        uses["smtp"] and smtp["auth"] == "password" and bool(smtp["username"]),
     )
+    oauth = None
+    if any(uses[table] and values[table]["auth"] == "oauth2" for table in uses):
+        client_secret = secret_from(
+            "oauth", "client_secret_env", bool(values["oauth"]["client_secret_env"])
+        )
+        state_dir = values["state"]["path"].parent
+        oauth = oauth_settings(values["oauth"], state_dir, client_secret, fail)
+
+    def oauth_of(table: dict[str, Any]) -> OAuthConfig | None:
+        return oauth if table["auth"] == "oauth2" else None
+
     secret_name = values["program"]["secret_env"]
     secret = env.get(secret_name, "") if secret_name else ""
     if len(secret) < 16:
@@ -527,8 +572,8 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
     return Config(
         source=source,
         program=ProgramConfig(**values["program"]),
-        inbox=InboxConfig(**values["inbox"], password=inbox_password),
-        smtp=SmtpConfig(**values["smtp"], password=smtp_password),
+        inbox=InboxConfig(**inbox, password=inbox_password, oauth=oauth_of(inbox)),
+        smtp=SmtpConfig(**smtp, password=smtp_password, oauth=oauth_of(smtp)),
         state=StateConfig(**values["state"]),
         web=WebConfig(**values["web"]),
         timers=TimersConfig(**values["timers"]),
@@ -537,6 +582,7 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
         limits=LimitsConfig(**values["limits"]),
         secret=secret.encode(),
         orientation=OrientationConfig(**welcomes),
+        oauth=oauth,
     )
 
 

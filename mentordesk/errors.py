@@ -3,8 +3,11 @@
     MentordeskError                 base of everything below
     ├── ConfigError                 config.toml is missing, unreadable or wrong
     ├── MailSourceError             the mailbox cannot be reached or used
+    │   └── OAuthError              no OAuth2 access token can be had now
+    │       └── LoginNeeded         the refresh token is missing or refused: log in again
     ├── DeliveryError               an outgoing message was not accepted
     │   ├── TemporaryDeliveryError  try again later (4xx, connection trouble)
+    │   │   └── LoginRefused        the relay refuses our login: a person must act
     │   └── PermanentDeliveryError  do not try again (5xx); names the refused addresses
     ├── StoreError                  the state file cannot be read or written
     ├── OfficeHoursError            a coordinator's office-hours command cannot be applied
@@ -39,12 +42,26 @@ class MailSourceError(MentordeskError):
     """The mailbox could not be reached or used; the caller reconnects with back-off."""
 
 
+class OAuthError(MailSourceError):
+    """No OAuth2 access token can be had now (the token endpoint failed or refused)."""
+
+
+class LoginNeeded(OAuthError):
+    """The refresh token is missing, unreadable or refused (``invalid_grant``): a person
+    must run ``mentordesk oauth login``; the message says so."""
+
+
 class DeliveryError(MentordeskError):
     """An outgoing message was not accepted by the mail server."""
 
 
 class TemporaryDeliveryError(DeliveryError):
     """The server said "later" (4xx) or could not be reached: retry with back-off."""
+
+
+class LoginRefused(TemporaryDeliveryError):
+    """The relay refused our login, or no OAuth2 token can be had: every email waits
+    until a person fixes the credentials; the message says how."""
 
 
 class PermanentDeliveryError(DeliveryError):

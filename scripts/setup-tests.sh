@@ -14,7 +14,7 @@ scripts/setup.sh
 
 STAMP=.venv/.mentordesk-test-installed
 if ! { [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] \
-    && .venv/bin/python -c 'import pytest, pytest_asyncio, aiosmtpd, playwright, vobject, hypothesis
+    && .venv/bin/python -c 'import pytest, pytest_asyncio, aiosmtpd, playwright, vobject, hypothesis, trustme
 import prometheus_client, pythonjsonlogger.json' \
         2>/dev/null; }; then
     echo "setup-tests.sh: installing the test extras into .venv"

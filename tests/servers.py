@@ -356,7 +356,12 @@ class Dovecot:
             group=group,
             first_uid=min(uid, 500),
         )
+        text = self._adjust_config(text)
         (self.root / "dovecot.conf").write_text(text)
+
+    def _adjust_config(self, text: str) -> str:
+        """Subclasses change the written config here (TLS, OAuth2: tests/oauth_servers.py)."""
+        return text
 
     def _log_since_spawn(self) -> str:
         """What Dovecot logged since the last ``_spawn()``."""

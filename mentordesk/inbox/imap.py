@@ -24,9 +24,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from imapclient import DELETED, IMAPClient, SocketTimeout
+from imapclient.exceptions import LoginError
 
 from ..config import InboxConfig
 from ..errors import MailSourceError
+from ..oauth import shared_keeper
+from ..tls import client_context, plaintext_refusal, untrusted_certificate, untrusted_message
 from .source import RawMessage, batch_bytes
 
 log = logging.getLogger(__name__)
@@ -88,7 +91,13 @@ class ImapSource:
         """Reach the server (and start TLS as configured); no login yet."""
         self.close()
         config = self._config
-        context = ssl.create_default_context() if config.tls != "none" else None
+        refusal = plaintext_refusal("inbox", config.host, config.tls, sends_secret=True)
+        if refusal:
+            raise MailSourceError(f"IMAP {self.address}: {refusal}")
+        context = None
+        if config.tls != "none":
+            with self._failures(f"cannot use [inbox] ca_file {config.ca_file}"):
+                context = client_context(config.ca_file)
         with self._failures("cannot connect"):
             client = IMAPClient(
                 config.host,
@@ -102,15 +111,16 @@ class ImapSource:
         if config.tls == "starttls":
             with self._failures("STARTTLS failed"):
                 client.starttls(context)
-        elif config.tls == "none" and not _is_loopback(config.host):
-            log.warning('IMAP %s: logging in without TLS ([inbox] tls = "none")', self.address)
 
     def log_in(self) -> None:
-        """Authenticate on the open connection (password login)."""
+        """Authenticate on the open connection: a password, or XOAUTH2 with a token."""
         client = self._connected_client()
         config = self._config
-        with self._failures(f"login as {config.username!r} failed"):
-            client.login(config.username, config.password)
+        if config.auth == "oauth2":
+            self._oauth2_login(client)
+        else:
+            with self._failures(f"login as {config.username!r} failed"):
+                client.login(config.username, config.password)
 
     def select_folder(self) -> None:
         """Select ``[inbox] folder`` on the logged-in connection."""
@@ -145,6 +155,38 @@ class ImapSource:
             self._can_move,
             self._can_idle,
         )
+
+    def _oauth2_login(self, client: Any) -> None:
+        """SASL XOAUTH2 with a fresh access token; once more with a new one if the server
+        refuses it (revoked or expired early). LoginNeeded when the refresh token is gone."""
+        config = self._config
+        assert config.oauth is not None, "config.py sets oauth with auth = oauth2"
+        keeper = shared_keeper(config.oauth)
+        refused = ""
+        for attempt in (1, 2):
+            try:
+                token = keeper.access_token(refused=refused)
+            except MailSourceError:
+                self._drop()
+                raise
+            try:
+                client.oauth2_login(config.username, token)
+                return
+            except LoginError as exc:
+                if attempt == 2:
+                    self._drop()
+                    raise MailSourceError(
+                        f"IMAP {self.address}: XOAUTH2 login as {config.username!r} refused "
+                        f"with a fresh token: {_describe(exc)}; check [inbox] username and "
+                        f"the scopes in [oauth]"
+                    ) from exc
+                log.info("IMAP %s: access token refused; trying a fresh one", self.address)
+                refused = token
+            except _FAILURES as exc:
+                self._drop()
+                raise MailSourceError(
+                    f"IMAP {self.address}: XOAUTH2 login failed: {_describe(exc)}"
+                ) from exc
 
     def fetch(self, limit: int) -> list[RawMessage]:
         """Up to ``limit`` messages still in the folder, lowest UID first, left unread."""
@@ -259,7 +301,13 @@ class ImapSource:
             yield
         except _FAILURES as exc:
             self._drop()
-            message = f"IMAP {self.address}: {doing}: {_describe(exc)}"
+            untrusted = untrusted_certificate(exc)
+            if untrusted is not None:
+                message = f"IMAP {self.address}: " + untrusted_message(
+                    "inbox", self._config.host, untrusted
+                )
+            else:
+                message = f"IMAP {self.address}: {doing}: {_describe(exc)}"
             if self._config.password:
                 message = message.replace(self._config.password, "***")
             raise MailSourceError(message) from exc
@@ -397,7 +445,3 @@ def _describe_bye(response: tuple[Any, ...]) -> str:
         part.decode("utf-8", "replace") if isinstance(part, bytes) else str(part)
         for part in response[1:]
     )
-
-
-def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")

@@ -28,6 +28,7 @@ No password appears in any message, log line or repr here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mailbox
 import re
@@ -39,11 +40,22 @@ from typing import Protocol
 import aiosmtplib
 
 from ..config import SmtpConfig
-from ..errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+from ..errors import (
+    DeliveryError,
+    LoginRefused,
+    OAuthError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
+from ..oauth import shared_keeper
+from ..tls import client_context, plaintext_refusal, untrusted_certificate, untrusted_message
 
 __all__ = ["MaildirTransport", "SmtpTransport", "Transport", "open_transport"]
 
 log = logging.getLogger(__name__)
+
+# How long close() waits for a connection to be closed for good after QUIT.
+_CLOSE_WAIT_S = 2.0
 
 # An envelope address as we accept to put on the wire: printable ASCII without spaces or
 # angle brackets, with an "@". Non-ASCII mailboxes would need SMTPUTF8 (RFC 6531).
@@ -106,6 +118,11 @@ class SmtpTransport:
         self._local_hostname = local_hostname
         self._smtp: aiosmtplib.SMTP | None = None
         self._lock = asyncio.Lock()
+        # XOAUTH2: the token last handed to aiosmtplib, and one the server refused.
+        oauth = config.oauth if config.auth == "oauth2" else None
+        self._keeper = shared_keeper(oauth) if oauth is not None else None
+        self._token = ""
+        self._refused_token = ""
 
     def __repr__(self) -> str:
         user = self._config.username or "(no login)"
@@ -117,6 +134,9 @@ class SmtpTransport:
         async with self._lock:
             try:
                 refused = await self._deliver(message, sender, rcpts)
+            except DeliveryError:
+                self._discard()
+                raise
             except (aiosmtplib.SMTPException, OSError, _Dropped) as exc:
                 # After a failure the session may sit mid-transaction; a fresh connection
                 # next time is simpler and safer than repairing it with RSET.
@@ -142,6 +162,8 @@ class SmtpTransport:
             smtp, self._smtp = self._smtp, None
             if smtp is None:
                 return
+            # Done when the socket is: a TLS session closes after the server's close_notify.
+            closed = getattr(smtp.protocol, "_closed_future", None)
             try:
                 if smtp.is_connected:
                     await smtp.quit()
@@ -149,6 +171,9 @@ class SmtpTransport:
                 pass  # we are leaving anyway
             finally:
                 smtp.close()
+            if isinstance(closed, asyncio.Future):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(closed), _CLOSE_WAIT_S)
 
     async def _deliver(
         self, message: bytes, sender: str, recipients: list[str]
@@ -176,16 +201,26 @@ class SmtpTransport:
         return smtp
 
     # The two steps of a connection, apart so that ``check-config --connect`` can say
-    # which one failed. Both raise aiosmtplib's exceptions (or OSError) untranslated.
+    # which one failed. Both raise aiosmtplib's exceptions (or OSError) untranslated,
+    # or LoginRefused (a secret over plain text, no token to log in with).
 
     async def open_session(self) -> aiosmtplib.SMTP:
         """Connect: the greeting, EHLO and STARTTLS as configured; no login yet."""
-        tls = self._config.tls
+        config = self._config
+        tls = config.tls
+        oauth = self._keeper is not None
+        refusal = plaintext_refusal(
+            "smtp", config.host, tls, sends_secret=oauth or bool(config.username)
+        )
+        if refusal:
+            raise LoginRefused(f"{self._where}: {refusal}")
+        if self._tls_context is None and tls != "none":
+            self._tls_context = client_context(config.ca_file)
         smtp = aiosmtplib.SMTP(
-            hostname=self._config.host,
-            port=self._config.port,
+            hostname=config.host,
+            port=config.port,
             local_hostname=self._local_hostname,
-            timeout=self._config.timeout.total_seconds(),
+            timeout=config.timeout.total_seconds(),
             use_tls=tls == "ssl",
             # False, not None, for "ssl" and "none": None would mean "upgrade if offered".
             start_tls=tls == "starttls",
@@ -196,9 +231,37 @@ class SmtpTransport:
         return smtp
 
     async def log_in(self, smtp: aiosmtplib.SMTP) -> None:
-        """Authenticate on ``smtp`` (password login), when [smtp] username is set."""
-        if self._config.username:
+        """Authenticate on ``smtp``: XOAUTH2 with an access token ([smtp] auth = "oauth2"),
+        else a password when [smtp] username is set."""
+        if self._keeper is not None:
+            await self._xoauth2_login(smtp, await self._access_token())
+        elif self._config.username:
             await smtp.login(self._config.username, self._config.password)
+
+    async def _xoauth2_login(self, smtp: aiosmtplib.SMTP, token: str) -> None:
+        """AUTH XOAUTH2; once more on the same session with a fresh token if the server
+        refuses this one (revoked, or expired before its time)."""
+        if not smtp.server_auth_methods:
+            await smtp.ehlo()  # after STARTTLS the extensions are asked for again
+        if "xoauth2" not in smtp.server_auth_methods:
+            raise LoginRefused(f"{self._where} does not offer AUTH XOAUTH2 (only a password)")
+        try:
+            await smtp.auth_xoauth2(self._config.username, token)
+        except aiosmtplib.SMTPAuthenticationError:
+            log.info("SMTP %s: access token refused; trying a fresh one", self._where)
+            self._refused_token = token
+            await smtp.auth_xoauth2(self._config.username, await self._access_token())
+
+    async def _access_token(self) -> str:
+        """A valid access token (the keeper may block on HTTP); LoginRefused if none."""
+        assert self._keeper is not None
+        try:
+            self._token = await asyncio.to_thread(
+                self._keeper.access_token, refused=self._refused_token
+            )
+        except OAuthError as exc:
+            raise LoginRefused(f"cannot log in to {self._where}: {exc}") from exc
+        return self._token
 
     @staticmethod
     async def _transaction(
@@ -246,11 +309,20 @@ class SmtpTransport:
                 return PermanentDeliveryError(f"{where} refused {details}", refused)
             return TemporaryDeliveryError(f"{where} deferred {details}")
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-            return TemporaryDeliveryError(
+            if self._keeper is not None:
+                return LoginRefused(
+                    f"{where} refused the XOAUTH2 login as {self._config.username!r} with a "
+                    f"fresh token: {exc.code} {exc.message}. Check [smtp] username and the "
+                    f"scopes in [oauth]."
+                )
+            return LoginRefused(
                 f"{where} refused the login as {self._config.username!r}: "
                 f"{exc.code} {exc.message}. Check [smtp] username and the password in "
                 f"the environment variable {self._config.password_env or '(none set)'}."
             )
+        untrusted = untrusted_certificate(exc)
+        if untrusted is not None:
+            return TemporaryDeliveryError(untrusted_message("smtp", where, untrusted))
         step = None
         if isinstance(exc, aiosmtplib.SMTPSenderRefused):
             step = f"MAIL FROM:<{exc.sender}>"
