@@ -256,6 +256,14 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "replies_per_sender_per_hour": (_positive_int, 5, "5"),
         "open_requests_per_mentee": (_positive_int, 2, "2"),
     },
+    "pairings": {
+        "enabled": (_bool, False, "true"),
+        "every_weeks": (_positive_int, 2, "2"),
+        "term": (_positive_duration, "365d", '"365d"'),
+        "all_requests": (_bool, False, "false"),
+        "quiet_weeks": (_positive_int, 6, "6"),
+        "check_in_every": (_positive_duration, "91d", '"91d"'),
+    },
 }
 # [matching.synonyms] is free-form: canonical skill = ["alias", ...]; checked separately.
 _FREE_FORM = {("matching", "synonyms")}
@@ -372,6 +380,18 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class PairingsConfig:
+    """[pairings]: a mentor and a mentee meeting every few weeks for a term (flows/pairings)."""
+
+    enabled: bool = False
+    every_weeks: int = 2
+    term: timedelta = timedelta(days=365)
+    all_requests: bool = False
+    quiet_weeks: int = 6
+    check_in_every: timedelta = timedelta(days=91)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything mentordesk needs to run, checked. ``source`` is the file it came from."""
 
@@ -386,6 +406,7 @@ class Config:
     matching: MatchingConfig
     limits: LimitsConfig
     secret: bytes = field(default=b"", repr=False)
+    pairings: PairingsConfig = field(default_factory=PairingsConfig)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -488,6 +509,7 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
         matching=MatchingConfig(**values["matching"], synonyms=synonyms),
         limits=LimitsConfig(**values["limits"]),
         secret=secret.encode(),
+        pairings=PairingsConfig(**values["pairings"]),
     )
 
 

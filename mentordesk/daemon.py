@@ -35,6 +35,7 @@ from .config import Config
 from .errors import MailSourceError, MentordeskError, PermanentDeliveryError
 from .flows.claims import ClaimDesk
 from .flows.office_hours import OfficeHoursDesk
+from .flows.pairings import PairingDesk
 from .flows.router import Coordinator, Outcome, describe, temporary
 from .flows.sessions import SessionDesk
 from .inbox.source import MailSource, RawMessage, open_source
@@ -174,6 +175,7 @@ class Daemon:
             changed=self.sender.poke,
             sessions=self._sessions,
             office_hours=self._office_hours,
+            pairings=self._pairings,
         )
         await self.web.start()
 
@@ -363,6 +365,11 @@ class Daemon:
         if self.coordinator is None:
             raise RuntimeError("daemon not started")
         return self.coordinator.office_hours
+
+    def _pairings(self) -> PairingDesk:
+        if self.coordinator is None:
+            raise RuntimeError("daemon not started")
+        return self.coordinator.desks.pairings
 
     def _claims(self) -> ClaimDesk:
         if self.coordinator is None:

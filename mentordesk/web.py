@@ -24,6 +24,7 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
                            zone (?tz= from the browser where we know none)  POST: book it
     GET  /feed/{token}.ics a person's calendar feed (sessions, office hours; text/calendar)
     POST /admin/office-hours  the CLI's office-hours commands (JSON; loopback, signed, once)
+    GET  /pairing/{token}  orientation done, a check-in, a term's choice (web_pairings)
     GET  /healthz          liveness for monitoring
 """
 
@@ -56,6 +57,7 @@ from .flows.feedback import (
 )
 from .flows.feedback_results import RATINGS
 from .flows.office_hours import OfficeHoursDesk
+from .flows.pairings import PairingDesk
 from .flows.sessions import SessionDesk
 from .inbox.zones import resolve_timezone
 from .state.store import StoreWriter
@@ -70,6 +72,7 @@ from .tokens import (
     verify,
 )
 from .web_guard import WEB_LIMITS, ConnectionGuard, SlowRequestBody, WebLimits
+from .web_pairings import pairing_routes
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +175,13 @@ class WebApp:
         sessions: Callable[[], SessionDesk] | None = None,
         office_hours: Callable[[], OfficeHoursDesk] | None = None,
         limits: WebLimits | None = None,
+        pairings: Callable[[], PairingDesk] | None = None,
     ) -> None:
         self.limits = limits or WEB_LIMITS
         self.guard = ConnectionGuard(self.limits)
         self.sessions = sessions
         self.office_hours = office_hours
+        self.pairings = pairings
         self.config = config
         self.changed = changed  # called after every POST: new mail may be waiting
         self.writer = writer
@@ -231,6 +236,8 @@ class WebApp:
                 web.post("/followup/{token}", self.followup),
             ]
         )
+        if self.pairings is not None:
+            app.add_routes(pairing_routes(self, self.pairings))
         return app
 
     async def start(self) -> None:

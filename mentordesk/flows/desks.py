@@ -25,6 +25,7 @@ from .enrollment import EnrollmentDesk
 from .lifecycle import Lifecycle
 from .matching import MatchingDesk
 from .office_hours import OfficeHoursDesk
+from .pairings import PairingDesk
 from .requests import RequestDesk
 from .sessions import SessionDesk
 
@@ -41,6 +42,7 @@ class Desks:
     enrollment: EnrollmentDesk
     requests: RequestDesk
     bounces: BounceDesk
+    pairings: PairingDesk
 
 
 def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
@@ -62,7 +64,15 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
     )
     matching = MatchingDesk(config, store, postman, links)
     lifecycle = Lifecycle(store, postman, sessions, matching.rematch, office_hours)
-    claims = ClaimDesk(config, store, postman, matching, lifecycle, book=sessions.book)
+    pairings = PairingDesk(
+        config, store, postman, links, candidates=sessions.candidates, book_once=sessions.book
+    )
+    pairings.release, pairings.close, lifecycle.pairings = (
+        lifecycle.release,
+        lifecycle.close,
+        pairings,
+    )
+    claims = ClaimDesk(config, store, postman, matching, lifecycle, book=pairings.book)
     return Desks(
         postman=postman,
         links=links,
@@ -74,4 +84,5 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
         enrollment=EnrollmentDesk(config, store, postman, lifecycle),
         requests=RequestDesk(config, store, postman, matching, lifecycle),
         bounces=BounceDesk(config, store, postman),
+        pairings=pairings,
     )

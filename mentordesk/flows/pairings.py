@@ -1,0 +1,551 @@
+"""Pairings: a mentor and a mentee meeting every few weeks for a term (issue: Mozilla Reps).
+
+With ``[pairings] enabled``, a request whose words ask for an ongoing mentor
+(``inbox.ongoing.asks_for_ongoing``), or every request with ``all_requests``, becomes a
+pairing when a mentor claims it. Instead of one session:
+
+- **the series**: every ``every_weeks`` weeks, 30 minutes, at the earliest time that suits
+  both (the session desk's candidates), as one iMIP series (RRULE with INTERVAL and UNTIL
+  at the term's end, VTIMEZONE) in the mentor's zone, so its wall-clock time holds
+  across DST changes. One occurrence is cancelled or moved with RECURRENCE-ID, as office
+  hours are (``calendar.series``).
+- **orientation**: the mentor's invitation has an "orientation done" link (GET shows,
+  POST acts); it closes the orientation period (``PairingEvent.ORIENTED``).
+- **check-ins, the term's end, going quiet**: timed steps (``flows.pairing_steps``).
+- **the end**: each person chooses extend, change mentor or end (``decide_term``).
+
+The request stays ``claimed`` (held by the mentor) while its pairing is live. Every way a
+request leaves its holder goes through ``flows.lifecycle`` (withdraw, release, the
+mentor resigning, the pairing ending), which calls ``end_for`` here: the series is
+cancelled in both calendars and the pairing is over. Runs on the store's writer thread;
+callers hold the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..calendar.invite import Attendee, calendar_mime_parts, new_uid, series_cancel
+from ..calendar.recurrence import (
+    Occurrence,
+    WeeklyRule,
+    is_rule_date,
+    occurrences,
+    pattern,
+    when,
+)
+from ..calendar.series import (
+    SeriesEvent,
+    occurrence_cancellation,
+    occurrence_override,
+    series_invitation,
+)
+from ..config import Config
+from ..errors import OfficeHoursError
+from ..feed import feed_url
+from ..inbox.ongoing import asks_for_ongoing
+from ..mailer.outbox import Postman
+from ..state.lifecycle import PairingEvent, next_pairing_status
+from ..state.pairings import (
+    live_pairing_of,
+    new_pairing_id,
+    pairing,
+    pairing_status,
+    save_pairing,
+)
+from ..state.records import PairingStatus, RequestStatus, request_status
+from ..state.store import Store, from_iso, iso
+from ..tokens import Links
+from ..views import request_view
+
+__all__ = [
+    "CHOICES",
+    "PAIRING_PURPOSE",
+    "PairingDesk",
+    "decide_term",
+    "is_pairing",
+]
+
+log = logging.getLogger(__name__)
+
+PAIRING_PURPOSE = "pairing"
+THREAD = "pairing"
+# What a link may do: orientation (the mentor), a check-in answer, a term choice.
+CHECK_IN = ("going-well", "needs-help")
+CHOICES = ("extend", "change", "end")
+ACTIONS = frozenset({"oriented", *CHECK_IN, *CHOICES})
+
+Book = Callable[[int, datetime], object]
+
+
+def is_pairing(config: Config, request: Mapping[str, Any]) -> bool:
+    """Does this request become a pairing when claimed? (pure)"""
+    if not config.pairings.enabled:
+        return False
+    if request.get("pairing") or config.pairings.all_requests:
+        return True
+    return asks_for_ongoing(str(request.get("details") or ""))
+
+
+def decide_term(choices: Mapping[str, str], people: tuple[str, str]) -> str | None:
+    """What the term's end comes to: "end" as soon as one chooses it, else "change" as
+    soon as one asks for another mentor, "extend" when both chose it; None: waiting."""
+    said = [choices.get(person) for person in people]
+    if "end" in said:
+        return "end"
+    if "change" in said:
+        return "change"
+    if all(choice == "extend" for choice in said):
+        return "extend"
+    return None
+
+
+class PairingDesk:
+    """Starts pairings, changes their series, and carries out what people choose."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        postman: Postman,
+        links: Links,
+        *,
+        candidates: Callable[..., list[datetime]],
+        book_once: Book,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.postman = postman
+        self.links = links
+        self.candidates = candidates  # SessionDesk.candidates: times that suit both
+        self.book_once = book_once  # SessionDesk.book: the one-off session
+        # Set once the lifecycle exists (it needs this desk, this desk needs it).
+        self.release: Callable[..., bool] | None = None
+        self.close: Callable[..., bool] | None = None
+
+    # Starting ------------------------------------------------------------------------------
+
+    def book(self, number: int, now: datetime) -> object:
+        """What a claim leads to: a pairing's series, or the usual one-off session."""
+        request = self.store.request(number)
+        if request is None or not is_pairing(self.config, request):
+            return self.book_once(number, now)
+        if request_status(request) is not RequestStatus.CLAIMED:
+            return None
+        if live_pairing_of(self.store, number) is not None:
+            return None
+        slots = self.candidates(number, now, limit=1)
+        if not slots:
+            # No time suits both every week: one session first, picked by hand, as
+            # for any request; the coordinator can start the pairing later.
+            self.store.audit("pairing: no common time", now=now, request=number)
+            return self.book_once(number, now)
+        return self.start(request, slots[0], now)
+
+    def start(self, request: dict[str, Any], first_utc: datetime, now: datetime) -> dict[str, Any]:
+        number = int(request["number"])
+        mentor = self.store.mentor(request["claimed_by"]) or {}
+        zone = ZoneInfo(mentor.get("timezone") or self.config.program.timezone)
+        first_local = first_utc.astimezone(zone)
+        term_end = first_utc + self.config.pairings.term
+        doc: dict[str, Any] = {
+            "id": new_pairing_id(self.store),
+            "request": number,
+            "mentor": request["claimed_by"],
+            "mentee": request["mentee"],
+            "status": PairingStatus.ORIENTING.value,
+            "started": iso(first_utc),
+            "term_end": iso(term_end),
+            "terms": 1,
+            "checkins": [],
+            "answers": {},
+            "term_asked": None,
+            "choices": {},
+            "created": iso(now),
+            "series": {
+                "uid": new_uid(self.config.program.domain),
+                "sequence": 0,
+                "title": self._title(request, mentor),
+                "location": self.config.sessions.location,
+                "zone": zone.key,
+                "time": first_local.strftime("%H:%M"),
+                "length_minutes": int(self.config.sessions.length.total_seconds() // 60),
+                "first": first_local.date().isoformat(),
+                "until": _last_day(term_end, zone).isoformat(),
+                "interval_weeks": self.config.pairings.every_weeks,
+                "exceptions": {},
+            },
+        }
+        save_pairing(self.store, doc)
+        request["pairing"] = True
+        request["schedule"] = "pairing"
+        request["updated"] = iso(now)
+        self.store.save_request(request)
+        self.store.audit("pairing started", now=now, request=number, pairing=doc["id"])
+        self._invite(doc, now, change="new")
+        return doc
+
+    # One occurrence ------------------------------------------------------------------------
+
+    def cancel_occurrence(self, pairing_id: int, day: date, now: datetime) -> dict[str, Any]:
+        """Cancel the occurrence originally on ``day`` for both (RECURRENCE-ID)."""
+        doc, rule = self._live_rule(pairing_id, day)
+        was = _occurrence(rule, day)
+        self._set_exception(doc, day, {"status": "cancelled"})
+        save_pairing(self.store, doc)
+        self.store.audit("pairing occurrence cancelled", now=now, pairing=pairing_id, day=str(day))
+        event = self._event(doc)
+        for person in self._people(doc):
+            ics = occurrence_cancellation(event, day, self._attendees(doc), now)
+            self._send_change(doc, person, ics, "CANCEL", was, None, now)
+        return doc
+
+    def move_occurrence(
+        self, pairing_id: int, day: date, new_start_local: datetime, now: datetime
+    ) -> dict[str, Any]:
+        """Move the occurrence originally on ``day`` to ``new_start_local`` (the series'
+        zone, naive or aware) for both."""
+        doc, rule = self._live_rule(pairing_id, day)
+        was = _occurrence(rule, day)
+        start = new_start_local.replace(tzinfo=rule.zone)
+        self._set_exception(
+            doc, day, {"status": "moved", "start": start.replace(tzinfo=None).isoformat()}
+        )
+        save_pairing(self.store, doc)
+        moved = _occurrence(WeeklyRule.of(doc["series"]), day)
+        self.store.audit("pairing occurrence moved", now=now, pairing=pairing_id, day=str(day))
+        event = self._event(doc)
+        for person in self._people(doc):
+            ics = occurrence_override(event, day, self._attendees(doc), now)
+            self._send_change(doc, person, ics, "REQUEST", was, moved, now)
+        return doc
+
+    def _live_rule(self, pairing_id: int, day: date) -> tuple[dict[str, Any], WeeklyRule]:
+        doc = pairing(self.store, pairing_id)
+        if doc is None or not pairing_status(doc).live:
+            raise OfficeHoursError(f"pairing {pairing_id} is not running")
+        rule = WeeklyRule.of(doc["series"])
+        if not is_rule_date(rule, day) or day in rule.cancelled:
+            raise OfficeHoursError(f"pairing {pairing_id} has no session on {day}")
+        return doc, rule
+
+    def _set_exception(self, doc: dict[str, Any], day: date, change: dict[str, Any]) -> None:
+        series = doc["series"]
+        event = self._event(doc)
+        series["exceptions"][day.isoformat()] = {**change, "sequence": event.next_sequence(day)}
+
+    # The lifecycle's consequence ----------------------------------------------------------------
+
+    def end_for(self, number: int, now: datetime, *, why: str) -> bool:
+        """The request left its holder (``flows.lifecycle``): cancel the live pairing's
+        series in both calendars. True when there was one."""
+        doc = live_pairing_of(self.store, number)
+        if doc is None:
+            return False
+        event = PairingEvent.ENDED if why == "ended" else PairingEvent.LEFT_HOLDER
+        after = next_pairing_status(pairing_status(doc), event)
+        if after is None:
+            return False
+        doc["status"] = after.value
+        doc["ended"] = iso(now)
+        doc["why"] = why
+        doc["series"]["sequence"] = int(doc["series"]["sequence"]) + 1
+        save_pairing(self.store, doc)
+        self.store.audit("pairing over", now=now, request=number, pairing=doc["id"], why=why)
+        self._cancel_series(doc, now, why)
+        return True
+
+    # What people click ---------------------------------------------------------------------
+
+    def view(self, pairing_id: int, person: str, action: str) -> dict[str, Any]:
+        """What a pairing link's page shows (GET): the question, or why nothing is asked."""
+        doc = pairing(self.store, pairing_id)
+        if doc is None or action not in ACTIONS:
+            return {"outcome": "unknown", "action": action}
+        if person not in (doc["mentor"], doc["mentee"]):
+            return {"outcome": "not_yours", "action": action}
+        outcome = "ask" if pairing_status(doc).live else "over"
+        if action == "oriented" and doc.get("oriented"):
+            outcome = "done"
+        return {"outcome": outcome, "action": action, **self._view(doc, person)}
+
+    def act(self, pairing_id: int, person: str, action: str, now: datetime) -> dict[str, Any]:
+        """Carry out a pairing link's button (POST), in one transaction."""
+        with self.store.transaction():
+            return self._act(pairing_id, person, action, now)
+
+    def _act(self, pairing_id: int, person: str, action: str, now: datetime) -> dict[str, Any]:
+        shown = self.view(pairing_id, person, action)
+        if shown["outcome"] != "ask":
+            return shown
+        doc = pairing(self.store, pairing_id)
+        assert doc is not None
+        if action == "oriented":
+            return {**shown, "outcome": self._orient(doc, person, now)}
+        if action in CHECK_IN:
+            return {**shown, "outcome": self._check_in(doc, person, action, now)}
+        return {**shown, "outcome": self._choose(doc, person, action, now)}
+
+    def _orient(self, doc: dict[str, Any], person: str, now: datetime) -> str:
+        if person != doc["mentor"]:
+            return "not_yours"
+        after = next_pairing_status(pairing_status(doc), PairingEvent.ORIENTED)
+        if after is None:
+            return "done"
+        doc.update(status=after.value, oriented=iso(now))
+        save_pairing(self.store, doc)
+        self.store.audit("pairing oriented", now=now, pairing=doc["id"], request=doc["request"])
+        return "recorded"
+
+    def _check_in(self, doc: dict[str, Any], person: str, answer: str, now: datetime) -> str:
+        quarter = max(doc.get("checkins") or [0])
+        key = f"{quarter}|{person}"
+        before = doc["answers"].get(key)
+        doc["answers"][key] = answer
+        save_pairing(self.store, doc)
+        self.store.audit(
+            "pairing check-in", now=now, pairing=doc["id"], person=person, answer=answer
+        )
+        if answer == "needs-help":
+            request = self.store.request(int(doc["request"])) or {"number": doc["request"]}
+            self.postman.tell_coordinator(
+                f"a pairing needs help ({request_view(request)['tag']})",
+                now,
+                template="coordinator_pairing",
+                once=f"pairing-help:{doc['id']}:{quarter}:{person}",
+                request=int(doc["request"]),
+                context={"situation": "needs-help", **self.coordinator_view(doc, person)},
+            )
+        return "updated" if before else "recorded"
+
+    def _choose(self, doc: dict[str, Any], person: str, choice: str, now: datetime) -> str:
+        if not doc.get("term_asked"):
+            return "early"
+        doc["choices"][person] = choice
+        save_pairing(self.store, doc)
+        self.store.audit("pairing choice", now=now, pairing=doc["id"], person=person, choice=choice)
+        decided = decide_term(doc["choices"], (doc["mentor"], doc["mentee"]))
+        if decided is None:
+            return "recorded"
+        return self.carry_out(doc, decided, now, by=person)
+
+    def carry_out(self, doc: dict[str, Any], decided: str, now: datetime, *, by: str) -> str:
+        """Extend the pairing, send the request back to matching, or end it."""
+        number = int(doc["request"])
+        if decided == "extend":
+            self._extend(doc, now)
+            return "extended"
+        if decided == "change":
+            assert self.release is not None
+            self.release(number, by, now, why="released")
+            return "changed"
+        assert self.close is not None
+        self.close(number, by, now)
+        return "ended"
+
+    def _extend(self, doc: dict[str, Any], now: datetime) -> None:
+        term_end = from_iso(doc["term_end"]) + self.config.pairings.term
+        series = doc["series"]
+        zone = ZoneInfo(series["zone"])
+        doc.update(
+            term_end=iso(term_end),
+            terms=int(doc.get("terms") or 1) + 1,
+            term_asked=None,
+            choices={},
+        )
+        series["until"] = _last_day(term_end, zone).isoformat()
+        series["sequence"] = int(series["sequence"]) + 1
+        save_pairing(self.store, doc)
+        self.store.audit("pairing extended", now=now, pairing=doc["id"], term_end=iso(term_end))
+        self._invite(doc, now, change="extended")
+
+    # Emails --------------------------------------------------------------------------------
+
+    def _invite(self, doc: Mapping[str, Any], now: datetime, *, change: str) -> None:
+        ics = series_invitation(self._event(doc), self._attendees(doc), now)
+        for person in self._people(doc):
+            context: dict[str, Any] = {
+                "change": change,
+                "oriented_url": "",
+                **self._view(doc, person["email"]),
+            }
+            if person["email"] == doc["mentor"] and not doc.get("oriented"):
+                context["oriented_url"] = self.link(doc, person["email"], "oriented", now)
+            self._send(doc, person, "pairing_invite", context, ics, "REQUEST", now)
+
+    def _cancel_series(self, doc: Mapping[str, Any], now: datetime, why: str) -> None:
+        event = self._event(doc)
+        ics = series_cancel(
+            event.head(event.sequence, self._attendees(doc), now), event.weekly_time()
+        )
+        for person in self._people(doc):
+            context = {"why": why, **self._view(doc, person["email"])}
+            self._send(doc, person, "pairing_over", context, ics, "CANCEL", now)
+
+    def _send_change(
+        self,
+        doc: Mapping[str, Any],
+        person: Mapping[str, Any],
+        ics: bytes,
+        method: str,
+        was: Occurrence,
+        moved: Occurrence | None,
+        now: datetime,
+    ) -> None:
+        zone = ZoneInfo(person["zone"])
+        context = {
+            **self._view(doc, person["email"]),
+            "was": when(was.start, was.end, zone),
+            "was_day": f"{was.start.astimezone(zone):%a %-d %b}",
+            "moved_to": when(moved.start, moved.end, zone) if moved else "",
+        }
+        self._send(doc, person, "pairing_change", context, ics, method, now)
+
+    def send_letter(
+        self, doc: Mapping[str, Any], template: str, now: datetime, **extra: Any
+    ) -> None:
+        """A plain email about the pairing to both (the timed steps' check-ins and terms)."""
+        for person in self._people(doc):
+            email = person["email"]
+            context = {**self._view(doc, email), **extra}
+            links = CHECK_IN if template == "pairing_check_in" else CHOICES
+            context["links"] = {action: self.link(doc, email, action, now) for action in links}
+            self._send(doc, person, template, context, None, "", now)
+
+    def _send(
+        self,
+        doc: Mapping[str, Any],
+        person: Mapping[str, Any],
+        template: str,
+        context: Mapping[str, Any],
+        ics: bytes | None,
+        method: str,
+        now: datetime,
+    ) -> None:
+        alternatives, attachments = [], []
+        if ics is not None:
+            inline, attachment = calendar_mime_parts(ics, method)
+            alternatives, attachments = [inline], [attachment]
+        self.postman.send(
+            template,
+            to=person["email"],
+            to_name=person.get("name") or "",
+            now=now,
+            context={
+                "person": person,
+                "feed_url": feed_url(self.config, person["email"], now),
+                **context,
+            },
+            alternatives=alternatives,
+            attachments=attachments,
+            thread=(THREAD, doc["id"]),
+            request=int(doc["request"]),
+        )
+
+    def link(self, doc: Mapping[str, Any], email: str, action: str, now: datetime) -> str:
+        return self.links(PAIRING_PURPOSE, email, f"{doc['id']}:{action}", now)
+
+    # Views ---------------------------------------------------------------------------------
+
+    def _people(self, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+        request = self.store.request(int(doc["request"])) or {}
+        mentor = self.store.mentor(doc["mentor"]) or {}
+        program_zone = self.config.program.timezone
+        return [
+            {
+                "email": doc["mentor"],
+                "name": mentor.get("name") or "",
+                "zone": mentor.get("timezone") or program_zone,
+            },
+            {
+                "email": doc["mentee"],
+                "name": request.get("name") or "",
+                "zone": request.get("timezone") or program_zone,
+            },
+        ]
+
+    def _attendees(self, doc: Mapping[str, Any]) -> list[Attendee]:
+        return [Attendee(p["email"], p["name"]) for p in self._people(doc)]
+
+    def _event(self, doc: Mapping[str, Any]) -> SeriesEvent:
+        program = Attendee(self.config.program.address, self.config.program.name)
+        request = self.store.request(int(doc["request"])) or {"number": doc["request"]}
+        view = request_view(request)
+        description = (
+            f"{view['tag']}: {view.get('skills', '')}\n\n"
+            f"A session every {self.config.pairings.every_weeks} weeks until "
+            f"{doc['series']['until']}.\n{doc['series']['location']}\n"
+            "To skip or move one, reply to the invitation email."
+        )
+        return SeriesEvent.of(doc["series"], description=description, organizer=program)
+
+    def _view(self, doc: Mapping[str, Any], email: str) -> dict[str, Any]:
+        people = self._people(doc)
+        me = next((p for p in people if p["email"] == email), people[0])
+        other = next(p for p in people if p["email"] != me["email"])
+        rule = WeeklyRule.of(doc["series"])
+        request = self.store.request(int(doc["request"])) or {"number": doc["request"]}
+        return {
+            "pairing": {
+                "id": doc["id"],
+                "pattern": pattern(rule),
+                "pattern_short": pattern(rule, short=True),
+                "until": rule.until.isoformat() if rule.until else "",
+                "term_end": _day(from_iso(doc["term_end"]), me["zone"]),
+                "weeks": rule.interval,
+                "location": doc["series"]["location"],
+                "first": _first_text(rule, me["zone"]),
+                "status": pairing_status(doc).value,
+            },
+            "is_mentor": me["email"] == doc["mentor"],
+            "other": other,
+            "request": request_view(request),
+        }
+
+    def coordinator_view(self, doc: Mapping[str, Any], person: str = "") -> dict[str, Any]:
+        """What the coordinator's emails about a pairing show."""
+        mentor, mentee = self._people(doc)
+        who = mentee if person == mentee["email"] else mentor
+        return {
+            **self._view(doc, who["email"]),
+            "person": who,
+            "other": mentee if who is mentor else mentor,
+            "mentor": mentor,
+            "mentee": mentee,
+            "weeks": self.config.pairings.quiet_weeks,
+        }
+
+    def _title(self, request: Mapping[str, Any], mentor: Mapping[str, Any]) -> str:
+        return (
+            f"Mentoring: {request.get('name') or 'mentee'} and {mentor.get('name') or 'mentor'} "
+            f"(MD-{int(request['number']):04d})"
+        )
+
+
+def _occurrence(rule: WeeklyRule, day: date) -> Occurrence:
+    """The occurrence originally on ``day`` as it stands (moved or not)."""
+    start = rule.moved.get(day) or datetime.combine(day, rule.wall, rule.zone)
+    found = occurrences(rule, start.astimezone(ZoneInfo("UTC")), start + timedelta(minutes=1))
+    for occurrence in found:
+        if occurrence.original == day:
+            return occurrence
+    end = start + rule.length
+    return Occurrence(day, start, end, day in rule.moved)
+
+
+def _last_day(term_end: datetime, zone: ZoneInfo) -> date:
+    """The series' last possible date: the day before the term's end, local."""
+    return (term_end.astimezone(zone) - timedelta(days=1)).date()
+
+
+def _day(moment: datetime, zone: str) -> str:
+    return f"{moment.astimezone(ZoneInfo(zone)):%A %-d %B %Y}"
+
+
+def _first_text(rule: WeeklyRule, zone: str) -> str:
+    start = datetime.combine(rule.first, rule.wall, rule.zone)
+    return when(start, start + rule.length, ZoneInfo(zone))
