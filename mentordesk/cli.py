@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .admin import add_office_hours_commands
 
     add_office_hours_commands(commands)
+    from .announce import add_announce_command
+
+    add_announce_command(commands)
 
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
@@ -74,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .admin import run_office_hours
 
             return run_office_hours(load_config(args.config), args)
+        if args.command == "announce":
+            from .announce import run_announce
+
+            return run_announce(load_config(args.config), args)
         if args.command == "demo":
             from .demo import run_demo
 

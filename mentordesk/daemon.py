@@ -34,8 +34,8 @@ from typing import ParamSpec, TypeVar
 from .config import Config
 from .errors import MailSourceError, MentordeskError, PermanentDeliveryError
 from .flows.claims import ClaimDesk
+from .flows.desks import Desks
 from .flows.office_hours import OfficeHoursDesk
-from .flows.pairings import PairingDesk
 from .flows.router import Coordinator, Outcome, describe, temporary
 from .flows.sessions import SessionDesk
 from .inbox.source import MailSource, RawMessage, open_source
@@ -175,7 +175,7 @@ class Daemon:
             changed=self.sender.poke,
             sessions=self._sessions,
             office_hours=self._office_hours,
-            pairings=self._pairings,
+            desks=self._desks,
         )
         await self.web.start()
 
@@ -366,10 +366,10 @@ class Daemon:
             raise RuntimeError("daemon not started")
         return self.coordinator.office_hours
 
-    def _pairings(self) -> PairingDesk:
+    def _desks(self) -> Desks:
         if self.coordinator is None:
             raise RuntimeError("daemon not started")
-        return self.coordinator.desks.pairings
+        return self.coordinator.desks
 
     def _claims(self) -> ClaimDesk:
         if self.coordinator is None:

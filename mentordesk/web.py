@@ -25,6 +25,8 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
     GET  /feed/{token}.ics a person's calendar feed (sessions, office hours; text/calendar)
     POST /admin/office-hours  the CLI's office-hours commands (JSON; loopback, signed, once)
     GET  /pairing/{token}  orientation done, a check-in, a term's choice (web_pairings)
+    GET  /announcements-off/{token}  stop announcements       POST: stop (web_announce)
+    POST /admin/announce   the CLI's announce command (JSON; loopback, signed, once)
     GET  /healthz          liveness for monitoring
 """
 
@@ -47,6 +49,7 @@ from .config import Config
 from .errors import OfficeHoursError
 from .feed import FEED_OBJECT, FEED_PURPOSE
 from .flows.claims import ClaimDesk, ClaimResult
+from .flows.desks import Desks
 from .flows.escalation import assign, assign_view, may_assign, parse_assign_obj
 from .flows.feedback import (
     ATTENDANCE,
@@ -57,7 +60,6 @@ from .flows.feedback import (
 )
 from .flows.feedback_results import RATINGS
 from .flows.office_hours import OfficeHoursDesk
-from .flows.pairings import PairingDesk
 from .flows.sessions import SessionDesk
 from .inbox.zones import resolve_timezone
 from .state.store import StoreWriter
@@ -71,6 +73,7 @@ from .tokens import (
     form_token,
     verify,
 )
+from .web_announce import announcement_routes
 from .web_guard import WEB_LIMITS, ConnectionGuard, SlowRequestBody, WebLimits
 from .web_pairings import pairing_routes
 
@@ -175,13 +178,13 @@ class WebApp:
         sessions: Callable[[], SessionDesk] | None = None,
         office_hours: Callable[[], OfficeHoursDesk] | None = None,
         limits: WebLimits | None = None,
-        pairings: Callable[[], PairingDesk] | None = None,
+        desks: Callable[[], Desks] | None = None,
     ) -> None:
         self.limits = limits or WEB_LIMITS
         self.guard = ConnectionGuard(self.limits)
         self.sessions = sessions
         self.office_hours = office_hours
-        self.pairings = pairings
+        self.desks = desks  # pairing and announcement pages (web_pairings, web_announce)
         self.config = config
         self.changed = changed  # called after every POST: new mail may be waiting
         self.writer = writer
@@ -236,8 +239,10 @@ class WebApp:
                 web.post("/followup/{token}", self.followup),
             ]
         )
-        if self.pairings is not None:
-            app.add_routes(pairing_routes(self, self.pairings))
+        if self.desks is not None:
+            desks = self.desks
+            app.add_routes(pairing_routes(self, lambda: desks().pairings))
+            app.add_routes(announcement_routes(self, desks))
         return app
 
     async def start(self) -> None:

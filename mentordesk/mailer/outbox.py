@@ -107,6 +107,7 @@ class Postman:
         alternatives: Sequence[MIMEPart] = (),
         attachments: Sequence[MIMEPart] = (),
         follows: Answered | None = None,
+        list_unsubscribe: str | None = None,
     ) -> str | None:
         """Render ``template`` for ``to`` and store it; returns its Message-ID, or None
         when ``to`` is undeliverable (nothing is stored but an audit line).
@@ -116,6 +117,7 @@ class Postman:
         ``follows`` threads it on an earlier message without answering one (a reminder
         following our own invitation): still ``auto-generated``.
         ``thread`` = (kind, ref) lets replies to this email find their way back.
+        ``list_unsubscribe`` (a URL) adds the one-click opt-out fields of RFC 8058.
         """
         if not self.may_mail(to):
             self.store.audit(
@@ -144,6 +146,7 @@ class Postman:
                 date=now,
                 alternatives=alternatives,
                 attachments=attachments,
+                list_unsubscribe=list_unsubscribe,
             )
         )
         self.store.enqueue(
