@@ -21,13 +21,19 @@ from typing import Any
 
 from .admin import TIMEOUT_S, admin_host, admin_token
 from .config import Config
-from .errors import AdminError, AnnouncementError
+from .errors import AdminError, AnnouncementError, MentordeskError
 from .flows.announcements import AUDIENCES, MAX_BODY_CHARS, announce
 from .flows.desks import build_desks
 from .mailer.compose import Renderer
 from .state.store import Store
 
-__all__ = ["ANNOUNCE_PATH", "add_announce_command", "announce_command", "run_announce"]
+__all__ = [
+    "ANNOUNCE_PATH",
+    "add_announce_command",
+    "announce_command",
+    "ask_daemon",
+    "run_announce",
+]
 
 ANNOUNCE_PATH = "/admin/announce"
 
@@ -82,7 +88,7 @@ def announce_command(
     """Apply ``command`` through the running daemon, or to the store when none runs."""
     now = now or datetime.now(UTC)
     body = json.dumps(command, sort_keys=True).encode("utf-8")
-    answer = _ask_daemon(config, body, now)
+    answer = ask_daemon(config, ANNOUNCE_PATH, body, now, AnnouncementError)
     if answer is not None:
         return answer, True
     store = Store(config.state.path, fsync=config.state.fsync)
@@ -93,11 +99,16 @@ def announce_command(
         store.close()
 
 
-def _ask_daemon(config: Config, body: bytes, now: datetime) -> dict[str, Any] | None:
+def ask_daemon(
+    config: Config, path: str, body: bytes, now: datetime, refused: type[MentordeskError]
+) -> dict[str, Any] | None:
+    """The running daemon's answer to ``body`` POSTed to its admin ``path``, or None when
+    nothing listens (no daemon runs). A command the daemon cannot apply (400) raises
+    ``refused`` with its reason; anything else AdminError."""
     host = admin_host(config.web.host)
     if ":" in host:
         host = f"[{host}]"
-    url = f"http://{host}:{config.web.port}{ANNOUNCE_PATH}"
+    url = f"http://{host}:{config.web.port}{path}"
     request = urllib.request.Request(
         url,
         data=body,
@@ -118,7 +129,7 @@ def _ask_daemon(config: Config, body: bytes, now: datetime) -> dict[str, Any] | 
         except (ValueError, AttributeError):
             problem = str(exc.reason)
         if exc.code == 400:
-            raise AnnouncementError(problem) from None
+            raise refused(problem) from None
         raise AdminError(
             f"the daemon at {url} refused the command ({exc.code}): {problem}"
         ) from None

@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .announce import add_announce_command
 
     add_announce_command(commands)
+    from .pairings_cli import add_pairings_commands
+
+    add_pairings_commands(commands)
 
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
@@ -77,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .admin import run_office_hours
 
             return run_office_hours(load_config(args.config), args)
+        if args.command == "pairings":
+            from .pairings_cli import run_pairings
+
+            return run_pairings(load_config(args.config), args)
         if args.command == "announce":
             from .announce import run_announce
 

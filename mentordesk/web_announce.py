@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -26,9 +27,10 @@ from .tokens import FORM_FIELD, TamperedToken, TokenError, check_form_token
 
 if TYPE_CHECKING:
     from .flows.desks import Desks
+    from .state.store import Store
     from .web import WebApp
 
-__all__ = ["announcement_routes"]
+__all__ = ["admin_route", "announcement_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,28 @@ def announcement_routes(app: WebApp, desks: Callable[[], Desks]) -> list[web.Rou
             },
         )
 
+    return [
+        web.get(f"/{OPT_OUT_PURPOSE}/{{token}}", page),
+        web.post(f"/{OPT_OUT_PURPOSE}/{{token}}", stop),
+        admin_route(
+            app,
+            "/admin/announce",
+            lambda store, command, now: announce(app.config, store, desks().postman, command, now),
+            AnnouncementError,
+        ),
+    ]
+
+
+Apply = Callable[["Store", dict[str, Any], datetime], dict[str, Any]]
+
+
+def admin_route(app: WebApp, path: str, apply: Apply, refused: type[Exception]) -> web.RouteDef:
+    """``POST path``: a CLI command from this machine, signed, applied once (``admin.py``).
+
+    ``apply`` runs on the store's writer after the command's nonce is spent; ``refused``
+    is its error for a command that cannot be applied (400, its message to the CLI).
+    """
+
     async def command(request: web.Request) -> web.Response:
         from .web import _from_loopback
 
@@ -91,7 +115,7 @@ def announcement_routes(app: WebApp, desks: Callable[[], Desks]) -> list[web.Rou
             ticket = check_admin_token(app.config.secret, unsafe_token, body, app.clock())
             parsed = json.loads(body)
         except TokenError as exc:
-            log.info("refused an announce command: %s", type(exc).__name__)
+            log.info("refused a command on %s: %s", path, type(exc).__name__)
             return web.json_response({"error": str(exc)}, status=403)
         except ValueError:
             return web.json_response({"error": "the command is not JSON"}, status=400)
@@ -104,19 +128,15 @@ def announcement_routes(app: WebApp, desks: Callable[[], Desks]) -> list[web.Rou
                 raise RuntimeError("the store is not open")
             now = app.clock()
             spend_admin_nonce(store, ticket, now)
-            return announce(app.config, store, desks().postman, parsed, now)
+            return apply(store, parsed, now)
 
         try:
             answer = await app.writer.call(once, ticket, parsed)
         except TokenError as exc:
             return web.json_response({"error": str(exc)}, status=403)
-        except AnnouncementError as exc:
+        except refused as exc:
             return web.json_response({"error": str(exc)}, status=400)
         app.changed()
         return web.json_response(answer)
 
-    return [
-        web.get(f"/{OPT_OUT_PURPOSE}/{{token}}", page),
-        web.post(f"/{OPT_OUT_PURPOSE}/{{token}}", stop),
-        web.post("/admin/announce", command),
-    ]
+    return web.post(path, command)

@@ -2,6 +2,7 @@
 
     GET  /pairing/{token}   the question ("orientation done?", "going well?", "another
                             term?") and one button              POST: record it
+    POST /admin/pairings    the CLI's pairing commands (JSON; loopback, signed, once)
 
 The token's object is ``<pairing id>:<action>``; the person is the mentor or the mentee.
 As every page here: a GET shows, only the button's POST (with the page's form token)
@@ -15,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .errors import OfficeHoursError
+from .flows.pairing_admin import pairing_admin
 from .flows.pairings import ACTIONS, PAIRING_PURPOSE, PairingDesk
 from .tokens import Claims
+from .web_announce import admin_route
 
 if TYPE_CHECKING:
     from .web import WebApp
@@ -67,4 +71,13 @@ def pairing_routes(app: WebApp, desk: Callable[[], PairingDesk]) -> list[web.Rou
         app.changed()
         return show(view, claims, posted=True)
 
-    return [web.get("/pairing/{token}", page), web.post("/pairing/{token}", act)]
+    return [
+        web.get("/pairing/{token}", page),
+        web.post("/pairing/{token}", act),
+        admin_route(
+            app,
+            "/admin/pairings",
+            lambda store, command, now: pairing_admin(desk(), command, now),
+            OfficeHoursError,
+        ),
+    ]

@@ -9,13 +9,17 @@ weeks, a year long — across the October and the March DST changes.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import pytest
 
+from mentordesk.errors import OfficeHoursError
+from mentordesk.pairings_cli import pairings_command
 from mentordesk.state.pairings import all_pairings
 
 from .desk import COORDINATOR, Desk, mail, text_of
@@ -97,13 +101,21 @@ async def test_a_year_long_pairing_from_request_to_resignation(
         assert done.status == 200 and "Orientation done." in await done.text()
     assert (await pairing_doc(desk))["status"] == "active"
 
-    # One occurrence cancelled, one moved: updates of those occurrences only.
-    pairings = p.coordinator.desks.pairings
-    now = p.clock.now
-    await p.call(pairings.cancel_occurrence, doc["id"], date(2025, 6, 17), now)
-    await p.call(
-        pairings.move_occurrence, doc["id"], date(2025, 7, 1), datetime(2025, 7, 2, 18, 0), now
-    )
+    # One occurrence cancelled, one moved, by the coordinator's commands through the
+    # running daemon: updates of those occurrences only.
+    for command in (
+        {"action": "cancel", "id": doc["id"], "date": "2025-06-17"},
+        {"action": "move", "id": doc["id"], "date": "2025-07-01", "to": "2025-07-02 18:00"},
+    ):
+        _, through_daemon = await asyncio.to_thread(pairings_command, desk.config, command)
+        assert through_daemon
+    with pytest.raises(OfficeHoursError, match="no session on 2025-06-10"):
+        bad = {"action": "cancel", "id": doc["id"], "date": "2025-06-10"}
+        await asyncio.to_thread(pairings_command, desk.config, bad)
+    listed, _ = await asyncio.to_thread(pairings_command, desk.config, {"action": "list"})
+    [shown] = listed["pairings"]
+    assert shown["cancelled"] == ["2025-06-17"]
+    assert shown["moved"] == {"2025-07-01": "2025-07-02 18:00"}
     cancelled = await desk.mail_to(JORDAN, "Session on Tue 17 Jun: cancelled")
     moved = await desk.mail_to(JORDAN, "Session on Tue 1 Jul: moved")
     for reading in both(cancelled):
