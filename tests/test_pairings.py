@@ -8,6 +8,7 @@ from the outbox, and every calendar object with ical.js and vobject.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
@@ -18,13 +19,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mentordesk.flows.pairing_steps import pairings_step
-from mentordesk.flows.pairings import decide_term
+from mentordesk.flows.pairings import CHOICES, decide_term
 from mentordesk.flows.terms import terms_step
 from mentordesk.state.pairings import all_pairings
 from mentordesk.state.records import MentorStatus
 from mentordesk.timers import Registry
 
 from .desk import mail
+from .forms import claims_of
 from .icalcheck import read_with_icaljs, read_with_vobject
 from .timetravel import T0, Harness, mentor_doc, text_of
 
@@ -32,6 +34,7 @@ ADA = "ada@example.com"
 JORDAN = "jordan@example.net"
 DAY = timedelta(days=1)
 BERLIN = ZoneInfo("Europe/Berlin")
+PAIRING_LINK = re.compile(r"http://\S+/pairing/[\w.-]+")
 REQUEST = (
     "Name: Jordan Lee\nSkills: python\nTimezone: America/New_York\nAvailability: Tue 12:00-14:00\n"
     "Details: I am changing careers into Python and would love an ongoing mentor "
@@ -146,6 +149,13 @@ async def test_check_ins_and_the_term_choice_happen_once_each(desk: Harness) -> 
     checks = await desk.sent("pairing_check_in")
     assert sorted(m["To"].addresses[0].addr_spec for m in checks) == [ADA, JORDAN]
     assert "3 months" in text_of(checks[0])
+    # Ada has not closed the orientation: her check-in carries its link again.
+    [ada_check] = [m for m in checks if ADA in m["To"]]
+    assert [claims_of(u).obj.split(":")[1] for u in PAIRING_LINK.findall(text_of(ada_check))] == [
+        "going-well",
+        "needs-help",
+        "oriented",
+    ]
 
     # "Needs help" tells the coordinator, once, however often it is pressed.
     for _ in range(2):
@@ -173,6 +183,11 @@ async def test_check_ins_and_the_term_choice_happen_once_each(desk: Harness) -> 
     pairings = desk.coordinator.desks.pairings
     assert len(await desk.sent("pairing_term")) == 2
     assert len(await desk.sent("pairing_check_in")) == 6  # the fourth would be after the end
+    # The choice's links still work on the term's last day.
+    [ask] = await desk.sent("pairing_term", JORDAN)
+    urls = PAIRING_LINK.findall(text_of(ask))
+    assert [claims_of(u).obj for u in urls] == [f"{pairing['id']}:{c}" for c in CHOICES]
+    assert all(claims_of(u).expires >= term_end for u in urls)
 
     # Both choose another term: the series goes on, with a new UNTIL.
     first = await desk.call(pairings.act, pairing["id"], ADA, "extend", desk.clock())
@@ -318,6 +333,21 @@ async def test_a_one_off_request_stays_a_single_session(desk: Harness) -> None:
     assert (await desk.call(claims.claim, 1, ADA, desk.clock(), via="web")).outcome == "claimed"
     assert (await desk.request(1))["status"] == "booked"
     assert await desk.call(all_pairings, desk.store) == []
+
+
+async def test_other_sessions_are_not_booked_over_a_pairing(desk: Harness) -> None:
+    pairing = await paired(desk)
+    other = REQUEST.replace("Jordan Lee", "Sam Sun").replace(
+        "would love an ongoing mentor for the next year, with regular sessions",
+        "would like a review of my project",
+    )
+    await desk.receive(mail("Sam Sun <sam@example.net>", "Mentor request", other))
+    claims = desk.coordinator.claims
+    assert (await desk.call(claims.claim, 2, ADA, desk.clock(), via="web")).outcome == "claimed"
+    [session] = await desk.call(desk.store.sessions)
+    # Tue 18 March 12:00 New York is the pairing's first session: the next half hour.
+    assert pairing["started"] == "2025-03-18T16:00:00+00:00"
+    assert session["start"] == "2025-03-18T16:30:00+00:00"
 
 
 def test_the_term_choice_rule() -> None:

@@ -25,7 +25,7 @@ from .enrollment import EnrollmentDesk
 from .lifecycle import Lifecycle
 from .matching import MatchingDesk
 from .office_hours import OfficeHoursDesk
-from .pairings import PairingDesk
+from .pairings import PairingDesk, pairing_busy
 from .requests import RequestDesk
 from .sessions import SessionDesk
 
@@ -59,7 +59,11 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
         store,
         postman,
         links,
-        busy_elsewhere=office_hours.busy_for,
+        # A mentor's office hours and pairing sessions are not free for other sessions.
+        busy_elsewhere=lambda mentor, start, end: sorted(
+            office_hours.busy_for(mentor, start, end) + pairing_busy(store, mentor, start, end),
+            key=lambda busy: busy.start,
+        ),
         other_replies=office_hours.handle_reply,
     )
     matching = MatchingDesk(config, store, postman, links)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,7 @@ from ..calendar.series import (
     occurrence_override,
     series_invitation,
 )
+from ..calendar.slots import Busy
 from ..config import Config
 from ..errors import OfficeHoursError
 from ..feed import feed_url
@@ -52,6 +53,7 @@ from ..mailer.outbox import Postman
 from ..state.lifecycle import PairingEvent, next_pairing_status
 from ..state.pairings import (
     live_pairing_of,
+    live_pairings,
     new_pairing_id,
     pairing,
     pairing_status,
@@ -59,7 +61,7 @@ from ..state.pairings import (
 )
 from ..state.records import PairingStatus, RequestStatus, request_status
 from ..state.store import Store, from_iso, iso
-from ..tokens import Links
+from ..tokens import Links, sign
 from ..views import request_view
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "PairingDesk",
     "decide_term",
     "is_pairing",
+    "pairing_busy",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,7 @@ THREAD = "pairing"
 CHECK_IN = ("going-well", "needs-help")
 CHOICES = ("extend", "change", "end")
 ACTIONS = frozenset({"oriented", *CHECK_IN, *CHOICES})
+LINK_LIFETIME = timedelta(days=60)
 
 Book = Callable[[int, datetime], object]
 
@@ -414,6 +418,9 @@ class PairingDesk:
             context = {**self._view(doc, email), **extra}
             links = CHECK_IN if template == "pairing_check_in" else CHOICES
             context["links"] = {action: self.link(doc, email, action, now) for action in links}
+            # Orientation still open: the mentor's check-in carries its link again.
+            oriented = email == doc["mentor"] and not doc.get("oriented")
+            context["oriented_url"] = self.link(doc, email, "oriented", now) if oriented else ""
             self._send(doc, person, template, context, None, "", now)
 
     def _send(
@@ -447,7 +454,17 @@ class PairingDesk:
         )
 
     def link(self, doc: Mapping[str, Any], email: str, action: str, now: datetime) -> str:
-        return self.links(PAIRING_PURPOSE, email, f"{doc['id']}:{action}", now)
+        """A pairing link, good for at least ``LINK_LIFETIME``: a term's choice is asked
+        three weeks ahead and must still work on the last day."""
+        lifetime = max(self.links.lifetime, LINK_LIFETIME)
+        token = sign(
+            self.config.secret,
+            purpose=PAIRING_PURPOSE,
+            person=email,
+            obj=f"{doc['id']}:{action}",
+            expires=now + lifetime,
+        )
+        return f"{self.config.program.base_url.rstrip('/')}/{PAIRING_PURPOSE}/{token}"
 
     # Views ---------------------------------------------------------------------------------
 
@@ -526,10 +543,21 @@ class PairingDesk:
         )
 
 
+def pairing_busy(store: Store, mentor: str, start_utc: datetime, end_utc: datetime) -> list[Busy]:
+    """The sessions of ``mentor``'s live pairings that overlap ``[start_utc, end_utc)``."""
+    email = mentor.strip().lower()
+    return [
+        Busy(o.start.astimezone(UTC), o.end.astimezone(UTC))
+        for doc in live_pairings(store)
+        if str(doc["mentor"]).lower() == email
+        for o in occurrences(WeeklyRule.of(doc["series"]), start_utc, end_utc)
+    ]
+
+
 def _occurrence(rule: WeeklyRule, day: date) -> Occurrence:
     """The occurrence originally on ``day`` as it stands (moved or not)."""
     start = rule.moved.get(day) or datetime.combine(day, rule.wall, rule.zone)
-    found = occurrences(rule, start.astimezone(ZoneInfo("UTC")), start + timedelta(minutes=1))
+    found = occurrences(rule, start.astimezone(UTC), start + timedelta(minutes=1))
     for occurrence in found:
         if occurrence.original == day:
             return occurrence
