@@ -281,6 +281,19 @@ async def test_a_resigned_mentors_pairing_reaches_the_coordinator(desk: Harness)
     assert (await desk.sweep(days=100))["pairings"] == 0
 
 
+async def test_withdrawing_a_pairing_request_cancels_the_series(desk: Harness) -> None:
+    pairing = await paired(desk)
+    await desk.receive(mail(f"Jordan Lee <{JORDAN}>", "[MD-0001] withdraw", "Please withdraw.\n"))
+    assert (await desk.request(1))["status"] == "withdrawn"
+    [stopped] = await desk.call(all_pairings, desk.store)
+    assert (stopped["status"], stopped["why"]) == ("cancelled", "withdrawn")
+    overs = await desk.sent("pairing_over")
+    assert {m["To"].addresses[0].addr_spec for m in overs} == {ADA, JORDAN}
+    [event] = read_with_icaljs(calendar_of(overs[0]))["events"]
+    assert event["uid"] == pairing["series"]["uid"] and event["status"] == "CANCELLED"
+    assert (await desk.sweep(days=120))["pairings"] == 0
+
+
 async def test_a_quiet_pairing_reaches_the_coordinator_once(desk: Harness) -> None:
     pairing = await paired(desk)
     pairings = desk.coordinator.desks.pairings

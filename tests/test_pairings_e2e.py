@@ -21,8 +21,9 @@ import pytest
 from mentordesk.errors import OfficeHoursError
 from mentordesk.pairings_cli import pairings_command
 from mentordesk.state.pairings import all_pairings
+from mentordesk.tokens import sign
 
-from .desk import COORDINATOR, Desk, mail, text_of
+from .desk import COORDINATOR, SECRET, Desk, mail, text_of
 from .forms import claims_of, press
 from .icalcheck import read_with_icaljs, read_with_vobject
 from .servers import ReceivedMessage
@@ -171,6 +172,20 @@ async def test_the_terms_end_choice_by_link_extends_the_series(
     await p.sweep(term_end - timedelta(days=20))
     assert [k for k, _ in await p.outbox()].count("pairing_term") == 2
     extend = {who: pairing_links(m)[0] for who, m in asks.items()}
+    # A link altered, or made for someone outside the pairing, changes nothing.
+    async with press(http, extend[ADA][:-4] + "AAAA") as tampered:
+        assert tampered.status == 403
+    stranger = f"{extend[ADA].rsplit('/', 1)[0]}/" + sign(
+        SECRET.encode(),
+        purpose="pairing",
+        person="eve@example.org",
+        obj=f"{doc['id']}:end",
+        expires=datetime.now(UTC) + timedelta(days=1),
+    )
+    async with press(http, stranger) as refused:
+        assert refused.status == 403 and "This link is for someone else." in await refused.text()
+    async with http.post(extend[ADA].replace("pairing/", "pairing/x")) as garbage:
+        assert garbage.status == 403
     async with http.get(extend[ADA]) as page:
         assert "Another term with Jordan" in await page.text()
     async with press(http, extend[ADA]) as first:
