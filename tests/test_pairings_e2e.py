@@ -117,6 +117,19 @@ async def test_a_year_long_pairing_from_request_to_resignation(
     [shown] = listed["pairings"]
     assert shown["cancelled"] == ["2025-06-17"]
     assert shown["moved"] == {"2025-07-01": "2025-07-02 18:00"}
+    # Asking by a reply reaches the coordinator, saying which pairing and what to do.
+    desk.send(
+        mail(
+            "Jordan Lee <jordan@example.net>",
+            f"Re: {invitations[JORDAN].subject}",
+            "Could we skip the session on 15 July? I'm travelling.\n",
+            in_reply_to=str(invitations[JORDAN].message["Message-ID"]),
+        )
+    )
+    asked = await desk.mail_to(COORDINATOR, "a message about pairing")
+    assert "a message about pairing 1 (MD-0001)" in asked.subject
+    assert "mentordesk pairings cancel|move 1 DATE" in text_of(asked)
+    assert "skip the session on 15 July" in text_of(asked)
     cancelled = await desk.mail_to(JORDAN, "Session on Tue 17 Jun: cancelled")
     moved = await desk.mail_to(JORDAN, "Session on Tue 1 Jul: moved")
     for reading in both(cancelled):

@@ -49,7 +49,7 @@ from ..config import Config
 from ..errors import OfficeHoursError
 from ..feed import feed_url
 from ..inbox.ongoing import asks_for_ongoing
-from ..mailer.outbox import Postman
+from ..mailer.outbox import Asking, Postman
 from ..state.lifecycle import PairingEvent, next_pairing_status
 from ..state.pairings import (
     live_pairing_of,
@@ -62,7 +62,7 @@ from ..state.pairings import (
 from ..state.records import PairingStatus, RequestStatus, request_status
 from ..state.store import Store, from_iso, iso
 from ..tokens import Links, sign
-from ..views import request_view
+from ..views import request_view, tag
 
 __all__ = [
     "CHOICES",
@@ -192,6 +192,23 @@ class PairingDesk:
         self.store.audit("pairing started", now=now, request=number, pairing=doc["id"])
         self._invite(doc, now, change="new")
         return doc
+
+    # Replies -------------------------------------------------------------------------------
+
+    def pass_on(self, msg: Asking, pairing_id: int, now: datetime) -> int | None:
+        """A reply in a pairing's thread ("can we skip the 17th?") goes to the coordinator,
+        who changes the session for both (``mentordesk pairings``). Returns the request."""
+        doc = pairing(self.store, pairing_id)
+        number = int(doc["request"]) if doc else None
+        self.postman.tell_coordinator(
+            f"a message about pairing {pairing_id}" + (f" ({tag(number)})" if number else ""),
+            now,
+            msg=msg,
+            error=f"to skip or move one session for both: mentordesk pairings cancel|move "
+            f"{pairing_id} DATE",
+            request=number,
+        )
+        return number
 
     # One occurrence ------------------------------------------------------------------------
 
