@@ -21,8 +21,14 @@ import pytest
 from mentordesk.flows.pairing_steps import pairings_step
 from mentordesk.flows.pairings import CHOICES, decide_term
 from mentordesk.flows.terms import terms_step
+from mentordesk.state.lifecycle import (
+    PairingEvent,
+    RequestEvent,
+    next_pairing_status,
+    next_request_status,
+)
 from mentordesk.state.pairings import all_pairings
-from mentordesk.state.records import MentorStatus
+from mentordesk.state.records import MentorStatus, PairingStatus, RequestStatus
 from mentordesk.timers import Registry
 
 from .desk import mail
@@ -371,3 +377,24 @@ def test_the_term_choice_rule() -> None:
     assert decide_term({"m": "extend", "e": "change"}, people) == "change"
     assert decide_term({"m": "change", "e": "end"}, people) == "end"
     assert decide_term({"e": "end"}, people) == "end"
+
+
+def test_the_pairing_lifecycle_as_data() -> None:
+    live = (PairingStatus.ORIENTING, PairingStatus.ACTIVE)
+    over = (PairingStatus.ENDED, PairingStatus.CANCELLED)
+    assert next_pairing_status(PairingStatus.ORIENTING, PairingEvent.ORIENTED) is (
+        PairingStatus.ACTIVE
+    )
+    assert next_pairing_status(PairingStatus.ACTIVE, PairingEvent.ORIENTED) is None
+    for status in live:
+        assert status.live
+        assert next_pairing_status(status, PairingEvent.ENDED) is PairingStatus.ENDED
+        assert next_pairing_status(status, PairingEvent.LEFT_HOLDER) is PairingStatus.CANCELLED
+        assert next_pairing_status(status, PairingEvent.EXTENDED) is status
+    for status in over:
+        assert not status.live
+        assert all(next_pairing_status(status, event) is None for event in PairingEvent)
+    # A pairing's end closes its request, from "claimed" only (the holder still has it).
+    ends = {s for s in RequestStatus if next_request_status(s, RequestEvent.ENDED)}
+    assert ends == {RequestStatus.CLAIMED}
+    assert next_request_status(RequestStatus.CLAIMED, RequestEvent.ENDED) is RequestStatus.CLOSED
