@@ -354,6 +354,35 @@ async def test_a_one_off_request_stays_a_single_session(desk: Harness) -> None:
     assert await desk.call(all_pairings, desk.store) == []
 
 
+@pytest.mark.parametrize(
+    ("settings", "words", "pairing"),
+    [
+        ({"enabled": True, "all_requests": True}, "would like a review of my project", True),
+        ({"enabled": False}, "would love an ongoing mentor for the next year", False),
+        ({}, "would love an ongoing mentor for the next year", False),  # off by default
+    ],
+)
+async def test_which_requests_become_pairings(
+    tmp_path: Path, settings: dict[str, Any], words: str, pairing: bool
+) -> None:
+    tables = {"pairings": settings} if settings else {}
+    desk = await Harness(tmp_path, Registry(), **tables).open()
+    try:
+        await desk.seed(mentor_doc(ADA, "Ada Lovelace", ["python"]))
+        text = REQUEST.replace(
+            "would love an ongoing mentor for the next year, with regular sessions", words
+        )
+        await desk.receive(mail(f"Jordan Lee <{JORDAN}>", "Mentor request", text))
+        claims = desk.coordinator.claims
+        assert (await desk.call(claims.claim, 1, ADA, desk.clock(), via="web")).outcome == (
+            "claimed"
+        )
+        assert bool(await desk.call(all_pairings, desk.store)) is pairing
+        assert (await desk.request(1))["status"] == ("claimed" if pairing else "booked")
+    finally:
+        await desk.close()
+
+
 async def test_other_sessions_are_not_booked_over_a_pairing(desk: Harness) -> None:
     pairing = await paired(desk)
     other = REQUEST.replace("Jordan Lee", "Sam Sun").replace(
