@@ -256,6 +256,9 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "replies_per_sender_per_hour": (_positive_int, 5, "5"),
         "open_requests_per_mentee": (_positive_int, 2, "2"),
     },
+    "announcements": {
+        "per_minute": (_positive_int, 60, "60"),
+    },
     "pairings": {
         "enabled": (_bool, False, "true"),
         "every_weeks": (_positive_int, 2, "2"),
@@ -380,6 +383,13 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class AnnouncementsConfig:
+    """[announcements]: how fast one announcement leaves (flows/announcements)."""
+
+    per_minute: int = 60
+
+
+@dataclass(frozen=True)
 class PairingsConfig:
     """[pairings]: a mentor and a mentee meeting every few weeks for a term (flows/pairings)."""
 
@@ -407,6 +417,7 @@ class Config:
     limits: LimitsConfig
     secret: bytes = field(default=b"", repr=False)
     pairings: PairingsConfig = field(default_factory=PairingsConfig)
+    announcements: AnnouncementsConfig = field(default_factory=AnnouncementsConfig)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -510,6 +521,7 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
         limits=LimitsConfig(**values["limits"]),
         secret=secret.encode(),
         pairings=PairingsConfig(**values["pairings"]),
+        announcements=AnnouncementsConfig(**values["announcements"]),
     )
 
 

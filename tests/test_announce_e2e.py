@@ -151,7 +151,7 @@ async def test_an_announcement_survives_a_kill_halfway(
     tmp_path: Path, dovecot: Dovecot, slow_sink: SmtpSink
 ) -> None:
     desk = Desk(tmp_path, dovecot, slow_sink)
-    desk.configure(smtp={"connections": 1})
+    desk.configure(smtp={"connections": 1}, announcements={"per_minute": 6000})
     seed(desk, MENTORS)
     (desk.root / "body.txt").write_text(BODY, "utf-8")
     subject = "Spring meetup"

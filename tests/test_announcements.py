@@ -18,7 +18,7 @@ from mentordesk.config import load_config
 from mentordesk.errors import AnnouncementError, ConfigError
 from mentordesk.flows.announcements import announce, opt_out, recipients
 from mentordesk.state.pairings import live_pairings
-from mentordesk.state.store import iso
+from mentordesk.state.store import from_iso, iso
 from mentordesk.timers import Registry
 
 from .desk import mail
@@ -85,6 +85,16 @@ async def test_each_audience_reaches_each_person_once(desk: Harness) -> None:
     assert sorted(m["To"].addresses[0].addr_spec for m in sent) == [ADA, JORDAN]
     assert "Hello!" in text_of(sent[0]) and "/announcements-off/" in text_of(sent[0])
     assert sent[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+async def test_an_announcement_is_paced(desk: Harness) -> None:
+    await send(desk)
+    items = [i for i in await desk.call(desk.store.outbox) if i["kind"] == "announcement"]
+    dues = [from_iso(i["due"]) for i in items]
+    # [announcements] per_minute = 60: one a second, the first at once.
+    assert dues == [desk.clock(), desk.clock() + timedelta(seconds=1)]
+    assert [i["status"] for i in items] == ["pending", "pending"]
+    assert await desk.call(desk.store.due_outbox_count, desk.clock()) == 1
 
 
 async def test_a_preview_goes_to_the_coordinator_only(desk: Harness) -> None:
@@ -157,6 +167,7 @@ def test_body_files_that_cannot_be_read_say_so(tmp_path: Path) -> None:
         ("[pairings]\nevery_weeks = 0\n", r"\[pairings\] every_weeks: "),
         ("[pairings]\nterm = 'a year'\n", r"\[pairings\] term: 'a year' is not a duration"),
         ("[pairings]\nquiet = 6\n", r"\[pairings\] quiet: unknown key"),
+        ("[announcements]\nper_minute = 0\n", r"\[announcements\] per_minute: "),
     ],
 )
 def test_bad_pairing_settings_name_the_key(tmp_path: Path, text: str, expected: str) -> None:

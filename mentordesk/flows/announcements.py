@@ -6,7 +6,8 @@
   get it, and the number who would; nothing else is sent.
 - **send**: one email per person, all stored in the outbox in ONE transaction, so a crash
   leaves either every email or none (the outbox then delivers each once, with its own
-  Message-ID; see ``mailer.outbox`` for the few in flight at a kill). The same
+  Message-ID; see ``mailer.outbox`` for the few in flight at a kill). They are paced:
+  person n's is due n / ``[announcements] per_minute`` minutes later. The same
   announcement (audience, subject and text) is sent once: a second ``--send`` is refused.
 
 Who gets it (``recipients``), each address once, in this order of kinds:
@@ -166,7 +167,9 @@ def announce(
         number = int(store.meta("next_announcement", 1))
         store.set_meta("next_announcement", number + 1)
         store.set_meta(f"announced:{key}", {"id": number, "at": iso(now), "count": len(people)})
-        for email, name in people:
+        # Paced: person n's email is due n / per_minute minutes from now.
+        gap = timedelta(minutes=1) / config.announcements.per_minute
+        for n, (email, name) in enumerate(people):
             url = opt_out_url(config, email, now)
             postman.send(
                 "announcement",
@@ -181,6 +184,7 @@ def announce(
                 },
                 thread=(THREAD, number),
                 list_unsubscribe=url,
+                not_before=now + n * gap,
             )
         store.audit("announcement sent", now=now, id=number, audience=audience, count=len(people))
     return {"sent": True, "count": len(people), "audience": audience, "id": number}
