@@ -29,25 +29,20 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..calendar.invite import Attendee, calendar_mime_parts, new_uid, series_cancel
+from ..calendar.invite import new_uid
 from ..calendar.recurrence import (
     Occurrence,
     WeeklyRule,
     is_rule_date,
     occurrences,
-    pattern,
-    when,
 )
 from ..calendar.series import (
-    SeriesEvent,
     occurrence_cancellation,
     occurrence_override,
-    series_invitation,
 )
 from ..calendar.slots import Busy
 from ..config import Config
 from ..errors import OfficeHoursError
-from ..feed import feed_url
 from ..inbox.ongoing import asks_for_ongoing
 from ..mailer.outbox import Asking, Postman
 from ..state.lifecycle import PairingEvent, next_pairing_status
@@ -61,10 +56,12 @@ from ..state.pairings import (
 )
 from ..state.records import PairingStatus, RequestStatus, request_status
 from ..state.store import Store, from_iso, iso
-from ..tokens import Links, sign
+from ..tokens import Links
 from ..views import request_view, tag
+from .pairing_mail import CHECK_IN, CHOICES, PAIRING_PURPOSE, PairingMail
 
 __all__ = [
+    "ACTIONS",
     "CHOICES",
     "PAIRING_PURPOSE",
     "PairingDesk",
@@ -75,13 +72,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PAIRING_PURPOSE = "pairing"
-THREAD = "pairing"
-# What a link may do: orientation (the mentor), a check-in answer, a term choice.
-CHECK_IN = ("going-well", "needs-help")
-CHOICES = ("extend", "change", "end")
+# What a pairing link may do: orientation (the mentor), a check-in answer, a term choice.
 ACTIONS = frozenset({"oriented", *CHECK_IN, *CHOICES})
-LINK_LIFETIME = timedelta(days=60)
 
 Book = Callable[[int, datetime], object]
 
@@ -108,7 +100,7 @@ def decide_term(choices: Mapping[str, str], people: tuple[str, str]) -> str | No
     return None
 
 
-class PairingDesk:
+class PairingDesk(PairingMail):
     """Starts pairings, changes their series, and carries out what people choose."""
 
     def __init__(
@@ -121,10 +113,7 @@ class PairingDesk:
         candidates: Callable[..., list[datetime]],
         book_once: Book,
     ) -> None:
-        self.config = config
-        self.store = store
-        self.postman = postman
-        self.links = links
+        super().__init__(config, store, postman, links)
         self.candidates = candidates  # SessionDesk.candidates: times that suit both
         self.book_once = book_once  # SessionDesk.book: the one-off session
         # Set once the lifecycle exists (it needs this desk, this desk needs it).
@@ -384,181 +373,6 @@ class PairingDesk:
         self.store.audit("pairing extended", now=now, pairing=doc["id"], term_end=iso(term_end))
         self._invite(doc, now, change="extended")
 
-    # Emails --------------------------------------------------------------------------------
-
-    def _invite(self, doc: Mapping[str, Any], now: datetime, *, change: str) -> None:
-        ics = series_invitation(self._event(doc), self._attendees(doc), now)
-        for person in self._people(doc):
-            context: dict[str, Any] = {
-                "change": change,
-                "oriented_url": "",
-                **self._view(doc, person["email"]),
-            }
-            if person["email"] == doc["mentor"] and not doc.get("oriented"):
-                context["oriented_url"] = self.link(doc, person["email"], "oriented", now)
-            self._send(doc, person, "pairing_invite", context, ics, "REQUEST", now)
-
-    def _cancel_series(self, doc: Mapping[str, Any], now: datetime, why: str) -> None:
-        event = self._event(doc)
-        ics = series_cancel(
-            event.head(event.sequence, self._attendees(doc), now), event.weekly_time()
-        )
-        for person in self._people(doc):
-            context = {"why": why, **self._view(doc, person["email"])}
-            self._send(doc, person, "pairing_over", context, ics, "CANCEL", now)
-
-    def _send_change(
-        self,
-        doc: Mapping[str, Any],
-        person: Mapping[str, Any],
-        ics: bytes,
-        method: str,
-        was: Occurrence,
-        moved: Occurrence | None,
-        now: datetime,
-    ) -> None:
-        zone = ZoneInfo(person["zone"])
-        context = {
-            **self._view(doc, person["email"]),
-            "was": when(was.start, was.end, zone),
-            "was_day": f"{was.start.astimezone(zone):%a %-d %b}",
-            "moved_to": when(moved.start, moved.end, zone) if moved else "",
-        }
-        self._send(doc, person, "pairing_change", context, ics, method, now)
-
-    def send_letter(
-        self, doc: Mapping[str, Any], template: str, now: datetime, **extra: Any
-    ) -> None:
-        """A plain email about the pairing to both (the timed steps' check-ins and terms)."""
-        for person in self._people(doc):
-            email = person["email"]
-            context = {**self._view(doc, email), **extra}
-            links = CHECK_IN if template == "pairing_check_in" else CHOICES
-            context["links"] = {action: self.link(doc, email, action, now) for action in links}
-            # Orientation still open: the mentor's check-in carries its link again.
-            oriented = email == doc["mentor"] and not doc.get("oriented")
-            context["oriented_url"] = self.link(doc, email, "oriented", now) if oriented else ""
-            self._send(doc, person, template, context, None, "", now)
-
-    def _send(
-        self,
-        doc: Mapping[str, Any],
-        person: Mapping[str, Any],
-        template: str,
-        context: Mapping[str, Any],
-        ics: bytes | None,
-        method: str,
-        now: datetime,
-    ) -> None:
-        alternatives, attachments = [], []
-        if ics is not None:
-            inline, attachment = calendar_mime_parts(ics, method)
-            alternatives, attachments = [inline], [attachment]
-        self.postman.send(
-            template,
-            to=person["email"],
-            to_name=person.get("name") or "",
-            now=now,
-            context={
-                "person": person,
-                "feed_url": feed_url(self.config, person["email"], now),
-                **context,
-            },
-            alternatives=alternatives,
-            attachments=attachments,
-            thread=(THREAD, doc["id"]),
-            request=int(doc["request"]),
-        )
-
-    def link(self, doc: Mapping[str, Any], email: str, action: str, now: datetime) -> str:
-        """A pairing link, good for at least ``LINK_LIFETIME``: a term's choice is asked
-        three weeks ahead and must still work on the last day."""
-        lifetime = max(self.links.lifetime, LINK_LIFETIME)
-        token = sign(
-            self.config.secret,
-            purpose=PAIRING_PURPOSE,
-            person=email,
-            obj=f"{doc['id']}:{action}",
-            expires=now + lifetime,
-        )
-        return f"{self.config.program.base_url.rstrip('/')}/{PAIRING_PURPOSE}/{token}"
-
-    # Views ---------------------------------------------------------------------------------
-
-    def _people(self, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-        request = self.store.request(int(doc["request"])) or {}
-        mentor = self.store.mentor(doc["mentor"]) or {}
-        program_zone = self.config.program.timezone
-        return [
-            {
-                "email": doc["mentor"],
-                "name": mentor.get("name") or "",
-                "zone": mentor.get("timezone") or program_zone,
-            },
-            {
-                "email": doc["mentee"],
-                "name": request.get("name") or "",
-                "zone": request.get("timezone") or program_zone,
-            },
-        ]
-
-    def _attendees(self, doc: Mapping[str, Any]) -> list[Attendee]:
-        return [Attendee(p["email"], p["name"]) for p in self._people(doc)]
-
-    def _event(self, doc: Mapping[str, Any]) -> SeriesEvent:
-        program = Attendee(self.config.program.address, self.config.program.name)
-        request = self.store.request(int(doc["request"])) or {"number": doc["request"]}
-        view = request_view(request)
-        description = (
-            f"{view['tag']}: {view.get('skills', '')}\n\n"
-            f"A session every {self.config.pairings.every_weeks} weeks until "
-            f"{doc['series']['until']}.\n{doc['series']['location']}\n"
-            "To skip or move one, reply to the invitation email."
-        )
-        return SeriesEvent.of(doc["series"], description=description, organizer=program)
-
-    def _view(self, doc: Mapping[str, Any], email: str) -> dict[str, Any]:
-        people = self._people(doc)
-        me = next((p for p in people if p["email"] == email), people[0])
-        other = next(p for p in people if p["email"] != me["email"])
-        rule = WeeklyRule.of(doc["series"])
-        request = self.store.request(int(doc["request"])) or {"number": doc["request"]}
-        return {
-            "pairing": {
-                "id": doc["id"],
-                "pattern": pattern(rule),
-                "pattern_short": pattern(rule, short=True),
-                "until": rule.until.isoformat() if rule.until else "",
-                "term_end": _day(from_iso(doc["term_end"]), me["zone"]),
-                "weeks": rule.interval,
-                "location": doc["series"]["location"],
-                "first": _first_text(rule, me["zone"]),
-                "status": pairing_status(doc).value,
-            },
-            "is_mentor": me["email"] == doc["mentor"],
-            "other": other,
-            "request": request_view(request),
-        }
-
-    def coordinator_view(self, doc: Mapping[str, Any], person: str = "") -> dict[str, Any]:
-        """What the coordinator's emails about a pairing show."""
-        mentor, mentee = self._people(doc)
-        who = mentee if person == mentee["email"] else mentor
-        return {
-            **self._view(doc, who["email"]),
-            "person": who,
-            "other": mentee if who is mentor else mentor,
-            "mentor": mentor,
-            "mentee": mentee,
-            "weeks": self.config.pairings.quiet_weeks,
-        }
-
-    def _title(self, request: Mapping[str, Any], mentor: Mapping[str, Any]) -> str:
-        return (
-            f"Mentoring: {request.get('name') or 'mentee'} and {mentor.get('name') or 'mentor'} "
-            f"(MD-{int(request['number']):04d})"
-        )
-
 
 def pairing_busy(store: Store, mentor: str, start_utc: datetime, end_utc: datetime) -> list[Busy]:
     """The sessions of ``mentor``'s live pairings that overlap ``[start_utc, end_utc)``."""
@@ -585,12 +399,3 @@ def _occurrence(rule: WeeklyRule, day: date) -> Occurrence:
 def _last_day(term_end: datetime, zone: ZoneInfo) -> date:
     """The series' last possible date: the day before the term's end, local."""
     return (term_end.astimezone(zone) - timedelta(days=1)).date()
-
-
-def _day(moment: datetime, zone: str) -> str:
-    return f"{moment.astimezone(ZoneInfo(zone)):%A %-d %B %Y}"
-
-
-def _first_text(rule: WeeklyRule, zone: str) -> str:
-    start = datetime.combine(rule.first, rule.wall, rule.zone)
-    return when(start, start + rule.length, ZoneInfo(zone))
