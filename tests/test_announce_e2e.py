@@ -230,6 +230,7 @@ async def send_announcement(desk: Desk, subject: str, to: str = "mentors") -> No
     assert through_daemon and answer["sent"]
 
 
+@pytest.mark.browser
 async def test_the_opt_out_link_works_in_chromium_and_is_honoured(
     desk: Desk, browser: Browser, http: aiohttp.ClientSession
 ) -> None:

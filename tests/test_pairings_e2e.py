@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from playwright.async_api import Browser
 
 from mentordesk.errors import OfficeHoursError
 from mentordesk.pairings_cli import pairings_command
@@ -27,8 +28,11 @@ from .desk import COORDINATOR, SECRET, Desk, mail, text_of
 from .forms import claims_of, press
 from .icalcheck import read_with_icaljs, read_with_vobject
 from .servers import ReceivedMessage
+from .test_announce_e2e import browser
 from .test_claims import JORDAN, links
 from .test_lifecycle_e2e import ADA, LINUS, Program, calendar_of, start, team_member
+
+__all__ = ["browser"]  # the fixture, for the Chromium test below
 
 BERLIN = ZoneInfo("Europe/Berlin")
 PAIRING_LINK = re.compile(r"http://127\.0\.0\.1:\d+/pairing/[A-Za-z0-9_\-.]+")
@@ -214,3 +218,26 @@ async def test_the_terms_end_choice_by_link_extends_the_series(
     async with press(http, extend[JORDAN]) as again:
         assert again.status == 409 and "too early to choose" in await again.text()
     assert [k for k, _ in await p.outbox()].count("pairing_invite") == 4
+
+
+@pytest.mark.browser
+async def test_orientation_done_in_chromium_on_a_phone(
+    desk: Desk, http: aiohttp.ClientSession, browser: Browser
+) -> None:
+    p = await start(desk, http, [team_member(ADA, "Ada Lovelace")], pairings={"enabled": True})
+    invitations = await paired(p)
+    [oriented] = pairing_links(invitations[ADA])
+    page = await browser.new_page(viewport={"width": 390, "height": 844})
+    response = await page.goto(oriented)
+    assert response is not None and response.status == 200
+    heading = page.get_by_role("heading", level=1)
+    assert await heading.inner_text() == "Orientation done with Jordan Lee?"
+    button = page.get_by_role("button", name="Orientation done")
+    box = await button.bounding_box()
+    assert box is not None and box["height"] >= 44
+    assert (await pairing_doc(desk))["status"] == "orienting"
+    await button.click()
+    await page.wait_for_load_state()
+    assert await heading.inner_text() == "Orientation done."
+    assert (await pairing_doc(desk))["status"] == "active"
+    await page.close()
