@@ -79,6 +79,12 @@ async def test_each_audience_reaches_each_person_once(desk: Harness) -> None:
     await desk.call(lambda: opt_out(desk.store, "BEA@example.com", desk.clock()))
     assert await desk.call(who, "all") == [ADA, JORDAN]
 
+    # An address that bounced is left out, and not counted.
+    await desk.receive(mail("Gone <gone@example.net>", "Mentor request", REQUEST))
+    await desk.call(
+        lambda: desk.store.mark_bounced("gone@example.net", reason="5.1.1", now=desk.clock())
+    )
+    assert await desk.call(who, "mentees") == [JORDAN, "gone@example.net"]
     answer = await send(desk, audience="all")
     assert (answer["sent"], answer["count"]) == (True, 2)
     sent = await desk.sent("announcement")

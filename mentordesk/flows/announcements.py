@@ -138,7 +138,10 @@ def announce(
     raises AnnouncementError, changing nothing, for a command that cannot be sent.
     """
     audience, subject, body, send = _checked(command)
-    people = recipients(store, audience, now)
+    # An address that bounced gets nothing (the mail gate's rule): not counted either.
+    people = [
+        (email, name) for email, name in recipients(store, audience, now) if postman.may_mail(email)
+    ]
     key = hashlib.sha256(f"{audience}\0{subject}\0{body}".encode()).hexdigest()
     paragraphs = [p.strip("\n") for p in body.replace("\r\n", "\n").split("\n\n") if p.strip()]
     context = {"subject": subject, "paragraphs": paragraphs, "audience": audience}
