@@ -383,6 +383,22 @@ async def test_which_requests_become_pairings(
         await desk.close()
 
 
+async def test_without_the_mentees_week_no_pairing_starts_blind(desk: Harness) -> None:
+    await desk.seed(mentor_doc(ADA, "Ada Lovelace", ["python"]))
+    vague = "\n".join(
+        line for line in REQUEST.splitlines() if not line.startswith(("Timezone", "Availability"))
+    )
+    await desk.receive(mail(f"Jordan Lee <{JORDAN}>", "Mentor request", vague + "\n"))
+    claims = desk.coordinator.claims
+    assert (await desk.call(claims.claim, 1, ADA, desk.clock(), via="web")).outcome == "claimed"
+    assert await desk.call(all_pairings, desk.store) == []
+    assert await desk.sent("pairing_invite") == []
+    [audit] = [
+        e for e in await desk.call(desk.store.audit_log) if e["event"] == "pairing not started"
+    ]
+    assert audit["why"] == "unknown timezone and availability"
+
+
 async def test_other_sessions_are_not_booked_over_a_pairing(desk: Harness) -> None:
     pairing = await paired(desk)
     other = REQUEST.replace("Jordan Lee", "Sam Sun").replace(

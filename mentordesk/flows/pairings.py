@@ -59,6 +59,7 @@ from ..state.store import Store, from_iso, iso
 from ..tokens import Links
 from ..views import request_view, tag
 from .pairing_mail import CHECK_IN, CHOICES, PAIRING_PURPOSE, PairingMail
+from .sessions import SessionDesk
 
 __all__ = [
     "ACTIONS",
@@ -131,11 +132,14 @@ class PairingDesk(PairingMail):
             return None
         if live_pairing_of(self.store, number) is not None:
             return None
-        slots = self.candidates(number, now, limit=1)
+        # Never booked blind: without the mentee's zone and hours, or with no time that
+        # suits both weeks, the request gets its one session as any request does (the
+        # mentee or the mentor picks it) and no pairing starts.
+        unknown = SessionDesk.unknown_week(request)
+        slots = [] if unknown else self.candidates(number, now, limit=1)
         if not slots:
-            # No time suits both every week: one session first, picked by hand, as
-            # for any request; the coordinator can start the pairing later.
-            self.store.audit("pairing: no common time", now=now, request=number)
+            why = f"unknown {' and '.join(unknown)}" if unknown else "no common time"
+            self.store.audit("pairing not started", now=now, request=number, why=why)
             return self.book_once(number, now)
         return self.start(request, slots[0], now)
 
