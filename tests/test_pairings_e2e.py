@@ -82,6 +82,13 @@ async def test_a_year_long_pairing_from_request_to_resignation(
     assert invitations[ADA].subject == (
         "[MD-0001] Mentoring with Jordan Lee, every other Tuesday at 18:00 (Europe/Berlin)"
     )
+    # Each reads it on their own clock: the series' zone is Ada's.
+    assert invitations[JORDAN].subject == (
+        "[MD-0001] Mentoring with Ada Lovelace, every other Tuesday at 12:00 (America/New_York)"
+    )
+    assert "First:         Tuesday 3 June, 12:00–12:30 (America/New_York)" in text_of(
+        invitations[JORDAN]
+    )
     doc = await pairing_doc(desk)
     for reading in both(invitations[JORDAN], 40):
         [event] = reading["events"]

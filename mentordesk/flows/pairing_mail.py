@@ -8,6 +8,7 @@ Every email about a pairing goes to both people, each in their own zone, threade
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -186,7 +187,7 @@ class PairingMail:
             "pairing": {
                 "id": doc["id"],
                 "pattern": pattern(rule),
-                "pattern_short": pattern(rule, short=True),
+                "pattern_short": _short_pattern_for(rule, me["zone"]),
                 "until": rule.until.isoformat() if rule.until else "",
                 "term_end": _day(from_iso(doc["term_end"]), me["zone"]),
                 "weeks": rule.interval,
@@ -221,6 +222,17 @@ class PairingMail:
 
 def _day(moment: datetime, zone: str) -> str:
     return f"{moment.astimezone(ZoneInfo(zone)):%A %-d %B %Y}"
+
+
+def _short_pattern_for(rule: WeeklyRule, zone: str) -> str:
+    """'every other Tuesday at 12:00 (America/New_York)': the series as the reader's clock
+    shows its first session (ASCII, for subjects). In the series' zone it is exact; in
+    another it holds but for the weeks when only one of the two zones is on summer time."""
+    if zone == rule.zone.key:
+        return pattern(rule, short=True)
+    first = datetime.combine(rule.first, rule.wall, rule.zone).astimezone(ZoneInfo(zone))
+    other = replace(rule, zone=ZoneInfo(zone), wall=first.time(), first=first.date())
+    return pattern(other, short=True)
 
 
 def _first_text(rule: WeeklyRule, zone: str) -> str:
