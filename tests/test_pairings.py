@@ -104,6 +104,12 @@ async def test_a_year_long_pairing_keeps_its_time_across_both_dst_changes(desk: 
         days = [s.astimezone(BERLIN).date() for s in starts]
         assert {(b - a).days for a, b in itertools.pairwise(days)} == {14}
         assert starts[-1] < datetime.fromisoformat(pairing["term_end"])
+    # The private calendar feed shows the series too, every two weeks.
+    feed = await desk.call(desk.coordinator.office_hours.feed, JORDAN, desk.clock())
+    [fed] = [e for e in read_with_icaljs(feed, 5)["events"] if e["uid"] == pairing["series"]["uid"]]
+    fed_days = [datetime.fromisoformat(o["start"]).astimezone(BERLIN) for o in fed["occurrences"]]
+    assert {(b.date() - a.date()).days for a, b in itertools.pairwise(fed_days)} == {14}
+    assert {d.strftime("%H:%M") for d in fed_days} == {"17:00"}
     mentor_text = " ".join(text_of(next(m for m in invites if ADA in m["To"])).split())
     assert "/pairing/" in mentor_text and "orientation" in mentor_text.lower()
     mentee_text = text_of(next(m for m in invites if JORDAN in m["To"]))

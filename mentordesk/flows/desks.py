@@ -71,6 +71,7 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
     pairings = PairingDesk(
         config, store, postman, links, candidates=sessions.candidates, book_once=sessions.book
     )
+    office_hours.more_series = pairings.feed_series
     pairings.release, pairings.close, lifecycle.pairings = (
         lifecycle.release,
         lifecycle.close,

@@ -19,7 +19,7 @@ from ..calendar.series import SeriesEvent, series_invitation
 from ..config import Config
 from ..feed import feed_url
 from ..mailer.outbox import Postman
-from ..state.pairings import pairing_status
+from ..state.pairings import live_pairings, pairing_status
 from ..state.store import Store, from_iso
 from ..tokens import Links, sign
 from ..views import request_view
@@ -212,6 +212,15 @@ class PairingMail:
             "mentee": mentee,
             "weeks": self.config.pairings.quiet_weeks,
         }
+
+    def feed_series(self, email: str, now: datetime) -> list[SeriesEvent]:
+        """The live pairings' series ``email`` takes part in, for their calendar feed."""
+        email = email.strip().lower()
+        return [
+            self._event(doc)
+            for doc in live_pairings(self.store)
+            if email in (str(doc["mentor"]).lower(), str(doc["mentee"]).lower())
+        ]
 
     def _title(self, request: Mapping[str, Any], mentor: Mapping[str, Any]) -> str:
         return (
