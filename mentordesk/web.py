@@ -24,7 +24,9 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
                            zone (?tz= from the browser where we know none)  POST: book it
     GET  /feed/{token}.ics a person's calendar feed (sessions, office hours; text/calendar)
     POST /admin/office-hours  the CLI's office-hours commands (JSON; loopback, signed, once)
-    GET  /pairing/{token}  orientation done, a check-in, a term's choice (web_pairings)
+    GET  /pairing/{token}  orientation done, a check-in, a term's choice  POST: record it
+    POST /admin/pairings   the CLI's pairing commands (JSON; loopback, signed, once)
+                           (both in web_pairings)
     GET  /announcements-off/{token}  stop announcements       POST: stop (web_announce)
     POST /admin/announce   the CLI's announce command (JSON; loopback, signed, once)
     GET  /healthz          liveness for monitoring

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from mentordesk.announce import run_announce
 from mentordesk.config import load_config
 from mentordesk.errors import AnnouncementError, ConfigError
 from mentordesk.flows.announcements import announce, opt_out, recipients
+from mentordesk.mailer.compose import Email, build_message, message_bytes
 from mentordesk.state.pairings import live_pairings
 from mentordesk.state.store import from_iso, iso
 from mentordesk.timers import Registry
@@ -183,3 +184,32 @@ def test_bad_pairing_settings_name_the_key(tmp_path: Path, text: str, expected: 
     path.write_text(path.read_text("utf-8") + text, "utf-8")
     with pytest.raises(ConfigError, match=expected):
         load_config(path, environ={"MD_TEST_SECRET": SECRET})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/off\r\nBcc: everyone@example.org",
+        "http://127.0.0.1/off>, <mailto:x@example.org",
+        "javascript:alert(1)",
+        "http://127.0.0.1/" + "x" * 1000,
+    ],
+)
+def test_only_a_plain_opt_out_url_reaches_the_header(url: str) -> None:
+    email = Email(
+        from_addr="mentors@program.test",
+        from_name="Test Mentors",
+        to="ada@example.com",
+        to_name="",
+        subject="News",
+        text="Hello",
+        html="<p>Hello</p>",
+        message_id="<1@program.test>",
+        date=datetime(2025, 3, 17, tzinfo=UTC),
+        auto_submitted="auto-generated",
+        list_unsubscribe=url,
+    )
+    with pytest.raises(ValueError, match="list_unsubscribe"):
+        message_bytes(email)
+    with pytest.raises(ValueError, match="list_unsubscribe"):
+        build_message(email)
