@@ -186,8 +186,8 @@ class PairingMail:
         return {
             "pairing": {
                 "id": doc["id"],
-                "pattern": pattern(rule),
-                "pattern_short": _short_pattern_for(rule, me["zone"]),
+                "pattern": _pattern_for(rule, me["zone"]),
+                "pattern_short": _pattern_for(rule, me["zone"], short=True),
                 "until": rule.until.isoformat() if rule.until else "",
                 "term_end": _day(from_iso(doc["term_end"]), me["zone"]),
                 "weeks": rule.interval,
@@ -233,15 +233,16 @@ def _day(moment: datetime, zone: str) -> str:
     return f"{moment.astimezone(ZoneInfo(zone)):%A %-d %B %Y}"
 
 
-def _short_pattern_for(rule: WeeklyRule, zone: str) -> str:
-    """'every other Tuesday at 12:00 (America/New_York)': the series as the reader's clock
-    shows its first session (ASCII, for subjects). In the series' zone it is exact; in
-    another it holds but for the weeks when only one of the two zones is on summer time."""
+def _pattern_for(rule: WeeklyRule, zone: str, *, short: bool = False) -> str:
+    """'every other Tuesday, 12:00–12:30 (America/New_York)': the series as the reader's
+    clock shows its first session (short: 'at 12:00', ASCII, for subjects). In the
+    series' zone it is exact; in another it holds but for the weeks when only one of the
+    two zones is on summer time (the calendar shows those right)."""
     if zone == rule.zone.key:
-        return pattern(rule, short=True)
+        return pattern(rule, short=short)
     first = datetime.combine(rule.first, rule.wall, rule.zone).astimezone(ZoneInfo(zone))
     other = replace(rule, zone=ZoneInfo(zone), wall=first.time(), first=first.date())
-    return pattern(other, short=True)
+    return pattern(other, short=short)
 
 
 def _first_text(rule: WeeklyRule, zone: str) -> str:
