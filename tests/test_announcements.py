@@ -109,7 +109,7 @@ async def test_a_preview_goes_to_the_coordinator_only(desk: Harness) -> None:
     assert answer == {"sent": False, "count": 2, "audience": "mentors"}
     [preview] = await desk.sent("announcement")
     assert preview["To"].addresses[0].addr_spec == COORDINATOR
-    assert preview["Subject"] == "Preview (2 people): Meetup"
+    assert preview["Subject"] == "Preview (2 people): [Test Mentors] Meetup"
     assert "Line one<br>line two" in (preview.get_body(("html",)) or preview).get_content()
     # The real send still goes out: a preview is not a send.
     assert (await send(desk, subject="Meetup", body="Line one\nline two\n\nMore."))["count"] == 2
