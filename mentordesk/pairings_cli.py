@@ -3,6 +3,7 @@
     mentordesk pairings list
     mentordesk pairings cancel 1 2026-04-07          # that session only, for both
     mentordesk pairings move 1 2026-04-07 19:00      # or "2026-04-08 19:00" (series' zone)
+    mentordesk pairings release 1                    # from a quiet mentor: back to matching
 
 Through the running daemon (``POST /admin/pairings``, signed and applied once, as the
 office-hours commands), else applied to the store directly; ``flows.pairing_admin``
@@ -43,7 +44,11 @@ def add_pairings_commands(
     move.add_argument("id", type=int, help="the pairing number (see list)")
     move.add_argument("date", help="the session's original date, e.g. 2026-04-07")
     move.add_argument("new_time", help='new local time, "19:00" or "2026-04-08 19:00"')
-    for sub in (listing, cancel, move):
+    release = actions.add_parser(
+        "release", help="take it from its mentor: series cancelled, request back to matching"
+    )
+    release.add_argument("id", type=int, help="the pairing number (see list)")
+    for sub in (listing, cancel, move, release):
         sub.add_argument("--config", default="config.toml", help="path to config.toml")
     return parser
 
@@ -65,6 +70,8 @@ def pairings_command(
 
 def run_pairings(config: Config, args: argparse.Namespace) -> int:
     command: dict[str, Any] = {"action": args.action}
+    if args.action == "release":
+        command["id"] = args.id
     if args.action in ("cancel", "move"):
         command.update(id=args.id, date=args.date)
         if args.action == "move":
@@ -80,6 +87,9 @@ def run_pairings(config: Config, args: argparse.Namespace) -> int:
         if through_daemon
         else ("the daemon is not running: the updates wait in the outbox until it starts")
     )
+    if args.action == "release":
+        print(f"Released pairing {answer['pairing']['id']}: matching starts again; {how}.")
+        return 0
     done = "Cancelled" if args.action == "cancel" else "Moved"
     print(f"{done} one session of pairing {answer['pairing']['id']}; {how}.")
     return 0

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from mentordesk.errors import OfficeHoursError
+from mentordesk.flows.pairing_admin import pairing_admin
 from mentordesk.flows.pairing_steps import pairings_step
 from mentordesk.flows.pairings import CHOICES, decide_term
 from mentordesk.flows.terms import terms_step
@@ -323,10 +325,27 @@ async def test_a_quiet_pairing_reaches_the_coordinator_once(desk: Harness) -> No
     [quiet] = await desk.sent("coordinator_pairing")
     assert "gone quiet" in quiet["Subject"]
     assert "6 weeks" in " ".join(text_of(quiet).split())
+    assert "mentordesk pairings release 1" in " ".join(text_of(quiet).split())
     await desk.sweep(days=1)
     await desk.restart()
     await desk.sweep(days=1)
     assert len(await desk.sent("coordinator_pairing")) == 1
+
+    # The coordinator takes it from the quiet mentor: back to matching, series cancelled.
+    pairings = desk.coordinator.desks.pairings
+    released = await desk.call(
+        pairing_admin, pairings, {"action": "release", "id": 1}, desk.clock()
+    )
+    assert released["pairing"]["status"] == "cancelled"
+    request = await desk.request(1)
+    assert (request["status"], request["released_by"]) == ("open", [ADA])
+    assert {m["To"].addresses[0].addr_spec for m in await desk.sent("pairing_over")} == {
+        ADA,
+        JORDAN,
+    }
+    assert await desk.sent("request_released", JORDAN)
+    with pytest.raises(OfficeHoursError, match="pairing 1 is not running"):
+        await desk.call(pairing_admin, pairings, {"action": "release", "id": 1}, desk.clock())
 
 
 async def test_orientation_is_closed_by_the_mentor_only_and_once(desk: Harness) -> None:

@@ -8,6 +8,9 @@ dates and times are read as office hours read theirs (``flows.office_hours_admin
     {"action": "list"}
     {"action": "cancel", "id": 1, "date": "2026-04-07"}
     {"action": "move", "id": 1, "date": "2026-04-07", "to": "19:00"}   (or "2026-04-08 19:00")
+    {"action": "release", "id": 1}     take it from a quiet mentor: the series is cancelled,
+                                       the request goes back to matching (the lifecycle's
+                                       release, by the coordinator)
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from ..calendar.recurrence import WeeklyRule, occurrences, pattern
 from ..errors import OfficeHoursError
-from ..state.pairings import all_pairings, pairing_status
+from ..state.pairings import all_pairings, pairing, pairing_status
 from ..state.store import from_iso
 from ..views import tag
 from .office_hours_admin import _day, _new_time, _text
@@ -35,10 +38,12 @@ def pairing_admin(desk: PairingDesk, command: Mapping[str, Any], now: datetime) 
     action = command.get("action")
     if action == "list":
         return {"pairings": [describe(doc, now) for doc in all_pairings(store)]}
-    if action in ("cancel", "move"):
+    if action in ("cancel", "move", "release"):
         pairing_id = command.get("id")
         if isinstance(pairing_id, bool) or not isinstance(pairing_id, int):
             raise OfficeHoursError(f"id must be a pairing number, got {pairing_id!r}")
+        if action == "release":
+            return {"pairing": describe(_release(desk, pairing_id, now), now)}
         day = _day(_text(command, "date"))
         with store.transaction():
             if action == "cancel":
@@ -46,7 +51,19 @@ def pairing_admin(desk: PairingDesk, command: Mapping[str, Any], now: datetime) 
             else:
                 doc = desk.move_occurrence(pairing_id, day, _new_time(command, day), now)
         return {"pairing": describe(doc, now)}
-    raise OfficeHoursError(f"unknown action {action!r}: want list, cancel or move")
+    raise OfficeHoursError(f"unknown action {action!r}: want list, cancel, move or release")
+
+
+def _release(desk: PairingDesk, pairing_id: int, now: datetime) -> dict[str, Any]:
+    doc = pairing(desk.store, pairing_id)
+    if doc is None or not pairing_status(doc).live:
+        raise OfficeHoursError(f"pairing {pairing_id} is not running")
+    assert desk.release is not None
+    with desk.store.transaction():
+        desk.release(int(doc["request"]), "coordinator", now, why="released")
+    after = pairing(desk.store, pairing_id)
+    assert after is not None
+    return after
 
 
 def describe(doc: Mapping[str, Any], now: datetime) -> dict[str, Any]:
