@@ -73,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .desk_cli import add_desk_commands
 
     add_desk_commands(commands)
+    from .announce import add_announce_command
+
+    add_announce_command(commands)
+    from .pairings_cli import add_pairings_commands
+
+    add_pairings_commands(commands)
 
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
@@ -117,6 +123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_desk_command(load_config(args.config), args)
         if args.command == "oauth":
             return oauth_login(load_config(args.config), paste=args.paste)
+        if args.command == "pairings":
+            from .pairings_cli import run_pairings
+
+            return run_pairings(load_config(args.config), args)
+        if args.command == "announce":
+            from .announce import run_announce
+
+            return run_announce(load_config(args.config), args)
         if args.command == "demo":
             from .demo import run_demo
 

@@ -171,6 +171,8 @@ def _call_link(value: Any) -> str:
     if text and (problem := call_template_problem(text)):
         raise _Invalid(problem)
     return text
+
+
 def _scopes(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(value.split())
@@ -301,6 +303,17 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
     "limits": {
         "replies_per_sender_per_hour": (_positive_int, 5, "5"),
         "open_requests_per_mentee": (_positive_int, 2, "2"),
+    },
+    "announcements": {
+        "per_minute": (_positive_int, 60, "60"),
+    },
+    "pairings": {
+        "enabled": (_bool, False, "true"),
+        "every_weeks": (_positive_int, 2, "2"),
+        "term": (_positive_duration, "365d", '"365d"'),
+        "all_requests": (_bool, False, "false"),
+        "quiet_weeks": (_positive_int, 6, "6"),
+        "check_in_every": (_positive_duration, "91d", '"91d"'),
     },
 }
 # [matching.synonyms] is free-form: canonical skill = ["alias", ...]; checked separately.
@@ -436,6 +449,25 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class AnnouncementsConfig:
+    """[announcements]: how fast one announcement leaves (flows/announcements)."""
+
+    per_minute: int = 60
+
+
+@dataclass(frozen=True)
+class PairingsConfig:
+    """[pairings]: a mentor and a mentee meeting every few weeks for a term (flows/pairings)."""
+
+    enabled: bool = False
+    every_weeks: int = 2
+    term: timedelta = timedelta(days=365)
+    all_requests: bool = False
+    quiet_weeks: int = 6
+    check_in_every: timedelta = timedelta(days=91)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything mentordesk needs to run, checked. ``source`` is the file it came from."""
 
@@ -452,6 +484,8 @@ class Config:
     secret: bytes = field(default=b"", repr=False)
     orientation: OrientationConfig = OrientationConfig("", "")
     oauth: OAuthConfig | None = None  # set when [inbox] or [smtp] auth = "oauth2"
+    pairings: PairingsConfig = field(default_factory=PairingsConfig)
+    announcements: AnnouncementsConfig = field(default_factory=AnnouncementsConfig)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -583,6 +617,8 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
         secret=secret.encode(),
         orientation=OrientationConfig(**welcomes),
         oauth=oauth,
+        pairings=PairingsConfig(**values["pairings"]),
+        announcements=AnnouncementsConfig(**values["announcements"]),
     )
 
 

@@ -35,6 +35,7 @@ from .config import Config
 from .errors import MailSourceError, MentordeskError, PermanentDeliveryError
 from .flows.claims import ClaimDesk
 from .flows.coordinator import CoordinatorDesk
+from .flows.desks import Desks
 from .flows.office_hours import OfficeHoursDesk
 from .flows.router import Coordinator, Outcome, describe, temporary
 from .flows.sessions import SessionDesk
@@ -182,6 +183,7 @@ class Daemon:
             sessions=self._sessions,
             office_hours=self._office_hours,
             coordinator=self._coordinator_desk,
+            desks=self._desks,
         )
         await self.web.start()
 
@@ -388,6 +390,11 @@ class Daemon:
         if self.coordinator is None:
             raise RuntimeError("daemon not started")
         return self.coordinator.desks.coordinator
+
+    def _desks(self) -> Desks:
+        if self.coordinator is None:
+            raise RuntimeError("daemon not started")
+        return self.coordinator.desks
 
     def _claims(self) -> ClaimDesk:
         if self.coordinator is None:

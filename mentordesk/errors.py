@@ -13,6 +13,7 @@
     ├── OfficeHoursError            a coordinator's office-hours command cannot be applied
     ├── CommandError                a coordinator command is malformed
     ├── AdminError                  the running daemon could not be asked, or refused
+    ├── AnnouncementError           an announcement cannot be sent as asked
     └── TokenError                  a link's token cannot be used (safe to show on a page)
         ├── TamperedToken           malformed, altered or signed with another secret
         │   └── ForgedForm          a changing POST without our page's form token
@@ -89,6 +90,10 @@ class CommandError(MentordeskError):
 
 class AdminError(MentordeskError):
     """The running daemon could not be asked, or refused the command; the message says why."""
+
+
+class AnnouncementError(MentordeskError):
+    """An announcement cannot be sent as asked (no such audience, empty, sent already)."""
 
 
 class TokenError(MentordeskError):

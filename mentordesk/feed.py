@@ -108,6 +108,7 @@ class FeedSeries:
     location: str = ""
     exdates: tuple[datetime, ...] = ()  # original starts of cancelled occurrences
     moved: tuple[MovedOccurrence, ...] = ()
+    interval: int = 1  # every this many weeks (pairings meet every other week)
 
 
 def feed_url(config: Config, email: str, now: datetime) -> str:
@@ -207,6 +208,7 @@ def feed_series(event: SeriesEvent) -> FeedSeries:
             MovedOccurrence(local_start(rule, day), rule.moved[day], event.sequence_of(day))
             for day in sorted(rule.moved)
         ),
+        interval=rule.interval,
     )
 
 
@@ -257,6 +259,8 @@ def _master(item: FeedSeries, stamp: datetime) -> Event:
     event.add("dtstart", item.first_start_local)
     event.add("dtend", _local_end(item.first_start_local, item.length))
     rule: dict[str, object] = {"FREQ": "WEEKLY"}
+    if item.interval > 1:
+        rule["INTERVAL"] = item.interval
     if item.weekly_until is not None:
         # With a TZID on DTSTART, UNTIL is in UTC (RFC 5545 §3.3.10).
         rule["UNTIL"] = item.weekly_until.astimezone(UTC)

@@ -29,6 +29,11 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
     POST /admin/office-hours  the CLI's office-hours commands (JSON; loopback, signed, once)
     POST /admin/backup     ``mentordesk backup`` (backup.py; loopback, signed, once)
     POST /admin/command       any coordinator command from the CLI (the same checks)
+    GET  /pairing/{token}  orientation done, a check-in, a term's choice  POST: record it
+    POST /admin/pairings   the CLI's pairing commands (JSON; loopback, signed, once)
+                           (both in web_pairings)
+    GET  /announcements-off/{token}  stop announcements       POST: stop (web_announce)
+    POST /admin/announce   the CLI's announce command (JSON; loopback, signed, once)
     GET  /healthz          liveness for monitoring (health.py)
     GET  /metrics          Prometheus text format (metrics.py)
 """
@@ -55,6 +60,7 @@ from .errors import CommandError, OfficeHoursError
 from .feed import FEED_OBJECT, FEED_PURPOSE
 from .flows.claims import ClaimDesk, ClaimResult
 from .flows.coordinator import CoordinatorDesk
+from .flows.desks import Desks
 from .flows.escalation import assign, assign_view, may_assign, parse_assign_obj
 from .flows.feedback import (
     ATTENDANCE,
@@ -79,8 +85,10 @@ from .tokens import (
     form_token,
     verify,
 )
+from .web_announce import announcement_routes
 from .web_approve import ApprovalPages
 from .web_guard import WEB_LIMITS, ConnectionGuard, SlowRequestBody, WebLimits
+from .web_pairings import pairing_routes
 from .web_session_times import time_move, time_page
 
 log = logging.getLogger(__name__)
@@ -185,12 +193,14 @@ class WebApp:
         office_hours: Callable[[], OfficeHoursDesk] | None = None,
         limits: WebLimits | None = None,
         coordinator: Callable[[], CoordinatorDesk] | None = None,
+        desks: Callable[[], Desks] | None = None,
     ) -> None:
         self.coordinator = coordinator
         self.limits = limits or WEB_LIMITS
         self.guard = ConnectionGuard(self.limits)
         self.sessions = sessions
         self.office_hours = office_hours
+        self.desks = desks  # pairing and announcement pages (web_pairings, web_announce)
         self.config = config
         self.changed = changed  # called after every POST: new mail may be waiting
         self.writer = writer
@@ -251,6 +261,10 @@ class WebApp:
                 *ApprovalPages(self).routes(),
             ]
         )
+        if self.desks is not None:
+            desks = self.desks
+            app.add_routes(pairing_routes(self, lambda: desks().pairings))
+            app.add_routes(announcement_routes(self, desks))
         return app
 
     async def start(self) -> None:

@@ -67,6 +67,7 @@ def test_the_flows_steps_are_registered_in_sweep_order() -> None:
         "sessions done",
         "after the session",
         "terms",
+        "pairings",
         "expiry",
         "ladder",
         "feedback round reminder",

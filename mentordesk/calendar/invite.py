@@ -88,6 +88,7 @@ class WeeklyTime:
     first_start_local: datetime
     length: timedelta
     weekly_until: datetime | None
+    interval: int = 1  # every this many weeks
 
 
 # --- public builders -----------------------------------------------------------------
@@ -172,6 +173,8 @@ def series_request(
     event.add("dtstart", first_start_local)
     event.add("dtend", _local_end(first_start_local, when.length))
     rule: dict[str, object] = {"FREQ": "WEEKLY"}
+    if when.interval > 1:
+        rule["INTERVAL"] = when.interval
     if weekly_until is not None:
         # With a TZID on DTSTART, UNTIL must be in UTC (RFC 5545 §3.3.10).
         rule["UNTIL"] = _utc(weekly_until, "weekly_until")
@@ -199,6 +202,8 @@ def series_cancel(head: EventHead, when: WeeklyTime) -> bytes:
     event.add("dtstart", first_start_local)
     event.add("dtend", _local_end(first_start_local, when.length))
     rule: dict[str, object] = {"FREQ": "WEEKLY"}
+    if when.interval > 1:
+        rule["INTERVAL"] = when.interval
     if weekly_until is not None:
         rule["UNTIL"] = _utc(weekly_until, "weekly_until")  # RFC 5545 §3.3.10
     event.add("rrule", rule)

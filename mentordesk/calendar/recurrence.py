@@ -56,6 +56,7 @@ class WeeklyRule:
     until: date | None = None  # the last possible occurrence's local date, or open-ended
     cancelled: frozenset[date] = frozenset()  # original dates
     moved: Mapping[date, datetime] = field(default_factory=dict)  # original → new start_local
+    interval: int = 1  # every this many weeks (RRULE INTERVAL): pairings meet fortnightly
 
     @classmethod
     def of(cls, series: Mapping[str, Any]) -> WeeklyRule:
@@ -80,6 +81,7 @@ class WeeklyRule:
                 for key, change in exceptions.items()
                 if change.get("status") == "moved"
             },
+            interval=int(series.get("interval_weeks") or 1),
         )
 
 
@@ -112,7 +114,7 @@ def weekly_until(rule: WeeklyRule) -> datetime | None:
 def is_rule_date(rule: WeeklyRule, day: date) -> bool:
     """Does the weekly rule have an occurrence on ``day`` (cancelled or not)?"""
     in_range = day >= rule.first and (rule.until is None or day <= rule.until)
-    return in_range and (day - rule.first).days % 7 == 0
+    return in_range and (day - rule.first).days % (7 * rule.interval) == 0
 
 
 def occurrences(rule: WeeklyRule, start_utc: datetime, end_utc: datetime) -> list[Occurrence]:
@@ -129,7 +131,8 @@ def occurrences(rule: WeeklyRule, start_utc: datetime, end_utc: datetime) -> lis
 
     # A day either side: local dates differ from UTC ones by up to a day.
     day = max(rule.first, (start_utc - length).astimezone(zone).date() - timedelta(days=1))
-    day += timedelta(days=(rule.first.weekday() - day.weekday()) % 7)
+    period = 7 * rule.interval
+    day += timedelta(days=-(day - rule.first).days % period)
     last = end_utc.astimezone(zone).date() + timedelta(days=1)
     if rule.until is not None:
         last = min(last, rule.until)
@@ -138,7 +141,7 @@ def occurrences(rule: WeeklyRule, start_utc: datetime, end_utc: datetime) -> lis
             start = local_start(rule, day)
             if overlaps(start):
                 found.append(Occurrence(day, start, end_of(start, length), False))
-        day += timedelta(days=7)
+        day += timedelta(days=period)
     for original, start in rule.moved.items():
         if overlaps(start):
             found.append(Occurrence(original, start, end_of(start, length), True))
@@ -193,6 +196,10 @@ def pattern(rule: WeeklyRule, *, short: bool = False) -> str:
     """
     start = local_start(rule, rule.first)
     day = WEEKDAYS[rule.first.weekday()]
+    if rule.interval == 2:
+        day = f"other {day}"
+    elif rule.interval > 2:
+        day = f"{rule.interval} weeks on {day}"
     if short:
         return f"every {day} at {start:%H:%M} ({rule.zone.key})"
     return f"every {day}, {start:%H:%M}–{end_of(start, rule.length):%H:%M} ({rule.zone.key})"

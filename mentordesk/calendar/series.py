@@ -82,7 +82,9 @@ class SeriesEvent:
 
     def weekly_time(self) -> WeeklyTime:
         rule = self.rule
-        return WeeklyTime(local_start(rule, rule.first), rule.length, weekly_until(rule))
+        return WeeklyTime(
+            local_start(rule, rule.first), rule.length, weekly_until(rule), rule.interval
+        )
 
 
 def drop_in_description(program: Attendee, hosts: str) -> str:

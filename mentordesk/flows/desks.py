@@ -28,6 +28,7 @@ from .lifecycle import Lifecycle
 from .matching import MatchingDesk
 from .office_hours import OfficeHoursDesk
 from .orientation import Orientation
+from .pairings import PairingDesk, pairing_busy
 from .requests import RequestDesk
 from .sessions import SessionDesk
 
@@ -46,6 +47,7 @@ class Desks:
     bounces: BounceDesk
     orientation: Orientation
     coordinator: CoordinatorDesk  # a person's moves by hand (CLI, web desk)
+    pairings: PairingDesk
 
 
 def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
@@ -62,12 +64,25 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
         store,
         postman,
         links,
-        busy_elsewhere=office_hours.busy_for,
+        # A mentor's office hours and pairing sessions are not free for other sessions.
+        busy_elsewhere=lambda mentor, start, end: sorted(
+            office_hours.busy_for(mentor, start, end) + pairing_busy(store, mentor, start, end),
+            key=lambda busy: busy.start,
+        ),
         other_replies=office_hours.handle_reply,
     )
     matching = MatchingDesk(config, store, postman, links)
     lifecycle = Lifecycle(store, postman, sessions, matching.rematch, office_hours)
-    claims = ClaimDesk(config, store, postman, matching, lifecycle, book=sessions.book)
+    pairings = PairingDesk(
+        config, store, postman, links, candidates=sessions.candidates, book_once=sessions.book
+    )
+    office_hours.more_series = pairings.feed_series
+    pairings.release, pairings.close, lifecycle.pairings = (
+        lifecycle.release,
+        lifecycle.close,
+        pairings,
+    )
+    claims = ClaimDesk(config, store, postman, matching, lifecycle, book=pairings.book)
     orientation = Orientation(config, store, postman)
     enrollment = EnrollmentDesk(config, store, postman, lifecycle, links, orientation)
     coordinator = CoordinatorDesk(config, store, postman, lifecycle, claims, sessions, enrollment)
@@ -84,4 +99,5 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
         bounces=BounceDesk(config, store, postman),
         orientation=orientation,
         coordinator=coordinator,
+        pairings=pairings,
     )

@@ -231,6 +231,8 @@ def _standing(
             astray.append(f"{tag(r['number'])}  held by {names.of(holder)}, who {why}")
         elif status is RequestStatus.BOOKED and r["number"] not in live:
             astray.append(f"{tag(r['number'])}  booked, but no session is on")
+        elif status is RequestStatus.CLAIMED and r.get("schedule") == "pairing":
+            pass  # a pairing: its series stands in for the session (flows/pairings)
         elif status is RequestStatus.CLAIMED and r["number"] not in live:
             how = "to pick a time" if r.get("schedule") == "mentor picks" else "to book a time"
             picking.append(f"{tag(r['number'])}  {names.of(holder)} has it{held_for}; {how}")

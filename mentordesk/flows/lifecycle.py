@@ -45,6 +45,10 @@ class SeriesLeaver(Protocol):
     def remove_mentor(self, email: str, now: datetime) -> list[int]: ...
 
 
+class PairingEnder(Protocol):
+    def end_for(self, number: int, now: datetime, *, why: str) -> bool: ...
+
+
 class Lifecycle:
     """Carries out the transitions that end or move a request, with their consequences."""
 
@@ -61,6 +65,8 @@ class Lifecycle:
         self.sessions = sessions
         self.rematch = rematch
         self.office_hours = office_hours
+        # A pairing's series is the request's "session" while it lasts (flows/pairings).
+        self.pairings: PairingEnder | None = None
 
     def _move(
         self, request: dict[str, Any], event: RequestEvent, now: datetime, *, by: str, why: str
@@ -74,6 +80,8 @@ class Lifecycle:
         cancelled = False
         if leaves_holder(before, after):
             cancelled = self.sessions.cancel_live(number, by, now, why=why)
+            if self.pairings is not None:
+                cancelled = self.pairings.end_for(number, now, why=why) or cancelled
         request["status"] = after.value
         request["updated"] = iso(now)
         request.pop("schedule", None)
@@ -135,6 +143,7 @@ class Lifecycle:
                     "holder_name": mentor.get("name") or holder,
                     "why": why,
                     "session_cancelled": session_cancelled,
+                    "pairing": bool(request.get("pairing")),
                 },
                 request=number,
             )
@@ -215,6 +224,20 @@ class Lifecycle:
         who = {"by": by} if by else {}
         self.store.audit(f"mentor {status.value}", now=now, mentor=email, released=released, **who)
         return released
+
+    # A pairing comes to its end --------------------------------------------------------------
+
+    def close(self, number: int, by: str, now: datetime) -> bool:
+        """Close a held request whose pairing ended (someone chose "end", or the term ran
+        out): the series is cancelled in both calendars (``_move``), nothing more follows."""
+        request = self.store.request(number)
+        if request is None:
+            return False
+        if not self._move(request, RequestEvent.ENDED, now, by=by, why="ended"):
+            return False
+        request.pop("session_cancelled", None)
+        self.store.audit("request closed: pairing ended", now=now, request=number, by=by)
+        return True
 
     # Nobody took it in time -------------------------------------------------------------------
 

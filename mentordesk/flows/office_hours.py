@@ -136,6 +136,8 @@ class OfficeHoursDesk(WholeSeries):
         self.postman = postman
         self.links = links
         self.commands = OfficeHoursAdmin(config, store, self)
+        # Other series a person's feed shows (a pairing's; set by ``desks``).
+        self.more_series: Callable[[str, datetime], list[SeriesEvent]] = lambda email, now: []
 
     def admin(self, command: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         """Apply one coordinator command (``OfficeHoursAdmin.admin``) and say what happened."""
@@ -340,6 +342,7 @@ class OfficeHoursDesk(WholeSeries):
             for s in self.store.all_series()
             if email in self._members(s) and next_occurrence(WeeklyRule.of(s), since)
         ]
+        series += self.more_series(email, now)
         return person_feed(self.config, self.store, email, series, now)
 
     # What the coordinator's commands announce (``office_hours_admin.Announcer``) -------------

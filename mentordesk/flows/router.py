@@ -301,6 +301,8 @@ class Coordinator:
                 return Kind.ENROLLMENT.value, None
         if thread is not None and thread["kind"] == "request":
             number = int(thread["ref"])
+        if thread is not None and thread["kind"] == "pairing" and found.command != "withdraw":
+            return Kind.REPLY.value, self.desks.pairings.pass_on(msg, int(thread["ref"]), now)
         if thread is not None and thread["kind"] == "mentor" and found.command:
             return Kind.COMMAND.value, self._command(msg, found, now)
         if thread is not None and thread["kind"] == "session" and found.command:

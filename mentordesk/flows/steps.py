@@ -17,6 +17,8 @@ written down as ``skipped: late`` and listed in the next digest):
     expiry                   a change of state, not a message: always happens
     ladder                   one step at most (the most recent due), within
                              [timers] ladder_grace (2 days); older rungs are skipped
+    pairings                 a check-in within [timers] after_session_grace; the
+                             term's choice once per term; the term's end always happens
     feedback round reminder  [timers] survey_grace (14 days)
     feedback round (yearly)  [timers] survey_grace (14 days)
     digest (daily)           on its own day only
@@ -29,6 +31,7 @@ from .after_session import after_sessions_step
 from .digest_mail import send_digest
 from .expiry import expiry_step
 from .ladder import ladder_step
+from .pairing_steps import pairings_step
 from .session_steps import session_reminders_step, sessions_done_step
 from .survey import survey_reminder_step, survey_round_job
 from .terms import terms_step
@@ -42,6 +45,7 @@ def register_steps(registry: Registry) -> Registry:
     registry.register_sweep_step("sessions done", sessions_done_step)
     registry.register_sweep_step("after the session", after_sessions_step)
     registry.register_sweep_step("terms", terms_step)
+    registry.register_sweep_step("pairings", pairings_step)
     registry.register_sweep_step("expiry", expiry_step)
     registry.register_sweep_step("ladder", ladder_step)
     registry.register_sweep_step("feedback round reminder", survey_reminder_step)

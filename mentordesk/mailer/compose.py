@@ -246,6 +246,9 @@ class Email:
     reply_to: str | None = None
     alternatives: Sequence[MIMEPart] = ()
     attachments: Sequence[MIMEPart] = ()
+    # A one-click opt-out URL (ours, signed): List-Unsubscribe and List-Unsubscribe-Post
+    # (RFC 2369, RFC 8058) for mail sent to many, such as announcements.
+    list_unsubscribe: str | None = None
 
 
 def build_message(email: Email) -> EmailMessage:
@@ -279,6 +282,8 @@ def build_message(email: Email) -> EmailMessage:
     # RFC 3834 §2 asks responders to stay silent on Auto-Submitted mail, but Exchange
     # and Outlook only skip their out-of-office and other automatic answers for this.
     msg["X-Auto-Response-Suppress"] = "All"
+    for name, value in _list_fields(e.list_unsubscribe):
+        msg[name] = value
 
     # Quoted-printable keeps every line 7-bit and short, so the message passes servers
     # without 8BITMIME and never exceeds RFC 5321 §4.5.3.1.6's line limit.
@@ -326,7 +331,11 @@ def message_bytes(email: Email) -> bytes:
     if thread:
         head.append(_msg_id_field("References", thread))
     head.append(b"Auto-Submitted: %s\r\n" % e.auto_submitted.encode("ascii"))
-    head.append(b"X-Auto-Response-Suppress: All\r\nMIME-Version: 1.0\r\n")
+    head.append(b"X-Auto-Response-Suppress: All\r\n")
+    head.extend(
+        b"%s: %s\r\n" % (n.encode(), v.encode()) for n, v in _list_fields(e.list_unsubscribe)
+    )
+    head.append(b"MIME-Version: 1.0\r\n")
     parts = [_text_part("plain", e.text), _text_part("html", e.html)]
     boundary = _boundary(parts)
     head.append(b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\n' % boundary)
@@ -349,11 +358,30 @@ _OUR_FIELDS = frozenset(
         b"references",
         b"auto-submitted",
         b"x-auto-response-suppress",
+        b"list-unsubscribe",
+        b"list-unsubscribe-post",
         b"mime-version",
         b"content-type",
         b"content-transfer-encoding",
     }
 )
+
+
+# An opt-out URL we made: http(s), printable ASCII, no angle brackets; short enough that
+# "List-Unsubscribe: <url>" stays one line within RFC 5322's 998 characters.
+_LIST_URL = re.compile(r"https?://[!-;=?-~]{1,900}")
+
+
+def _list_fields(url: str | None) -> list[tuple[str, str]]:
+    """The RFC 2369 / RFC 8058 fields for a one-click opt-out at ``url`` (none for None)."""
+    if url is None:
+        return []
+    if not _LIST_URL.fullmatch(url):
+        raise ValueError("list_unsubscribe must be an http(s) URL of printable ASCII")
+    return [
+        ("List-Unsubscribe", f"<{url}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
 
 
 def _only_our_headers(data: bytes) -> bytes:

@@ -110,6 +110,8 @@ class Postman:
         alternatives: Sequence[MIMEPart] = (),
         attachments: Sequence[MIMEPart] = (),
         follows: Answered | None = None,
+        list_unsubscribe: str | None = None,
+        not_before: datetime | None = None,
     ) -> str | None:
         """Render ``template`` for ``to`` and store it; returns its Message-ID, or None
         when ``to`` is undeliverable (nothing is stored but an audit line).
@@ -119,6 +121,8 @@ class Postman:
         ``follows`` threads it on an earlier message without answering one (a reminder
         following our own invitation): still ``auto-generated``.
         ``thread`` = (kind, ref) lets replies to this email find their way back.
+        ``list_unsubscribe`` (a URL) adds the one-click opt-out fields of RFC 8058.
+        ``not_before`` holds the email back until then (announcements are paced).
         """
         if not self.may_mail(to):
             self.store.audit(
@@ -147,6 +151,7 @@ class Postman:
                 date=now,
                 alternatives=alternatives,
                 attachments=attachments,
+                list_unsubscribe=list_unsubscribe,
             )
         )
         self.store.enqueue(
@@ -157,6 +162,7 @@ class Postman:
             kind=template,
             now=now,
             request=request,
+            due=not_before,
         )
         if thread is not None:
             self.store.link_thread(message_id, kind=thread[0], ref=thread[1])

@@ -13,16 +13,19 @@ from enum import StrEnum
 from typing import Any
 
 from .records import MentorStatus as M
+from .records import PairingStatus as P
 from .records import RequestStatus as R
 from .records import request_status
 from .store import iso
 
 __all__ = [
     "MentorEvent",
+    "PairingEvent",
     "RequestEvent",
     "advance",
     "leaves_holder",
     "next_mentor_status",
+    "next_pairing_status",
     "next_request_status",
 ]
 
@@ -39,6 +42,7 @@ class RequestEvent(StrEnum):
     RELEASED = "released"  # the holder gave it back, resigned, or their term ended
     WITHDRAWN = "withdrawn"  # the mentee called it off
     EXPIRED = "expired"  # nobody took it within [timers] request_max_age
+    ENDED = "ended"  # a pairing came to its end: the holder and the mentee are done
 
 
 _WITHDRAWABLE = (R.INCOMPLETE, R.OPEN, R.CLAIMED, R.BOOKED, R.MET)
@@ -55,6 +59,7 @@ TRANSITIONS: dict[tuple[R, RequestEvent], R] = {
     (R.BOOKED, RequestEvent.RELEASED): R.OPEN,
     (R.INCOMPLETE, RequestEvent.EXPIRED): R.EXPIRED,
     (R.OPEN, RequestEvent.EXPIRED): R.EXPIRED,
+    (R.CLAIMED, RequestEvent.ENDED): R.CLOSED,
     **{(status, RequestEvent.WITHDRAWN): R.WITHDRAWN for status in _WITHDRAWABLE},
 }
 
@@ -78,6 +83,31 @@ def leaves_holder(before: R, after: R) -> bool:
     """True when the change takes the request from its holder: the live session, if
     any, must be cancelled in every calendar that got it."""
     return before.held and not after.held and after is not R.MET
+
+
+class PairingEvent(StrEnum):
+    """Something that happens to a pairing (``flows/pairings``)."""
+
+    ORIENTED = "oriented"  # the mentor closed the orientation period
+    EXTENDED = "extended"  # both chose another term at its end
+    ENDED = "ended"  # someone chose to end it, or the term ran out unanswered
+    LEFT_HOLDER = "left-holder"  # its request left the mentor (any reason, see leaves_holder)
+
+
+PAIRING_TRANSITIONS: dict[tuple[P, PairingEvent], P] = {
+    (P.ORIENTING, PairingEvent.ORIENTED): P.ACTIVE,
+    (P.ORIENTING, PairingEvent.EXTENDED): P.ORIENTING,
+    (P.ACTIVE, PairingEvent.EXTENDED): P.ACTIVE,
+    (P.ORIENTING, PairingEvent.ENDED): P.ENDED,
+    (P.ACTIVE, PairingEvent.ENDED): P.ENDED,
+    (P.ORIENTING, PairingEvent.LEFT_HOLDER): P.CANCELLED,
+    (P.ACTIVE, PairingEvent.LEFT_HOLDER): P.CANCELLED,
+}
+
+
+def next_pairing_status(status: P, event: PairingEvent) -> P | None:
+    """Where ``event`` takes a pairing in ``status``; None when it cannot happen there."""
+    return PAIRING_TRANSITIONS.get((status, event))
 
 
 class MentorEvent(StrEnum):

@@ -8,6 +8,7 @@ spells a status word; flows ask the sets and predicates below instead (SPEC §3a
               side exits: withdrawn, expired; released → open again
     Session   proposed → accepted / declined → held | no-show; cancelled from any live one
     Mentor    pending → active ⇄ paused; resigned; term-ended (renewing brings them back)
+    Pairing   orienting → active → ended | cancelled (a request met over a term, not once)
 
 The records are the typed views the lifecycle decides over (``RequestRecord.of(doc)``);
 the store keeps documents, so old state files and tools that read them stay readable.
@@ -29,6 +30,7 @@ __all__ = [
     "WAITING",
     "MentorRecord",
     "MentorStatus",
+    "PairingStatus",
     "RequestRecord",
     "RequestStatus",
     "SessionRecord",
@@ -95,6 +97,24 @@ class MentorStatus(StrEnum):
     def left(self) -> bool:
         """Gone from the program: their requests and office hours were handed back."""
         return self in (MentorStatus.RESIGNED, MentorStatus.TERM_ENDED)
+
+
+class PairingStatus(StrEnum):
+    """A pairing's life: a mentor and a mentee meeting every few weeks for a term.
+
+    Its request stays ``claimed`` (held by the mentor) while the pairing is live; the
+    pairing's own recurring series stands in for the one-off session.
+    """
+
+    ORIENTING = "orienting"  # series on; the mentor has not closed the orientation yet
+    ACTIVE = "active"  # orientation done
+    ENDED = "ended"  # both chose to end, or the term ran out: the request is closed
+    CANCELLED = "cancelled"  # the request left its holder (released, withdrawn, mentor left)
+
+    @property
+    def live(self) -> bool:
+        """The series is in both calendars; check-ins and the term's end apply."""
+        return self in (PairingStatus.ORIENTING, PairingStatus.ACTIVE)
 
 
 HELD = frozenset({RequestStatus.CLAIMED, RequestStatus.BOOKED})

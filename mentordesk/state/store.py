@@ -575,8 +575,10 @@ class Store:
         kind: str,
         now: datetime,
         request: int | None = None,
+        due: datetime | None = None,
     ) -> int:
-        """Store an outgoing email; the sender loop delivers it."""
+        """Store an outgoing email; the sender loop delivers it from ``due`` (default now)."""
+        due = due or now
         doc_id = self._outbox.insert(
             {
                 "message_id": message_id,
@@ -589,12 +591,12 @@ class Store:
                 "status": "pending",
                 "attempts": 0,
                 "created": iso(now),
-                "due": iso(now),
+                "due": iso(due),
                 "sent": None,
                 "error": "",
             }
         )
-        self._pending_outbox[doc_id] = from_iso(iso(now))
+        self._pending_outbox[doc_id] = from_iso(iso(due))
         self._outbox_ids[message_id] = doc_id
         return doc_id
 
