@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -53,7 +52,7 @@ from urllib.parse import urlsplit
 import jinja2
 from aiohttp import web
 
-from .admin import AdminTicket, apply_command, check_admin_token, is_loopback, spend_admin_nonce
+from .admin import apply_command, is_loopback
 from .backup import BACKUP_PATH, serve_backup
 from .config import Config
 from .errors import CommandError, OfficeHoursError
@@ -74,7 +73,7 @@ from .flows.office_hours import OfficeHoursDesk
 from .flows.sessions import SessionDesk
 from .inbox.zones import resolve_timezone
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .state.store import StoreWriter
+from .state.store import Store, StoreWriter
 from .tokens import (
     FORM_FIELD,
     Claims,
@@ -85,6 +84,7 @@ from .tokens import (
     form_token,
     verify,
 )
+from .web_admin import admin_route
 from .web_announce import announcement_routes
 from .web_approve import ApprovalPages
 from .web_guard import WEB_LIMITS, ConnectionGuard, SlowRequestBody, WebLimits
@@ -96,6 +96,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Links must not leak through the Referer header or be framed by another site.
+# What the CLI is told back (400) when a command cannot be applied as asked.
+COMMAND_ERRORS = (OfficeHoursError, CommandError)
+
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -231,9 +234,9 @@ class WebApp:
                 web.get("/healthz", self.healthz),
                 web.get("/metrics", self.metrics),
                 web.get("/feed/{token}.ics", self.feed),
-                web.post("/admin/office-hours", self.admin_office_hours),
+                admin_route(self, "/admin/office-hours", self._apply_command, COMMAND_ERRORS),
                 web.post(BACKUP_PATH, self.admin_backup),
-                web.post("/admin/command", self.admin_office_hours),
+                admin_route(self, "/admin/command", self._apply_command, COMMAND_ERRORS),
                 web.get("/claim/{token}", self.claim_page),
                 web.post("/claim/{token}", self.claim),
                 web.get("/release/{token}", self.release_page),
@@ -652,48 +655,10 @@ class WebApp:
         loopback = _from_loopback(request)
         return await serve_backup(request, self.config, self.writer, loopback=loopback)
 
-    async def admin_office_hours(self, request: web.Request) -> web.Response:
-        """Apply one office-hours command from the CLI on this machine (see ``admin.py``).
-
-        Each signed command is applied once: its nonce is spent in the store first, in
-        the same writer call, so a replay of the same request is refused (403).
-        """
-        if not _from_loopback(request):
-            return web.json_response(
-                {"error": "only this machine's loopback may do this, not through a proxy"},
-                status=403,
-            )
-        body = await request.read()
-        unsafe_token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        try:
-            ticket = check_admin_token(self.config.secret, unsafe_token, body, self.clock())
-        except TokenError as exc:
-            log.info("refused an office-hours command: %s", type(exc).__name__)
-            return web.json_response({"error": str(exc)}, status=403)
-        try:
-            command = json.loads(body)
-        except ValueError:
-            return web.json_response({"error": "the command is not JSON"}, status=400)
-        if not isinstance(command, dict):
-            return web.json_response({"error": "the command is not a JSON object"}, status=400)
-        try:
-            answer = await self.writer.call(self._admin_once, ticket, command)
-        except TokenError as exc:
-            log.warning("refused a replayed office-hours command")
-            return web.json_response({"error": str(exc)}, status=403)
-        except (OfficeHoursError, CommandError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        self.changed()
-        return web.json_response(answer, headers=SECURITY_HEADERS)
-
-    def _admin_once(self, ticket: AdminTicket, command: dict[str, Any]) -> dict[str, Any]:
-        """On the writer: spend the nonce (its own write, kept even if the command fails),
-        then apply the command."""
-        store = self.writer.store
-        if store is None:
-            raise RuntimeError("the store is not open")
-        now = self.clock()
-        spend_admin_nonce(store, ticket, now)
+    def _apply_command(
+        self, store: Store, command: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        """An office-hours or coordinator command from the CLI (``admin.py``)."""
         return apply_command(self._office_hours(), self._coordinator(), command, now)
 
     def _coordinator(self) -> CoordinatorDesk:

@@ -20,7 +20,7 @@ from .errors import OfficeHoursError
 from .flows.pairing_admin import pairing_admin
 from .flows.pairings import ACTIONS, PAIRING_PURPOSE, PairingDesk
 from .tokens import Claims
-from .web_announce import admin_route
+from .web_admin import admin_route
 
 if TYPE_CHECKING:
     from .web import WebApp

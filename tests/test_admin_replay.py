@@ -21,7 +21,8 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from mentordesk.admin import admin_token, is_loopback, office_hours_command
-from mentordesk.web import WebApp
+from mentordesk.web import COMMAND_ERRORS, WebApp
+from mentordesk.web_admin import admin_route
 
 from .desk import SECRET, Desk
 from .servers import Dovecot, SmtpSink
@@ -132,7 +133,8 @@ async def test_only_loopback_peers_may_send_commands(desk: Desk, peer: str, loca
         transport=transport,
     )
     app = WebApp(desk.config, mock.Mock(), mock.Mock(), lambda: datetime.now(UTC))
-    response = await app.admin_office_hours(request)
+    route = admin_route(app, "/admin/office-hours", app._apply_command, COMMAND_ERRORS)
+    response = await route.handler(request)
     assert response.status == 403
 
 
