@@ -167,10 +167,10 @@ def placed(draw: st.DrawFn, kind: str) -> Hostile:
 def unplaceable(draw: st.DrawFn, kind: str, big: int) -> Hostile:
     # The Subject comes first: a From of 20,000 words may push what follows out of the
     # header section the daemon reads, and the token must reach the coordinator.
-    # So does the mark of an auto-reply.
-    head = [f"Subject: {{token}} {draw(hostile_subjects)}"]
-    if kind == "silent":
-        head.append("Auto-Submitted: auto-replied")
+    # The mark of an auto-reply comes before anything (a raw line break in the Subject
+    # ends the header section).
+    head = ["Auto-Submitted: auto-replied"] if kind == "silent" else []
+    head.append(f"Subject: {{token}} {draw(hostile_subjects)}")
     if kind != "no-from":
         head.append(f"From: {draw(from_values())}")
     for name in draw(st.lists(st.sampled_from(["To", "Cc", "Reply-To", "Comments"]), unique=True)):
