@@ -95,7 +95,7 @@ async def test_kill_9_while_draining_a_backlog_loses_nothing_and_doubles_nothing
         else:
             # Mid-drain: once this run has sent something, a moment later.
             await sent_more_than(smtp_sink, before, timeout_s=30)
-            await asyncio.sleep(rng.uniform(0, 0.3))
+            await asyncio.sleep(rng.uniform(0, 0.1))
         assert child.proc.poll() is None, child.log()[-4000:]
         child.kill()
         progress.append(len(smtp_sink.messages))
@@ -106,7 +106,9 @@ async def test_kill_9_while_draining_a_backlog_loses_nothing_and_doubles_nothing
         child.stop()
     assert "Traceback" not in child.log()
     # The kills fell at different points of the drain, not all before it began.
-    assert len(set(progress)) > KILLS // 2 and progress[-1] < REQUESTS, progress
+    # (Each request gets two emails: its acknowledgement and, as no mentor is enrolled,
+    # the coordinator's notice that nobody matches.)
+    assert sum(sent < 2 * REQUESTS for sent in set(progress)) > KILLS // 2, progress
 
     # Per request and recipient, the distinct emails: the mentee's acknowledgement and
     # (no mentor is enrolled) the coordinator's notice that nobody matches.
