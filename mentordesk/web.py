@@ -7,10 +7,11 @@ the log gets the details.
 
 A POST is refused (403, a page saying nothing changed) when the browser says it comes
 from another site: ``Sec-Fetch-Site`` other than same-origin, or an ``Origin`` (else a
-``Referer``) that is not [program] base_url's nor this host's. The claim, release and
-assign buttons also send the page's form token (``tokens.form_token``), without which a
-POST that would change something is refused: the link alone is not enough. Clients are
-held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection cap).
+``Referer``) that is not [program] base_url's nor this host's. The claim, release,
+assign and pause buttons also send the page's form token (``tokens.form_token``), without
+which a POST that would change something is refused: the link alone is not enough.
+Clients are held to ``web_guard.WebLimits`` (head and body timeouts, body size,
+connection cap).
 
     GET  /claim/{token}    the request and a "Take it" button      POST: claim it
     GET  /release/{token}  "give it back?" and a button            POST: release it
@@ -392,10 +393,15 @@ class WebApp:
 
     async def pause_page(self, request: web.Request) -> web.Response:
         claims = self._verify(request, "pause")
-        return self.page("pause.html", {"person": claims.person, "posted": False})
+        return self.page(
+            "pause.html", {"person": claims.person, "posted": False, **self._form(claims)}
+        )
 
     async def pause(self, request: web.Request) -> web.Response:
         claims = self._verify(request, "pause")
+        forged = await self._forged(request, claims)
+        if forged is not None:
+            raise forged
         result = await self.writer.call(self.claims().pause, claims.person, self.clock())
         return self.page(
             "pause.html",

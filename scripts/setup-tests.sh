@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything the test suite needs: the Python test extras in .venv, and the Debian
 # packages dovecot-imapd (tests run private Dovecot instances), chromium (browser
-# tests) and systemd (for `systemd-analyze verify` of contrib/mentordesk.service; it
+# tests), python3 (Debian's own interpreter, a second Python the header-injection tests
+# run on) and systemd (for `systemd-analyze verify` of contrib/mentordesk.service; it
 # installs in a container without being booted, and nothing here starts it). Safe to
 # run again: fast when everything is there.
 #
@@ -37,6 +38,9 @@ install_icaljs() {
 
 missing=()
 [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
+# Debian's own Python: the header-injection guard is tested on it too (its patch
+# release differs from the venv's; see tests/test_second_python.py).
+[ -x /usr/bin/python3 ] || missing+=(python3)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)

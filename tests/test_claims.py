@@ -416,7 +416,7 @@ async def test_pause_link_pauses_only_on_the_button(
         assert "Pause new requests?" in await response.text()
     async with desk.store() as store:
         assert store.mentor("ada@example.com")["status"] == "active"  # type: ignore[index]
-    async with http.post(pause_url) as response:
+    async with press(http, pause_url) as response:
         assert response.status == 200
         assert "You are paused." in await response.text()
     async with desk.store() as store:

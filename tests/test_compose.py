@@ -541,3 +541,29 @@ def test_the_last_guard_refuses_a_head_with_a_foreign_field() -> None:
     with pytest.raises(ValueError, match="Bcc"):
         _only_our_headers(b"From: a@b\r\nBcc: victim@evil.test\r\n\r\nbody")
     assert _only_our_headers(b"From: a@b\r\n folded\r\n\r\nBcc: in the body") is not None
+
+
+# Found by tests/test_hostile_daemon.py: a long display name full of specials, folded by
+# the email package, lost its quotes, and the To header named "<>" and the victim.
+_LONG_NAMES_WITH_SPECIALS = [
+    "; Bcc: victim@evil.test)<victim@evil.test><: <victim@evil.test><victim@evil.test>: Bo",
+    "Smith, John (the elder); Doe, Jane <jane@evil.example>, victim@evil.test: team;",
+    '"' * 30 + "\\" * 30 + "<>" * 20,
+    "Zoë, Müller; " * 12,
+]
+
+
+@pytest.mark.parametrize("name", _LONG_NAMES_WITH_SPECIALS)
+@pytest.mark.parametrize("field", ["to_name", "from_name"])
+def test_long_names_with_specials_name_one_mailbox(field: str, name: str) -> None:
+    header = "To" if field == "to_name" else "From"
+    args = {**_defaults(), field: name}
+    for raw in (message_bytes(Email(**args)), as_bytes(_build(**{field: name}))):
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        assert all(len(line) <= 78 for line in head.split(b"\r\n")), head
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        [mailbox] = parsed[header].addresses
+        assert mailbox.addr_spec == args["to" if header == "To" else "from_addr"]
+        # (Between encoded words the email package keeps a space RFC 2047 drops.)
+        assert "".join(mailbox.display_name.split()) == "".join(header_safe(name).split())
+        assert not parsed[header].defects, parsed[header].defects

@@ -16,26 +16,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import os
-import resource
-import signal
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-import mentordesk
 from mentordesk.errors import StoreError
 from mentordesk.flows.router import Coordinator
 from mentordesk.inbox.imap import ImapSource
 from mentordesk.mailer.outbox import Postman
 
-from .desk import COORDINATOR, ENVIRON, POLL_S, Desk, mail, text_of
+from .child import Child, child_daemon
+from .desk import COORDINATOR, POLL_S, Desk, mail, text_of
 from .servers import PROGRAM_USER, Dovecot, SmtpSink
 
 pytestmark = pytest.mark.dovecot
@@ -46,7 +40,6 @@ ENROLL_ADA = (
     "Availability: Tue 18:00-20:00\nCapacity: 2\n"
 )
 MARKER = "marker@example.com"
-CODE = Path(mentordesk.__file__).resolve().parent.parent
 
 
 def marker(n: int = 0) -> bytes:
@@ -78,59 +71,6 @@ def quarantined(desk: Desk) -> int:
 
 
 # --- a child daemon without file descriptors --------------------------------------------
-
-
-class Child:
-    """``mentordesk run`` in a child process, its log in a file."""
-
-    def __init__(self, desk: Desk) -> None:
-        self.log_path = desk.root / "child.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mentordesk.cli",
-                "run",
-                "--config",
-                str(desk.root / "config.toml"),
-            ],
-            cwd=desk.root,
-            # The child runs the code under test, wherever it is imported from here.
-            env={**os.environ, **ENVIRON, "PYTHONPATH": str(CODE)},
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text("utf-8", "replace")
-
-    def set_fd_limit(self, soft: int) -> None:
-        _, hard = resource.prlimit(self.proc.pid, resource.RLIMIT_NOFILE)
-        resource.prlimit(self.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
-
-    def fd_limit(self) -> int:
-        return resource.prlimit(self.proc.pid, resource.RLIMIT_NOFILE)[0]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-
-@contextlib.contextmanager
-def child_daemon(desk: Desk) -> Iterator[Child]:
-    child = Child(desk)
-    try:
-        yield child
-    finally:
-        child.stop()
 
 
 async def log_count(child: Child, words: str, count: int, timeout_s: float = 30) -> None:

@@ -29,12 +29,15 @@ from ..inbox.quoting import is_greeting_line, strip_greeting
 from ..mailer.outbox import Postman
 from ..state.records import RequestStatus, request_status
 from ..state.store import Store, iso
-from ..views import request_view, windows_from_doc, windows_to_doc
+from ..views import SHORTENED, request_view, shortened, windows_from_doc, windows_to_doc
 from .lifecycle import Lifecycle
 from .matching import MatchingDesk
 from .orientation import Orientation
 
 MIN_DETAIL_WORDS = 6  # "can someone help me?" is not a question a mentor can take
+# The most a request keeps of a mentee's later words, all notes together (the details
+# grow by as much at most): one person writing again and again cannot grow it forever.
+MAX_NOTES_CHARS = 20_000
 
 
 def skills_in_text(text: str, synonyms: Mapping[str, str], known: Iterable[str]) -> list[str]:
@@ -298,6 +301,10 @@ class RequestDesk:
         otherwise they join the details every mentor asked from now on reads."""
         number = int(request["number"])
         note = free_text(msg.new_text)
+        room = MAX_NOTES_CHARS - sum(len(n["text"]) for n in request.get("notes", []))
+        full = len(note) > room
+        if full:
+            note = shortened(note, room - len(SHORTENED) - 1) if room > 200 else ""
         holder = request.get("claimed_by") if request_status(request).held else None
         updated = update_week(request, self.fields_of(msg))
         if note:
@@ -327,6 +334,7 @@ class RequestDesk:
                 "request": request_view(request),
                 "holder": mentor,
                 "noted": bool(note),
+                "full": full,
                 "updated": updated,
                 "understood": understood(request),
             },

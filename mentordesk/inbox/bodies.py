@@ -306,6 +306,9 @@ def _transfer_encoding(part: Message) -> str:
 
 def subparts_of(part: Message) -> list[Message]:
     """The parts directly inside ``part`` (none for a leaf or an unreadable payload)."""
+    if not part.is_multipart():
+        # A leaf: get_payload() would scan (and copy) its whole text for surrogates.
+        return []
     try:
         payload = part.get_payload()
     except Exception:

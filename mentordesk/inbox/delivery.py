@@ -87,6 +87,10 @@ _EXCHANGE_SYSTEM = re.compile(r"^microsoftexchange[0-9a-f]{32}$")
 # We write to one person per email: a report naming more is cut here (a forged one could
 # name thousands, each to be marked).
 MAX_RECIPIENTS = 100
+# The most of a report's machine-written part (delivery-status or feedback fields, the
+# headers it returns) that is decoded and read: a mail system writes a few KB; a forged
+# report may carry megabytes, cut before the work.
+MAX_REPORT_PART_BYTES = 100_000
 
 # RFC 5965 §7.3 types that mean "the recipient does not want this mail". "auth-failure"
 # (RFC 6591) is about a forgery, "not-spam" (RFC 6650) the opposite of a complaint.
@@ -194,7 +198,7 @@ def _dsn_blocks(part: Message) -> list[dict[str, str]]:
     """Every field block of a delivery-status part, per-message and per-recipient alike."""
     subparts = subparts_of(part)
     if not subparts:
-        text, _ = decode_bytes(payload_bytes(part), "utf-8", [])
+        text, _ = decode_bytes(payload_bytes(part, MAX_REPORT_PART_BYTES), "utf-8", [])
         return _blocks_in(text)
     # The stdlib splits message/delivery-status into one part per block; it reads
     # message/global-delivery-status like message/rfc822: the first block as headers,
@@ -203,7 +207,7 @@ def _dsn_blocks(part: Message) -> list[dict[str, str]]:
     for sub in subparts:
         blocks.append(raw_headers_of(sub))
         if not sub.is_multipart():
-            body, _ = decode_bytes(payload_bytes(sub), "utf-8", [])
+            body, _ = decode_bytes(payload_bytes(sub, MAX_REPORT_PART_BYTES), "utf-8", [])
             blocks += _blocks_in(body)
     return blocks
 
@@ -302,7 +306,9 @@ def _returned_message(parts: list[Message]) -> dict[str, str] | None:
         subparts = subparts_of(part)
         if subparts:
             return raw_headers_of(subparts[0])
-        text, _ = decode_bytes(payload_bytes(part), param(part, "charset"), [])
+        text, _ = decode_bytes(
+            payload_bytes(part, MAX_REPORT_PART_BYTES), param(part, "charset"), []
+        )
         parser = email.parser.HeaderParser(policy=_POLICY)
         headers = raw_headers_of(parser.parsestr(text.lstrip().replace("\r\n", "\n")))
         if headers:
@@ -337,7 +343,7 @@ def _feedback_report(
     if subparts:
         fields = subparts[0]
     else:
-        text, _ = decode_bytes(payload_bytes(part), "utf-8", [])
+        text, _ = decode_bytes(payload_bytes(part, MAX_REPORT_PART_BYTES), "utf-8", [])
         fields = email.parser.HeaderParser(policy=_POLICY).parsestr(text.lstrip())
     first = raw_headers_of(fields)
     kind = clean_line(first.get("feedback-type", "")).lower() or "other"

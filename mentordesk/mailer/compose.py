@@ -13,6 +13,7 @@ for the outbox, which only needs the bytes.
 
 from __future__ import annotations
 
+import base64
 import functools
 import random
 import re
@@ -264,10 +265,11 @@ def build_message(email: Email) -> EmailMessage:
     own_id, parent = _checked_ids(e.auto_submitted, e.date, e.message_id, e.in_reply_to)
 
     msg = EmailMessage(policy=DEFAULT)
-    msg["From"] = _address(e.from_name, e.from_addr)
-    msg["To"] = _address(e.to_name, e.to)
+    # Written by our own encoder and stored as written (see _mailbox).
+    msg.set_raw("From", _mailbox("From", e.from_name, e.from_addr))
+    msg.set_raw("To", _mailbox("To", e.to_name, e.to))
     if e.reply_to:
-        msg["Reply-To"] = _address("", e.reply_to)
+        msg.set_raw("Reply-To", _mailbox("Reply-To", "", e.reply_to))
     msg["Subject"] = header_safe(e.subject)
     msg["Date"] = format_datetime(e.date)
     _set_msg_id_header(msg, "Message-ID", [own_id])
@@ -309,11 +311,11 @@ def message_bytes(email: Email) -> bytes:
     """``as_bytes(build_message(...))`` — the same arguments, checks and bytes but for the
     random MIME boundary — without building the message objects first.
 
-    The address headers and the Subject and Date still go through the email package's
-    header classes (quoting, RFC 2047 encoded words, folding); the fixed headers and the
-    MIME structure are written as the generator writes them, and the bodies are encoded
-    by the function ``set_content`` uses. With ``alternatives`` or ``attachments`` the
-    message is built and serialised the long way.
+    The Subject and Date still go through the email package's header classes (RFC 2047
+    encoded words, folding); the address headers are ours (``_mailbox``); the fixed
+    headers and the MIME structure are written as the generator writes them, and the
+    bodies are encoded by the function ``set_content`` uses. With ``alternatives`` or
+    ``attachments`` the message is built and serialised the long way.
     """
     if email.alternatives or email.attachments:
         return _only_our_headers(as_bytes(build_message(email)))
@@ -449,21 +451,55 @@ def _folded(name: str, value: str | Address) -> bytes:
 
 
 def _address_field(name: str, unsafe_name: str, addr_spec: str) -> bytes:
-    """An address header as ``_folded`` writes it. A name of plain words with a dot-atom
-    address that fit on one line are neither quoted, encoded nor folded, so they go out
-    as they are (tests/test_compose.py checks that the two agree)."""
-    display = header_safe(unsafe_name)
-    if (not display or _PLAIN_NAME.fullmatch(display)) and _PLAIN_ADDRESS.fullmatch(addr_spec):
-        line = f"{name}: {display} <{addr_spec}>" if display else f"{name}: {addr_spec}"
-        if len(line) <= _LINE_LENGTH:
-            return line.encode("ascii") + b"\r\n"
-    return _folded_address_field(name, unsafe_name, addr_spec)
+    """An address header line (with its folds), as ``_mailbox`` writes it."""
+    return f"{name}: {_mailbox(name, unsafe_name, addr_spec)}\r\n".encode("ascii")
 
 
 # A program writes to the same people again and again (its own From, mentors).
 @functools.lru_cache(maxsize=2048)
-def _folded_address_field(name: str, unsafe_name: str, addr_spec: str) -> bytes:
-    return _folded(name, _address(unsafe_name, addr_spec))
+def _mailbox(name: str, unsafe_name: str, addr_spec: str) -> str:
+    """The value of the address header ``name``: one mailbox, written by our own
+    encoder, whatever the email package's release would do with it (issue 14: on
+    some, a long name of specials lost its quotes when folded, and the header named
+    other addresses). The name is cleaned (``header_safe``); plain words go out as
+    they are, a short name with specials as a quoted-string, anything else as RFC 2047
+    encoded words (UTF-8, base64: no special survives), folded between words.
+    ValueError unless ``addr_spec`` is exactly one plain address."""
+    _address("", addr_spec)  # the check; the name is not given to the email package
+    display = header_safe(unsafe_name)
+    if not display:
+        return addr_spec
+    width = _LINE_LENGTH - len(name) - 2
+    if _PLAIN_NAME.fullmatch(display) and len(display) + len(addr_spec) + 3 <= width:
+        return f"{display} <{addr_spec}>"
+    quoted = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if display.isascii() and len(quoted) + len(addr_spec) + 3 <= width:
+        return f"{quoted} <{addr_spec}>"
+    words = _encoded_words(display)
+    if len(words[-1]) + len(addr_spec) + 3 <= _LINE_LENGTH - 1:
+        return "\r\n ".join(words) + f" <{addr_spec}>"
+    return "\r\n ".join(words) + f"\r\n <{addr_spec}>"
+
+
+# Bytes of UTF-8 in one encoded word: "=?utf-8?b?" + 56 base64 characters + "?=" is 68
+# characters, so even "Reply-To: " and the first word stay within 78.
+_WORD_BYTES = 42
+
+
+def _encoded_words(text: str) -> list[str]:
+    """``text`` as RFC 2047 B-encoded words of ``_WORD_BYTES`` of UTF-8 at most, split
+    between characters (§5: never inside one), after a space where there is one. The
+    spaces stay inside the words: a decoder drops the folding white space between
+    words (§6.2)."""
+    chunks = [""]
+    for char in text:
+        if len((chunks[-1] + char).encode("utf-8")) > _WORD_BYTES:
+            head, space, tail = chunks[-1].rpartition(" ")
+            chunks[-1:] = [head + space, tail] if head else [chunks[-1], ""]
+        chunks[-1] += char
+    return [
+        f"=?utf-8?b?{base64.b64encode(chunk.encode('utf-8')).decode('ascii')}?=" for chunk in chunks
+    ]
 
 
 # Every email one decision sends has the same Date (to the second).
