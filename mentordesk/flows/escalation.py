@@ -66,8 +66,7 @@ def escalation_candidates(
     gate refuses; at most invite_count + widen_count of them.
     """
     store, config = coordinator.store, coordinator.config
-    wanted = frozenset(request.get("skills") or ())
-    mentors = store.mentors_where(lambda m: not wanted.isdisjoint(m.get("skills") or ()))
+    mentors = store.mentors_with_skills(request.get("skills") or ())
     excluded = set(request.get("released_by") or ()) | {request["mentee"]}
     excluded |= {m["email"] for m in mentors if not coordinator.postman.may_mail(m["email"])}
     # A follow-up request never goes back to the mentor(s) it follows up on.

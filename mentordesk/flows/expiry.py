@@ -62,7 +62,7 @@ def expiry_step(coordinator: Coordinator, now: datetime) -> int:
         return isinstance(began, str) and began <= cutoff and expired(doc, now, max_age)
 
     count = 0
-    for request in store.requests_where(old):
+    for request in store.requests_where(old, statuses=[status.value for status in EXPIRING]):
         number = int(request["number"])
         try:
             with store.transaction():

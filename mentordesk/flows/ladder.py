@@ -171,7 +171,9 @@ def ladder_step(coordinator: Coordinator, now: datetime) -> int:
     """
     ladder = Ladder.from_config(coordinator.config.timers)
     store = coordinator.store
-    due_requests = store.requests_where(has_pending_rung(ladder, now))
+    due_requests = store.requests_where(
+        has_pending_rung(ladder, now), statuses=[RequestStatus.OPEN.value]
+    )
     sent = 0
     for request in due_requests:
         number = int(request["number"])

@@ -432,9 +432,9 @@ class MatchingDesk:
         excluded = released | already | {request["mentee"]}
         # A follow-up (flow 7) is for "another mentor": the first one is never asked.
         excluded |= set(request.get("exclude_mentors", []))
-        # Only mentors sharing a skill can rank at all: copy just those out of the store.
-        wanted = frozenset(request.get("skills") or ())
-        mentors = self.store.mentors_where(lambda m: not wanted.isdisjoint(m.get("skills") or ()))
+        # Only mentors sharing a skill can rank at all: the store finds those by index
+        # and ranking reads them in place (nothing is copied).
+        mentors = self.store.mentors_with_skills(request.get("skills") or ())
         excluded |= {m["email"] for m in mentors if not self.postman.may_mail(m["email"])}
         data = MatchInput(
             sessions_this_month=self.store.claims_since(

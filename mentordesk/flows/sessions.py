@@ -92,7 +92,7 @@ class SessionDesk(SessionMail, CalendarAnswers, Picking):
         ``mentee``) the mentee's other live sessions, so nobody is booked twice at once."""
         busy = [
             Busy(from_iso(s["start"]), from_iso(s["end"]))
-            for s in self.store.live_sessions()
+            for s in self.store.live_sessions_of(mentor, mentee)
             if (s["mentor"] == mentor or (mentee and s["mentee"] == mentee))
             and s["uid"] != except_uid
         ]

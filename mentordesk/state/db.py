@@ -60,6 +60,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any, cast
 
 from tinydb import TinyDB
@@ -201,6 +202,12 @@ class Database:
             self._tx_ops, self._tx_undo = [], []
             if ops:
                 self._append(ops, undo)
+
+    def stored(self, name: str, doc_id: int) -> Mapping[str, Any] | None:
+        """The document itself, uncopied, behind a read-only view (None if there is none):
+        for scans by index that copy only what they keep. Valid until the next write."""
+        doc = self._data.get(name, {}).get(str(doc_id))
+        return None if doc is None else MappingProxyType(doc)
 
     def high_water(self, name: str) -> int:
         """The highest value ever given to ``raise_high_water(name, …)`` (0 if none)."""

@@ -27,10 +27,12 @@ from tinydb.table import Table
 
 from ..health import Health
 from .db import Database
+from .indexes import ClaimIndex, KeysByValue, PeopleIndex, SkillIndex
 from .records import (
     CAPACITY_COUNTED,
     LIVE,
     RequestStatus,
+    SessionStatus,
     request_status,
     session_status,
 )
@@ -166,8 +168,9 @@ class Store:
             self._message_ids.setdefault(doc["message_id"], []).append(doc.doc_id)
         mentors = self._mentors.all()
         self._mentor_ids = {d["email"]: d.doc_id for d in mentors}
-        self._skills_of = {d["email"]: frozenset(d.get("skills") or ()) for d in mentors}
-        self._all_skills: frozenset[str] | None = None
+        self._skills = SkillIndex()
+        for d in mentors:
+            self._skills.put(d["email"], d.get("skills") or ())
         self._request_ids = {d["number"]: d.doc_id for d in self._requests.all()}
         self._thread_refs = {d["message_id"]: d.doc_id for d in self._threads.all()}
         self._address_ids = {d["email"]: d.doc_id for d in self._addresses.all()}
@@ -179,6 +182,9 @@ class Store:
         self._survey_ids = {d["year"]: d.doc_id for d in self._surveys.all()}
         # request number → UID of its live session (at most one, SPEC §3a)
         self._live_sessions: dict[int, str] = {}
+        self._live_people = PeopleIndex()  # person → UIDs of their live sessions
+        # UID → "due" for held sessions not yet asked (or skipped) about afterwards
+        self._followup = KeysByValue[str]()
         for doc in self._sessions.all():
             self._index_session(doc)
         # Pending outbox items → when each is due: the sender asks often, and a scan of the
@@ -191,7 +197,8 @@ class Store:
         }
         self._outbox_ids = {d["message_id"]: d.doc_id for d in outbox}
         self._open_by_mentee: dict[str, set[int]] = {}
-        self._claims: dict[int, tuple[str, str]] = {}
+        self._claims = ClaimIndex()
+        self._request_statuses = KeysByValue[int]()
         for doc in self._requests.all():
             self._index_request(doc)
 
@@ -204,17 +211,25 @@ class Store:
         else:
             open_set.discard(number)
         if doc.get("claimed_by") and status in CAPACITY_COUNTED:
-            self._claims[number] = (doc["claimed_by"], doc["claimed_at"])
+            self._claims.put(number, doc["claimed_by"], doc["claimed_at"])
         else:
-            self._claims.pop(number, None)
+            self._claims.drop(number)
+        self._request_statuses.put(number, str(doc.get("status") or ""))
 
     def _index_session(self, doc: Mapping[str, Any]) -> None:
+        uid = str(doc["uid"])
+        status = session_status(doc)
+        live = status in LIVE
+        people = (doc.get("mentor") or "", doc.get("mentee") or "")
+        self._live_people.put(uid, people if live else ())
+        settled = doc.get("followup_asked") or doc.get("followup_skipped")
+        self._followup.put(uid, "due" if status is SessionStatus.HELD and not settled else None)
         number = doc.get("request")
         if number is None:
             return
-        if session_status(doc) in LIVE:
-            self._live_sessions[int(number)] = str(doc["uid"])
-        elif self._live_sessions.get(int(number)) == doc["uid"]:
+        if live:
+            self._live_sessions[int(number)] = uid
+        elif self._live_sessions.get(int(number)) == uid:
             del self._live_sessions[int(number)]
 
     # --- schema ------------------------------------------------------------------------
@@ -371,13 +386,22 @@ class Store:
 
     def mentor_skills(self) -> set[str]:
         """Every skill at least one mentor (of any status) has."""
-        if self._all_skills is None:
-            self._all_skills = frozenset().union(*self._skills_of.values())
-        return set(self._all_skills)
+        return set(self._skills.all_skills())
 
     def mentors_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
         """Copies of the mentors ``test`` accepts (see ``requests_where``)."""
         return [_plain(d) for d in self._mentors.search(_Uncached(test))]
+
+    def mentors_with_skills(self, wanted: Iterable[str]) -> list[Mapping[str, Any]]:
+        """The stored mentors who have at least one of ``wanted``, found by index and
+        not copied: read-only views, for ranking, valid until the next write."""
+        found = []
+        for email in self._skills.having_any(wanted):
+            doc_id = self._mentor_ids.get(email)
+            doc = None if doc_id is None else self.db.stored("mentors", doc_id)
+            if doc is not None:
+                found.append(doc)
+        return found
 
     def save_mentor(self, doc: Mapping[str, Any]) -> Doc:
         """Insert or replace the mentor keyed by ``doc["email"]``."""
@@ -388,8 +412,7 @@ class Store:
             self._mentor_ids[email] = self._mentors.insert(data)
         else:
             self._mentors.update(data, doc_ids=[doc_id])
-        self._skills_of[email] = frozenset(data.get("skills") or ())
-        self._all_skills = None
+        self._skills.put(email, data.get("skills") or ())
         return self.mentor(email) or data
 
     # --- requests --------------------------------------------------------------------
@@ -417,13 +440,32 @@ class Store:
         wanted = None if statuses is None else set(statuses)
         return [_plain(d) for d in self._requests.all() if wanted is None or d["status"] in wanted]
 
-    def requests_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
+    def requests_where(
+        self,
+        test: Callable[[Mapping[str, Any]], object],
+        *,
+        statuses: Iterable[str] | None = None,
+    ) -> list[Doc]:
         """Copies of the requests ``test`` accepts, oldest first.
 
         ``test`` sees each stored document itself, uncopied, so a scan costs little when
-        few match (the timers' sweep); it must not change what it is shown.
+        few match (the timers' sweep); it must not change what it is shown. Given
+        ``statuses``, only requests with one of them are shown to ``test``, found by
+        index: a sweep over the open requests does not grow with the closed ones.
         """
-        return [_plain(d) for d in self._requests.search(_Uncached(test))]
+        if statuses is None:
+            return [_plain(d) for d in self._requests.search(_Uncached(test))]
+        ids = sorted(
+            doc_id
+            for number in self._request_statuses.keys(statuses)
+            if (doc_id := self._request_ids.get(number)) is not None
+        )
+        found = []
+        for doc_id in ids:
+            doc = self.db.stored("requests", doc_id)
+            if doc is not None and test(doc):
+                found.append(_plain(self._requests.get(doc_id=doc_id)))
+        return found
 
     def open_requests_of(self, mentee: str) -> list[Doc]:
         numbers = sorted(self._open_by_mentee.get(mentee.lower(), ()))
@@ -443,12 +485,7 @@ class Store:
 
     def claims_since(self, since: datetime) -> dict[str, int]:
         """Mentor email → requests they hold that they claimed at or after ``since``."""
-        cutoff = iso(since)
-        counts: dict[str, int] = {}
-        for mentor, claimed_at in self._claims.values():
-            if claimed_at >= cutoff:
-                counts[mentor] = counts.get(mentor, 0) + 1
-        return counts
+        return self._claims.counts_since(iso(since))
 
     # --- sessions (calendar) -----------------------------------------------------------
 
@@ -485,6 +522,16 @@ class Store:
     def live_sessions(self) -> list[Doc]:
         """Every live session (reminders, busy times): found by index, not by scan."""
         return [doc for uid in list(self._live_sessions.values()) if (doc := self.session(uid))]
+
+    def live_sessions_of(self, *people: str) -> list[Doc]:
+        """The live sessions any of ``people`` (emails) is in, oldest first, by index."""
+        found = [doc for uid in self._live_people.of(*people) if (doc := self.session(uid))]
+        return sorted(found, key=lambda d: self._session_ids.get(d["uid"], 0))
+
+    def sessions_awaiting_followup(self) -> list[Doc]:
+        """Held sessions nobody was asked about afterwards yet (nor skipped), by index."""
+        found = [doc for uid in self._followup.keys(["due"]) if (doc := self.session(uid))]
+        return sorted(found, key=lambda d: self._session_ids.get(d["uid"], 0))
 
     # --- office hours (weekly series) ------------------------------------------------------
 
