@@ -3,6 +3,7 @@ kind of write, a rolled-back transaction and a reopen."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from mentordesk.flows.expiry import EXPIRING, expired, waiting_since
+from mentordesk.flows.ladder import Ladder, next_rung_moment, plan_climb
 from mentordesk.state.records import LIVE, SessionStatus
 from mentordesk.state.store import Store, iso
 
@@ -162,3 +165,74 @@ def test_a_rolled_back_transaction_leaves_the_indexes_as_the_documents(store: St
     assert store.claims_since(NOW - timedelta(days=1)) == {}
     assert [d["number"] for d in store.requests_where(lambda d: True, statuses=["open"])] == [1]
     assert store.live_sessions_of("m1@example.com") == []
+
+
+def test_requests_due_finds_exactly_what_a_scan_of_every_request_finds(store: Store) -> None:
+    """The ladder's and expiry's orders, against plan_climb and expired over all requests,
+    through writes, a reopen-free change of settings and many moments."""
+    rng = random.Random(11)
+    ladder = Ladder(
+        (
+            ("bump", timedelta(days=2)),
+            ("mentee_update", timedelta(days=5)),
+            ("widen", timedelta(days=5)),
+            ("escalate", timedelta(days=9)),
+        )
+    )
+    statuses = ["open", "open", "open", "incomplete", "claimed", "closed", "expired"]
+    for number in range(1, 301):
+        opened = NOW - timedelta(hours=rng.randrange(0, 24 * 40))
+        doc = request(number, rng.choice(statuses), created=iso(opened - timedelta(hours=1)))
+        if rng.random() < 0.9:
+            doc["opened"] = iso(opened)
+        if rng.random() < 0.2:
+            doc["reopened"] = iso(opened + timedelta(hours=rng.randrange(1, 48)))
+        doc["ladder"] = {rung: iso(NOW) for rung, _ in ladder.rungs if rng.random() < 0.3}
+        if rng.random() < 0.1:
+            doc["ladder_skipped"] = {"bump": iso(NOW)}
+        store.save_request(doc)
+
+    def due_by_index(at: datetime, max_age: timedelta) -> tuple[list[int], list[int]]:
+        climbing = store.requests_due(
+            "ladder",
+            next_rung_moment(ladder),
+            version=ladder.rungs,
+            upto=at,
+            test=lambda d: bool(plan_climb(d, ladder, at)),
+        )
+        old = store.requests_due(
+            "expiry",
+            lambda d: (
+                None
+                if (s := waiting_since(d)) is None or d.get("status") not in EXPIRING
+                else iso(s + max_age)
+            ),
+            version=max_age,
+            upto=at,
+            test=lambda d: expired(d, at, max_age),
+        )
+        return [d["number"] for d in climbing], [d["number"] for d in old]
+
+    def due_by_scan(at: datetime, max_age: timedelta) -> tuple[list[int], list[int]]:
+        every = store.requests()
+        return (
+            [d["number"] for d in every if plan_climb(d, ladder, at)],
+            [d["number"] for d in every if expired(d, at, max_age)],
+        )
+
+    for step in range(40):
+        at = NOW + timedelta(hours=7 * step)
+        max_age = timedelta(days=30 if step < 20 else 21)  # a new setting: a new order
+        assert due_by_index(at, max_age) == due_by_scan(at, max_age)
+        # The sweep's own writes: a rung done, a request closed or re-opened.
+        for number in rng.sample(range(1, 301), 10):
+            doc = store.request(number) or {}
+            choice = rng.random()
+            if choice < 0.4:
+                doc.setdefault("ladder", {})[rng.choice(ladder.rungs)[0]] = iso(at)
+            elif choice < 0.7:
+                doc["status"] = rng.choice(statuses)
+            else:
+                doc.update(status="open", reopened=iso(at))
+            store.save_request(doc)
+    assert any(due_by_scan(NOW + timedelta(days=10), timedelta(days=30)))

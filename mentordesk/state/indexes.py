@@ -12,16 +12,18 @@ data structures: the store decides what goes in.
 - ``KeysByValue``: key → one value (a status), and value → keys, so a sweep looks only
   at open requests, or at held sessions not yet asked about, however many closed ones
   the state holds;
-- ``PeopleIndex``: person → the live sessions they are in (busy times when booking).
+- ``PeopleIndex``: person → the live sessions they are in (busy times when booking);
+- ``MomentOrder``: requests ordered by when something is next due for them (the
+  ladder's next rung, expiry), so a sweep reads the due ones, not every open request.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
-from collections.abc import Hashable, Iterable
-from typing import Generic, TypeVar
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
-__all__ = ["ClaimIndex", "KeysByValue", "PeopleIndex", "SkillIndex"]
+__all__ = ["ClaimIndex", "KeysByValue", "MomentOrder", "PeopleIndex", "SkillIndex"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -159,3 +161,41 @@ class PeopleIndex:
             if person:
                 found |= self._of.get(person.lower(), set())
         return found
+
+
+class MomentOrder:
+    """Keys ordered by a moment each one's document gives (``moment(doc)``: an ISO time in
+    UTC, or None for "never"), so "whose moment has come by now?" reads only those.
+
+    ``version`` names the function: one made from other settings (another ladder) has
+    another version, and the store rebuilds the order for it.
+    """
+
+    def __init__(
+        self, moment: Callable[[Mapping[str, Any]], str | None], version: Hashable
+    ) -> None:
+        self.moment = moment
+        self.version = version
+        self._of: dict[int, str] = {}
+        self._sorted: list[tuple[str, int]] = []
+
+    def put(self, key: int, doc: Mapping[str, Any]) -> None:
+        new = self.moment(doc)
+        old = self._of.get(key)
+        if new == old:
+            return
+        if old is not None:
+            at = bisect_left(self._sorted, (old, key))
+            if at < len(self._sorted) and self._sorted[at] == (old, key):
+                del self._sorted[at]
+            del self._of[key]
+        if new is not None:
+            self._of[key] = new
+            insort(self._sorted, (new, key))
+
+    def upto(self, cutoff: str) -> list[int]:
+        """The keys whose moment is at or before ``cutoff``."""
+        return [key for _, key in self._sorted[: bisect_right(self._sorted, (cutoff, _LAST))]]
+
+
+_LAST = float("inf")  # sorts after every int key

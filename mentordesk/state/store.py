@@ -15,7 +15,15 @@ import asyncio
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import (
+    Callable,
+    Collection,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +35,7 @@ from tinydb.table import Table
 
 from ..health import Health
 from .db import Database
-from .indexes import ClaimIndex, KeysByValue, PeopleIndex, SkillIndex
+from .indexes import ClaimIndex, KeysByValue, MomentOrder, PeopleIndex, SkillIndex
 from .records import (
     CAPACITY_COUNTED,
     LIVE,
@@ -141,6 +149,7 @@ class Store:
         self._office_hours = self.db.table("office_hours")
         self._feedback = self.db.table("feedback")
         self._surveys = self.db.table("surveys")
+        self._moment_orders: dict[str, MomentOrder] = {}  # see requests_due
         self._rebuild_indexes()
         if not read_only:
             self.upgrade()
@@ -199,6 +208,8 @@ class Store:
         self._open_by_mentee: dict[str, set[int]] = {}
         self._claims = ClaimIndex()
         self._request_statuses = KeysByValue[int]()
+        for name, order in list(self._moment_orders.items()):
+            self._moment_orders[name] = MomentOrder(order.moment, order.version)
         for doc in self._requests.all():
             self._index_request(doc)
 
@@ -215,6 +226,8 @@ class Store:
         else:
             self._claims.drop(number)
         self._request_statuses.put(number, str(doc.get("status") or ""))
+        for order in self._moment_orders.values():
+            order.put(number, doc)
 
     def _index_session(self, doc: Mapping[str, Any]) -> None:
         uid = str(doc["uid"])
@@ -458,6 +471,41 @@ class Store:
         ids = sorted(
             doc_id
             for number in self._request_statuses.keys(statuses)
+            if (doc_id := self._request_ids.get(number)) is not None
+        )
+        found = []
+        for doc_id in ids:
+            doc = self.db.stored("requests", doc_id)
+            if doc is not None and test(doc):
+                found.append(_plain(self._requests.get(doc_id=doc_id)))
+        return found
+
+    def requests_due(
+        self,
+        name: str,
+        moment: Callable[[Mapping[str, Any]], str | None],
+        *,
+        version: Hashable,
+        upto: datetime,
+        test: Callable[[Mapping[str, Any]], object],
+    ) -> list[Doc]:
+        """Copies of the requests ``test`` accepts among those whose ``moment`` has come by
+        ``upto``, oldest first: what a sweep step has to look at, found by index.
+
+        ``moment(doc)`` is when something is next due for a request (an ISO time in UTC,
+        None for never); it must be a pure function of the document, never later than
+        the moment ``test`` first accepts it. The store keeps the requests ordered by it
+        under ``name``, updated at every write; a new ``version`` (the function made from
+        other settings) rebuilds the order once.
+        """
+        order = self._moment_orders.get(name)
+        if order is None or order.version != version:
+            order = self._moment_orders[name] = MomentOrder(moment, version)
+            for each in self._requests.all():
+                order.put(int(each["number"]), each)
+        ids = sorted(
+            doc_id
+            for number in order.upto(iso(upto))
             if (doc_id := self._request_ids.get(number)) is not None
         )
         found = []
