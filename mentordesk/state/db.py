@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any, cast
+from typing import Any, cast
 
 from tinydb import TinyDB
 from tinydb.queries import QueryLike
@@ -69,6 +69,9 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from ..errors import StoreError
+from .snapshot import CHECKSUM_TABLE as _CHECKSUM_TABLE
+from .snapshot import BackgroundSnapshot, write_snapshot
+from .snapshot import encode as _encode
 
 __all__ = ["Database"]
 
@@ -79,10 +82,6 @@ Doc = dict[str, Any]
 # before the change, None when there was none).
 _Undo = tuple[str, str | None, Any]
 
-# ASCII keeps every record on one line (newlines in strings are escaped) and lets any
-# string through, lone surrogates included; NaN is not JSON, so it is refused.
-_encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
-
 _HEAD = b'{"crc":"'
 _MID = b'","ops":'
 _OPS_AT = len(_HEAD) + 8 + len(_MID)  # where a record's ops array starts
@@ -90,8 +89,6 @@ _TAIL = b"}\n"
 
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
-# The snapshot's last table; the rest of the file is what its checksum covers.
-_CHECKSUM_TABLE = "_checksum"
 _CHECKSUM_AT = b'"' + _CHECKSUM_TABLE.encode() + b'":'
 _CHECKSUM_TRAILER = re.compile(
     rb'"_checksum":\{"1":\{"crc32":"([0-9a-f]{8})","id":"([0-9a-f]{16})"\}\}\n\}\n\Z'
@@ -119,6 +116,10 @@ class Database:
 
     #: Journal size below which no compaction happens, whatever the snapshot size.
     compact_min_bytes: int = 4 * 1024 * 1024
+    #: Snapshot size from which compaction after a commit runs in the background
+    #: (``snapshot.BackgroundSnapshot``) instead of on the writer's path: below it, a
+    #: compaction takes less than a commit's fsync.
+    background_compaction_bytes: int = 8 * 1024 * 1024
 
     tinydb: TinyDB
     files: _Files
@@ -149,6 +150,8 @@ class Database:
         self._tx_undo: list[_Undo] = []
         self._broken: str | None = None  # why writes are refused
         self._retry_compaction_at = 0
+        self._compaction: BackgroundSnapshot | None = None  # running, not yet swapped in
+        self._last_compaction: BackgroundSnapshot | None = None  # may be writing the backup
         self._open_tables: weakref.WeakSet[_JournalTable] = weakref.WeakSet()
         self._fd = -1
         try:
@@ -244,6 +247,7 @@ class Database:
         self._check_writable()
         if self._depth:
             raise RuntimeError("compact() cannot run inside a transaction")
+        self._drop_background_compaction()
         snapshot_bytes, self._snapshot_id = self._write_snapshot(self.path, self._tmp_path)
         # The marks follow the new snapshot before the journal is emptied: marks for the
         # old one never judge the new one (another id), so a crash in between is harmless.
@@ -270,6 +274,7 @@ class Database:
 
     def close(self) -> None:
         """Release the files and the lock; later writes raise StoreError. Idempotent."""
+        self._drop_background_compaction()
         if self._marks_fd >= 0:
             os.close(self._marks_fd)
             self._marks_fd = -1
@@ -306,6 +311,7 @@ class Database:
         if self._fsync and not existed:
             _sync_dir(self.path.parent)  # the new files' names must survive a power cut
         self._tmp_path.unlink(missing_ok=True)  # left by a compaction cut short
+        files.journal_tmp.unlink(missing_ok=True)
         files.backup_tmp.unlink(missing_ok=True)
         marks = _read_marks(files, os.pread(self._marks_fd, _MARKS_BYTES + 1, 0))
         snapshot = _load_snapshot(files, marks)
@@ -397,10 +403,16 @@ class Database:
             self._write_marks(sync=False)
         except (OSError, ValueError) as err:
             _log.warning("%s not updated: %s", self.files.marks, err)
-        if self._journal_bytes > max(
+        if self._compaction is not None:
+            if self._compaction.done():
+                self._finish_compaction()
+        elif self._journal_bytes > max(
             self._snapshot_bytes, self.compact_min_bytes, self._retry_compaction_at
         ):
-            self._compact_after_commit()
+            if self._snapshot_bytes < self.background_compaction_bytes:
+                self._compact_after_commit()
+            elif self._last_compaction is None or self._last_compaction.done_all():
+                self._start_compaction()
 
     def _cut_journal_back(self) -> None:
         """Remove what a failed append may have left, or refuse further writes."""
@@ -426,6 +438,86 @@ class Database:
             )
             _log.warning("compaction postponed: %s", err)
 
+    # --- compaction off the writer's path (see snapshot.py) ------------------------------
+
+    def _start_compaction(self) -> None:
+        """Freeze a view of the state (its tables' dicts, not the documents, which are
+        never changed in place) and have a thread write it as the next snapshot."""
+        frozen = {name: dict(docs) for name, docs in self._data.items()}
+        self._compaction = BackgroundSnapshot(
+            frozen,
+            self._journal_bytes,
+            tmp=self._tmp_path,
+            backup=self.files.backup,
+            backup_tmp=self.files.backup_tmp,
+            fsync=self._fsync,
+        )
+
+    def _finish_compaction(self) -> None:
+        """Swap in the snapshot the thread wrote, with a journal of the records since.
+
+        Order: the new journal (the records after the frozen view) is written to
+        ``.journal.tmp`` and locked; the snapshot is renamed into place; then the journal.
+        A crash between the two leaves the new snapshot with the whole old journal, which
+        replays to the same state (every op states a final value, module docstring).
+        """
+        compaction, self._compaction = self._compaction, None
+        assert compaction is not None
+        self._last_compaction = compaction
+        files = self.files
+        new_fd = -1
+        swapped = False
+        try:
+            size, snapshot_id = compaction.result()
+            tail = _read_range(self._fd, compaction.journal_at, self._journal_bytes)
+            new_fd = os.open(
+                files.journal_tmp,
+                os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC,
+                0o600,
+            )
+            fcntl.flock(new_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _write_all(new_fd, tail)
+            if self._fsync:
+                _fdatasync(new_fd)
+            os.replace(compaction.tmp, self.path)
+            swapped = True
+            if self._fsync:
+                _sync_dir(self.path.parent)  # the snapshot's name first: then the journal's
+            os.replace(files.journal_tmp, self.journal_path)
+            if self._fsync:
+                _sync_dir(self.path.parent)
+        except (OSError, StoreError) as err:
+            if new_fd >= 0:
+                os.close(new_fd)
+            files.journal_tmp.unlink(missing_ok=True)
+            compaction.tmp.unlink(missing_ok=True)
+            if swapped:  # the new snapshot with the whole journal: consistent
+                self._snapshot_bytes, self._snapshot_id = size, snapshot_id
+            self._retry_compaction_at = self._journal_bytes + max(
+                self._snapshot_bytes, self.compact_min_bytes
+            )
+            _log.warning("compaction postponed: %s", err)
+            return
+        os.close(self._fd)  # the old journal, now unlinked; the new one holds the lock
+        self._fd = new_fd
+        self._snapshot_bytes, self._snapshot_id = size, snapshot_id
+        self._journal_bytes = len(tail)
+        self._retry_compaction_at = 0
+        self._marks.snapshot, self._marks.journal = snapshot_id, 0
+        try:
+            self._write_marks(sync=self._fsync)
+        except (OSError, ValueError) as err:
+            _log.warning("%s not updated after a compaction: %s", files.marks, err)
+
+    def _drop_background_compaction(self) -> None:
+        """Wait for a compaction thread and throw away what it wrote (not swapped in)."""
+        for compaction in (self._compaction, self._last_compaction):
+            if compaction is not None:
+                compaction.wait()
+        if self._compaction is not None:
+            self._compaction.tmp.unlink(missing_ok=True)
+        self._compaction = self._last_compaction = None
+
     def _rollback(self, undo: list[_Undo]) -> None:
         for name, key, before in reversed(undo):
             if key is None:
@@ -450,20 +542,8 @@ class Database:
     def _write_snapshot(self, target: Path, tmp: Path) -> tuple[int, str]:
         """Write the state to ``target`` atomically (through ``tmp``), with its checksum
         and a new random id; returns (its size in bytes, the id)."""
-        snapshot_id = os.urandom(8).hex()
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            with open(fd, "wb") as out:
-                crc = self._write_tables(out)
-                table_sep = b",\n" if self._data else b"\n"
-                out.write(
-                    b'%s"%s":{"1":{"crc32":"%08x","id":"%s"}}\n}\n'
-                    % (table_sep, _CHECKSUM_TABLE.encode(), crc, snapshot_id.encode())
-                )
-                out.flush()
-                if self._fsync:
-                    os.fsync(out.fileno())
-                size = os.fstat(out.fileno()).st_size
+            size, snapshot_id = write_snapshot(self._data, tmp, fsync=self._fsync)
             os.replace(tmp, target)
             if self._fsync:
                 _sync_dir(target.parent)
@@ -475,29 +555,6 @@ class Database:
                 "folder's permissions"
             ) from err
         return size, snapshot_id
-
-    def _write_tables(self, out: IO[bytes]) -> int:
-        """Write ``{`` and every table (no closing brace); returns their bytes' CRC-32."""
-        crc = 0
-
-        def put(text: str) -> None:
-            nonlocal crc
-            chunk = text.encode("ascii")
-            crc = zlib.crc32(chunk, crc)
-            out.write(chunk)
-
-        # One document at a time: the state is never held twice as one string.
-        put("{")
-        table_sep = "\n"
-        for name, docs in self._data.items():
-            put(f"{table_sep}{_encode(name)}:{{")
-            doc_sep = "\n"
-            for key, doc in docs.items():
-                put(f'{doc_sep}"{key}":{_encode(doc)}')
-                doc_sep = ",\n"
-            put("}")
-            table_sep = ",\n"
-        return crc
 
     def _write_backup(self) -> None:
         """Write the whole state to ``files.backup``, the copy a damage message names.
@@ -667,8 +724,9 @@ class _TrackedDocs(MutableMapping[int, Any]):
     """One table's documents keyed by int id, as TinyDB's updaters expect them.
 
     Remembers each touched document's content before the update, to find what changed
-    and to undo it. A document handed out may be changed in place, so a deep copy is kept;
-    one replaced or deleted without being handed out is kept as it is.
+    and to undo it: the stored document itself, for a document handed out gets a deep copy
+    in its place (a stored document is never changed in place: a background compaction
+    may be writing it).
     """
 
     def __init__(self, docs: dict[str, Doc]) -> None:
@@ -677,10 +735,13 @@ class _TrackedDocs(MutableMapping[int, Any]):
 
     def __getitem__(self, doc_id: int) -> Doc:
         key = str(doc_id)
-        doc = self._docs[key]
         if key not in self._before:
-            self._before[key] = _detached(doc)
-        return doc
+            # Copy on write: the stored document itself is never changed, because a
+            # background compaction may be writing it (snapshot.py). It is "before".
+            stored = self._docs[key]
+            self._before[key] = stored
+            self._docs[key] = _detached(stored)
+        return self._docs[key]
 
     def __setitem__(self, doc_id: int, doc: Doc) -> None:
         key = str(doc_id)
@@ -949,6 +1010,7 @@ class _Files:
     backup: Path
     tmp: Path
     backup_tmp: Path
+    journal_tmp: Path
 
     @classmethod
     def of(cls, path: Path) -> _Files:
@@ -962,6 +1024,7 @@ class _Files:
             backup=sibling(".bak"),
             tmp=sibling(".tmp"),
             backup_tmp=sibling(".bak.tmp"),
+            journal_tmp=sibling(".journal.tmp"),
         )
 
 
@@ -1136,6 +1199,18 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _read_range(fd: int, start: int, end: int) -> bytes:
+    """Bytes ``start`` to ``end`` of the file open as ``fd``; OSError if it is shorter."""
+    chunks = []
+    while start < end:
+        chunk = os.pread(fd, end - start, start)
+        if not chunk:
+            raise OSError(f"the file ended at byte {start}, before {end}")
+        chunks.append(chunk)
+        start += len(chunk)
+    return b"".join(chunks)
 
 
 def _write_all(fd: int, data: bytes) -> None:
