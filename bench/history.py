@@ -253,10 +253,7 @@ def grow(folder: Path, docs: int, mentors: int) -> dict[str, float]:
     finally:
         Database.compact = compact  # type: ignore[method-assign]
         store.close()
-    with Database(folder / "state.json", fsync=True) as db:
-        began = time.perf_counter()
-        db.compact()
-        full_compaction = time.perf_counter() - began
+    full_compaction, during = compaction_with_fsync(folder)
     return {
         "written": count * per_request + mentors,
         "stored": stored,
@@ -266,7 +263,34 @@ def grow(folder: Path, docs: int, mentors: int) -> dict[str, float]:
         "compactions": len(compactions),
         "longest_compaction": max(compactions, default=0.0),
         "full_compaction": full_compaction,
+        "during": during,
     }
+
+
+def compaction_with_fsync(folder: Path) -> tuple[float, float]:
+    """One compaction of the grown state with fsync on, and the longest write while it
+    runs: (seconds it takes, the longest write meanwhile, the freeze included). Where
+    compaction runs on the writer's path, the writer waits for all of it."""
+    store = Store(folder / "state.json", fsync=True)
+    db = store.db
+    try:
+        began = time.perf_counter()
+        if not hasattr(db, "_start_compaction"):
+            db.compact()
+            took = time.perf_counter() - began
+            return took, took
+        if db._last_compaction is not None:
+            db._last_compaction.wait()  # the backup opening started
+            began = time.perf_counter()
+        db._start_compaction()
+        longest = time.perf_counter() - began
+        while db._compaction is not None:
+            t0 = time.perf_counter()
+            store.audit("tick", now=NOW)  # a write: the commit swaps it in once written
+            longest = max(longest, time.perf_counter() - t0)
+        return time.perf_counter() - began, longest
+    finally:
+        store.close()
 
 
 OPEN_PROBE = """
@@ -471,11 +495,11 @@ def main() -> int:
             f"  compactions while growing: {int(grown['compactions'])}, longest "
             f"{grown['longest_compaction'] * 1000:.0f} ms (fsync off)"
         )
-        stall = max(grown["longest_write"], grown["full_compaction"])
+        stall = max(grown["longest_write"], grown["during"])
         verdict(
             f"longest writer stall {stall * 1000:.0f} ms",
             f"< {TARGET_STALL_MS:g} ms",
-            f"(one compaction, fsync on: {grown['full_compaction'] * 1000:.0f} ms)",
+            f"(a compaction, fsync on: {grown['full_compaction'] * 1000:.0f} ms)",
             stall * 1000 < TARGET_STALL_MS,
         )
         verdict(

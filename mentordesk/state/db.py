@@ -172,7 +172,17 @@ class Database:
         self.tinydb = _JournalTinyDB(self, storage=_JournalStorage)
         # An empty journal means the last compaction wrote the backup of this very state.
         if not read_only and (self._journal_bytes or not self.files.backup.exists()):
-            self._write_backup()
+            if self._snapshot_bytes < self.background_compaction_bytes:
+                self._write_backup()
+            else:  # a large state: opening does not wait for it
+                self._last_compaction = BackgroundSnapshot(
+                    {name: dict(docs) for name, docs in self._data.items()},
+                    self._journal_bytes,
+                    tmp=None,
+                    backup=self.files.backup,
+                    backup_tmp=self.files.backup_tmp,
+                    fsync=self._fsync,
+                )
 
     # --- public API -----------------------------------------------------------------
 
@@ -205,6 +215,12 @@ class Database:
             self._tx_ops, self._tx_undo = [], []
             if ops:
                 self._append(ops, undo)
+
+    def stored_all(self, name: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
+        """(doc id, the document itself behind a read-only view) for every document of
+        table ``name``: a scan that copies nothing (indexes are built from it)."""
+        for key, doc in list(self._data.get(name, {}).items()):
+            yield int(key), MappingProxyType(doc)
 
     def stored(self, name: str, doc_id: int) -> Mapping[str, Any] | None:
         """The document itself, uncopied, behind a read-only view (None if there is none):
@@ -479,6 +495,7 @@ class Database:
             _write_all(new_fd, tail)
             if self._fsync:
                 _fdatasync(new_fd)
+            assert compaction.tmp is not None
             os.replace(compaction.tmp, self.path)
             swapped = True
             if self._fsync:
@@ -490,7 +507,8 @@ class Database:
             if new_fd >= 0:
                 os.close(new_fd)
             files.journal_tmp.unlink(missing_ok=True)
-            compaction.tmp.unlink(missing_ok=True)
+            if compaction.tmp is not None:
+                compaction.tmp.unlink(missing_ok=True)
             if swapped:  # the new snapshot with the whole journal: consistent
                 self._snapshot_bytes, self._snapshot_id = size, snapshot_id
             self._retry_compaction_at = self._journal_bytes + max(
@@ -514,7 +532,7 @@ class Database:
         for compaction in (self._compaction, self._last_compaction):
             if compaction is not None:
                 compaction.wait()
-        if self._compaction is not None:
+        if self._compaction is not None and self._compaction.tmp is not None:
             self._compaction.tmp.unlink(missing_ok=True)
         self._compaction = self._last_compaction = None
 

@@ -90,7 +90,8 @@ class BackgroundSnapshot:
 
     ``journal_at``: the journal's length when the view was frozen; the view holds every
     record before it. ``result()`` gives (size, id) of the snapshot written to ``tmp``
-    (not yet renamed) once ``done()``; it raises StoreError if writing failed.
+    (not yet renamed) once ``done()``; it raises StoreError if writing failed. With
+    ``tmp=None`` only the backup is written (at open).
     The backup is written to ``backup`` (through ``backup_tmp``) after the snapshot, with
     an id of its own; failing to write it is logged, as a failed backup always is.
     """
@@ -100,7 +101,7 @@ class BackgroundSnapshot:
         data: Tables,
         journal_at: int,
         *,
-        tmp: Path,
+        tmp: Path | None,
         backup: Path,
         backup_tmp: Path,
         fsync: bool,
@@ -118,7 +119,8 @@ class BackgroundSnapshot:
 
     def _run(self) -> None:
         try:
-            self._result = write_snapshot(self._data, self.tmp, fsync=self._fsync)
+            if self.tmp is not None:
+                self._result = write_snapshot(self._data, self.tmp, fsync=self._fsync)
         except OSError as err:
             self._error = err
         finally:
@@ -152,5 +154,5 @@ class BackgroundSnapshot:
                 "nothing is lost, the journal still holds every change. Free disk space "
                 "or fix the folder's permissions"
             ) from self._error
-        assert self._result is not None
+        assert self._result is not None, "a backup-only run has no snapshot"
         return self._result

@@ -171,46 +171,53 @@ class Store:
     # --- indexes -------------------------------------------------------------------
 
     def _rebuild_indexes(self) -> None:
+        # Built from the stored documents themselves: nothing is copied.
+        def stored(table: Table) -> list[tuple[int, Mapping[str, Any]]]:
+            return list(self.db.stored_all(table.name))
+
+        def ids(table: Table, field: str) -> dict[Any, int]:
+            return {doc[field]: doc_id for doc_id, doc in stored(table)}
+
         # Message-ID → its records: usually one; more when other messages reused the ID.
         self._message_ids: dict[str, list[int]] = {}
-        for doc in self._messages.all():
-            self._message_ids.setdefault(doc["message_id"], []).append(doc.doc_id)
-        mentors = self._mentors.all()
-        self._mentor_ids = {d["email"]: d.doc_id for d in mentors}
+        for doc_id, doc in stored(self._messages):
+            self._message_ids.setdefault(doc["message_id"], []).append(doc_id)
+        mentors = stored(self._mentors)
+        self._mentor_ids = {d["email"]: doc_id for doc_id, d in mentors}
         self._skills = SkillIndex()
-        for d in mentors:
+        for _, d in mentors:
             self._skills.put(d["email"], d.get("skills") or ())
-        self._request_ids = {d["number"]: d.doc_id for d in self._requests.all()}
-        self._thread_refs = {d["message_id"]: d.doc_id for d in self._threads.all()}
-        self._address_ids = {d["email"]: d.doc_id for d in self._addresses.all()}
-        self._rate_ids = {d["email"]: d.doc_id for d in self._rates.all()}
-        self._meta_ids = {d["key"]: d.doc_id for d in self._meta.all()}
-        self._session_ids = {d["uid"]: d.doc_id for d in self._sessions.all()}
-        self._series_ids = {d["id"]: d.doc_id for d in self._office_hours.all()}
-        self._feedback_ids = {d["key"]: d.doc_id for d in self._feedback.all()}
-        self._survey_ids = {d["year"]: d.doc_id for d in self._surveys.all()}
+        self._request_ids = ids(self._requests, "number")
+        self._thread_refs = ids(self._threads, "message_id")
+        self._address_ids = ids(self._addresses, "email")
+        self._rate_ids = ids(self._rates, "email")
+        self._meta_ids = ids(self._meta, "key")
+        self._session_ids = ids(self._sessions, "uid")
+        self._series_ids = ids(self._office_hours, "id")
+        self._feedback_ids = ids(self._feedback, "key")
+        self._survey_ids = ids(self._surveys, "year")
         # request number → UID of its live session (at most one, SPEC §3a)
         self._live_sessions: dict[int, str] = {}
         self._live_people = PeopleIndex()  # person → UIDs of their live sessions
         # UID → "due" for held sessions not yet asked (or skipped) about afterwards
         self._followup = KeysByValue[str]()
-        for doc in self._sessions.all():
+        for _, doc in stored(self._sessions):
             self._index_session(doc)
         # Pending outbox items → when each is due: the sender asks often, and a scan of the
         # documents would copy every pending email each time. Our Message-ID → its outbox
         # item: a bounce names the email it returns. (One copy of the outbox for both; a
         # sent email's bytes are gone by then.)
-        outbox = self._outbox.all()
+        outbox = stored(self._outbox)
         self._pending_outbox = {
-            d.doc_id: from_iso(d["due"]) for d in outbox if d["status"] == "pending"
+            doc_id: from_iso(d["due"]) for doc_id, d in outbox if d["status"] == "pending"
         }
-        self._outbox_ids = {d["message_id"]: d.doc_id for d in outbox}
+        self._outbox_ids = {d["message_id"]: doc_id for doc_id, d in outbox}
         self._open_by_mentee: dict[str, set[int]] = {}
         self._claims = ClaimIndex()
         self._request_statuses = KeysByValue[int]()
         for name, order in list(self._moment_orders.items()):
             self._moment_orders[name] = MomentOrder(order.moment, order.version)
-        for doc in self._requests.all():
+        for _, doc in stored(self._requests):
             self._index_request(doc)
 
     def _index_request(self, doc: Mapping[str, Any]) -> None:
