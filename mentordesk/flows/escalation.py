@@ -77,7 +77,7 @@ def escalation_candidates(
         excluded=frozenset(excluded),
     )
     limit = config.matching.invite_count + config.matching.widen_count
-    ranked = rank_mentors(request, mentors, now, data)[:limit]
+    ranked = rank_mentors(request, mentors, now, data, limit)
     by_email = {m["email"]: m for m in mentors}
     invited = {i["email"]: i["at"] for i in request.get("invited") or ()}
     zone = config.program.timezone

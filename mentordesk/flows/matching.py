@@ -38,6 +38,7 @@ hit and the merge of two short interval lists.
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -113,8 +114,10 @@ def rank_mentors(
     mentors: Sequence[Mapping[str, Any]],
     now: datetime,
     data: MatchInput,
+    limit: int | None = None,
 ) -> list[Candidate]:
-    """The mentors who could take ``request``, best first.
+    """The mentors who could take ``request``, best first (the first ``limit`` only,
+    when given: the same as slicing the whole ranking, for less work).
 
     Skipped: mentors sharing none of the request's skills, those in ``data.excluded``
     and those not :func:`eligible`. A request without availability ("any time") overlaps
@@ -137,7 +140,7 @@ def rank_mentors(
     excluded = data.excluded
     used = data.sessions_this_month
     recent = data.recent_sessions
-    ranked: list[Candidate] = []
+    ranked: list[tuple[int, int, int, int, str]] = []
     for mentor in mentors:
         # Cheapest test first: most mentors share no skill with a given request.
         skills = mentor.get("skills") or ()
@@ -152,17 +155,29 @@ def rank_mentors(
         mentor_layout = _layout(
             mentor.get("timezone"), _windows_key(mentor.get("availability") or ()), week
         )
+        # The ranking key itself (the module docstring's order, ascending; the email last
+        # so that equal candidates always come out in the same order). Candidates are
+        # made for the winners only.
         ranked.append(
-            Candidate(
-                email=email,
-                skill_overlap=len(wanted.intersection(skills)),
-                overlap_minutes=_overlap(request_layout, mentor_layout),
-                spare_capacity=(mentor.get("capacity") or 0) - sessions,
-                recent_sessions=recent.get(email, 0),
+            (
+                -len(wanted.intersection(skills)),
+                -_overlap(request_layout, mentor_layout),
+                -((mentor.get("capacity") or 0) - sessions),
+                recent.get(email, 0),
+                email,
             )
         )
-    ranked.sort(key=_rank_key)
-    return ranked
+    best = sorted(ranked) if limit is None else heapq.nsmallest(limit, ranked)
+    return [
+        Candidate(
+            email=email,
+            skill_overlap=-skill,
+            overlap_minutes=-overlap,
+            spare_capacity=-spare,
+            recent_sessions=recent_count,
+        )
+        for skill, overlap, spare, recent_count, email in best
+    ]
 
 
 def weekly_overlap_minutes(
@@ -184,16 +199,6 @@ def weekly_overlap_minutes(
 
 
 # --- ranking -------------------------------------------------------------------------
-
-
-def _rank_key(candidate: Candidate) -> tuple[int, int, int, int, str]:
-    return (
-        -candidate.skill_overlap,
-        -candidate.overlap_minutes,
-        -candidate.spare_capacity,
-        candidate.recent_sessions,
-        candidate.email,
-    )
 
 
 # --- intervals -----------------------------------------------------------------------
@@ -443,7 +448,9 @@ class MatchingDesk:
             recent_sessions=self.store.claims_since(now - RECENT),
             excluded=frozenset(excluded),
         )
-        ranked = rank_mentors(request, mentors, now, data)
+        ranked = rank_mentors(
+            request, mentors, now, data, limit=count or self.config.matching.invite_count
+        )
         chosen = [c.email for c in ranked[: count or self.config.matching.invite_count]]
         if not chosen:
             if not request.get("no_match_told") and reason != "widen":
