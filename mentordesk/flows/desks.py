@@ -62,7 +62,15 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
     )
     matching = MatchingDesk(config, store, postman, links)
     lifecycle = Lifecycle(store, postman, sessions, matching.rematch, office_hours)
-    claims = ClaimDesk(config, store, postman, matching, lifecycle, book=sessions.book)
+    claims = ClaimDesk(
+        config,
+        store,
+        postman,
+        matching,
+        lifecycle,
+        book=sessions.book,
+        must_pick=sessions.mentor_must_pick,
+    )
     return Desks(
         postman=postman,
         links=links,

@@ -150,6 +150,13 @@ class SessionDesk(SessionMail, CalendarAnswers, Picking):
             return None
         return self.propose(number, slots[0], now)
 
+    def mentor_must_pick(self, number: int, now: datetime) -> bool:
+        """Will ``book`` find no common time, so that the mentor is asked to pick one?"""
+        request = self.store.request(number)
+        if request is None or self.unknown_week(request):
+            return False
+        return not self.candidates(number, now, limit=1)
+
     def propose(
         self,
         number: int,

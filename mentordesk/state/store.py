@@ -917,6 +917,12 @@ class StoreWriter:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
+    def submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+        """Queue ``fn`` now without waiting for it: it runs after every call queued
+        before it and before every call queued after it."""
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
     async def close(self) -> None:
         if self.store is not None:
             await self.call(self.store.close)
