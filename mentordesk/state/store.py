@@ -11,10 +11,6 @@ Timestamps are stored as ISO-8601 UTC strings; callers pass aware datetimes.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import hashlib
-import re
 from collections.abc import (
     Callable,
     Collection,
@@ -24,18 +20,18 @@ from collections.abc import (
     Mapping,
     MutableMapping,
 )
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from tinydb.table import Table
 
-from ..health import Health
 from .db import Database
 from .indexes import ClaimIndex, KeysByValue, MomentOrder, PeopleIndex, SkillIndex
+from .messages import content_fingerprint as content_fingerprint
+from .messages import same_message
 from .records import (
     CAPACITY_COUNTED,
     LIVE,
@@ -44,10 +40,9 @@ from .records import (
     request_status,
     session_status,
 )
+from .writer import StoreWriter as StoreWriter
 
 Doc = dict[str, Any]
-P = ParamSpec("P")
-T = TypeVar("T")
 
 #: The state's layout. 1: before the lifecycle (request "done", session "confirmed" and
 #: "done"); 2: the lifecycle's statuses (SPEC §3a). Opening an older state upgrades it.
@@ -63,58 +58,6 @@ def iso(moment: datetime) -> str:
 
 def from_iso(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
-
-
-# Header fields the author's mail client writes. Servers add trace fields on the way
-# (Received, Delivered-To, Return-Path, Authentication-Results, ...), which differ between
-# two deliveries of one message; they are left out of its fingerprint.
-_AUTHOR_FIELDS = frozenset(
-    {
-        b"from",
-        b"sender",
-        b"to",
-        b"cc",
-        b"subject",
-        b"date",
-        b"message-id",
-        b"in-reply-to",
-        b"references",
-        b"mime-version",
-        b"content-type",
-        b"content-transfer-encoding",
-    }
-)
-
-
-def content_fingerprint(data: bytes) -> str:
-    """A digest of what the author wrote: their header fields and the body.
-
-    Two copies of one message — delivered twice, or read again — have the same one;
-    another message that reuses the Message-ID has another.
-    """
-    text = data.replace(b"\r\n", b"\n")
-    head, _, body = text.partition(b"\n\n")
-    digest = hashlib.sha256()
-    for field in re.split(rb"\n(?![ \t])", head):
-        name, colon, value = field.partition(b":")
-        if colon and name.strip().lower() in _AUTHOR_FIELDS:
-            digest.update(name.strip().lower() + b":" + b" ".join(value.split()) + b"\n")
-    digest.update(b"\n" + body)
-    return digest.hexdigest()
-
-
-def same_message(record: Mapping[str, Any], *, key: str, fingerprint: str) -> bool:
-    """Is the processed-message ``record`` about the message at mailbox ``key`` with
-    content ``fingerprint``? (Its Message-ID is the same already.)
-
-    Yes when it sits at the same place in the mailbox, or has the same content. A record
-    kept before fingerprints were (none stored), or a question without one, is taken to be
-    about the one message that Message-ID stood for.
-    """
-    if key and record.get("key") == key:
-        return True
-    stored = str(record.get("fingerprint") or "")
-    return not stored or not fingerprint or stored == fingerprint
 
 
 @dataclass(frozen=True)
@@ -895,36 +838,3 @@ def _plain(doc: Mapping[str, Any] | None) -> Doc:
     """A plain dict. The database hands out deep copies already, so callers may change
     it without touching the stored document."""
     return {} if doc is None else dict(doc)
-
-
-class StoreWriter:
-    """Runs every store call on one dedicated thread: one writer, off the event loop.
-
-    It is what the daemon's parts share, so it also carries their ``health`` (shown on
-    /healthz by the web endpoint).
-    """
-
-    def __init__(self, open_store: Callable[[], Store]) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self._open_store = open_store
-        self.store: Store | None = None
-        self.health = Health()
-
-    async def start(self) -> None:
-        self.store = await self.call(lambda: self._open_store())
-
-    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-    def submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
-        """Queue ``fn`` now without waiting for it: it runs after every call queued
-        before it and before every call queued after it."""
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-    async def close(self) -> None:
-        if self.store is not None:
-            await self.call(self.store.close)
-            self.store = None
-        self._executor.shutdown(wait=True)
