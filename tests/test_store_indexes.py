@@ -147,6 +147,10 @@ def test_session_indexes_follow_status_changes(store: Store) -> None:
     assert store.live_sessions_of("m1@example.com") == []
     assert [s["uid"] for s in store.sessions_awaiting_followup()] == ["a"]
     every = store.sessions()
+    for person in ("m1@example.com", "m2@example.com", "e3@example.net", "nobody@example.net"):
+        assert store.sessions_of(person.upper()) == [
+            s for s in every if person in (s["mentor"], s["mentee"])
+        ]
     assert {s["uid"] for s in store.live_sessions()} == {
         s["uid"] for s in every if SessionStatus(s["status"]) in LIVE
     }

@@ -142,6 +142,7 @@ class Store:
         # request number → UID of its live session (at most one, SPEC §3a)
         self._live_sessions: dict[int, str] = {}
         self._live_people = PeopleIndex()  # person → UIDs of their live sessions
+        self._session_people = PeopleIndex()  # person → UIDs of all their sessions
         # UID → "due" for held sessions not yet asked (or skipped) about afterwards
         self._followup = KeysByValue[str]()
         for _, doc in stored(self._sessions):
@@ -185,6 +186,7 @@ class Store:
         live = status in LIVE
         people = (doc.get("mentor") or "", doc.get("mentee") or "")
         self._live_people.put(uid, people if live else ())
+        self._session_people.put(uid, people)
         settled = doc.get("followup_asked") or doc.get("followup_skipped")
         self._followup.put(uid, "due" if status is SessionStatus.HELD and not settled else None)
         number = doc.get("request")
@@ -524,6 +526,11 @@ class Store:
     def live_sessions_of(self, *people: str) -> list[Doc]:
         """The live sessions any of ``people`` (emails) is in, oldest first, by index."""
         found = [doc for uid in self._live_people.of(*people) if (doc := self.session(uid))]
+        return sorted(found, key=lambda d: self._session_ids.get(d["uid"], 0))
+
+    def sessions_of(self, *people: str) -> list[Doc]:
+        """Every session any of ``people`` (emails) is in, oldest first, by index."""
+        found = [doc for uid in self._session_people.of(*people) if (doc := self.session(uid))]
         return sorted(found, key=lambda d: self._session_ids.get(d["uid"], 0))
 
     def sessions_awaiting_followup(self) -> list[Doc]:
