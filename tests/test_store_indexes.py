@@ -240,3 +240,28 @@ def test_requests_due_finds_exactly_what_a_scan_of_every_request_finds(store: St
                 doc.update(status="open", reopened=iso(at))
             store.save_request(doc)
     assert any(due_by_scan(NOW + timedelta(days=10), timedelta(days=30)))
+
+
+def test_a_requests_audit_log_by_index_is_the_scan_of_every_event(
+    store: Store, path: Path
+) -> None:
+    for step in range(60):
+        store.audit("event", now=NOW + timedelta(minutes=step), request=step % 7, n=step)
+        if step % 5 == 0:
+            store.audit("no request", now=NOW, mentor="m1@example.com")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.audit("undone", now=NOW, request=3)
+        raise RuntimeError("undo")
+
+    def scanned(number: int) -> list[dict[str, Any]]:
+        return [d for d in store.audit_log() if d.get("request") == number]
+
+    for number in range(8):
+        assert store.audit_log(number) == scanned(number)
+    assert [d["n"] for d in store.audit_log(3)] == list(range(3, 60, 7))
+    store.close()
+    again = Store(path, fsync=False)
+    try:
+        assert [d["n"] for d in again.audit_log(3)] == list(range(3, 60, 7))
+    finally:
+        again.close()

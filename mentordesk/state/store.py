@@ -156,6 +156,11 @@ class Store:
             doc_id: from_iso(d["due"]) for doc_id, d in outbox if d["status"] == "pending"
         }
         self._outbox_ids = {d["message_id"]: doc_id for doc_id, d in outbox}
+        # request → ids of its audit events, oldest first (a request's history)
+        self._audit_of: dict[Any, list[int]] = {}
+        for doc_id, doc in stored(self._audit):
+            if doc.get("request") is not None:
+                self._audit_of.setdefault(doc["request"], []).append(doc_id)
         self._open_by_mentee: dict[str, set[int]] = {}
         self._claims = ClaimIndex()
         self._request_statuses = KeysByValue[int]()
@@ -808,12 +813,16 @@ class Store:
 
     def audit(self, event: str, *, now: datetime, **detail: Any) -> None:
         """Append one event: who did what to which request or mentor, and when."""
-        self._audit.insert({"event": event, "at": iso(now), **detail})
+        doc_id = self._audit.insert({"event": event, "at": iso(now), **detail})
+        if detail.get("request") is not None:
+            self._audit_of.setdefault(detail["request"], []).append(doc_id)
 
     def audit_log(self, request: int | None = None) -> list[Doc]:
-        return [
-            _plain(d) for d in self._audit.all() if request is None or d.get("request") == request
-        ]
+        """Every event, or one request's (found by index), oldest first."""
+        if request is None:
+            return [_plain(d) for d in self._audit.all()]
+        found = (self._audit.get(doc_id=doc_id) for doc_id in self._audit_of.get(request, ()))
+        return [_plain(d) for d in found if d is not None]
 
     def audit_since(self, since: datetime) -> list[Doc]:
         """Events at or after ``since``, oldest first; only those are copied out."""
