@@ -407,8 +407,10 @@ class Store:
         return None if doc_id is None else _plain(self._requests.get(doc_id=doc_id))
 
     def requests(self, statuses: Iterable[str] | None = None) -> list[Doc]:
-        wanted = None if statuses is None else set(statuses)
-        return [_plain(d) for d in self._requests.all() if wanted is None or d["status"] in wanted]
+        """Every request, or those with one of ``statuses`` (found by index), oldest first."""
+        if statuses is None:
+            return [_plain(d) for d in self._requests.all()]
+        return self.requests_where(lambda d: True, statuses=statuses)
 
     def requests_where(
         self,
