@@ -115,7 +115,7 @@ class Database:
     #: Snapshot size from which compaction after a commit runs in the background
     #: (``snapshot.BackgroundSnapshot``) instead of on the writer's path: below it, a
     #: compaction takes less than a commit's fsync.
-    background_compaction_bytes: int = 8 * 1024 * 1024
+    background_compaction_bytes: int = 1024 * 1024
 
     tinydb: TinyDB
     files: _Files

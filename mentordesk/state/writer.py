@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
@@ -34,6 +35,10 @@ class StoreWriter:
 
     async def start(self) -> None:
         self.store = await self.call(lambda: self._open_store())
+        # The state just loaded lives as long as the process: the cyclic collector need
+        # not walk its documents on every full collection, a pause that would grow with
+        # the program's history. (They are plain data, freed by reference counting.)
+        gc.freeze()
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
