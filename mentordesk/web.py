@@ -308,8 +308,12 @@ class WebApp:
 
         result = await self.writer.call(claim_it)
         if result.outcome == "claimed":  # the emails and booking next, after the answer
-            settling = self.writer.submit(lambda: self.claims().settle(number, self.clock()))
-            settling.add_done_callback(self._settled)
+            try:
+                settling = self.writer.submit(lambda: self.claims().settle(number, self.clock()))
+            except RuntimeError:  # the writer is shutting down: the next start's sweep does it
+                log.warning("claim of request %s: its emails wait for the next start", number)
+            else:
+                settling.add_done_callback(self._settled)
         self.changed()
         if result.outcome == "unknown":
             return self._gone()
