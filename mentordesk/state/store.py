@@ -11,6 +11,7 @@ Timestamps are stored as ISO-8601 UTC strings; callers pass aware datetimes.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import (
     Callable,
     Collection,
@@ -78,6 +79,18 @@ class Store:
     """Domain reads and writes. Every public write is atomic; group them with transaction()."""
 
     def __init__(self, path: Path, *, fsync: bool = True, read_only: bool = False) -> None:
+        # Loading makes millions of objects and no garbage cycles: the cyclic collector
+        # would walk the growing heap again and again (about half of opening a large
+        # state). It runs again once the state is in memory.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._open(path, fsync=fsync, read_only=read_only)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _open(self, path: Path, *, fsync: bool, read_only: bool) -> None:
         self.db = Database(path, fsync=fsync, read_only=read_only)
         self._mentors = self.db.table("mentors")
         self._requests = self.db.table("requests")
