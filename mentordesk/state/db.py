@@ -112,9 +112,11 @@ class Database:
 
     #: Journal size below which no compaction happens, whatever the snapshot size.
     compact_min_bytes: int = 4 * 1024 * 1024
-    #: Snapshot size from which compaction after a commit runs in the background
-    #: (``snapshot.BackgroundSnapshot``) instead of on the writer's path: below it, a
-    #: compaction takes less than a commit's fsync.
+    #: Size of snapshot and journal together from which compaction after a commit runs in
+    #: the background (``snapshot.BackgroundSnapshot``) instead of on the writer's path
+    #: (below it, a compaction takes about a commit's fsync). The journal reaches
+    #: ``compact_min_bytes`` first, so with the defaults every compaction after a
+    #: commit is in the background.
     background_compaction_bytes: int = 1024 * 1024
 
     tinydb: TinyDB
@@ -421,7 +423,7 @@ class Database:
         elif self._journal_bytes > max(
             self._snapshot_bytes, self.compact_min_bytes, self._retry_compaction_at
         ):
-            if self._snapshot_bytes < self.background_compaction_bytes:
+            if self._snapshot_bytes + self._journal_bytes < self.background_compaction_bytes:
                 self._compact_after_commit()
             elif self._last_compaction is None or self._last_compaction.done_all():
                 self._start_compaction()
