@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import zlib
 from collections.abc import Mapping
@@ -36,6 +37,9 @@ encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", "
 CHECKSUM_TABLE = "_checksum"
 
 Tables = Mapping[str, Mapping[str, Mapping[str, Any]]]
+
+# The interpreter's switch interval while a snapshot is written in the background.
+_SWITCH_INTERVAL = 0.0005
 
 
 def write_snapshot(data: Tables, tmp: Path, *, fsync: bool) -> tuple[int, str]:
@@ -114,10 +118,21 @@ class BackgroundSnapshot:
         self._result: tuple[int, str] | None = None
         self._error: OSError | None = None
         self._snapshot_done = threading.Event()
+        # While this thread encodes, the writer waits for the interpreter after each of
+        # its system calls; a shorter switch interval keeps each wait short (a commit
+        # makes a few such calls), not 5 ms.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, _SWITCH_INTERVAL))
         self._thread = threading.Thread(target=self._run, name="state-compaction", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._write()
+        finally:
+            sys.setswitchinterval(self._switch_interval)
+
+    def _write(self) -> None:
         try:
             if self.tmp is not None:
                 self._result = write_snapshot(self._data, self.tmp, fsync=self._fsync)
