@@ -43,6 +43,14 @@ compaction costs O(state) and happens at most once per state-size of journal byt
 its amortised cost per write is proportional to the write's own size, not to the
 data; recovery replays at most about as much as it loads; the files take about three
 times the state (with the backup) plus 4 MiB at most.
+
+Off the writer's path: a compaction after a commit (of a state over
+``background_compaction_bytes``) is written by a thread from a frozen view of the
+tables (``snapshot.BackgroundSnapshot``; stored documents are copied on write, never
+changed in place), and a later commit swaps it in: the records written meanwhile go to
+``.journal.tmp`` (locked), the snapshot is renamed into place, then that journal. A
+crash between the renames leaves the new snapshot with the whole old journal, which
+replays to the same state. ``compact()`` itself still compacts on the spot.
 """
 
 from __future__ import annotations
