@@ -217,7 +217,7 @@ def session_entries(config: Config, store: Store, email: str, now: datetime) -> 
     email = email.strip().lower()
     since = now - FEED_HISTORY
     entries: list[FeedEntry] = []
-    for session in store.sessions():
+    for session in store.sessions_of(email):  # by index: not every session ever held
         if email not in (session.get("mentor"), session.get("mentee")):
             continue
         start, end = from_iso(session["start"]), from_iso(session["end"])

@@ -350,9 +350,16 @@ class WebApp:
         def claim_it() -> ClaimResult:
             desk, now = self.claims(), self.clock()
             self._refuse_if_forged(forged, "claim", desk.view(number, person, now))
-            return desk.claim(number, person, now, via="web")
+            return desk.claim(number, person, now, via="web", defer_effects=True)
 
         result = await self.writer.call(claim_it)
+        if result.outcome == "claimed":  # the emails and booking next, after the answer
+            try:
+                settling = self.writer.submit(lambda: self.claims().settle(number, self.clock()))
+            except RuntimeError:  # the writer is shutting down: the next start's sweep does it
+                log.warning("claim of request %s: its emails wait for the next start", number)
+            else:
+                settling.add_done_callback(self._settled)
         self.changed()
         if result.outcome == "unknown":
             return self._gone()
@@ -361,6 +368,13 @@ class WebApp:
             {"result": result, "posted": True, **self._form(claims)},
             status=OUTCOME_STATUS.get(result.outcome, 400),
         )
+
+    def _settled(self, settling: asyncio.Future[bool]) -> None:
+        """A claim's effects are stored (the sender has mail), or failed: the sweep's
+        claim-effects step tries again."""
+        if not settling.cancelled() and settling.exception() is not None:
+            log.error("a claim's emails and booking failed", exc_info=settling.exception())
+        self.changed()
 
     async def release_page(self, request: web.Request) -> web.Response:
         claims = self._verify(request, "release")

@@ -391,3 +391,28 @@ def test_overlap_agrees_with_a_brute_force_count_across_zones_and_clock_changes(
         assert weekly_overlap_minutes(a, a_zone, b, b_zone, now) == expected, (a_zone, b_zone, now)
         compared += 1
     assert compared > 60
+
+
+def test_ranking_the_first_few_gives_the_head_of_the_whole_ranking() -> None:
+    rng = random.Random(3)
+    skills = ["python", "sql", "go", "design"]
+    mentors = [
+        mentor(
+            f"m{n:03d}@example.org",
+            skills=rng.sample(skills, rng.randint(1, 3)),
+            capacity=rng.randint(0, 4),
+            availability=[[rng.randrange(7), at(rng.randrange(8, 18)), at(20)]],
+            timezone=rng.choice(["Europe/Berlin", "America/New_York", None]),
+        )
+        for n in range(300)
+    ]
+    data = MatchInput(
+        sessions_this_month={m["email"]: rng.randint(0, 3) for m in mentors[::3]},
+        recent_sessions={m["email"]: rng.randint(0, 5) for m in mentors[::2]},
+        excluded=frozenset(m["email"] for m in mentors[::7]),
+    )
+    wanted = request(skills=["python", "sql"])
+    whole = rank_mentors(wanted, mentors, NOW, data)
+    assert len(whole) > 20
+    for limit in (0, 1, 3, 10, 1000):
+        assert rank_mentors(wanted, mentors, NOW, data, limit) == whole[:limit]

@@ -63,6 +63,7 @@ def test_the_flows_steps_are_registered_in_sweep_order() -> None:
     # A session is held before it is asked about; a term that ended hands its requests
     # back before the expiry and the ladder look at them.
     assert list(register_steps(Registry()).sweep_steps) == [
+        "claim effects",  # a claim's mail left by a crash goes out before anything else
         "session reminders",
         "sessions done",
         "after the session",

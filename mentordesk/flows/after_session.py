@@ -58,7 +58,8 @@ def ask_after_sessions(desk: FeedbackDesk, now: datetime) -> int:
         )
 
     asked = 0
-    for session in store.sessions_where(due):
+    # Only held sessions not yet settled are looked at (by index): not the whole history.
+    for session in (s for s in store.sessions_awaiting_followup() if due(s)):
         number = int(session["request"])
         request = store.request(number)
         status = request_status(request) if request is not None else None

@@ -63,6 +63,7 @@ class ClaimDesk:
         matching: MatchingDesk,
         lifecycle: Lifecycle,
         book: Callable[[int, datetime], object],
+        must_pick: Callable[[int, datetime], bool] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -71,6 +72,9 @@ class ClaimDesk:
         self.links = matching.links
         self.lifecycle = lifecycle
         self.book = book  # what happens once a request is claimed: the session booking
+        # Will the booking find no common time, so that the mentor picks one? (Told on
+        # the page of a claim whose effects come after the answer.)
+        self.must_pick = must_pick or (lambda number, now: False)
 
     # Claims ------------------------------------------------------------------------------
 
@@ -97,8 +101,17 @@ class ClaimDesk:
         *,
         via: str,
         answering: Answered | None = None,
+        defer_effects: bool = False,
     ) -> ClaimResult:
-        """Give the request to ``mentor_email`` if nobody has it yet (compare-and-set)."""
+        """Give the request to ``mentor_email`` if nobody has it yet (compare-and-set).
+
+        With ``defer_effects`` (the web page, whose answer should not wait for them) the
+        introductions, "taken" notices and the booking are left to ``settle``, which the
+        caller runs right after; the request records that they are due
+        (``effects_due``) in the claim's own transaction, so that after a crash in
+        between the sweep does them (``claim_effects.py``): once, since ``settle`` clears
+        the mark in the transaction that stores them.
+        """
         with self.store.transaction():
             request = self.store.request(number)
             mentor = self.store.mentor(mentor_email)
@@ -141,14 +154,20 @@ class ClaimDesk:
                     "updated": iso(now),
                 }
             )
+            if defer_effects:
+                request["effects_due"] = iso(now)
             self.store.save_request(request)
             self.store.audit("claimed", now=now, request=number, mentor=mentor_email, via=via)
             log.info("claimed %s by %s (via %s)", tag(number), mentor_email, via)
-            self._introduce(request, mentor, now, answering=answering)
-            self.book(number, now)
-            booked = self.store.request(number) or {}
+            if defer_effects:
+                must_pick = self.must_pick(number, now)
+            else:
+                self._introduce(request, mentor, now, answering=answering)
+                self.book(number, now)
+                booked = self.store.request(number) or {}
+                must_pick = booked.get("schedule") == "mentor picks"
             pick_url = ""
-            if booked.get("schedule") == "mentor picks":
+            if must_pick:
                 # No common slot: the result page leads straight to picking a time.
                 pick_url = self.links("schedule", mentor_email, str(number), now)
             return ClaimResult(
@@ -160,6 +179,26 @@ class ClaimDesk:
                 self.matching.load_of(mentor_email, now),
                 pick_url,
             )
+
+    def settle(self, number: int, now: datetime) -> bool:
+        """Do what a claim that answered first left to do (``claim(defer_effects=True)``):
+        introduce the two, tell the other invited mentors, book the session. Once: the
+        mark goes in the same transaction. Nothing when the request has moved on since
+        (withdrawn, released): no mail about a request that is not theirs any more."""
+        with self.store.transaction():
+            request = self.store.request(number)
+            if request is None or not request.get("effects_due"):
+                return False
+            request["effects_due"] = None
+            self.store.save_request(request)
+            holder = request.get("claimed_by") or ""
+            mentor = self.store.mentor(holder)
+            if mentor is None or request_status(request) is not RequestStatus.CLAIMED:
+                self.store.audit("claim effects dropped", now=now, request=number)
+                return False
+            self._introduce(request, mentor, now, answering=None)
+            self.book(number, now)
+            return True
 
     def _state_for(self, request: Mapping[str, Any], mentor_email: str) -> str:
         status = request_status(request)

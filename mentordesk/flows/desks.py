@@ -82,7 +82,15 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
         lifecycle.close,
         pairings,
     )
-    claims = ClaimDesk(config, store, postman, matching, lifecycle, book=pairings.book)
+    claims = ClaimDesk(
+        config,
+        store,
+        postman,
+        matching,
+        lifecycle,
+        book=pairings.book,
+        must_pick=sessions.mentor_must_pick,
+    )
     orientation = Orientation(config, store, postman)
     enrollment = EnrollmentDesk(config, store, postman, lifecycle, links, orientation)
     coordinator = CoordinatorDesk(config, store, postman, lifecycle, claims, sessions, enrollment)

@@ -64,9 +64,8 @@ def escalation_candidates(
     """
     store, config = coordinator.store, coordinator.config
     # Matching's own ranking (and exclusions), counting those invited already.
-    ranked_all, data = coordinator.matching.ranking(request, now)
     limit = config.matching.invite_count + config.matching.widen_count
-    ranked = ranked_all[:limit]
+    ranked, data = coordinator.matching.ranking(request, now, limit=limit)
     mentors = [m for m in (store.mentor(c.email) for c in ranked) if m is not None]
     by_email = {m["email"]: m for m in mentors}
     invited = {i["email"]: i["at"] for i in request.get("invited") or ()}

@@ -62,7 +62,13 @@ def expiry_step(coordinator: Coordinator, now: datetime) -> int:
         return isinstance(began, str) and began <= cutoff and expired(doc, now, max_age)
 
     count = 0
-    for request in store.requests_where(old):
+
+    def moment(doc: Mapping[str, Any]) -> str | None:
+        since = waiting_since(doc) if doc.get("status") in EXPIRING else None
+        return None if since is None else iso(since + max_age)
+
+    due = store.requests_due("expiry", moment, version=max_age, upto=now, test=old)
+    for request in due:
         number = int(request["number"])
         try:
             with store.transaction():

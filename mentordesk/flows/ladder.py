@@ -171,7 +171,13 @@ def ladder_step(coordinator: Coordinator, now: datetime) -> int:
     """
     ladder = Ladder.from_config(coordinator.config.timers)
     store = coordinator.store
-    due_requests = store.requests_where(has_pending_rung(ladder, now))
+    due_requests = store.requests_due(
+        "ladder",
+        next_rung_moment(ladder),
+        version=ladder.rungs,
+        upto=now,
+        test=has_pending_rung(ladder, now),
+    )
     sent = 0
     for request in due_requests:
         number = int(request["number"])
@@ -181,6 +187,23 @@ def ladder_step(coordinator: Coordinator, now: datetime) -> int:
         except Exception:
             log.exception("ladder: %s failed; the next sweep tries again", tag(number))
     return sent
+
+
+def next_rung_moment(ladder: Ladder) -> Callable[[Mapping[str, Any]], str | None]:
+    """When the request's next rung comes (ISO, UTC), None if never: the store keeps the
+    open requests in this order, so a sweep reads only those whose moment came."""
+
+    def moment(request: Mapping[str, Any]) -> str | None:
+        if request.get("status") != RequestStatus.OPEN:
+            return None
+        start = ladder_start(request)
+        if start is None:
+            return None
+        done = settled(request)
+        pending = [after for rung, after in ladder.rungs if rung not in done]
+        return iso(start + min(pending)) if pending else None
+
+    return moment
 
 
 def has_pending_rung(ladder: Ladder, now: datetime) -> Callable[[Mapping[str, Any]], bool]:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from ..mailer.outbox import Postman
 from ..state.lifecycle import RequestEvent, advance, leaves_holder, next_request_status
-from ..state.records import MentorStatus, RequestStatus, request_status
+from ..state.records import HELD, MentorStatus, RequestStatus, request_status
 from ..state.store import Store, iso
 from ..views import request_view
 
@@ -212,7 +212,8 @@ class Lifecycle:
         mentor["updated"] = iso(now)
         self.store.save_mentor(mentor)
         held = self.store.requests_where(
-            lambda d: d.get("claimed_by") == email and request_status(d).held
+            lambda d: d.get("claimed_by") == email and request_status(d).held,
+            statuses=[status.value for status in HELD],
         )
         released = []
         for request in held:

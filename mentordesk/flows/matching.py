@@ -38,6 +38,7 @@ hit and the merge of two short interval lists.
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -113,8 +114,10 @@ def rank_mentors(
     mentors: Sequence[Mapping[str, Any]],
     now: datetime,
     data: MatchInput,
+    limit: int | None = None,
 ) -> list[Candidate]:
-    """The mentors who could take ``request``, best first.
+    """The mentors who could take ``request``, best first (the first ``limit`` only,
+    when given: the same as slicing the whole ranking, for less work).
 
     Skipped: mentors sharing none of the request's skills, those in ``data.excluded``
     and those not :func:`eligible`. A request without availability ("any time") overlaps
@@ -137,7 +140,7 @@ def rank_mentors(
     excluded = data.excluded
     used = data.sessions_this_month
     recent = data.recent_sessions
-    ranked: list[Candidate] = []
+    ranked: list[tuple[int, int, int, int, str]] = []
     for mentor in mentors:
         # Cheapest test first: most mentors share no skill with a given request.
         skills = mentor.get("skills") or ()
@@ -152,17 +155,29 @@ def rank_mentors(
         mentor_layout = _layout(
             mentor.get("timezone"), _windows_key(mentor.get("availability") or ()), week
         )
+        # The ranking key itself (the module docstring's order, ascending; the email last
+        # so that equal candidates always come out in the same order). Candidates are
+        # made for the winners only.
         ranked.append(
-            Candidate(
-                email=email,
-                skill_overlap=len(wanted.intersection(skills)),
-                overlap_minutes=_overlap(request_layout, mentor_layout),
-                spare_capacity=(mentor.get("capacity") or 0) - sessions,
-                recent_sessions=recent.get(email, 0),
+            (
+                -len(wanted.intersection(skills)),
+                -_overlap(request_layout, mentor_layout),
+                -((mentor.get("capacity") or 0) - sessions),
+                recent.get(email, 0),
+                email,
             )
         )
-    ranked.sort(key=_rank_key)
-    return ranked
+    best = sorted(ranked) if limit is None else heapq.nsmallest(limit, ranked)
+    return [
+        Candidate(
+            email=email,
+            skill_overlap=-skill,
+            overlap_minutes=-overlap,
+            spare_capacity=-spare,
+            recent_sessions=recent_count,
+        )
+        for skill, overlap, spare, recent_count, email in best
+    ]
 
 
 def weekly_overlap_minutes(
@@ -184,16 +199,6 @@ def weekly_overlap_minutes(
 
 
 # --- ranking -------------------------------------------------------------------------
-
-
-def _rank_key(candidate: Candidate) -> tuple[int, int, int, int, str]:
-    return (
-        -candidate.skill_overlap,
-        -candidate.overlap_minutes,
-        -candidate.spare_capacity,
-        candidate.recent_sessions,
-        candidate.email,
-    )
 
 
 # --- intervals -----------------------------------------------------------------------
@@ -428,7 +433,9 @@ class MatchingDesk:
         already = {i["email"] for i in request.get("invited", [])}
         if reason == "released":
             already = set()
-        ranked, data = self.ranking(request, now, excluded=already)
+        ranked, data = self.ranking(
+            request, now, excluded=already, limit=count or self.config.matching.invite_count
+        )
         chosen = [c.email for c in ranked[: count or self.config.matching.invite_count]]
         if not chosen:
             if not request.get("no_match_told") and reason != "widen":
@@ -457,18 +464,24 @@ class MatchingDesk:
         return chosen
 
     def ranking(
-        self, request: Mapping[str, Any], now: datetime, *, excluded: Iterable[str] = ()
+        self,
+        request: Mapping[str, Any],
+        now: datetime,
+        *,
+        excluded: Iterable[str] = (),
+        limit: int | None = None,
     ) -> tuple[list[Candidate], MatchInput]:
-        """Everyone who could take ``request`` now, best first (``rank_mentors``), and the
-        counts they were ranked on. Never ranked: those who gave it back, the mentee, a
-        follow-up's earlier mentors, addresses the mail gate refuses, and ``excluded``."""
+        """Everyone who could take ``request`` now, best first (``rank_mentors``; the first
+        ``limit`` only, when given), and the counts they were ranked on. Never ranked: those
+        who gave it back, the mentee, a follow-up's earlier mentors, addresses the mail
+        gate refuses, and ``excluded``."""
         released = set(request.get("released_by", []))
         left_out = released | set(excluded) | {request["mentee"]}
         # A follow-up (flow 7) is for "another mentor": the first one is never asked.
         left_out |= set(request.get("exclude_mentors", []))
-        # Only mentors sharing a skill can rank at all: copy just those out of the store.
-        wanted = frozenset(request.get("skills") or ())
-        mentors = self.store.mentors_where(lambda m: not wanted.isdisjoint(m.get("skills") or ()))
+        # Only mentors sharing a skill can rank at all: the store finds those by index
+        # and ranking reads them in place (nothing is copied).
+        mentors = self.store.mentors_with_skills(request.get("skills") or ())
         left_out |= {m["email"] for m in mentors if not self.postman.may_mail(m["email"])}
         data = MatchInput(
             sessions_this_month=self.store.claims_since(
@@ -477,7 +490,7 @@ class MatchingDesk:
             recent_sessions=self.store.claims_since(now - RECENT),
             excluded=frozenset(left_out),
         )
-        return rank_mentors(request, mentors, now, data), data
+        return rank_mentors(request, mentors, now, data, limit), data
 
     def rematch(self, number: int, now: datetime) -> object:
         """Match a request again after its holder gave it back or left."""

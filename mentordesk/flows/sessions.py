@@ -93,7 +93,7 @@ class SessionDesk(SessionMail, CalendarAnswers, Picking, OtherTimes):
         ``mentee``) the mentee's other live sessions, so nobody is booked twice at once."""
         busy = [
             Busy(from_iso(s["start"]), from_iso(s["end"]))
-            for s in self.store.live_sessions()
+            for s in self.store.live_sessions_of(mentor, mentee)
             if (s["mentor"] == mentor or (mentee and s["mentee"] == mentee))
             and s["uid"] != except_uid
         ]
@@ -150,6 +150,13 @@ class SessionDesk(SessionMail, CalendarAnswers, Picking, OtherTimes):
             self._ask_mentor_to_pick(request, now, reason="no common time")
             return None
         return self.propose(number, slots[0], now)
+
+    def mentor_must_pick(self, number: int, now: datetime) -> bool:
+        """Will ``book`` find no common time, so that the mentor is asked to pick one?"""
+        request = self.store.request(number)
+        if request is None or self.unknown_week(request):
+            return False
+        return not self.candidates(number, now, limit=1)
 
     def propose(
         self,

@@ -10,6 +10,7 @@ the digest reports what this sweep did (and skipped).
 How late each timed step may still happen (SPEC §3a, Time; anything later is skipped,
 written down as ``skipped: late`` and listed in the next digest):
 
+    claim effects            a claim's emails and booking left by a crash: always happen
     session reminders        only before the session starts
     after the session        [timers] after_session_grace after its moment (7 days)
     terms                    the renewal reminder only before the term ends; the end
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from ..timers import REGISTRY, Registry
 from .after_session import after_sessions_step
+from .claim_effects import claim_effects_step
 from .digest_mail import send_digest
 from .expiry import expiry_step
 from .ladder import ladder_step
@@ -41,6 +43,7 @@ __all__ = ["register_steps"]
 
 def register_steps(registry: Registry) -> Registry:
     """Register every step of the flows with ``registry``, in sweep order."""
+    registry.register_sweep_step("claim effects", claim_effects_step)
     registry.register_sweep_step("session reminders", session_reminders_step)
     registry.register_sweep_step("sessions done", sessions_done_step)
     registry.register_sweep_step("after the session", after_sessions_step)

@@ -43,6 +43,14 @@ compaction costs O(state) and happens at most once per state-size of journal byt
 its amortised cost per write is proportional to the write's own size, not to the
 data; recovery replays at most about as much as it loads; the files take about three
 times the state (with the backup) plus 4 MiB at most.
+
+Off the writer's path: a compaction after a commit (of a state over
+``background_compaction_bytes``) is written by a thread from a frozen view of the
+tables (``snapshot.BackgroundSnapshot``; stored documents are copied on write, never
+changed in place), and a later commit swaps it in: the records written meanwhile go to
+``.journal.tmp`` (locked), the snapshot is renamed into place, then that journal. A
+crash between the renames leaves the new snapshot with the whole old journal, which
+replays to the same state. ``compact()`` itself still compacts on the spot.
 """
 
 from __future__ import annotations
@@ -51,16 +59,13 @@ import fcntl
 import json
 import logging
 import os
-import re
 import sys
 import weakref
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from types import MappingProxyType
+from typing import Any, cast
 
 from tinydb import TinyDB
 from tinydb.queries import QueryLike
@@ -68,6 +73,24 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from ..errors import StoreError
+from .journal import (
+    _INTERNED_MAX,
+    _MARKS_BYTES,
+    _doc_key,
+    _Files,
+    _load_snapshot,
+    _Marks,
+    _op,
+    _owned,
+    _read_marks,
+    _record,
+    _restore_hint,
+)
+
+# Re-exported: tests replace it to interleave a compaction with a reader.
+from .journal import _replay_journal as _replay_journal
+from .snapshot import BackgroundSnapshot, write_snapshot
+from .snapshot import encode as _encode
 
 __all__ = ["Database"]
 
@@ -78,29 +101,8 @@ Doc = dict[str, Any]
 # before the change, None when there was none).
 _Undo = tuple[str, str | None, Any]
 
-# ASCII keeps every record on one line (newlines in strings are escaped) and lets any
-# string through, lone surrogates included; NaN is not JSON, so it is refused.
-_encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
-
-_HEAD = b'{"crc":"'
-_MID = b'","ops":'
-_OPS_AT = len(_HEAD) + 8 + len(_MID)  # where a record's ops array starts
-_TAIL = b"}\n"
-
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
-# The snapshot's last table; the rest of the file is what its checksum covers.
-_CHECKSUM_TABLE = "_checksum"
-_CHECKSUM_AT = b'"' + _CHECKSUM_TABLE.encode() + b'":'
-_CHECKSUM_TRAILER = re.compile(
-    rb'"_checksum":\{"1":\{"crc32":"([0-9a-f]{8})","id":"([0-9a-f]{16})"\}\}\n\}\n\Z'
-)
-# The marks file is one block rewritten in place: a write this small and aligned is not
-# torn by a crash (one page, one sector), and a fixed size leaves no stale tail.
-_MARKS_BYTES = 512
-
-# Strings up to this long are interned in the state (see _owned).
-_INTERNED_MAX = 64
 # Values JSON writes and reads back as the same type and value.
 _JSON_SCALARS = frozenset({int, float, bool, type(None)})
 
@@ -118,6 +120,12 @@ class Database:
 
     #: Journal size below which no compaction happens, whatever the snapshot size.
     compact_min_bytes: int = 4 * 1024 * 1024
+    #: Size of snapshot and journal together from which compaction after a commit runs in
+    #: the background (``snapshot.BackgroundSnapshot``) instead of on the writer's path
+    #: (below it, a compaction takes about a commit's fsync). The journal reaches
+    #: ``compact_min_bytes`` first, so with the defaults every compaction after a
+    #: commit is in the background.
+    background_compaction_bytes: int = 1024 * 1024
 
     tinydb: TinyDB
     files: _Files
@@ -148,6 +156,8 @@ class Database:
         self._tx_undo: list[_Undo] = []
         self._broken: str | None = None  # why writes are refused
         self._retry_compaction_at = 0
+        self._compaction: BackgroundSnapshot | None = None  # running, not yet swapped in
+        self._last_compaction: BackgroundSnapshot | None = None  # may be writing the backup
         self._open_tables: weakref.WeakSet[_JournalTable] = weakref.WeakSet()
         self._fd = -1
         try:
@@ -168,7 +178,17 @@ class Database:
         self.tinydb = _JournalTinyDB(self, storage=_JournalStorage)
         # An empty journal means the last compaction wrote the backup of this very state.
         if not read_only and (self._journal_bytes or not self.files.backup.exists()):
-            self._write_backup()
+            if self._snapshot_bytes < self.background_compaction_bytes:
+                self._write_backup()
+            else:  # a large state: opening does not wait for it
+                self._last_compaction = BackgroundSnapshot(
+                    {name: dict(docs) for name, docs in self._data.items()},
+                    self._journal_bytes,
+                    tmp=None,
+                    backup=self.files.backup,
+                    backup_tmp=self.files.backup_tmp,
+                    fsync=self._fsync,
+                )
 
     # --- public API -----------------------------------------------------------------
 
@@ -201,6 +221,18 @@ class Database:
             self._tx_ops, self._tx_undo = [], []
             if ops:
                 self._append(ops, undo)
+
+    def stored_all(self, name: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
+        """(doc id, the document itself behind a read-only view) for every document of
+        table ``name``: a scan that copies nothing (indexes are built from it)."""
+        for key, doc in list(self._data.get(name, {}).items()):
+            yield int(key), MappingProxyType(doc)
+
+    def stored(self, name: str, doc_id: int) -> Mapping[str, Any] | None:
+        """The document itself, uncopied, behind a read-only view (None if there is none):
+        for scans by index that copy only what they keep. Valid until the next write."""
+        doc = self._data.get(name, {}).get(str(doc_id))
+        return None if doc is None else MappingProxyType(doc)
 
     def high_water(self, name: str) -> int:
         """The highest value ever given to ``raise_high_water(name, …)`` (0 if none)."""
@@ -237,6 +269,7 @@ class Database:
         self._check_writable()
         if self._depth:
             raise RuntimeError("compact() cannot run inside a transaction")
+        self._drop_background_compaction()
         snapshot_bytes, self._snapshot_id = self._write_snapshot(self.path, self._tmp_path)
         # The marks follow the new snapshot before the journal is emptied: marks for the
         # old one never judge the new one (another id), so a crash in between is harmless.
@@ -290,6 +323,7 @@ class Database:
 
     def close(self) -> None:
         """Release the files and the lock; later writes raise StoreError. Idempotent."""
+        self._drop_background_compaction()
         if self._marks_fd >= 0:
             os.close(self._marks_fd)
             self._marks_fd = -1
@@ -326,6 +360,7 @@ class Database:
         if self._fsync and not existed:
             _sync_dir(self.path.parent)  # the new files' names must survive a power cut
         self._tmp_path.unlink(missing_ok=True)  # left by a compaction cut short
+        files.journal_tmp.unlink(missing_ok=True)
         files.backup_tmp.unlink(missing_ok=True)
         marks = _read_marks(files, os.pread(self._marks_fd, _MARKS_BYTES + 1, 0))
         snapshot = _load_snapshot(files, marks)
@@ -417,10 +452,16 @@ class Database:
             self._write_marks(sync=False)
         except (OSError, ValueError) as err:
             _log.warning("%s not updated: %s", self.files.marks, err)
-        if self._journal_bytes > max(
+        if self._compaction is not None:
+            if self._compaction.done():
+                self._finish_compaction()
+        elif self._journal_bytes > max(
             self._snapshot_bytes, self.compact_min_bytes, self._retry_compaction_at
         ):
-            self._compact_after_commit()
+            if self._snapshot_bytes + self._journal_bytes < self.background_compaction_bytes:
+                self._compact_after_commit()
+            elif self._last_compaction is None or self._last_compaction.done_all():
+                self._start_compaction()
 
     def _cut_journal_back(self) -> None:
         """Remove what a failed append may have left, or refuse further writes."""
@@ -446,6 +487,88 @@ class Database:
             )
             _log.warning("compaction postponed: %s", err)
 
+    # --- compaction off the writer's path (see snapshot.py) ------------------------------
+
+    def _start_compaction(self) -> None:
+        """Freeze a view of the state (its tables' dicts, not the documents, which are
+        never changed in place) and have a thread write it as the next snapshot."""
+        frozen = {name: dict(docs) for name, docs in self._data.items()}
+        self._compaction = BackgroundSnapshot(
+            frozen,
+            self._journal_bytes,
+            tmp=self._tmp_path,
+            backup=self.files.backup,
+            backup_tmp=self.files.backup_tmp,
+            fsync=self._fsync,
+        )
+
+    def _finish_compaction(self) -> None:
+        """Swap in the snapshot the thread wrote, with a journal of the records since.
+
+        Order: the new journal (the records after the frozen view) is written to
+        ``.journal.tmp`` and locked; the snapshot is renamed into place; then the journal.
+        A crash between the two leaves the new snapshot with the whole old journal, which
+        replays to the same state (every op states a final value, module docstring).
+        """
+        compaction, self._compaction = self._compaction, None
+        assert compaction is not None
+        self._last_compaction = compaction
+        files = self.files
+        new_fd = -1
+        swapped = False
+        try:
+            size, snapshot_id = compaction.result()
+            tail = _read_range(self._fd, compaction.journal_at, self._journal_bytes)
+            new_fd = os.open(
+                files.journal_tmp,
+                os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC,
+                0o600,
+            )
+            fcntl.flock(new_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _write_all(new_fd, tail)
+            if self._fsync:
+                _fdatasync(new_fd)
+            assert compaction.tmp is not None
+            os.replace(compaction.tmp, self.path)
+            swapped = True
+            if self._fsync:
+                _sync_dir(self.path.parent)  # the snapshot's name first: then the journal's
+            os.replace(files.journal_tmp, self.journal_path)
+            if self._fsync:
+                _sync_dir(self.path.parent)
+        except (OSError, StoreError) as err:
+            if new_fd >= 0:
+                os.close(new_fd)
+            files.journal_tmp.unlink(missing_ok=True)
+            if compaction.tmp is not None:
+                compaction.tmp.unlink(missing_ok=True)
+            if swapped:  # the new snapshot with the whole journal: consistent
+                self._snapshot_bytes, self._snapshot_id = size, snapshot_id
+            self._retry_compaction_at = self._journal_bytes + max(
+                self._snapshot_bytes, self.compact_min_bytes
+            )
+            _log.warning("compaction postponed: %s", err)
+            return
+        os.close(self._fd)  # the old journal, now unlinked; the new one holds the lock
+        self._fd = new_fd
+        self._snapshot_bytes, self._snapshot_id = size, snapshot_id
+        self._journal_bytes = len(tail)
+        self._retry_compaction_at = 0
+        self._marks.snapshot, self._marks.journal = snapshot_id, 0
+        try:
+            self._write_marks(sync=self._fsync)
+        except (OSError, ValueError) as err:
+            _log.warning("%s not updated after a compaction: %s", files.marks, err)
+
+    def _drop_background_compaction(self) -> None:
+        """Wait for a compaction thread and throw away what it wrote (not swapped in)."""
+        for compaction in (self._compaction, self._last_compaction):
+            if compaction is not None:
+                compaction.wait()
+        if self._compaction is not None and self._compaction.tmp is not None:
+            self._compaction.tmp.unlink(missing_ok=True)
+        self._compaction = self._last_compaction = None
+
     def _rollback(self, undo: list[_Undo]) -> None:
         for name, key, before in reversed(undo):
             if key is None:
@@ -470,20 +593,8 @@ class Database:
     def _write_snapshot(self, target: Path, tmp: Path) -> tuple[int, str]:
         """Write the state to ``target`` atomically (through ``tmp``), with its checksum
         and a new random id; returns (its size in bytes, the id)."""
-        snapshot_id = os.urandom(8).hex()
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            with open(fd, "wb") as out:
-                crc = self._write_tables(out)
-                table_sep = b",\n" if self._data else b"\n"
-                out.write(
-                    b'%s"%s":{"1":{"crc32":"%08x","id":"%s"}}\n}\n'
-                    % (table_sep, _CHECKSUM_TABLE.encode(), crc, snapshot_id.encode())
-                )
-                out.flush()
-                if self._fsync:
-                    os.fsync(out.fileno())
-                size = os.fstat(out.fileno()).st_size
+            size, snapshot_id = write_snapshot(self._data, tmp, fsync=self._fsync)
             os.replace(tmp, target)
             if self._fsync:
                 _sync_dir(target.parent)
@@ -495,29 +606,6 @@ class Database:
                 "folder's permissions"
             ) from err
         return size, snapshot_id
-
-    def _write_tables(self, out: IO[bytes]) -> int:
-        """Write ``{`` and every table (no closing brace); returns their bytes' CRC-32."""
-        crc = 0
-
-        def put(text: str) -> None:
-            nonlocal crc
-            chunk = text.encode("ascii")
-            crc = zlib.crc32(chunk, crc)
-            out.write(chunk)
-
-        # One document at a time: the state is never held twice as one string.
-        put("{")
-        table_sep = "\n"
-        for name, docs in self._data.items():
-            put(f"{table_sep}{_encode(name)}:{{")
-            doc_sep = "\n"
-            for key, doc in docs.items():
-                put(f'{doc_sep}"{key}":{_encode(doc)}')
-                doc_sep = ",\n"
-            put("}")
-            table_sep = ",\n"
-        return crc
 
     def _write_backup(self) -> None:
         """Write the whole state to ``files.backup``, the copy a damage message names.
@@ -687,8 +775,9 @@ class _TrackedDocs(MutableMapping[int, Any]):
     """One table's documents keyed by int id, as TinyDB's updaters expect them.
 
     Remembers each touched document's content before the update, to find what changed
-    and to undo it. A document handed out may be changed in place, so a deep copy is kept;
-    one replaced or deleted without being handed out is kept as it is.
+    and to undo it: the stored document itself, for a document handed out gets a deep copy
+    in its place (a stored document is never changed in place: a background compaction
+    may be writing it).
     """
 
     def __init__(self, docs: dict[str, Doc]) -> None:
@@ -697,10 +786,13 @@ class _TrackedDocs(MutableMapping[int, Any]):
 
     def __getitem__(self, doc_id: int) -> Doc:
         key = str(doc_id)
-        doc = self._docs[key]
         if key not in self._before:
-            self._before[key] = _detached(doc)
-        return doc
+            # Copy on write: the stored document itself is never changed, because a
+            # background compaction may be writing it (snapshot.py). It is "before".
+            stored = self._docs[key]
+            self._before[key] = stored
+            self._docs[key] = _detached(stored)
+        return self._docs[key]
 
     def __setitem__(self, doc_id: int, doc: Doc) -> None:
         key = str(doc_id)
@@ -778,324 +870,7 @@ class _JournalTinyDB(TinyDB):
     table_class = _JournalTable
 
 
-# --- the file format --------------------------------------------------------------------
-
-
-class _Damaged(ValueError):
-    """A journal line that is not a complete, intact record; the message says why."""
-
-
-def _op(table: str, key: str | None, doc_text: str) -> str:
-    return f"[{_encode(table)},{key if key is not None else 'null'},{doc_text}]"
-
-
-def _record(ops: list[str]) -> bytes:
-    body = ("[" + ",".join(ops) + "]").encode("ascii")
-    return b"%s%08x%s%s%s" % (_HEAD, zlib.crc32(body), _MID, body, _TAIL)
-
-
-def _parse_record(line: bytes) -> list[list[Any]]:
-    """The ops of one journal line, checked; raises _Damaged."""
-    if not line.endswith(b"\n"):
-        raise _Damaged("it does not end with a newline")
-    if not (
-        line.startswith(_HEAD)
-        and line[_OPS_AT - len(_MID) : _OPS_AT] == _MID
-        and line.endswith(_TAIL)
-    ):
-        raise _Damaged("it is not laid out as a journal record")
-    body = line[_OPS_AT : -len(_TAIL)]
-    if line[len(_HEAD) : _OPS_AT - len(_MID)] != b"%08x" % zlib.crc32(body):
-        raise _Damaged("checksum mismatch")
-    try:
-        ops = json.loads(body)
-    except ValueError:
-        raise _Damaged("its ops are not JSON") from None
-    if not isinstance(ops, list) or not all(_is_op(op) for op in ops):
-        raise _Damaged("its ops are malformed")
-    return ops
-
-
-def _is_op(op: object) -> bool:
-    if not (isinstance(op, list) and len(op) == 3 and isinstance(op[0], str)):
-        return False
-    _, doc_id, doc = op
-    if doc_id is None:
-        return doc is None or doc == {}
-    return type(doc_id) is int and (doc is None or isinstance(doc, dict))
-
-
-def _replay_op(data: dict[str, dict[str, Doc]], op: list[Any]) -> None:
-    name, doc_id, doc = op
-    if doc_id is None:
-        if doc is None:
-            data.pop(name, None)
-        else:
-            data.setdefault(name, {})
-        return
-    docs = data.setdefault(name, {})
-    if doc is None:
-        docs.pop(str(doc_id), None)
-    else:
-        docs[str(doc_id)] = _owned(doc)
-
-
-def _replay_journal(files: _Files, data: dict[str, dict[str, Doc]]) -> tuple[int, int, int]:
-    """Apply the journal's committed records to ``data``.
-
-    Returns (bytes applied, file size, where the last applied record starts). Stops
-    before a last line without its newline (a torn write); raises StoreError for any
-    other damaged line, the last one included.
-    """
-    journal_path = files.journal
-    end = size = last_start = 0
-    try:
-        with open(journal_path, "rb") as journal:
-            size = os.fstat(journal.fileno()).st_size
-            for number, line in enumerate(journal, start=1):
-                try:
-                    ops = _parse_record(line)
-                except _Damaged as damage:
-                    if not line.endswith(b"\n"):
-                        break  # only the last line can lack one: a write cut short
-                    after = size - end - len(line)
-                    why = f"{after} bytes follow it" if after else "it is complete, newline and all"
-                    raise StoreError(
-                        f"{journal_path}: the record on line {number} (byte offset {end}) "
-                        f"is damaged ({damage}) and {why}, so it is not a write cut short "
-                        f"by a crash. {_restore_hint(files)} Or keep the records before it "
-                        f"with `truncate -s {end} {journal_path}` (the changes from that "
-                        "record on are lost)"
-                    ) from None
-                for op in ops:
-                    _replay_op(data, op)
-                last_start = end
-                end += len(line)
-    except FileNotFoundError:
-        pass  # no journal yet
-    return end, size, last_start
-
-
-def _load_snapshot(
-    files: _Files, marks: _Marks | None
-) -> tuple[dict[str, dict[str, Doc]], int, str | None]:
-    """The tables in the snapshot file (none if it is missing or empty), its size and id.
-
-    Checks the checksum; a snapshot without one (written before checksums) is read as it
-    is, unless ``marks`` show that this state's snapshots carry one.
-    """
-    path = files.path
-    fix = _restore_hint(files)
-    try:
-        raw_bytes = path.read_bytes()
-    except FileNotFoundError:
-        if marks is not None and marks.snapshot is not None:
-            raise StoreError(
-                f"the state snapshot {path} is missing, though {files.marks} records one "
-                f"(id {marks.snapshot}); {files.journal} only holds the changes made since "
-                f"it was written. {fix}"
-            ) from None
-        return {}, 0, None
-    size = len(raw_bytes)
-    snapshot_id = _check_snapshot(files, raw_bytes, marks)
-    try:
-        # Decode first and let go of the bytes: json.loads(bytes) would hold both copies
-        # of the file while it builds the documents, the peak of a daemon's memory.
-        text = raw_bytes.decode("utf-8")
-        del raw_bytes
-        if not text.strip():
-            return {}, size, None
-        raw = json.loads(text)
-        del text
-    except ValueError as err:
-        where = (
-            f" (line {err.lineno}, column {err.colno}: {err.msg})"
-            if isinstance(err, json.JSONDecodeError)
-            else ""
-        )
-        raise StoreError(f"the state snapshot {path} is not valid JSON{where}; {fix}") from None
-    if not isinstance(raw, dict) or not all(isinstance(docs, dict) for docs in raw.values()):
-        raise StoreError(f"the state snapshot {path} is not a TinyDB file of tables; {fix}")
-    if snapshot_id is not None:
-        raw.pop(_CHECKSUM_TABLE, None)
-    for name, docs in raw.items():
-        for key, doc in docs.items():
-            try:
-                _doc_key(key)
-            except ValueError as err:
-                raise StoreError(f"{path}, table {name!r}: {err}; {fix}") from None
-            if not isinstance(doc, dict):
-                raise StoreError(
-                    f"{path}, table {name!r}: document {key} is not a JSON object; {fix}"
-                )
-            docs[key] = _owned(doc)
-    return raw, size, snapshot_id
-
-
-def _check_snapshot(files: _Files, raw_bytes: bytes, marks: _Marks | None) -> str | None:
-    """The snapshot's id once its checksum holds; None for one written before checksums.
-
-    Runs before the JSON is parsed, but a file that is not JSON at all is left for the
-    parser to describe (line and column).
-    """
-    at = raw_bytes.rfind(_CHECKSUM_AT)
-    trailer = _CHECKSUM_TRAILER.match(raw_bytes, at) if at >= 0 else None
-    if trailer is None:
-        if at < 0 and (marks is None or marks.snapshot is None):
-            return None  # from before checksums
-        if not raw_bytes.rstrip().endswith(b"}"):
-            return None  # cut short: the JSON parser says where
-        raise StoreError(
-            f"the state snapshot {files.path} is damaged: its checksum (the "
-            f"{_CHECKSUM_TABLE!r} table at its end) is missing or unreadable. "
-            f"{_restore_hint(files)}"
-        )
-    body_end = at - (2 if raw_bytes[at - 2 : at] == b",\n" else 1)
-    if b"%08x" % zlib.crc32(memoryview(raw_bytes)[:body_end]) != trailer.group(1):
-        raise StoreError(
-            f"the state snapshot {files.path} is damaged: its checksum does not match its "
-            f"contents. {_restore_hint(files)}"
-        )
-    return trailer.group(2).decode("ascii")
-
-
-@dataclass(frozen=True)
-class _Files:
-    """The files of one state (see the module docstring)."""
-
-    path: Path
-    journal: Path
-    marks: Path
-    backup: Path
-    tmp: Path
-    backup_tmp: Path
-
-    @classmethod
-    def of(cls, path: Path) -> _Files:
-        def sibling(suffix: str) -> Path:
-            return path.with_name(path.name + suffix)
-
-        return cls(
-            path=path,
-            journal=sibling(".journal"),
-            marks=sibling(".marks"),
-            backup=sibling(".bak"),
-            tmp=sibling(".tmp"),
-            backup_tmp=sibling(".bak.tmp"),
-        )
-
-
-@dataclass
-class _Marks:
-    """What must not be lost with the snapshot or journal (``<path>.marks``).
-
-    ``snapshot``: the id of the snapshot the journal belongs to (None: no snapshot yet);
-    ``journal``: where the journal's last committed record starts, at least;
-    ``floors``: high-water marks by name (``Database.raise_high_water``).
-    """
-
-    snapshot: str | None = None
-    journal: int = 0
-    floors: dict[str, int] = field(default_factory=dict)
-
-    def encode(self) -> bytes:
-        text = json.dumps(
-            {"marks": 1, "snapshot": self.snapshot, "journal": self.journal, "floors": self.floors},
-            sort_keys=True,
-            separators=(",", ":"),
-        ).encode("ascii")
-        if len(text) >= _MARKS_BYTES:
-            raise ValueError(f"the marks take {len(text)} bytes, more than {_MARKS_BYTES - 1}")
-        return text.ljust(_MARKS_BYTES - 1) + b"\n"
-
-
-def _read_marks(files: _Files, block: bytes) -> _Marks | None:
-    """The marks in ``block`` (the file's bytes); None for a new, empty file."""
-    if not block:
-        return None
-    try:
-        raw = json.loads(block)
-        snapshot, journal, floors = raw["snapshot"], raw["journal"], raw["floors"]
-        if not (
-            len(block) == _MARKS_BYTES
-            and raw["marks"] == 1
-            and (snapshot is None or isinstance(snapshot, str))
-            and type(journal) is int
-            and journal >= 0
-            and isinstance(floors, dict)
-            and all(type(v) is int for v in floors.values())
-        ):
-            raise ValueError("unexpected contents")
-    except (ValueError, KeyError, TypeError) as err:
-        raise StoreError(
-            f"{files.marks} is damaged ({err}). It records how far {files.journal} reached "
-            "and the highest request number given out, to detect lost changes and never "
-            "give a number twice. If you know the state is intact, move it aside "
-            f"(`mv {files.marks} {files.marks}.damaged`) and start again"
-        ) from None
-    return _Marks(snapshot, journal, dict(floors))
-
-
-def _restore_hint(files: _Files) -> str:
-    """What to do about damage: the backup to restore, or the operator's own."""
-    aside = f"mv {files.journal} {files.journal}.damaged" + (
-        f" && mv {files.path} {files.path}.damaged" if files.path.exists() else ""
-    )
-    try:
-        backup = files.backup.read_bytes()
-        at = backup.rfind(_CHECKSUM_AT)
-        trailer = _CHECKSUM_TRAILER.match(backup, at) if at >= 0 else None
-        body_end = at - (2 if backup[at - 2 : at] == b",\n" else 1)
-        intact = trailer is not None and (
-            b"%08x" % zlib.crc32(memoryview(backup)[:body_end]) == trailer.group(1)
-        )
-        written = datetime.fromtimestamp(files.backup.stat().st_mtime, UTC)
-    except OSError:
-        intact = False
-    if not intact:
-        return (
-            f"There is no intact backup at {files.backup}: restore {files.path} and "
-            f"{files.journal} from your own backups, and keep {files.marks} (it makes sure "
-            "request numbers are never given out twice)."
-        )
-    return (
-        f"Restore the backup {files.backup}, the whole state as of "
-        f"{written:%Y-%m-%d %H:%M} UTC (later changes are lost), with "
-        f"`{aside} && cp {files.backup} {files.path}`, then start again; keep "
-        f"{files.marks} (it makes sure request numbers are never given out twice)."
-    )
-
-
 # --- helpers ----------------------------------------------------------------------------
-
-
-def _doc_key(doc_id: object) -> str:
-    """``doc_id`` as the string key TinyDB files use; ValueError unless a whole number."""
-    key = str(doc_id)
-    try:
-        whole = not isinstance(doc_id, bool) and str(int(key)) == key
-    except ValueError:
-        whole = False
-    if not whole:
-        raise ValueError(f"document id {doc_id!r} is not a whole number")
-    return key
-
-
-def _owned(doc: Doc) -> Doc:
-    """``doc`` as the state keeps it: with its field names and short strings interned, so
-    that 50,000 documents share one copy of a name, a status, an address or a timestamp,
-    not 50,000 (the state lives in memory)."""
-    return {sys.intern(key): _shared(value) for key, value in doc.items()}
-
-
-def _shared(value: Any) -> Any:
-    if type(value) is str:
-        return sys.intern(value) if len(value) <= _INTERNED_MAX else value
-    if isinstance(value, dict):
-        return {sys.intern(k) if type(k) is str else k: _shared(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shared(item) for item in value]
-    return value
 
 
 class _NotPlain(Exception):
@@ -1156,6 +931,18 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _read_range(fd: int, start: int, end: int) -> bytes:
+    """Bytes ``start`` to ``end`` of the file open as ``fd``; OSError if it is shorter."""
+    chunks = []
+    while start < end:
+        chunk = os.pread(fd, end - start, start)
+        if not chunk:
+            raise OSError(f"the file ended at byte {start}, before {end}")
+        chunks.append(chunk)
+        start += len(chunk)
+    return b"".join(chunks)
 
 
 def _write_all(fd: int, data: bytes) -> None:

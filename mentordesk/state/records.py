@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
@@ -131,6 +132,12 @@ def parse_time(value: Any) -> datetime | None:
     """A stored ISO time as an aware UTC datetime; None when absent or unreadable."""
     if not isinstance(value, str) or not value:
         return None
+    return _parse_text(value)
+
+
+@lru_cache(maxsize=1 << 14)
+def _parse_text(value: str) -> datetime | None:
+    # Cached: ranking asks for every candidate mentor's term end on every request.
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

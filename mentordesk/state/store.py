@@ -11,36 +11,42 @@ Timestamps are stored as ISO-8601 UTC strings; callers pass aware datetimes.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import hashlib
+import gc
 import logging
-import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import (
+    Callable,
+    Collection,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from tinydb.table import Table
 
-from ..health import Health, OutboxFacts
-from ..metrics import Metrics
+from ..health import OutboxFacts
 from .db import Database
+from .indexes import ClaimIndex, KeysByValue, MomentOrder, PeopleIndex, SkillIndex
+from .messages import content_fingerprint as content_fingerprint
+from .messages import same_message
 from .records import (
     CAPACITY_COUNTED,
     LIVE,
     RequestStatus,
+    SessionStatus,
     request_status,
     session_status,
 )
+from .writer import StoreWriter as StoreWriter
 
 Doc = dict[str, Any]
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
-T = TypeVar("T")
 
 #: The state's layout. 1: before the lifecycle (request "done", session "confirmed" and
 #: "done"); 2: the lifecycle's statuses (SPEC §3a). Opening an older state upgrades it.
@@ -56,58 +62,6 @@ def iso(moment: datetime) -> str:
 
 def from_iso(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
-
-
-# Header fields the author's mail client writes. Servers add trace fields on the way
-# (Received, Delivered-To, Return-Path, Authentication-Results, ...), which differ between
-# two deliveries of one message; they are left out of its fingerprint.
-_AUTHOR_FIELDS = frozenset(
-    {
-        b"from",
-        b"sender",
-        b"to",
-        b"cc",
-        b"subject",
-        b"date",
-        b"message-id",
-        b"in-reply-to",
-        b"references",
-        b"mime-version",
-        b"content-type",
-        b"content-transfer-encoding",
-    }
-)
-
-
-def content_fingerprint(data: bytes) -> str:
-    """A digest of what the author wrote: their header fields and the body.
-
-    Two copies of one message — delivered twice, or read again — have the same one;
-    another message that reuses the Message-ID has another.
-    """
-    text = data.replace(b"\r\n", b"\n")
-    head, _, body = text.partition(b"\n\n")
-    digest = hashlib.sha256()
-    for field in re.split(rb"\n(?![ \t])", head):
-        name, colon, value = field.partition(b":")
-        if colon and name.strip().lower() in _AUTHOR_FIELDS:
-            digest.update(name.strip().lower() + b":" + b" ".join(value.split()) + b"\n")
-    digest.update(b"\n" + body)
-    return digest.hexdigest()
-
-
-def same_message(record: Mapping[str, Any], *, key: str, fingerprint: str) -> bool:
-    """Is the processed-message ``record`` about the message at mailbox ``key`` with
-    content ``fingerprint``? (Its Message-ID is the same already.)
-
-    Yes when it sits at the same place in the mailbox, or has the same content. A record
-    kept before fingerprints were (none stored), or a question without one, is taken to be
-    about the one message that Message-ID stood for.
-    """
-    if key and record.get("key") == key:
-        return True
-    stored = str(record.get("fingerprint") or "")
-    return not stored or not fingerprint or stored == fingerprint
 
 
 @dataclass(frozen=True)
@@ -128,6 +82,18 @@ class Store:
     """Domain reads and writes. Every public write is atomic; group them with transaction()."""
 
     def __init__(self, path: Path, *, fsync: bool = True, read_only: bool = False) -> None:
+        # Loading makes millions of objects and no garbage cycles: the cyclic collector
+        # would walk the growing heap again and again (about half of opening a large
+        # state). It runs again once the state is in memory.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._open(path, fsync=fsync, read_only=read_only)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _open(self, path: Path, *, fsync: bool, read_only: bool) -> None:
         self.db = Database(path, fsync=fsync, read_only=read_only)
         self._mentors = self.db.table("mentors")
         self._requests = self.db.table("requests")
@@ -142,6 +108,7 @@ class Store:
         self._office_hours = self.db.table("office_hours")
         self._feedback = self.db.table("feedback")
         self._surveys = self.db.table("surveys")
+        self._moment_orders: dict[str, MomentOrder] = {}  # see requests_due
         self._rebuild_indexes()
         if not read_only:
             self.upgrade()
@@ -163,39 +130,59 @@ class Store:
     # --- indexes -------------------------------------------------------------------
 
     def _rebuild_indexes(self) -> None:
+        # Built from the stored documents themselves: nothing is copied.
+        def stored(table: Table) -> list[tuple[int, Mapping[str, Any]]]:
+            return list(self.db.stored_all(table.name))
+
+        def ids(table: Table, field: str) -> dict[Any, int]:
+            return {doc[field]: doc_id for doc_id, doc in stored(table)}
+
         # Message-ID → its records: usually one; more when other messages reused the ID.
         self._message_ids: dict[str, list[int]] = {}
-        for doc in self._messages.all():
-            self._message_ids.setdefault(doc["message_id"], []).append(doc.doc_id)
-        mentors = self._mentors.all()
-        self._mentor_ids = {d["email"]: d.doc_id for d in mentors}
-        self._skills_of = {d["email"]: frozenset(d.get("skills") or ()) for d in mentors}
-        self._all_skills: frozenset[str] | None = None
-        self._request_ids = {d["number"]: d.doc_id for d in self._requests.all()}
-        self._thread_refs = {d["message_id"]: d.doc_id for d in self._threads.all()}
-        self._address_ids = {d["email"]: d.doc_id for d in self._addresses.all()}
-        self._rate_ids = {d["email"]: d.doc_id for d in self._rates.all()}
-        self._meta_ids = {d["key"]: d.doc_id for d in self._meta.all()}
-        self._session_ids = {d["uid"]: d.doc_id for d in self._sessions.all()}
-        self._series_ids = {d["id"]: d.doc_id for d in self._office_hours.all()}
-        self._feedback_ids = {d["key"]: d.doc_id for d in self._feedback.all()}
-        self._survey_ids = {d["year"]: d.doc_id for d in self._surveys.all()}
+        for doc_id, doc in stored(self._messages):
+            self._message_ids.setdefault(doc["message_id"], []).append(doc_id)
+        mentors = stored(self._mentors)
+        self._mentor_ids = {d["email"]: doc_id for doc_id, d in mentors}
+        self._skills = SkillIndex()
+        for _, d in mentors:
+            self._skills.put(d["email"], d.get("skills") or ())
+        self._request_ids = ids(self._requests, "number")
+        self._thread_refs = ids(self._threads, "message_id")
+        self._address_ids = ids(self._addresses, "email")
+        self._rate_ids = ids(self._rates, "email")
+        self._meta_ids = ids(self._meta, "key")
+        self._session_ids = ids(self._sessions, "uid")
+        self._series_ids = ids(self._office_hours, "id")
+        self._feedback_ids = ids(self._feedback, "key")
+        self._survey_ids = ids(self._surveys, "year")
         # request number → UID of its live session (at most one, SPEC §3a)
         self._live_sessions: dict[int, str] = {}
-        for doc in self._sessions.all():
+        self._live_people = PeopleIndex()  # person → UIDs of their live sessions
+        self._session_people = PeopleIndex()  # person → UIDs of all their sessions
+        # UID → "due" for held sessions not yet asked (or skipped) about afterwards
+        self._followup = KeysByValue[str]()
+        for _, doc in stored(self._sessions):
             self._index_session(doc)
         # Pending outbox items → when each is due: the sender asks often, and a scan of the
         # documents would copy every pending email each time. Our Message-ID → its outbox
         # item: a bounce names the email it returns. (One copy of the outbox for both; a
         # sent email's bytes are gone by then.)
-        outbox = self._outbox.all()
+        outbox = stored(self._outbox)
         self._pending_outbox = {
-            d.doc_id: from_iso(d["due"]) for d in outbox if d["status"] == "pending"
+            doc_id: from_iso(d["due"]) for doc_id, d in outbox if d["status"] == "pending"
         }
-        self._outbox_ids = {d["message_id"]: d.doc_id for d in outbox}
+        self._outbox_ids = {d["message_id"]: doc_id for doc_id, d in outbox}
+        # request → ids of its audit events, oldest first (a request's history)
+        self._audit_of: dict[Any, list[int]] = {}
+        for doc_id, doc in stored(self._audit):
+            if doc.get("request") is not None:
+                self._audit_of.setdefault(doc["request"], []).append(doc_id)
         self._open_by_mentee: dict[str, set[int]] = {}
-        self._claims: dict[int, tuple[str, str]] = {}
-        for doc in self._requests.all():
+        self._claims = ClaimIndex()
+        self._request_statuses = KeysByValue[int]()
+        for name, order in list(self._moment_orders.items()):
+            self._moment_orders[name] = MomentOrder(order.moment, order.version)
+        for _, doc in stored(self._requests):
             self._index_request(doc)
 
     def _index_request(self, doc: Mapping[str, Any]) -> None:
@@ -207,17 +194,28 @@ class Store:
         else:
             open_set.discard(number)
         if doc.get("claimed_by") and status in CAPACITY_COUNTED:
-            self._claims[number] = (doc["claimed_by"], doc["claimed_at"])
+            self._claims.put(number, doc["claimed_by"], doc["claimed_at"])
         else:
-            self._claims.pop(number, None)
+            self._claims.drop(number)
+        self._request_statuses.put(number, str(doc.get("status") or ""))
+        for order in self._moment_orders.values():
+            order.put(number, doc)
 
     def _index_session(self, doc: Mapping[str, Any]) -> None:
+        uid = str(doc["uid"])
+        status = session_status(doc)
+        live = status in LIVE
+        people = (doc.get("mentor") or "", doc.get("mentee") or "")
+        self._live_people.put(uid, people if live else ())
+        self._session_people.put(uid, people)
+        settled = doc.get("followup_asked") or doc.get("followup_skipped")
+        self._followup.put(uid, "due" if status is SessionStatus.HELD and not settled else None)
         number = doc.get("request")
         if number is None:
             return
-        if session_status(doc) in LIVE:
-            self._live_sessions[int(number)] = str(doc["uid"])
-        elif self._live_sessions.get(int(number)) == doc["uid"]:
+        if live:
+            self._live_sessions[int(number)] = uid
+        elif self._live_sessions.get(int(number)) == uid:
             del self._live_sessions[int(number)]
 
     # --- schema ------------------------------------------------------------------------
@@ -385,13 +383,22 @@ class Store:
 
     def mentor_skills(self) -> set[str]:
         """Every skill at least one mentor (of any status) has."""
-        if self._all_skills is None:
-            self._all_skills = frozenset().union(*self._skills_of.values())
-        return set(self._all_skills)
+        return set(self._skills.all_skills())
 
     def mentors_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
         """Copies of the mentors ``test`` accepts (see ``requests_where``)."""
         return [_plain(d) for d in self._mentors.search(_Uncached(test))]
+
+    def mentors_with_skills(self, wanted: Iterable[str]) -> list[Mapping[str, Any]]:
+        """The stored mentors who have at least one of ``wanted``, found by index and
+        not copied: read-only views, for ranking, valid until the next write."""
+        found = []
+        for email in self._skills.having_any(wanted):
+            doc_id = self._mentor_ids.get(email)
+            doc = None if doc_id is None else self.db.stored("mentors", doc_id)
+            if doc is not None:
+                found.append(doc)
+        return found
 
     def save_mentor(self, doc: Mapping[str, Any]) -> Doc:
         """Insert or replace the mentor keyed by ``doc["email"]``."""
@@ -402,8 +409,7 @@ class Store:
             self._mentor_ids[email] = self._mentors.insert(data)
         else:
             self._mentors.update(data, doc_ids=[doc_id])
-        self._skills_of[email] = frozenset(data.get("skills") or ())
-        self._all_skills = None
+        self._skills.put(email, data.get("skills") or ())
         return self.mentor(email) or data
 
     # --- requests --------------------------------------------------------------------
@@ -428,16 +434,72 @@ class Store:
         return None if doc_id is None else _plain(self._requests.get(doc_id=doc_id))
 
     def requests(self, statuses: Iterable[str] | None = None) -> list[Doc]:
-        wanted = None if statuses is None else set(statuses)
-        return [_plain(d) for d in self._requests.all() if wanted is None or d["status"] in wanted]
+        """Every request, or those with one of ``statuses`` (found by index), oldest first."""
+        if statuses is None:
+            return [_plain(d) for d in self._requests.all()]
+        return self.requests_where(lambda d: True, statuses=statuses)
 
-    def requests_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
+    def requests_where(
+        self,
+        test: Callable[[Mapping[str, Any]], object],
+        *,
+        statuses: Iterable[str] | None = None,
+    ) -> list[Doc]:
         """Copies of the requests ``test`` accepts, oldest first.
 
         ``test`` sees each stored document itself, uncopied, so a scan costs little when
-        few match (the timers' sweep); it must not change what it is shown.
+        few match (the timers' sweep); it must not change what it is shown. Given
+        ``statuses``, only requests with one of them are shown to ``test``, found by
+        index: a sweep over the open requests does not grow with the closed ones.
         """
-        return [_plain(d) for d in self._requests.search(_Uncached(test))]
+        if statuses is None:
+            return [_plain(d) for d in self._requests.search(_Uncached(test))]
+        ids = sorted(
+            doc_id
+            for number in self._request_statuses.keys(statuses)
+            if (doc_id := self._request_ids.get(number)) is not None
+        )
+        found = []
+        for doc_id in ids:
+            doc = self.db.stored("requests", doc_id)
+            if doc is not None and test(doc):
+                found.append(_plain(self._requests.get(doc_id=doc_id)))
+        return found
+
+    def requests_due(
+        self,
+        name: str,
+        moment: Callable[[Mapping[str, Any]], str | None],
+        *,
+        version: Hashable,
+        upto: datetime,
+        test: Callable[[Mapping[str, Any]], object],
+    ) -> list[Doc]:
+        """Copies of the requests ``test`` accepts among those whose ``moment`` has come by
+        ``upto``, oldest first: what a sweep step has to look at, found by index.
+
+        ``moment(doc)`` is when something is next due for a request (an ISO time in UTC,
+        None for never); it must be a pure function of the document, never later than
+        the moment ``test`` first accepts it. The store keeps the requests ordered by it
+        under ``name``, updated at every write; a new ``version`` (the function made from
+        other settings) rebuilds the order once.
+        """
+        order = self._moment_orders.get(name)
+        if order is None or order.version != version:
+            order = self._moment_orders[name] = MomentOrder(moment, version)
+            for each in self._requests.all():
+                order.put(int(each["number"]), each)
+        ids = sorted(
+            doc_id
+            for number in order.upto(iso(upto))
+            if (doc_id := self._request_ids.get(number)) is not None
+        )
+        found = []
+        for doc_id in ids:
+            doc = self.db.stored("requests", doc_id)
+            if doc is not None and test(doc):
+                found.append(_plain(self._requests.get(doc_id=doc_id)))
+        return found
 
     def open_requests_of(self, mentee: str) -> list[Doc]:
         numbers = sorted(self._open_by_mentee.get(mentee.lower(), ()))
@@ -457,12 +519,7 @@ class Store:
 
     def claims_since(self, since: datetime) -> dict[str, int]:
         """Mentor email → requests they hold that they claimed at or after ``since``."""
-        cutoff = iso(since)
-        counts: dict[str, int] = {}
-        for mentor, claimed_at in self._claims.values():
-            if claimed_at >= cutoff:
-                counts[mentor] = counts.get(mentor, 0) + 1
-        return counts
+        return self._claims.counts_since(iso(since))
 
     # --- sessions (calendar) -----------------------------------------------------------
 
@@ -499,6 +556,21 @@ class Store:
     def live_sessions(self) -> list[Doc]:
         """Every live session (reminders, busy times): found by index, not by scan."""
         return [doc for uid in list(self._live_sessions.values()) if (doc := self.session(uid))]
+
+    def live_sessions_of(self, *people: str) -> list[Doc]:
+        """The live sessions any of ``people`` (emails) is in, oldest first, by index."""
+        found = [doc for uid in self._live_people.of(*people) if (doc := self.session(uid))]
+        return sorted(found, key=lambda d: self._session_ids.get(d["uid"], 0))
+
+    def sessions_of(self, *people: str) -> list[Doc]:
+        """Every session any of ``people`` (emails) is in, oldest first, by index."""
+        found = [doc for uid in self._session_people.of(*people) if (doc := self.session(uid))]
+        return sorted(found, key=lambda d: self._session_ids.get(d["uid"], 0))
+
+    def sessions_awaiting_followup(self) -> list[Doc]:
+        """Held sessions nobody was asked about afterwards yet (nor skipped), by index."""
+        found = [doc for uid in self._followup.keys(["due"]) if (doc := self.session(uid))]
+        return sorted(found, key=lambda d: self._session_ids.get(d["uid"], 0))
 
     # --- office hours (weekly series) ------------------------------------------------------
 
@@ -783,12 +855,16 @@ class Store:
 
     def audit(self, event: str, *, now: datetime, **detail: Any) -> None:
         """Append one event: who did what to which request or mentor, and when."""
-        self._audit.insert({"event": event, "at": iso(now), **detail})
+        doc_id = self._audit.insert({"event": event, "at": iso(now), **detail})
+        if detail.get("request") is not None:
+            self._audit_of.setdefault(detail["request"], []).append(doc_id)
 
     def audit_log(self, request: int | None = None) -> list[Doc]:
-        return [
-            _plain(d) for d in self._audit.all() if request is None or d.get("request") == request
-        ]
+        """Every event, or one request's (found by index), oldest first."""
+        if request is None:
+            return [_plain(d) for d in self._audit.all()]
+        found = (self._audit.get(doc_id=doc_id) for doc_id in self._audit_of.get(request, ()))
+        return [_plain(d) for d in found if d is not None]
 
     def audit_since(self, since: datetime) -> list[Doc]:
         """Events at or after ``since``, oldest first; only those are copied out."""
@@ -820,31 +896,3 @@ def _plain(doc: Mapping[str, Any] | None) -> Doc:
     """A plain dict. The database hands out deep copies already, so callers may change
     it without touching the stored document."""
     return {} if doc is None else dict(doc)
-
-
-class StoreWriter:
-    """Runs every store call on one dedicated thread: one writer, off the event loop.
-
-    It is what the daemon's parts share, so it also carries their ``health`` (shown on
-    /healthz by the web endpoint).
-    """
-
-    def __init__(self, open_store: Callable[[], Store]) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self._open_store = open_store
-        self.store: Store | None = None
-        self.health = Health()
-        self.metrics = Metrics()  # what /metrics shows
-
-    async def start(self) -> None:
-        self.store = await self.call(lambda: self._open_store())
-
-    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-    async def close(self) -> None:
-        if self.store is not None:
-            await self.call(self.store.close)
-            self.store = None
-        self._executor.shutdown(wait=True)

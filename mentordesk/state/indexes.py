@@ -1,0 +1,201 @@
+"""In-memory indexes the store keeps beside its documents, so that a question asked on
+every event costs what its answer costs, not what the program's history holds.
+
+Each index is rebuilt from the documents when the state opens (and after a rolled-back
+transaction) and kept up to date by the store's writes; none is stored. They are plain
+data structures: the store decides what goes in.
+
+- ``SkillIndex``: skill → mentors who have it (matching copies only those, and ranks
+  the stored documents without copying them);
+- ``ClaimIndex``: the claims that count against capacity, ordered by when they were
+  made, so "claims since the first of the month" reads only this month's;
+- ``KeysByValue``: key → one value (a status), and value → keys, so a sweep looks only
+  at open requests, or at held sessions not yet asked about, however many closed ones
+  the state holds;
+- ``PeopleIndex``: person → the live sessions they are in (busy times when booking);
+- ``MomentOrder``: requests ordered by when something is next due for them (the
+  ladder's next rung, expiry), so a sweep reads the due ones, not every open request.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
+
+__all__ = ["ClaimIndex", "KeysByValue", "MomentOrder", "PeopleIndex", "SkillIndex"]
+
+K = TypeVar("K", bound=Hashable)
+
+
+class SkillIndex:
+    """Mentor email → skills, and skill → the emails of the mentors who have it."""
+
+    def __init__(self) -> None:
+        self._skills_of: dict[str, frozenset[str]] = {}
+        self._by_skill: dict[str, set[str]] = {}
+        self._all: frozenset[str] | None = None
+
+    def put(self, email: str, skills: Iterable[str]) -> None:
+        new = frozenset(skills)
+        old = self._skills_of.get(email, frozenset())
+        if new == old and email in self._skills_of:
+            return
+        for skill in old - new:
+            holders = self._by_skill.get(skill)
+            if holders is not None:
+                holders.discard(email)
+                if not holders:
+                    del self._by_skill[skill]
+        for skill in new - old:
+            self._by_skill.setdefault(skill, set()).add(email)
+        self._skills_of[email] = new
+        self._all = None
+
+    def having_any(self, wanted: Iterable[str]) -> set[str]:
+        """The emails of the mentors who have at least one of ``wanted``."""
+        found: set[str] = set()
+        for skill in wanted:
+            found |= self._by_skill.get(skill, set())
+        return found
+
+    def all_skills(self) -> frozenset[str]:
+        """Every skill at least one mentor has."""
+        if self._all is None:
+            self._all = frozenset(skill for skill, holders in self._by_skill.items() if holders)
+        return self._all
+
+
+class ClaimIndex:
+    """Request number → (mentor, claimed_at) for the claims that count against capacity,
+    also kept sorted by claimed_at (ISO strings in UTC, which sort as times do)."""
+
+    def __init__(self) -> None:
+        self._claims: dict[int, tuple[str, str]] = {}
+        self._by_time: list[tuple[str, int]] = []
+
+    def put(self, number: int, mentor: str, claimed_at: str) -> None:
+        if self._claims.get(number) == (mentor, claimed_at):
+            return
+        self.drop(number)
+        self._claims[number] = (mentor, claimed_at)
+        insort(self._by_time, (claimed_at, number))
+
+    def drop(self, number: int) -> None:
+        held = self._claims.pop(number, None)
+        if held is None:
+            return
+        at = bisect_left(self._by_time, (held[1], number))
+        if at < len(self._by_time) and self._by_time[at] == (held[1], number):
+            del self._by_time[at]
+
+    def counts_since(self, cutoff: str) -> dict[str, int]:
+        """Mentor → claims made at or after ``cutoff`` (an ISO time in UTC)."""
+        counts: dict[str, int] = {}
+        claims = self._claims
+        for _, number in self._by_time[bisect_left(self._by_time, (cutoff,)) :]:
+            mentor = claims[number][0]
+            counts[mentor] = counts.get(mentor, 0) + 1
+        return counts
+
+
+class KeysByValue(Generic[K]):
+    """Key → one value (a status word, or None for "not indexed"), and value → keys."""
+
+    def __init__(self) -> None:
+        self._value_of: dict[K, str] = {}
+        self._keys: dict[str, set[K]] = {}
+
+    def put(self, key: K, value: str | None) -> None:
+        old = self._value_of.get(key)
+        if old == value:
+            return
+        if old is not None:
+            keys = self._keys[old]
+            keys.discard(key)
+            if not keys:
+                del self._keys[old]
+            del self._value_of[key]
+        if value is not None:
+            self._value_of[key] = value
+            self._keys.setdefault(value, set()).add(key)
+
+    def keys(self, values: Iterable[str]) -> set[K]:
+        """Every key whose value is one of ``values``."""
+        found: set[K] = set()
+        for value in values:
+            found |= self._keys.get(value, set())
+        return found
+
+
+class PeopleIndex:
+    """Person (lower-case email) → keys of what they are in (live session UIDs)."""
+
+    def __init__(self) -> None:
+        self._of: dict[str, set[str]] = {}
+        self._people: dict[str, tuple[str, ...]] = {}
+
+    def put(self, key: str, people: Iterable[str]) -> None:
+        """Index ``key`` under ``people`` (none: take it out)."""
+        new = tuple(sorted({p.lower() for p in people if p}))
+        old = self._people.get(key, ())
+        if new == old:
+            return
+        for person in old:
+            keys = self._of.get(person)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._of[person]
+        for person in new:
+            self._of.setdefault(person, set()).add(key)
+        if new:
+            self._people[key] = new
+        else:
+            self._people.pop(key, None)
+
+    def of(self, *people: str) -> set[str]:
+        """The keys indexed under any of ``people``."""
+        found: set[str] = set()
+        for person in people:
+            if person:
+                found |= self._of.get(person.lower(), set())
+        return found
+
+
+class MomentOrder:
+    """Keys ordered by a moment each one's document gives (``moment(doc)``: an ISO time in
+    UTC, or None for "never"), so "whose moment has come by now?" reads only those.
+
+    ``version`` names the function: one made from other settings (another ladder) has
+    another version, and the store rebuilds the order for it.
+    """
+
+    def __init__(
+        self, moment: Callable[[Mapping[str, Any]], str | None], version: Hashable
+    ) -> None:
+        self.moment = moment
+        self.version = version
+        self._of: dict[int, str] = {}
+        self._sorted: list[tuple[str, int]] = []
+
+    def put(self, key: int, doc: Mapping[str, Any]) -> None:
+        new = self.moment(doc)
+        old = self._of.get(key)
+        if new == old:
+            return
+        if old is not None:
+            at = bisect_left(self._sorted, (old, key))
+            if at < len(self._sorted) and self._sorted[at] == (old, key):
+                del self._sorted[at]
+            del self._of[key]
+        if new is not None:
+            self._of[key] = new
+            insort(self._sorted, (new, key))
+
+    def upto(self, cutoff: str) -> list[int]:
+        """The keys whose moment is at or before ``cutoff``."""
+        return [key for _, key in self._sorted[: bisect_right(self._sorted, (cutoff, _LAST))]]
+
+
+_LAST = float("inf")  # sorts after every int key

@@ -1,0 +1,173 @@
+"""Writing the state as a snapshot file, and doing it off the writer's path.
+
+The file format is ``db.py``'s (a TinyDB file whose last table, ``_checksum``, holds the
+CRC-32 of every byte before it and the snapshot's random id). ``write_snapshot`` writes
+one from any ``{table: {key: doc}}`` mapping to a temporary file; the caller renames it.
+
+``BackgroundSnapshot`` runs that in a thread of its own over a *frozen view* of the
+state: the tables' dicts copied (not the documents: the database never changes a stored
+document in place, it replaces it, so the view stays what it was while the writer goes
+on). The writer then only swaps files (``Database._finish_compaction``), which costs what
+the journal's newest records cost, not what the state holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import StoreError
+
+__all__ = ["CHECKSUM_TABLE", "BackgroundSnapshot", "encode", "write_snapshot"]
+
+_log = logging.getLogger(__name__)
+
+# ASCII keeps every record on one line (newlines in strings are escaped) and lets any
+# string through, lone surrogates included; NaN is not JSON, so it is refused.
+encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
+
+# The snapshot's last table; the rest of the file is what its checksum covers.
+CHECKSUM_TABLE = "_checksum"
+
+Tables = Mapping[str, Mapping[str, Mapping[str, Any]]]
+
+# The interpreter's switch interval while a snapshot is written in the background.
+_SWITCH_INTERVAL = 0.0005
+
+
+def write_snapshot(data: Tables, tmp: Path, *, fsync: bool) -> tuple[int, str]:
+    """Write ``data`` to ``tmp`` with its checksum and a new random id (fsync'd when
+    ``fsync``); returns (its size in bytes, the id). Raises OSError; removes ``tmp`` then."""
+    snapshot_id = os.urandom(8).hex()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(fd, "wb") as out:
+            crc = _write_tables(data, out)
+            table_sep = b",\n" if data else b"\n"
+            out.write(
+                b'%s"%s":{"1":{"crc32":"%08x","id":"%s"}}\n}\n'
+                % (table_sep, CHECKSUM_TABLE.encode(), crc, snapshot_id.encode())
+            )
+            out.flush()
+            if fsync:
+                os.fsync(out.fileno())
+            size = os.fstat(out.fileno()).st_size
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    return size, snapshot_id
+
+
+def _write_tables(data: Tables, out: IO[bytes]) -> int:
+    """Write ``{`` and every table (no closing brace); returns their bytes' CRC-32."""
+    crc = 0
+
+    def put(text: str) -> None:
+        nonlocal crc
+        chunk = text.encode("ascii")
+        crc = zlib.crc32(chunk, crc)
+        out.write(chunk)
+
+    # One document at a time: the state is never held twice as one string.
+    put("{")
+    table_sep = "\n"
+    for name, docs in data.items():
+        put(f"{table_sep}{encode(name)}:{{")
+        doc_sep = "\n"
+        for key, doc in docs.items():
+            put(f'{doc_sep}"{key}":{encode(doc)}')
+            doc_sep = ",\n"
+        put("}")
+        table_sep = ",\n"
+    return crc
+
+
+class BackgroundSnapshot:
+    """A snapshot (and then the backup) of a frozen view, written by a thread of its own.
+
+    ``journal_at``: the journal's length when the view was frozen; the view holds every
+    record before it. ``result()`` gives (size, id) of the snapshot written to ``tmp``
+    (not yet renamed) once ``done()``; it raises StoreError if writing failed. With
+    ``tmp=None`` only the backup is written (at open).
+    The backup is written to ``backup`` (through ``backup_tmp``) after the snapshot, with
+    an id of its own; failing to write it is logged, as a failed backup always is.
+    """
+
+    def __init__(
+        self,
+        data: Tables,
+        journal_at: int,
+        *,
+        tmp: Path | None,
+        backup: Path,
+        backup_tmp: Path,
+        fsync: bool,
+    ) -> None:
+        self.journal_at = journal_at
+        self.tmp = tmp
+        self._data = data
+        self._backup, self._backup_tmp = backup, backup_tmp
+        self._fsync = fsync
+        self._result: tuple[int, str] | None = None
+        self._error: OSError | None = None
+        self._snapshot_done = threading.Event()
+        # While this thread encodes, the writer waits for the interpreter after each of
+        # its system calls; a shorter switch interval keeps each wait short (a commit
+        # makes a few such calls), not 5 ms.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, _SWITCH_INTERVAL))
+        self._thread = threading.Thread(target=self._run, name="state-compaction", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._write()
+        finally:
+            sys.setswitchinterval(self._switch_interval)
+
+    def _write(self) -> None:
+        try:
+            if self.tmp is not None:
+                self._result = write_snapshot(self._data, self.tmp, fsync=self._fsync)
+        except OSError as err:
+            self._error = err
+        finally:
+            self._snapshot_done.set()
+        if self._error is None:
+            try:
+                write_snapshot(self._data, self._backup_tmp, fsync=self._fsync)
+                os.replace(self._backup_tmp, self._backup)
+            except OSError as err:
+                self._backup_tmp.unlink(missing_ok=True)
+                _log.warning("no new backup: could not write %s: %s", self._backup, err)
+        self._data = {}  # let the frozen view go
+
+    def done(self) -> bool:
+        """Is the snapshot written (or failed)? The backup may still be on its way."""
+        return self._snapshot_done.is_set()
+
+    def done_all(self) -> bool:
+        """Has the thread finished, backup included?"""
+        return not self._thread.is_alive()
+
+    def wait(self) -> None:
+        """Wait for the thread to finish, backup included."""
+        self._thread.join()
+
+    def result(self) -> tuple[int, str]:
+        self._snapshot_done.wait()
+        if self._error is not None:
+            raise StoreError(
+                f"could not write the state snapshot {self.tmp} ({self._error.strerror}); "
+                "nothing is lost, the journal still holds every change. Free disk space "
+                "or fix the folder's permissions"
+            ) from self._error
+        assert self._result is not None, "a backup-only run has no snapshot"
+        return self._result

@@ -1,0 +1,198 @@
+"""Compaction off the writer's path: a thread writes a frozen view of the state while
+the writer goes on; the writer then swaps in the snapshot with a journal of the records
+written since. Nothing committed is lost, whenever the process dies."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mentordesk.state.snapshot as snapshot_module
+from mentordesk.state.db import Database
+
+from .test_db import WRITER, Reports, check_all_or_nothing, contents, journal, reopened
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "mentordesk.json"
+
+
+def background(db: Database) -> Database:
+    db.compact_min_bytes = 3_000
+    db.background_compaction_bytes = 0  # every compaction after a commit in the background
+    return db
+
+
+@pytest.fixture
+def db(path: Path) -> Iterator[Database]:
+    with Database(path, fsync=False) as database:
+        yield background(database)
+
+
+def some_writes(db: Database, rng: random.Random, count: int) -> None:
+    """Inserts, updates in place (nested lists too), removals and a table dropped."""
+    requests, outbox = db.table("requests"), db.table("outbox")
+    for step in range(count):
+        choice = rng.random()
+        ids = [doc.doc_id for doc in requests]
+        if choice < 0.4 or not ids:
+            with db.transaction():
+                requests.insert({"n": step, "tags": ["new"], "pad": "x" * rng.randrange(200)})
+                outbox.insert({"n": step, "data": "y" * 300})
+        elif choice < 0.7:
+
+            def tag(doc: Any, step: int = step) -> None:
+                doc["tags"].append(f"t{step}")
+                doc["status"] = "changed"
+
+            requests.update(tag, doc_ids=[rng.choice(ids)])
+        elif choice < 0.9:
+            requests.remove(doc_ids=[rng.choice(ids)])
+        elif choice < 0.92:
+            db.tinydb.drop_table("outbox")
+        else:
+            requests.update({"pad": ""}, doc_ids=ids[:5])
+
+
+def wait_for_compactions(db: Database) -> None:
+    """Let a running compaction finish and be swapped in (at the next commit)."""
+    while db._compaction is not None:
+        db._compaction.wait()
+        db.table("tick").insert({"at": time.time()})
+
+
+def test_background_compactions_keep_every_change(db: Database, path: Path) -> None:
+    rng = random.Random(5)
+    sizes = []
+    for _ in range(30):
+        some_writes(db, rng, 20)
+        sizes.append(journal(path).stat().st_size)
+    wait_for_compactions(db)
+    assert any(later < earlier for earlier, later in pairwise(sizes))
+    expected = contents(db)
+    db.close()
+    assert reopened(path) == expected
+    assert not path.with_name(path.name + ".journal.tmp").exists()
+
+
+def test_the_frozen_view_is_what_the_snapshot_holds(
+    db: Database, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes made while the thread writes (updates in place included) change neither
+    what it writes nor what reopening gives."""
+    rng = random.Random(7)
+    some_writes(db, rng, 10)
+    wait_for_compactions(db)  # none of its own running: this test starts one
+    if db._last_compaction is not None:
+        db._last_compaction.wait()
+    gate, written = threading.Event(), []
+    real = snapshot_module.write_snapshot
+
+    def slow(data: Any, tmp: Path, *, fsync: bool) -> tuple[int, str]:
+        gate.wait(30)
+        result = real(data, tmp, fsync=fsync)
+        written.append(tmp.read_bytes())
+        return result
+
+    monkeypatch.setattr(snapshot_module, "write_snapshot", slow)
+    db._start_compaction()
+    frozen = contents(db)
+    some_writes(db, rng, 60)  # the writer goes on meanwhile
+    assert db._compaction is not None and not db._compaction.done()
+    gate.set()
+    wait_for_compactions(db)
+    monkeypatch.setattr(snapshot_module, "write_snapshot", real)
+    expected = contents(db)
+    db.close()
+    assert reopened(path) == expected
+    # The snapshot the thread wrote is the state as it was frozen.
+    snapshot_only = path.with_name("frozen.json")
+    snapshot_only.write_bytes(written[0])
+    view = reopened(snapshot_only)
+    assert view == {name: docs for name, docs in frozen.items() if docs or name in view}
+
+
+class Crash(BaseException):
+    """The process dying at this point (nothing after it runs)."""
+
+
+@pytest.mark.parametrize("at_replace", [1, 2])
+def test_a_crash_while_swapping_in_loses_nothing(
+    path: Path, monkeypatch: pytest.MonkeyPatch, at_replace: int
+) -> None:
+    """Killed right before the snapshot is renamed into place, or before the journal is:
+    reopening gives every committed change."""
+    db = background(Database(path, fsync=False))
+    rng = random.Random(at_replace)
+    some_writes(db, rng, 20)
+    wait_for_compactions(db)
+    if db._last_compaction is not None:
+        db._last_compaction.wait()
+    db._start_compaction()
+    assert db._compaction is not None
+    db._compaction.wait()
+    calls = []
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        calls.append(dst)
+        if len(calls) == at_replace:
+            raise Crash
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(Crash):
+        db.table("requests").insert({"n": "the commit that finds the compaction done"})
+    monkeypatch.setattr(os, "replace", real_replace)
+    expected = contents(db)
+    assert expected["requests"]
+    os.close(db._fd)  # the process is gone: no clean-up of any kind
+    os.close(db._marks_fd)
+    db._fd = db._marks_fd = -1
+    db._compaction = db._last_compaction = None
+    assert reopened(path) == expected
+    with Database(path, fsync=False) as again:  # and it goes on from there
+        again.table("requests").insert({"n": "after"})
+        expected = contents(again)
+    assert reopened(path) == expected
+
+
+def test_kill_9_during_background_compactions_loses_no_committed_transaction(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.json"
+    writer = WRITER.replace(
+        "db.compact_min_bytes = 8_000",
+        "db.compact_min_bytes = 8_000\ndb.background_compaction_bytes = 0",
+    )
+    assert writer != WRITER
+    rng = random.Random()
+    deadline = time.monotonic() + 90
+    committed = -1
+    for round_ in range(5):
+        target = committed + rng.randint(20, 120)
+        with subprocess.Popen(
+            [sys.executable, "-c", writer, str(path)], stdout=subprocess.PIPE, bufsize=0
+        ) as proc:
+            reports = Reports(proc)
+            try:
+                reports.wait_for(target, deadline)
+            finally:
+                proc.kill()
+                proc.wait()
+            reports.drain()
+        last = check_all_or_nothing(path)
+        assert last >= reports.last, f"round {round_}: reported {reports.last}, kept {last}"
+        assert last <= reports.last + 1, f"round {round_}: {last} > {reports.last} + 1"
+        committed = last
