@@ -263,3 +263,23 @@ def test_a_requests_audit_log_by_index_is_the_scan_of_every_event(store: Store, 
         assert [d["n"] for d in again.audit_log(3)] == list(range(3, 60, 7))
     finally:
         again.close()
+
+
+def test_every_request_of_a_mentee_is_found_by_index(store: Store, path: Path) -> None:
+    """What orientation asks for each new request ("did this mentee write before?")."""
+    with store.transaction():
+        store.save_request({**request(1), "mentee": "Ann@Example.net"})
+        store.save_request({**request(2, "closed"), "mentee": "ann@example.net"})
+        store.save_request(request(3))
+    with pytest.raises(RuntimeError), store.transaction():
+        store.save_request({**request(4), "mentee": "ann@example.net"})
+        raise RuntimeError("rolled back")
+    scanned = [d["number"] for d in store.requests_where(lambda d: d["mentee"] == "ann@example.net")]
+    assert store.request_numbers_of("ANN@example.net") == sorted(scanned) == [1, 2]
+    assert store.request_numbers_of("nobody@example.net") == []
+    store.close()
+    reopened = Store(path, fsync=False)
+    try:
+        assert reopened.request_numbers_of("ann@example.net") == [1, 2]
+    finally:
+        reopened.close()

@@ -57,10 +57,7 @@ class Orientation:
         markdown = self.config.orientation.mentee_welcome
         if not markdown:
             return False
-        earlier = self.store.requests_where(
-            lambda doc: doc.get("mentee") == email and doc.get("number") != number
-        )
-        if earlier:
+        if any(n != number for n in self.store.request_numbers_of(email)):
             return False
         return self._welcome(MENTEE, markdown, email, name, now, number)
 

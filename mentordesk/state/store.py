@@ -178,6 +178,7 @@ class Store:
             if doc.get("request") is not None:
                 self._audit_of.setdefault(doc["request"], []).append(doc_id)
         self._open_by_mentee: dict[str, set[int]] = {}
+        self._by_mentee: dict[str, set[int]] = {}  # every request of each mentee
         self._claims = ClaimIndex()
         self._request_statuses = KeysByValue[int]()
         for name, order in list(self._moment_orders.items()):
@@ -187,6 +188,7 @@ class Store:
 
     def _index_request(self, doc: Mapping[str, Any]) -> None:
         number = int(doc["number"])
+        self._by_mentee.setdefault(doc["mentee"], set()).add(number)
         open_set = self._open_by_mentee.setdefault(doc["mentee"], set())
         status = request_status(doc)
         if status.waiting:
@@ -504,6 +506,10 @@ class Store:
     def open_requests_of(self, mentee: str) -> list[Doc]:
         numbers = sorted(self._open_by_mentee.get(mentee.lower(), ()))
         return [doc for n in numbers if (doc := self.request(n)) is not None]
+
+    def request_numbers_of(self, mentee: str) -> list[int]:
+        """The numbers of every request ``mentee`` ever sent, oldest first (by index)."""
+        return sorted(self._by_mentee.get(mentee.lower(), ()))
 
     def save_request(self, doc: Mapping[str, Any]) -> Doc:
         """Insert or replace the request keyed by ``doc["number"]``."""
