@@ -274,7 +274,9 @@ def test_every_request_of_a_mentee_is_found_by_index(store: Store, path: Path) -
     with pytest.raises(RuntimeError), store.transaction():
         store.save_request({**request(4), "mentee": "ann@example.net"})
         raise RuntimeError("rolled back")
-    scanned = [d["number"] for d in store.requests_where(lambda d: d["mentee"] == "ann@example.net")]
+    scanned = [
+        d["number"] for d in store.requests_where(lambda d: d["mentee"] == "ann@example.net")
+    ]
     assert store.request_numbers_of("ANN@example.net") == sorted(scanned) == [1, 2]
     assert store.request_numbers_of("nobody@example.net") == []
     store.close()
