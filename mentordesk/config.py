@@ -252,6 +252,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "widen_count": (_positive_int, 3, "3"),
         "default_capacity": (_positive_int, 2, "2"),
     },
+    "desk": {
+        "coordinators": (_address_list, [], '["coordinator@program.org", "chair@program.org"]'),
+        "session_lifetime": (_positive_duration, "12h", '"12h"'),
+        "sign_in_lifetime": (_positive_duration, "15m", '"15m"'),
+    },
     "limits": {
         "replies_per_sender_per_hour": (_positive_int, 5, "5"),
         "open_requests_per_mentee": (_positive_int, 2, "2"),
@@ -366,6 +371,15 @@ class MatchingConfig:
 
 
 @dataclass(frozen=True)
+class DeskConfig:
+    """The coordinator's web desk (``desk_web.py``): who may sign in, for how long."""
+
+    coordinators: tuple[str, ...] = ()  # empty: [program] coordinator alone
+    session_lifetime: timedelta = timedelta(hours=12)
+    sign_in_lifetime: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     replies_per_sender_per_hour: int
     open_requests_per_mentee: int
@@ -386,6 +400,7 @@ class Config:
     matching: MatchingConfig
     limits: LimitsConfig
     secret: bytes = field(default=b"", repr=False)
+    desk: DeskConfig = field(default_factory=DeskConfig)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -488,6 +503,7 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
         matching=MatchingConfig(**values["matching"], synonyms=synonyms),
         limits=LimitsConfig(**values["limits"]),
         secret=secret.encode(),
+        desk=DeskConfig(**values["desk"]),
     )
 
 

@@ -34,6 +34,7 @@ from typing import ParamSpec, TypeVar
 from .config import Config
 from .errors import MailSourceError, MentordeskError, PermanentDeliveryError
 from .flows.claims import ClaimDesk
+from .flows.desks import Desks
 from .flows.office_hours import OfficeHoursDesk
 from .flows.router import Coordinator, Outcome, describe, temporary
 from .flows.sessions import SessionDesk
@@ -174,6 +175,7 @@ class Daemon:
             changed=self.sender.poke,
             sessions=self._sessions,
             office_hours=self._office_hours,
+            desks=self._desks,
         )
         await self.web.start()
 
@@ -363,6 +365,11 @@ class Daemon:
         if self.coordinator is None:
             raise RuntimeError("daemon not started")
         return self.coordinator.office_hours
+
+    def _desks(self) -> Desks:
+        if self.coordinator is None:
+            raise RuntimeError("daemon not started")
+        return self.coordinator.desks
 
     def _claims(self) -> ClaimDesk:
         if self.coordinator is None:

@@ -25,6 +25,7 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
     GET  /feed/{token}.ics a person's calendar feed (sessions, office hours; text/calendar)
     POST /admin/office-hours  the CLI's office-hours commands (JSON; loopback, signed, once)
     GET  /healthz          liveness for monitoring
+    GET  /desk…            the coordinator's desk (``desk_web.py``)
 """
 
 from __future__ import annotations
@@ -43,9 +44,11 @@ from aiohttp import web
 
 from .admin import AdminTicket, check_admin_token, is_loopback, spend_admin_nonce
 from .config import Config
+from .desk_web import DeskWeb
 from .errors import OfficeHoursError
 from .feed import FEED_OBJECT, FEED_PURPOSE
 from .flows.claims import ClaimDesk, ClaimResult
+from .flows.desks import Desks
 from .flows.escalation import assign, assign_view, may_assign, parse_assign_obj
 from .flows.feedback import (
     ATTENDANCE,
@@ -172,7 +175,9 @@ class WebApp:
         sessions: Callable[[], SessionDesk] | None = None,
         office_hours: Callable[[], OfficeHoursDesk] | None = None,
         limits: WebLimits | None = None,
+        desks: Callable[[], Desks] | None = None,
     ) -> None:
+        self.desks = desks
         self.limits = limits or WEB_LIMITS
         self.guard = ConnectionGuard(self.limits)
         self.sessions = sessions
@@ -231,6 +236,8 @@ class WebApp:
                 web.post("/followup/{token}", self.followup),
             ]
         )
+        if self.desks is not None:
+            app.add_routes(DeskWeb(self, self.desks).routes())
         return app
 
     async def start(self) -> None:

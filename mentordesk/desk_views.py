@@ -1,0 +1,390 @@
+"""What the coordinator's desk shows: read-only queries over the store (no writes, no mail).
+
+Each function takes the store, the config and the clock and returns plain data for one
+page of ``desk_web.py``; they run on the store's writer thread (``StoreWriter.call``),
+as every page's reads do. Where another part already computes something (the digest's
+standing and chart, the feedback results, an office-hours series' description), it is
+reused, not counted again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .config import Config
+from .flows.digest import compute_digest
+from .flows.digest_events import age, waiting_since
+from .flows.digest_mail import chart_rows
+from .flows.feedback_results import (
+    RATINGS,
+    SessionResults,
+    SurveyResults,
+    session_results,
+    survey_results,
+)
+from .flows.matching import month_start
+from .flows.office_hours import OfficeHoursDesk
+from .state.records import (
+    HELD,
+    MentorStatus,
+    RequestStatus,
+    mentor_status,
+    request_status,
+    term_over,
+)
+from .state.store import Store, from_iso
+from .views import request_view, tag
+
+__all__ = [
+    "RATINGS",
+    "REQUEST_FILTERS",
+    "RequestFilter",
+    "attention",
+    "chart",
+    "feedback",
+    "mentor_rows",
+    "office_hours",
+    "request_history",
+    "request_rows",
+    "sessions_this_week",
+]
+
+#: The status choices of the requests page: a status, or these groups.
+REQUEST_FILTERS = ("waiting", "all", *(s.value for s in RequestStatus))
+_WAITING = frozenset({RequestStatus.INCOMPLETE, RequestStatus.OPEN, *HELD, RequestStatus.MET})
+#: Rows on one page of requests at most (the filters narrow it down).
+MAX_ROWS = 200
+#: The "needs a person" page looks this far back for mail nobody could place.
+UNPLACED_WINDOW = timedelta(days=7)
+
+
+def _when(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone)).strftime("%a %-d %b %Y %H:%M")
+
+
+def _when_iso(value: Any, zone: str) -> str:
+    return _when(from_iso(value), zone) if isinstance(value, str) and value else ""
+
+
+# --- what needs a person now ---------------------------------------------------------------
+
+
+def attention(store: Store, config: Config, now: datetime) -> dict[str, Any]:
+    """Unclaimed requests by age (escalated marked), held ones gone astray, mentors
+    waiting for approval, bounced addresses, mail nobody could place, failed emails."""
+    zone = config.program.timezone
+    digest = compute_digest(store, config, now, now - UNPLACED_WINDOW)
+    waiting = []
+    for doc in store.requests([RequestStatus.OPEN]):
+        since = from_iso(waiting_since(doc))
+        waiting.append(
+            {
+                "number": doc["number"],
+                "tag": tag(doc["number"]),
+                "name": doc.get("name") or "",
+                "skills": ", ".join(doc.get("skills") or ()),
+                "waited": age(now - since),
+                "since": since,
+                "asked": len(doc.get("invited") or ()),
+                "escalated": bool((doc.get("ladder") or {}).get("escalate")),
+            }
+        )
+    waiting.sort(key=lambda r: (r["since"], r["number"]))
+    quarantined = [
+        {
+            "at": _when_iso(m.get("at"), zone),
+            "error": m.get("error") or "",
+            "message_id": m.get("message_id") or "",
+        }
+        for m in store.messages("quarantined")
+    ]
+    return {
+        "waiting": waiting,
+        "escalated": [r for r in waiting if r["escalated"]],
+        "astray": digest.standing.astray,
+        "picking": digest.standing.picking,
+        "unplaced": digest.section("unplaced"),
+        "pending": [
+            {"name": m.get("name") or m["email"], "email": m["email"]}
+            for m in store.mentors()
+            if mentor_status(m) is MentorStatus.PENDING
+        ],
+        "bounced": [
+            {
+                "email": a["email"],
+                "reason": a.get("reason") or "",
+                "since": _when_iso(a.get("since"), zone),
+            }
+            for a in store.bounced_addresses()
+        ],
+        "quarantined": quarantined,
+        "failed": [
+            {
+                "to": ", ".join(o.get("recipients") or ()),
+                "kind": o.get("kind") or "",
+                "error": o.get("error") or "",
+                "at": _when_iso(o.get("failed") or o.get("created"), zone),
+            }
+            for o in store.outbox("failed")
+        ],
+    }
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    """The requests page's filters, read from its query string (never trusted)."""
+
+    status: str = "waiting"
+    skill: str = ""
+    min_days: int = 0
+
+    @classmethod
+    def of(cls, unsafe_query: Mapping[str, str]) -> RequestFilter:
+        status = unsafe_query.get("status", "waiting")
+        skill = " ".join(unsafe_query.get("skill", "").split())[:60].lower()
+        unsafe_days = unsafe_query.get("older_than", "").strip()
+        days = int(unsafe_days) if unsafe_days.isdigit() and len(unsafe_days) <= 4 else 0
+        return cls(status if status in REQUEST_FILTERS else "waiting", skill, days)
+
+
+def request_rows(
+    store: Store, config: Config, wanted: RequestFilter, now: datetime
+) -> tuple[list[dict[str, Any]], int]:
+    """The requests that pass the filter, newest first: (at most MAX_ROWS rows, how many)."""
+    synonyms = config.matching.synonyms
+    skill = synonyms.get(wanted.skill, wanted.skill)
+    cutoff = now - timedelta(days=wanted.min_days)
+    rows: list[dict[str, Any]] = []
+
+    def take(doc: Mapping[str, Any]) -> bool:
+        status = request_status(doc)
+        if wanted.status == "waiting" and status not in _WAITING:
+            return False
+        if wanted.status not in ("waiting", "all") and status.value != wanted.status:
+            return False
+        skills = [str(s) for s in doc.get("skills") or ()]
+        if skill and not any(skill in synonyms.get(s.lower(), s.lower()) for s in skills):
+            return False
+        created = from_iso(str(doc["created"]))
+        if wanted.min_days and created > cutoff:
+            return False
+        rows.append(
+            {
+                "number": int(doc["number"]),
+                "tag": tag(int(doc["number"])),
+                "name": doc.get("name") or "",
+                "skills": ", ".join(skills),
+                "status": status.value,
+                "age": age(now - created),
+                "holder": doc.get("claimed_by") or "",
+            }
+        )
+        return False  # nothing copied out
+
+    store.requests_where(take)
+    rows.sort(key=lambda r: -r["number"])
+    return rows[:MAX_ROWS], len(rows)
+
+
+def request_history(
+    store: Store, config: Config, number: int, now: datetime
+) -> dict[str, Any] | None:
+    """One request and everything that happened to it, oldest first: emails in and out,
+    claims and other events, sessions. None when there is no such request."""
+    doc = store.request(number)
+    if doc is None:
+        return None
+    zone = config.program.timezone
+    events: list[dict[str, Any]] = []
+    for e in store.audit_log(request=number):
+        detail = {
+            k: v
+            for k, v in e.items()
+            if k not in ("event", "at", "request") and v not in (None, "")
+        }
+        events.append(
+            {
+                "at": e["at"],
+                "kind": "event",
+                "what": e["event"],
+                "detail": ", ".join(f"{k}: {_short(v)}" for k, v in detail.items()),
+            }
+        )
+    for o in store.outbox():
+        if o.get("request") != number:
+            continue
+        events.append(
+            {
+                "at": o["created"],
+                "kind": "email out",
+                "what": _subject(o) or o.get("kind", ""),
+                "detail": f"to {', '.join(o.get('recipients') or ())} · {o.get('status')}"
+                + (f" · {o['error']}" if o.get("error") else ""),
+            }
+        )
+    for m in store.messages():
+        if m.get("request") != number:
+            continue
+        events.append(
+            {
+                "at": m["at"],
+                "kind": "email in",
+                "what": m.get("kind") or "message",
+                "detail": str(m.get("status") or "")
+                + (f" · {m['error']}" if m.get("error") else ""),
+            }
+        )
+    sessions = sorted(
+        store.sessions_where(lambda s: s.get("request") == number), key=lambda s: s["created"]
+    )
+    for s in sessions:
+        events.append(
+            {
+                "at": s["created"],
+                "kind": "session",
+                "what": f"session for {_when_iso(s.get('start'), zone)}",
+                "detail": f"now {s.get('status')}",
+            }
+        )
+    events.sort(key=lambda e: e["at"])
+    for e in events:
+        e["when"] = _when_iso(e["at"], zone)
+    return {
+        "request": request_view(doc),
+        "mentee": doc.get("mentee") or "",
+        "holder": doc.get("claimed_by") or "",
+        "status": request_status(doc).value,
+        "held": request_status(doc) in HELD,
+        "open": request_status(doc) is RequestStatus.OPEN,
+        "finished": request_status(doc).finished,
+        "invited": list(doc.get("invited") or ()),
+        "sessions": [
+            {
+                "when": _when_iso(s.get("start"), zone),
+                "status": s.get("status") or "",
+                "mentor": s.get("mentor") or "",
+            }
+            for s in sessions
+        ],
+        "events": events,
+    }
+
+
+def _subject(outbox_item: Mapping[str, Any]) -> str:
+    """The Subject of a stored outgoing email (its head only is parsed)."""
+    data = str(outbox_item.get("data") or "").encode("latin-1", "replace")
+    head, _, _ = data.partition(b"\r\n\r\n")
+    parsed = BytesHeaderParser(policy=default_policy).parsebytes(head[:16_000])
+    return str(parsed.get("subject") or "")
+
+
+def _short(value: Any) -> str:
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+# --- mentors ---------------------------------------------------------------------------
+
+
+def mentor_rows(store: Store, config: Config, now: datetime) -> list[dict[str, Any]]:
+    """Every mentor: standing, this month's load, requests held, term end, last session."""
+    zone = config.program.timezone
+    taken = store.claims_since(month_start(now, zone))
+    held: dict[str, int] = {}
+    for r in store.requests(HELD):
+        holder = str(r.get("claimed_by") or "")
+        held[holder] = held.get(holder, 0) + 1
+    last: dict[str, str] = {}
+    for s in store.sessions(["held"]):
+        mentor = str(s.get("mentor") or "")
+        if str(s.get("start") or "") > last.get(mentor, ""):
+            last[mentor] = str(s["start"])
+    rows = []
+    for m in store.mentors():
+        email = m["email"]
+        status = mentor_status(m)
+        rows.append(
+            {
+                "email": email,
+                "name": m.get("name") or email,
+                "status": status.value,
+                "term_over": term_over(m, now) and not status.left,
+                "taken": taken.get(email, 0),
+                "capacity": int(m.get("capacity") or config.matching.default_capacity),
+                "held": held.get(email, 0),
+                "term_end": str(m.get("term_end") or "")[:10],
+                "last_session": _when_iso(last.get(email), zone),
+                "skills": ", ".join(m.get("skills") or ()),
+                "pending": status is MentorStatus.PENDING,
+                "active": status is MentorStatus.ACTIVE,
+                "paused": status is MentorStatus.PAUSED,
+            }
+        )
+    order = {s.value: i for i, s in enumerate(MentorStatus)}
+    rows.sort(key=lambda r: (order.get(r["status"], 9), r["name"].lower()))
+    return rows
+
+
+# --- sessions, office hours, feedback, the chart -------------------------------------------
+
+
+def sessions_this_week(store: Store, config: Config, now: datetime) -> dict[str, Any]:
+    """Sessions starting this week (Monday to Sunday in the program's zone)."""
+    zone = config.program.timezone
+    local = now.astimezone(ZoneInfo(zone))
+    monday = (local - timedelta(days=local.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    low, high = monday, monday + timedelta(days=7)
+    names = {m["email"]: m.get("name") or m["email"] for m in store.mentors()}
+    found = store.sessions_where(
+        lambda s: isinstance(s.get("start"), str) and low <= from_iso(s["start"]) < high
+    )
+    rows = []
+    for s in sorted(found, key=lambda s: s["start"]):
+        request = store.request(int(s["request"])) if s.get("request") is not None else None
+        rows.append(
+            {
+                "when": _when_iso(s["start"], zone),
+                "number": s.get("request"),
+                "tag": tag(int(s["request"])) if s.get("request") is not None else "",
+                "mentor": names.get(s.get("mentor") or "", s.get("mentor") or ""),
+                "mentee": (request or {}).get("name") or s.get("mentee") or "",
+                "status": s.get("status") or "",
+            }
+        )
+    return {
+        "from": monday.strftime("%a %-d %b"),
+        "to": (high - timedelta(days=1)).strftime("%a %-d %b"),
+        "rows": rows,
+    }
+
+
+def office_hours(store: Store, desk: OfficeHoursDesk, now: datetime) -> list[dict[str, Any]]:
+    """Every office-hours series, as ``mentordesk office-hours list`` describes it."""
+    return [desk.commands.describe(series, now) for series in store.all_series()]
+
+
+def feedback(store: Store, now: datetime) -> tuple[list[SurveyResults], SessionResults]:
+    """Every feedback round, and a year of after-session answers."""
+    rounds = [r for s in store.surveys() if (r := survey_results(store, int(s["year"])))]
+    return rounds, session_results(store, now - timedelta(days=365), now)
+
+
+def chart(store: Store, config: Config, now: datetime) -> list[dict[str, Any]]:
+    """The digest's chart: requests a week and the median wait for a mentor."""
+    return chart_rows(compute_digest(store, config, now, now - timedelta(days=1)).weeks)
+
+
+def counts_text(counts: Sequence[int]) -> str:
+    """'1: 0 · 2: 1 · …': how many gave each rating."""
+    return " · ".join(f"{n}: {c}" for (n, _), c in zip(RATINGS, counts, strict=True))

@@ -1,0 +1,313 @@
+"""The coordinator's desk at /desk: pages to see the program and step in (SPEC §10).
+
+Sign-in, sessions and form tokens are ``desk_auth.py``'s; what the pages show comes
+from ``desk_views.py``; the actions are the coordinator desk's (``flows/coordinator.py``),
+the same the CLI uses, each recorded with who did it. Reads and writes run on the store's
+writer thread like every other page. A GET never changes anything; every POST carries
+the form token of the page it came from (bound to the desk session and the form's path)
+and passes the endpoint's cross-site check (``web.py``).
+
+    GET  /desk                      what needs a person now
+    GET  /desk/sign-in              the address form        POST: mail a link (coordinators)
+    GET  /desk/sign-in/{token}      a "Sign in" button      POST: spend the link, sign in
+    POST /desk/sign-out             end the session
+    GET  /desk/requests             requests, filtered by status, skill, age
+    GET  /desk/requests/{n}         one request's history; assign, withdraw, close, resend
+    POST /desk/requests/{n}/{action}
+    GET  /desk/mentors              load, standing, term; pause, resume, approve
+    POST /desk/mentors/{action}
+    GET  /desk/sessions, /desk/office-hours, /desk/feedback, /desk/chart
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from . import desk_auth, desk_views
+from .desk_auth import COOKIE, DeskSession
+from .flows.desks import Desks
+from .state.store import Store
+from .tokens import (
+    FORM_FIELD,
+    ForgedForm,
+    TokenError,
+    check_form_token,
+    form_token,
+    sign,
+    verify,
+)
+
+if TYPE_CHECKING:
+    from .web import WebApp
+
+log = logging.getLogger(__name__)
+
+# The sign-in form has no session to bind its token to: a signed, short-lived token.
+_SIGN_IN_FORM = "desk-sign-in-form"
+_SIGN_IN_FORM_LIFETIME = timedelta(hours=2)
+
+#: The desk's pages in its navigation: (path, label).
+NAV = (
+    ("/desk", "Needs a person"),
+    ("/desk/requests", "Requests"),
+    ("/desk/mentors", "Mentors"),
+    ("/desk/sessions", "Sessions"),
+    ("/desk/office-hours", "Office hours"),
+    ("/desk/feedback", "Feedback"),
+    ("/desk/chart", "Chart"),
+)
+
+
+class DeskWeb:
+    """The desk's routes on the web endpoint (``WebApp``), with its pages' helpers."""
+
+    def __init__(self, app: WebApp, desks: Callable[[], Desks]) -> None:
+        self.app = app
+        self.config = app.config
+        self.desks = desks
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/desk", self.attention),
+            web.get("/desk/sign-in", self.sign_in_page),
+            web.post("/desk/sign-in", self.sign_in),
+            web.get("/desk/sign-in/{token}", self.link_page),
+            web.post("/desk/sign-in/{token}", self.follow_link),
+            web.get("/desk/sign-out", self.back_to_desk),
+            web.post("/desk/sign-out", self.sign_out),
+            web.get("/desk/requests", self.requests),
+            web.get(r"/desk/requests/{number:\d{1,9}}", self.request_page),
+            web.get("/desk/mentors", self.mentors),
+            web.get("/desk/sessions", self.sessions),
+            web.get("/desk/office-hours", self.office_hours),
+            web.get("/desk/feedback", self.feedback),
+            web.get("/desk/chart", self.chart),
+        ]
+
+    # Signing in and out --------------------------------------------------------------------
+
+    async def sign_in_page(self, request: web.Request) -> web.Response:
+        return self._sign_in_form(ended="ended" in request.query)
+
+    async def sign_in(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        now = self.app.clock()
+        try:
+            verify(self.config.secret, _text(form, FORM_FIELD), purpose=_SIGN_IN_FORM, now=now)
+        except TokenError:
+            raise ForgedForm(
+                "This form only works on our own page. Nothing was sent: please open the "
+                "sign-in page again."
+            ) from None
+        desks = self.desks()
+        await self.app.writer.call(
+            desk_auth.request_sign_in,
+            self.config,
+            self._store(),
+            desks.postman,
+            _text(form, "address"),
+            now,
+        )
+        self.app.changed()
+        minutes = int(self.config.desk.sign_in_lifetime.total_seconds() // 60)
+        return self.app.page("desk/sign_in.html", {"asked": True, "minutes": minutes})
+
+    async def link_page(self, request: web.Request) -> web.Response:
+        claims = desk_auth.check_sign_in_link(
+            self.config, request.match_info["token"], self.app.clock()
+        )
+        return self.app.page(
+            "desk/sign_in_link.html",
+            {
+                "person": claims.person,
+                "form_field": FORM_FIELD,
+                "form_token": form_token(self.config.secret, claims),
+            },
+        )
+
+    async def follow_link(self, request: web.Request) -> web.Response:
+        unsafe_token = request.match_info["token"]
+        now = self.app.clock()
+        claims = desk_auth.check_sign_in_link(self.config, unsafe_token, now)
+        form = await request.post()
+        check_form_token(self.config.secret, form.get(FORM_FIELD), claims)
+        session_id, session = await self.app.writer.call(
+            desk_auth.start_session, self.config, self._store(), unsafe_token, now
+        )
+        answer = web.HTTPSeeOther("/desk", headers=self._headers())
+        answer.set_cookie(
+            COOKIE,
+            session_id,
+            max_age=int((session.expires - now).total_seconds()),
+            path="/desk",
+            httponly=True,
+            secure=self.config.program.base_url.startswith("https://"),
+            samesite="Strict",
+        )
+        log.info("desk: signed in")
+        raise answer
+
+    async def sign_out(self, request: web.Request) -> web.Response:
+        session = await self._posted(request)
+        await self.app.writer.call(desk_auth.end_session, self._store(), session, self.app.clock())
+        answer = self.app.page("desk/signed_out.html", {})
+        answer.del_cookie(COOKIE, path="/desk")
+        return answer
+
+    async def back_to_desk(self, request: web.Request) -> web.Response:
+        """A GET of a POST-only desk path (after a refused form): back to a page."""
+        raise web.HTTPSeeOther("/desk", headers=self._headers())
+
+    # Pages ---------------------------------------------------------------------------------
+
+    async def attention(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        found = await self._read(desk_views.attention, self._store(), self.config)
+        return self._page(request, session, "desk/attention.html", {"a": found})
+
+    async def requests(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        wanted = desk_views.RequestFilter.of(request.query)
+        rows, total = await self._read(desk_views.request_rows, self._store(), self.config, wanted)
+        return self._page(
+            request,
+            session,
+            "desk/requests.html",
+            {
+                "rows": rows,
+                "total": total,
+                "wanted": wanted,
+                "statuses": desk_views.REQUEST_FILTERS,
+            },
+        )
+
+    async def request_page(self, request: web.Request, outcome: Any = None) -> web.Response:
+        session = await self._session(request)
+        number = int(request.match_info["number"])
+        history = await self._read(desk_views.request_history, self._store(), self.config, number)
+        if history is None:
+            raise web.HTTPNotFound()
+        return self._page(
+            request,
+            session,
+            "desk/request.html",
+            {"h": history, "number": number, "outcome": outcome},
+        )
+
+    async def mentors(self, request: web.Request, outcome: Any = None) -> web.Response:
+        session = await self._session(request)
+        rows = await self._read(desk_views.mentor_rows, self._store(), self.config)
+        return self._page(request, session, "desk/mentors.html", {"rows": rows, "outcome": outcome})
+
+    async def sessions(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        week = await self._read(desk_views.sessions_this_week, self._store(), self.config)
+        return self._page(request, session, "desk/sessions.html", {"week": week})
+
+    async def office_hours(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        series = await self._read(desk_views.office_hours, self._store(), self.desks().office_hours)
+        return self._page(request, session, "desk/office_hours.html", {"series": series})
+
+    async def feedback(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        rounds, after = await self._read(desk_views.feedback, self._store())
+        return self._page(
+            request,
+            session,
+            "desk/feedback.html",
+            {
+                "rounds": rounds,
+                "after": after,
+                "counts_text": desk_views.counts_text,
+                "ratings": desk_views.RATINGS,
+            },
+        )
+
+    async def chart(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        rows = await self._read(desk_views.chart, self._store(), self.config)
+        return self._page(request, session, "desk/chart.html", {"chart": rows})
+
+    # Helpers -------------------------------------------------------------------------------
+
+    async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args, now)`` on the store's writer thread, as every page reads."""
+        return await self.app.writer.call(fn, *args, self.app.clock())
+
+    def _store(self) -> Store:
+        store = self.app.writer.store
+        if store is None:
+            raise RuntimeError("the store is not open")
+        return store
+
+    async def _session(self, request: web.Request) -> DeskSession:
+        """The desk session of this browser; else off to the sign-in page (303)."""
+        unsafe_id = request.cookies.get(COOKIE)
+        session = await self.app.writer.call(
+            desk_auth.session_of, self.config, self._store(), unsafe_id, self.app.clock()
+        )
+        if session is None:
+            where = "/desk/sign-in?ended" if unsafe_id else "/desk/sign-in"
+            raise web.HTTPSeeOther(where, headers=self._headers())
+        return session
+
+    async def _posted(self, request: web.Request) -> DeskSession:
+        """The session of a desk POST whose form token is its page's (else ForgedForm)."""
+        session = await self._session(request)
+        form = await request.post()
+        desk_auth.check_desk_form(self.config, session, request.path, form.get(FORM_FIELD))
+        return session
+
+    def _page(
+        self,
+        request: web.Request,
+        session: DeskSession,
+        name: str,
+        context: Mapping[str, Any],
+        status: int = 200,
+    ) -> web.Response:
+        def token_for(path: str) -> str:
+            return desk_auth.form_token_for(self.config, session, path)
+
+        return self.app.page(
+            name,
+            {
+                "nav": NAV,
+                "here": request.path,
+                "person": session.person,
+                "form_field": FORM_FIELD,
+                "token_for": token_for,
+                **context,
+            },
+            status=status,
+        )
+
+    def _sign_in_form(self, *, ended: bool = False) -> web.Response:
+        token = sign(
+            self.config.secret,
+            purpose=_SIGN_IN_FORM,
+            person="",
+            obj="",
+            expires=self.app.clock() + _SIGN_IN_FORM_LIFETIME,
+        )
+        return self.app.page(
+            "desk/sign_in.html",
+            {"asked": False, "ended": ended, "form_field": FORM_FIELD, "form_token": token},
+        )
+
+    @staticmethod
+    def _headers() -> dict[str, str]:
+        from .web import SECURITY_HEADERS
+
+        return dict(SECURITY_HEADERS)
+
+
+def _text(form: Mapping[str, Any], name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""

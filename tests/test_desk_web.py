@@ -1,0 +1,191 @@
+"""The coordinator's desk over HTTP: signing in by emailed link, the session, the forms.
+
+The daemon runs against the real Dovecot and the real aiosmtpd sink; the sign-in link is
+read from the email the sink received. The browser's view is tests/test_desk_browser.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from mentordesk.daemon import Daemon
+
+from .desk import COORDINATOR, Desk
+from .deskweb import (
+    SUBJECT,
+    ShiftedClock,
+    ask_for_link,
+    client,
+    link_in,
+    sign_in,
+    token_in,
+)
+from .test_claims import TEAM, seed
+
+PAGES = (
+    "/desk",
+    "/desk/requests",
+    "/desk/mentors",
+    "/desk/sessions",
+    "/desk/office-hours",
+    "/desk/feedback",
+    "/desk/chart",
+)
+
+
+def url(desk: Desk, path: str) -> str:
+    return f"http://127.0.0.1:{desk.web_port}{path}"
+
+
+async def test_a_coordinator_signs_in_with_the_emailed_link_once(desk: Desk) -> None:
+    seed(desk, TEAM)
+    await desk.start()
+    async with client() as http:
+        answer = await sign_in(http, desk)
+        assert answer.status == 303 and answer.headers["Location"] == "/desk"
+        cookie = answer.headers["Set-Cookie"]
+        for part in ("md_desk=", "HttpOnly", "SameSite=Strict", "Path=/desk", "Max-Age=43200"):
+            assert part in cookie, cookie
+        assert "Secure" not in cookie  # plain http: a Secure cookie would never come back
+        for path in PAGES:
+            async with http.get(url(desk, path), allow_redirects=False) as page:
+                assert page.status == 200, (path, await page.text())
+                assert "Signed in as coord@program.test" in await page.text()
+        async with http.get(url(desk, "/desk/mentors")) as page:
+            html = await page.text()
+        assert "Ada Lovelace" in html and "0 of 2" in html
+
+        # The link works once: its button again signs nobody in.
+        [mail] = desk.sink.messages_to(COORDINATOR)
+        assert mail.subject == "Your sign-in link for the Test Mentors desk"
+        link = link_in(mail)
+    async with client() as other:
+        async with other.get(link) as page:
+            token = token_in(await page.text())
+        async with other.post(link, data={"form_token": token}, allow_redirects=False) as again:
+            assert again.status == 403
+            assert "used already" in await again.text() or "not valid" in await again.text()
+            assert "Set-Cookie" not in again.headers
+        async with other.get(url(desk, "/desk"), allow_redirects=False) as page:
+            assert page.status == 303 and page.headers["Location"] == "/desk/sign-in"
+
+
+async def test_a_stranger_is_told_the_same_and_sent_nothing(desk: Desk) -> None:
+    seed(desk, TEAM)
+    await desk.start()
+    async with client() as http:
+        stranger = await ask_for_link(http, desk, "ada@example.com")
+        nonsense = await ask_for_link(http, desk, "not an address")
+        # Then a coordinator: their email comes after anything the stranger's would have.
+        coordinator = await ask_for_link(http, desk, "Coord@Program.test")
+        for page in (stranger, nonsense, coordinator):
+            assert "If that address is a coordinator’s, a link is on its way." in page
+        await desk.mail_to(COORDINATOR, SUBJECT)
+        await asyncio.sleep(0.3)
+    # (Olga's term ended: the daemon tells her so; that email is none of this test's.)
+    assert [m.rcpt_tos for m in desk.sink.messages if "term" not in m.subject] == [(COORDINATOR,)]
+    assert desk.sink.messages_to("ada@example.com") == []
+    async with desk.store() as store:
+        refused = [e for e in store.audit_log() if e["event"].startswith("desk sign-in refused")]
+    assert len(refused) == 2
+
+
+async def test_the_pages_and_buttons_need_a_signed_in_session(desk: Desk) -> None:
+    await desk.start()
+    async with client() as http:
+        for path in PAGES:
+            async with http.get(url(desk, path), allow_redirects=False) as page:
+                assert page.status == 303 and page.headers["Location"] == "/desk/sign-in"
+        async with http.post(url(desk, "/desk/sign-out"), allow_redirects=False) as answer:
+            assert answer.status == 303
+        # A made-up cookie is no session; the page says a session ended.
+        http.cookie_jar.update_cookies({"md_desk": "made-up"})
+        async with http.get(url(desk, "/desk"), allow_redirects=False) as page:
+            assert page.headers["Location"] == "/desk/sign-in?ended"
+
+
+async def test_a_form_without_its_token_is_refused_and_changes_nothing(desk: Desk) -> None:
+    await desk.start()
+    async with client() as http:
+        assert (await sign_in(http, desk)).status == 303
+        async with http.get(url(desk, "/desk")) as page:
+            html = await page.text()
+        sign_out_token = token_in(html)
+        for fields in ({}, {"form_token": "guessed"}, {"form_token": sign_out_token[:-2]}):
+            async with http.post(url(desk, "/desk/sign-out"), data=fields) as answer:
+                assert answer.status == 403
+                assert "This button only works on our own page." in await answer.text()
+        async with http.get(url(desk, "/desk"), allow_redirects=False) as page:
+            assert page.status == 200  # still signed in: nothing changed
+        # Another site's page posting with the browser's cookie is refused too.
+        async with http.post(
+            url(desk, "/desk/sign-out"),
+            data={"form_token": sign_out_token},
+            headers={"Origin": "http://evil.test"},
+        ) as answer:
+            assert answer.status == 403
+        async with http.post(
+            url(desk, "/desk/sign-out"), data={"form_token": sign_out_token}
+        ) as answer:
+            assert answer.status == 200
+            assert "You are signed out" in await answer.text()
+        async with http.get(url(desk, "/desk"), allow_redirects=False) as page:
+            assert page.status == 303
+
+
+async def test_the_sign_in_form_needs_its_own_token(desk: Desk) -> None:
+    await desk.start()
+    async with client() as http:
+        async with http.post(
+            url(desk, "/desk/sign-in"), data={"address": COORDINATOR, "form_token": "x"}
+        ) as answer:
+            assert answer.status == 403
+        await asyncio.sleep(0.3)
+    assert desk.sink.messages == []
+
+
+async def test_the_session_and_the_link_expire(desk: Desk) -> None:
+    clock = ShiftedClock()
+    await desk.start(Daemon(desk.config, clock=clock))
+    async with client() as http:
+        assert (await sign_in(http, desk)).status == 303
+        clock.offset = timedelta(hours=11, minutes=59)
+        async with http.get(url(desk, "/desk"), allow_redirects=False) as page:
+            assert page.status == 200
+        clock.offset = timedelta(hours=12, minutes=1)
+        async with http.get(url(desk, "/desk"), allow_redirects=False) as page:
+            assert page.status == 303 and page.headers["Location"] == "/desk/sign-in?ended"
+        async with http.get(url(desk, "/desk/sign-in?ended")) as page:
+            assert "Your desk session has ended." in await page.text()
+
+        # A sign-in link left for 16 minutes no longer works.
+        await ask_for_link(http, desk, COORDINATOR)
+        mails = await desk.replies_to(COORDINATOR, 2)
+        clock.offset += timedelta(minutes=16)
+        async with http.get(link_in(mails[1])) as page:
+            assert page.status == 410
+
+
+async def test_sign_in_links_are_limited_per_hour(desk: Desk) -> None:
+    await desk.start()
+    async with client() as http:
+        for _ in range(7):
+            await ask_for_link(http, desk, COORDINATOR)
+        await desk.replies_to(COORDINATOR, 5)
+        await asyncio.sleep(0.3)
+    assert len(desk.sink.messages_to(COORDINATOR)) == 5
+
+
+async def test_behind_https_the_cookie_is_secure(desk: Desk) -> None:
+    desk.configure(program={"base_url": "https://desk.program.test"})
+    await desk.start()
+    async with client() as http:
+        await ask_for_link(http, desk, COORDINATOR)
+        [mail] = await desk.replies_to(COORDINATOR, 1)
+        link = link_in(mail).replace("https://desk.program.test", url(desk, ""))
+        async with http.get(link) as page:
+            token = token_in(await page.text())
+        async with http.post(link, data={"form_token": token}, allow_redirects=False) as answer:
+            assert answer.status == 303
+            assert "Secure" in answer.headers["Set-Cookie"]
