@@ -266,7 +266,9 @@ def request_history(
         "held": request_status(doc) in HELD,
         "open": request_status(doc) is RequestStatus.OPEN,
         "finished": request_status(doc).finished,
-        "invited": list(doc.get("invited") or ()),
+        "invited": [
+            str(i.get("email") if isinstance(i, dict) else i) for i in doc.get("invited") or ()
+        ],
         "sessions": [
             {
                 "when": _when_iso(s.get("start"), zone),
@@ -281,9 +283,8 @@ def request_history(
 
 def _subject(outbox_item: Mapping[str, Any]) -> str:
     """The Subject of a stored outgoing email (its head only is parsed)."""
-    data = str(outbox_item.get("data") or "").encode("latin-1", "replace")
-    head, _, _ = data.partition(b"\r\n\r\n")
-    parsed = BytesHeaderParser(policy=default_policy).parsebytes(head[:16_000])
+    data = str(outbox_item.get("data") or "")[:16_000].encode("latin-1", "replace")
+    parsed = BytesHeaderParser(policy=default_policy).parsebytes(data, headersonly=True)
     return str(parsed.get("subject") or "")
 
 

@@ -37,8 +37,9 @@ def token_in(html: str) -> str:
 
 
 def link_in(message: ReceivedMessage) -> str:
-    [link] = SIGN_IN_LINK.findall(text_of(message))
-    return link
+    links = [m.group(0) for m in SIGN_IN_LINK.finditer(text_of(message))]
+    assert len(links) == 1, links
+    return links[0]
 
 
 def client() -> aiohttp.ClientSession:

@@ -1,0 +1,151 @@
+"""The coordinator's desk in Debian's Chromium, driven by Playwright.
+
+The coordinator signs in from the link in the email the real SMTP sink received, looks
+at every desk page on a phone and on a desktop (screenshots in test-artifacts/, for a
+person to look at) and acts on the desk; axe-core (from npm, tests/js) checks each page
+for accessibility. Pages carry a strict Content-Security-Policy, so the browser context
+bypasses it to inject axe (the pages themselves never run a script).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from mentordesk.state.store import Store
+
+from .desk import COORDINATOR, Desk, mail
+from .deskweb import SUBJECT, link_in
+from .test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from .test_claims import JORDAN, REQUEST, TEAM, mentor, seed
+
+pytestmark = pytest.mark.browser
+
+AXE = Path(__file__).resolve().parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+PAGES = {
+    "attention": "/desk",
+    "requests": "/desk/requests?status=all",
+    "request": "/desk/requests/1",
+    "mentors": "/desk/mentors",
+    "sessions": "/desk/sessions",
+    "office-hours": "/desk/office-hours",
+    "feedback": "/desk/feedback",
+    "chart": "/desk/chart",
+}
+NEWCOMER = mentor("nia@example.org", "Nia Newcomer", ["python"], status="pending")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup-tests.sh")
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} is missing: run scripts/setup-tests.sh (npm ci in tests/js)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def context(browser: Browser, viewport: dict[str, int]) -> BrowserContext:
+    return await browser.new_context(viewport=viewport, bypass_csp=True)  # type: ignore[arg-type]
+
+
+async def serious_violations(page: Page) -> list[dict[str, Any]]:
+    """What axe-core finds on the page that is serious or critical."""
+    await page.add_script_tag(path=str(AXE))
+    found: list[dict[str, Any]] = await page.evaluate(
+        """async () => (await axe.run()).violations.map(v => ({
+            id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))"""
+    )
+    return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
+async def sign_in_in_browser(page: Page, desk: Desk) -> None:
+    """From the desk's address to a signed-in desk, the way a coordinator does it."""
+    base = f"http://127.0.0.1:{desk.web_port}"
+    before = len(desk.sink.messages_to(COORDINATOR))
+    await page.goto(f"{base}/desk")
+    assert page.url == f"{base}/desk/sign-in"
+    assert await serious_violations(page) == []
+    await page.get_by_label("Your email address").fill(COORDINATOR)
+    await page.get_by_role("button", name="Email me a sign-in link").click()
+    await page.wait_for_load_state()
+    assert "a link is on its way" in await page.get_by_role("heading", level=1).inner_text()
+    await page.screenshot(path=str(ARTIFACTS / "desk-sign-in-sent.png"), full_page=True)
+    sent = (await desk.replies_to(COORDINATOR, before + 1))[-1]
+    assert SUBJECT in sent.subject
+    await page.goto(link_in(sent))
+    assert await serious_violations(page) == []
+    await page.screenshot(path=str(ARTIFACTS / "desk-sign-in-link.png"), full_page=True)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_load_state()
+    assert page.url == f"{base}/desk", await page.inner_text("main")
+
+
+def seed_desk(desk: Desk) -> None:
+    seed(desk, [*TEAM, NEWCOMER])
+    store = Store(desk.config.state.path, fsync=False)
+    try:
+        from datetime import UTC, datetime
+
+        store.mark_bounced(
+            "lost@example.net", reason="550 5.1.1 no such user", now=datetime.now(UTC)
+        )
+    finally:
+        store.close()
+
+
+async def test_every_desk_page_reads_well_on_a_phone_and_a_desktop(
+    desk: Desk, browser: Browser
+) -> None:
+    seed_desk(desk)
+    await desk.start()
+    desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
+    await desk.replies_to(JORDAN, 1)
+    ARTIFACTS.mkdir(exist_ok=True)
+    base = f"http://127.0.0.1:{desk.web_port}"
+    for size, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+        browsing = await context(browser, viewport)
+        page = await browsing.new_page()
+        await sign_in_in_browser(page, desk)
+        for name, path in PAGES.items():
+            response = await page.goto(base + path)
+            assert response is not None and response.status == 200, (name, response)
+            assert await page.get_by_role("navigation", name="Desk pages").is_visible()
+            assert await serious_violations(page) == [], (name, size)
+            # Nothing is wider than the screen: no sideways scrolling on a phone.
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= viewport["width"], (name, size, width)
+            await page.screenshot(path=str(ARTIFACTS / f"desk-{name}-{size}.png"), full_page=True)
+        # The keyboard reaches the skip link first, then the page.
+        await page.goto(base + "/desk")
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.textContent") == "Skip to the page"
+        await browsing.close()
+
+    # What the pages say, read the way a person reads them.
+    browsing = await context(browser, DESKTOP)
+    page = await browsing.new_page()
+    await sign_in_in_browser(page, desk)
+    main = page.get_by_role("main")
+    assert "MD-0001" in await main.inner_text()
+    assert "lost@example.net" in await main.inner_text()
+    assert "Nia Newcomer" in await main.inner_text()
+    await page.get_by_role("link", name="MD-0001").click()
+    await page.wait_for_load_state()
+    history = await page.get_by_role("region", name="What happened").inner_text()
+    assert "email out" in history and "email in" in history
+    await browsing.close()
