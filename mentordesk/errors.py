@@ -8,6 +8,7 @@
     │   └── PermanentDeliveryError  do not try again (5xx); names the refused addresses
     ├── StoreError                  the state file cannot be read or written
     ├── OfficeHoursError            a coordinator's office-hours command cannot be applied
+    ├── CommandError                a coordinator command is malformed
     ├── AdminError                  the running daemon could not be asked, or refused
     └── TokenError                  a link's token cannot be used (safe to show on a page)
         ├── TamperedToken           malformed, altered or signed with another secret
@@ -63,6 +64,10 @@ class StoreError(MentordeskError):
 
 class OfficeHoursError(MentordeskError):
     """A coordinator's office-hours command cannot be applied; the message says why."""
+
+
+class CommandError(MentordeskError):
+    """A coordinator's command is malformed (unknown action, missing or bad field)."""
 
 
 class AdminError(MentordeskError):

@@ -213,9 +213,11 @@ class ClaimDesk:
             thread=("request", number),
             request=number,
         )
+        # Those who gave it back (a released or reassigned holder) need no "taken" news.
+        gave_back = set(request.get("released_by") or ())
         for invite in request.get("invited", []):
             email = invite["email"]
-            if email != mentor["email"]:
+            if email != mentor["email"] and email not in gave_back:
                 other = self.store.mentor(email) or {"name": ""}
                 self.postman.send(
                     "claim_taken",

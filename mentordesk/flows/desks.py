@@ -5,6 +5,7 @@
                              ├─ MatchingDesk ────┼─ Lifecycle ─ ClaimDesk
                              └───────────────────┘
     Enrollment, Requests (use Matching, Lifecycle), Bounces (use the Postman)
+    CoordinatorDesk (a person's moves: Lifecycle, ClaimDesk, SessionDesk, Enrollment)
 
 The daemon builds one ``Desks`` and hands it to the inbox router, the web pages and the
 timers, so every flow works with the same desks (and the same lifecycle).
@@ -21,6 +22,7 @@ from ..state.store import Store
 from ..tokens import Links
 from .bounces import BounceDesk
 from .claims import ClaimDesk
+from .coordinator import CoordinatorDesk
 from .enrollment import EnrollmentDesk
 from .lifecycle import Lifecycle
 from .matching import MatchingDesk
@@ -41,6 +43,7 @@ class Desks:
     enrollment: EnrollmentDesk
     requests: RequestDesk
     bounces: BounceDesk
+    coordinator: CoordinatorDesk  # a person's moves by hand (CLI, web desk)
 
 
 def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
@@ -63,6 +66,8 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
     matching = MatchingDesk(config, store, postman, links)
     lifecycle = Lifecycle(store, postman, sessions, matching.rematch, office_hours)
     claims = ClaimDesk(config, store, postman, matching, lifecycle, book=sessions.book)
+    enrollment = EnrollmentDesk(config, store, postman, lifecycle)
+    coordinator = CoordinatorDesk(config, store, postman, lifecycle, claims, sessions, enrollment)
     return Desks(
         postman=postman,
         links=links,
@@ -71,7 +76,8 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
         matching=matching,
         lifecycle=lifecycle,
         claims=claims,
-        enrollment=EnrollmentDesk(config, store, postman, lifecycle),
+        enrollment=enrollment,
         requests=RequestDesk(config, store, postman, matching, lifecycle),
         bounces=BounceDesk(config, store, postman),
+        coordinator=coordinator,
     )

@@ -32,9 +32,20 @@ from .digest import Digest, Week, compute_digest
 from .words import plural
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..core import Coordinator
+    from ..mailer.outbox import Postman
+    from ..state.store import Store
 
-__all__ = ["BAR_CHARS", "BAR_PX", "chart_rows", "digest_context", "hours_text", "send_digest"]
+__all__ = [
+    "BAR_CHARS",
+    "BAR_PX",
+    "chart_rows",
+    "digest_context",
+    "hours_text",
+    "send_digest",
+    "send_digest_now",
+]
 
 #: Widest bar in the HTML chart, in pixels (the column fits a phone).
 BAR_PX = 160
@@ -176,8 +187,7 @@ def send_digest(coordinator: Coordinator, now: datetime) -> int:
     last = store.meta("digest") or {}
     if last.get("day") == today:
         return 0
-    since = from_iso(last["at"]) if last.get("at") else now - timedelta(days=1)
-    digest = compute_digest(store, config, now, since)
+    digest = compute_digest(store, config, now, _since(last, now))
     sent = 0
     with store.transaction():
         if not digest.quiet or config.timers.digest_when_quiet == "line":
@@ -191,3 +201,23 @@ def send_digest(coordinator: Coordinator, now: datetime) -> int:
         store.set_meta("digest", {"day": today, "at": iso(now), "quiet": digest.quiet})
         store.audit("digest", now=now, sent=bool(sent), quiet=digest.quiet)
     return sent
+
+
+def send_digest_now(store: Store, config: Config, postman: Postman, now: datetime, to: str) -> bool:
+    """A digest on demand (``mentordesk digest --now``): what the next daily one would
+    say so far, sent to ``to``. The daily digest still goes out as usual. True when sent
+    (False: the mail gate refuses ``to``)."""
+    digest = compute_digest(store, config, now, _since(store.meta("digest") or {}, now))
+    message_id = postman.send(
+        "digest_quiet" if digest.quiet else "digest",
+        to=to,
+        now=now,
+        context=digest_context(digest),
+    )
+    store.audit("digest on demand", now=now, to=to, sent=message_id is not None)
+    return message_id is not None
+
+
+def _since(last: dict[str, Any], now: datetime) -> datetime:
+    """Where the next digest starts: the last one sent, else a day ago."""
+    return from_iso(last["at"]) if last.get("at") else now - timedelta(days=1)

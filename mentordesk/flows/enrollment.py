@@ -191,24 +191,11 @@ class EnrollmentDesk:
         }
 
     def command(self, msg: ParsedMessage, command: str, now: datetime) -> None:
-        mentor = self.store.mentor(msg.sender)
-        if mentor is None:
+        changed = self.change_standing(msg.sender, MentorEvent(command), now)
+        if changed is None:
             self.postman.reply(msg, "not_a_mentor", now, context={"command": command})
             return
-        before = mentor_status(mentor)
-        after = next_mentor_status(before, MentorEvent(command), term_over=term_over(mentor, now))
-        if after is None:
-            self.store.audit(f"mentor {command} refused", now=now, mentor=msg.sender, was=before)
-        elif after is MentorStatus.RESIGNED:
-            self.lifecycle.mentor_left(msg.sender, MentorStatus.RESIGNED, now)
-            mentor = self.store.mentor(msg.sender) or mentor
-        else:
-            if command == "renew":
-                mentor["term_end"] = iso(now + self.config.timers.term_length)
-            mentor["status"] = after.value
-            mentor["updated"] = iso(now)
-            self.store.save_mentor(mentor)
-            self.store.audit(f"mentor {command}", now=now, mentor=msg.sender)
+        before, after, mentor = changed
         self.postman.reply(
             msg,
             "mentor_status",
@@ -221,6 +208,39 @@ class EnrollmentDesk:
             },
             thread=("mentor", msg.sender),
         )
+
+    def change_standing(
+        self,
+        email: str,
+        event: MentorEvent,
+        now: datetime,
+        *,
+        by: str = "",
+        until: datetime | None = None,
+    ) -> tuple[MentorStatus, MentorStatus | None, dict[str, Any]] | None:
+        """Apply a mentor's change of standing (theirs by email, or a coordinator's for
+        them, ``by``): (before, after or None when refused, the mentor), or None for an
+        unknown address. Resigning hands back what they held (``Lifecycle.mentor_left``);
+        renewing starts a new term from ``now`` (or runs it to ``until``)."""
+        mentor = self.store.mentor(email)
+        if mentor is None:
+            return None
+        who = {"by": by} if by else {}
+        before = mentor_status(mentor)
+        after = next_mentor_status(before, event, term_over=term_over(mentor, now))
+        if after is None:
+            self.store.audit(f"mentor {event} refused", now=now, mentor=email, was=before, **who)
+        elif after is MentorStatus.RESIGNED:
+            self.lifecycle.mentor_left(email, MentorStatus.RESIGNED, now, by=by)
+            mentor = self.store.mentor(email) or mentor
+        else:
+            if event is MentorEvent.RENEW:
+                mentor["term_end"] = iso(until or now + self.config.timers.term_length)
+            mentor["status"] = after.value
+            mentor["updated"] = iso(now)
+            self.store.save_mentor(mentor)
+            self.store.audit(f"mentor {event}", now=now, mentor=email, **who)
+        return before, after, mentor
 
 
 def _said_differently(value: str, written: str | None) -> str:

@@ -9,7 +9,7 @@ escalation contact, object ``"<number>:<mentor email>"``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +101,16 @@ def escalation_candidates(
 def request_history(store: Store, number: int, zone: str) -> list[dict[str, str]]:
     """What happened to request ``number``, oldest first: [{"at", "text"}] from the audit
     log, times in ``zone``, mentors named."""
+    return [
+        {"at": moment_text(event.get("at"), zone), "text": text}
+        for event, text in describe_events(store, store.audit_log(number))
+    ]
+
+
+def describe_events(
+    store: Store, events: Sequence[Mapping[str, Any]]
+) -> list[tuple[Mapping[str, Any], str]]:
+    """Audit events, oldest first, each with its sentence (mentors named)."""
     names: dict[str, str] = {}
 
     def who(email: Any) -> str:
@@ -115,19 +125,17 @@ def request_history(store: Store, number: int, zone: str) -> list[dict[str, str]
     def many(emails: Any) -> str:
         return ", ".join(who(e) for e in emails or ()) or "nobody new"
 
-    lines = []
+    described = []
     # Events of one moment are logged in the order the code meets them; a person reads
     # "received" before what came of it.
-    events = sorted(
-        store.audit_log(number),
-        key=lambda e: (str(e.get("at") or ""), e.get("event") != "request received"),
+    ordered = sorted(
+        events, key=lambda e: (str(e.get("at") or ""), e.get("event") != "request received")
     )
-    for event in events:
+    for event in ordered:
         kind = event.get("event", "")
         text = _HISTORY.get(kind)
-        sentence = text(event, who, many) if text else kind[:1].upper() + kind[1:]
-        lines.append({"at": moment_text(event.get("at"), zone), "text": sentence})
-    return lines
+        described.append((event, text(event, who, many) if text else kind[:1].upper() + kind[1:]))
+    return described
 
 
 # event → its sentence, given the event, who(email) → "Name <email>" and many(emails).
@@ -144,7 +152,20 @@ _HISTORY: dict[str, _Describe] = {
     "claim refused": lambda e, who, many: (
         f"{who(e.get('mentor'))} tried to take it ({e.get('outcome')})"
     ),
-    "released": lambda e, who, many: f"Given back by {who(e.get('mentor'))}",
+    "released": lambda e, who, many: (
+        f"Taken from {who(e.get('mentor'))} by {e.get('by')} to give to another mentor"
+        if e.get("why") == "reassigned"
+        else f"Given back by {who(e.get('mentor'))}"
+    ),
+    "reassigned": lambda e, who, many: (
+        f"Reassigned from {who(e.get('was'))} to {who(e.get('mentor'))} by {e.get('by')}"
+    ),
+    "withdrawn for the mentee": lambda e, who, many: f"Withdrawn for the mentee by {e.get('by')}",
+    "request closed": lambda e, who, many: f"Closed by {e.get('by')}",
+    "session invitation resent": lambda e, who, many: (
+        f"Session invitation sent again by {e.get('by')}"
+    ),
+    "coordinator refused": lambda e, who, many: f"{e.get('by')} was refused: {e.get('why')}",
     "request note": lambda e, who, many: "The mentee added a note",
     "request withdrawn": lambda e, who, many: "Withdrawn by the mentee",
     "request expired": lambda e, who, many: "Expired: waited too long; the mentee was told",

@@ -11,6 +11,8 @@ program comes here, so the consequences are the same whoever asked:
 - **mentor left** (resigned, or their term ended): every request they hold is released
   (the mentee and the coordinator are told), they leave every office-hours series (the
   coordinator is told of a series with no mentor left), and they get no new matches.
+- **hand over** (a coordinator reassigns): as release, but the holder is told and the
+  mentee is not (the new holder's introduction tells them); no matching follows.
 - **expire**: an unclaimed request older than ``[timers] request_max_age`` is closed;
   the mentee is told and may write again.
 
@@ -109,26 +111,10 @@ class Lifecycle:
 
         ``why``: released (by the holder or the coordinator), resigned, term-ended.
         """
-        request = self.store.request(number)
-        if request is None or not request_status(request).held:
+        taken = self._take_back(number, by, now, why=why)
+        if taken is None:
             return False
-        holder = str(request.get("claimed_by") or "")
-        if not self._move(request, RequestEvent.RELEASED, now, by=holder, why=why):
-            return False
-        released = list(request.get("released_by", []))
-        if holder and holder not in released:
-            released.append(holder)
-        session_cancelled = bool(request.pop("session_cancelled", False))
-        request.update(
-            {
-                "claimed_by": None,
-                "claimed_at": None,
-                "released_by": released,
-                "reopened": iso(now),  # the ladder for unclaimed requests restarts
-            }
-        )
-        self.store.save_request(request)
-        self.store.audit("released", now=now, request=number, mentor=holder, by=by, why=why)
+        request, holder, session_cancelled = taken
         self.postman.send(
             "request_released",
             to=request["mentee"],
@@ -155,11 +141,61 @@ class Lifecycle:
         self.rematch(number, now)
         return True
 
+    def hand_over(self, number: int, by: str, now: datetime) -> bool:
+        """A coordinator gives a held request to another mentor: the holder loses it (their
+        live session is cancelled in both calendars) and is told; the mentee hears from
+        the new holder's introduction, so neither the mentee nor matching is involved.
+        The caller assigns it to the new holder in the same transaction."""
+        taken = self._take_back(number, by, now, why="reassigned")
+        if taken is None:
+            return False
+        request, holder, _ = taken
+        mentor = self.store.mentor(holder) or {"email": holder, "name": ""}
+        self.postman.send(
+            "reassigned_mentor",
+            to=holder,
+            to_name=mentor.get("name", ""),
+            now=now,
+            context={"mentor": mentor, "request": request_view(request)},
+            request=number,
+        )
+        return True
+
+    def _take_back(
+        self, number: int, by: str, now: datetime, *, why: str
+    ) -> tuple[dict[str, Any], str, bool] | None:
+        """Move a held request to open without its holder (cancelling the live session);
+        (the request, the holder, whether a session was cancelled), or None."""
+        request = self.store.request(number)
+        if request is None or not request_status(request).held:
+            return None
+        holder = str(request.get("claimed_by") or "")
+        if not self._move(request, RequestEvent.RELEASED, now, by=holder, why=why):
+            return None
+        released = list(request.get("released_by", []))
+        if holder and holder not in released:
+            released.append(holder)
+        session_cancelled = bool(request.pop("session_cancelled", False))
+        request.update(
+            {
+                "claimed_by": None,
+                "claimed_at": None,
+                "released_by": released,
+                "reopened": iso(now),  # the ladder for unclaimed requests restarts
+            }
+        )
+        self.store.save_request(request)
+        self.store.audit("released", now=now, request=number, mentor=holder, by=by, why=why)
+        return request, holder, session_cancelled
+
     # A mentor leaves the program ----------------------------------------------------------
 
-    def mentor_left(self, email: str, status: MentorStatus, now: datetime) -> list[int]:
+    def mentor_left(
+        self, email: str, status: MentorStatus, now: datetime, *, by: str = ""
+    ) -> list[int]:
         """Record that ``email`` resigned or reached the end of the term, and hand back
-        what they held. Returns the requests released."""
+        what they held (``by``: a coordinator acting for them). Returns the requests
+        released."""
         mentor = self.store.mentor(email)
         if mentor is None:
             return []
@@ -176,7 +212,8 @@ class Lifecycle:
                 released.append(number)
         if self.office_hours is not None:
             self.office_hours.remove_mentor(email, now)
-        self.store.audit(f"mentor {status.value}", now=now, mentor=email, released=released)
+        who = {"by": by} if by else {}
+        self.store.audit(f"mentor {status.value}", now=now, mentor=email, released=released, **who)
         return released
 
     # Nobody took it in time -------------------------------------------------------------------

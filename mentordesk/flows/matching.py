@@ -425,25 +425,10 @@ class MatchingDesk:
         request = self.store.request(number)
         if request is None or request_status(request) is not RequestStatus.OPEN:
             return []
-        released = set(request.get("released_by", []))
         already = {i["email"] for i in request.get("invited", [])}
         if reason == "released":
             already = set()
-        excluded = released | already | {request["mentee"]}
-        # A follow-up (flow 7) is for "another mentor": the first one is never asked.
-        excluded |= set(request.get("exclude_mentors", []))
-        # Only mentors sharing a skill can rank at all: copy just those out of the store.
-        wanted = frozenset(request.get("skills") or ())
-        mentors = self.store.mentors_where(lambda m: not wanted.isdisjoint(m.get("skills") or ()))
-        excluded |= {m["email"] for m in mentors if not self.postman.may_mail(m["email"])}
-        data = MatchInput(
-            sessions_this_month=self.store.claims_since(
-                month_start(now, self.config.program.timezone)
-            ),
-            recent_sessions=self.store.claims_since(now - RECENT),
-            excluded=frozenset(excluded),
-        )
-        ranked = rank_mentors(request, mentors, now, data)
+        ranked, data = self.ranking(request, now, excluded=already)
         chosen = [c.email for c in ranked[: count or self.config.matching.invite_count]]
         if not chosen:
             if not request.get("no_match_told") and reason != "widen":
@@ -470,6 +455,29 @@ class MatchingDesk:
         self.store.save_request(request)
         self.store.audit("mentors invited", now=now, request=number, mentors=chosen)
         return chosen
+
+    def ranking(
+        self, request: Mapping[str, Any], now: datetime, *, excluded: Iterable[str] = ()
+    ) -> tuple[list[Candidate], MatchInput]:
+        """Everyone who could take ``request`` now, best first (``rank_mentors``), and the
+        counts they were ranked on. Never ranked: those who gave it back, the mentee, a
+        follow-up's earlier mentors, addresses the mail gate refuses, and ``excluded``."""
+        released = set(request.get("released_by", []))
+        left_out = released | set(excluded) | {request["mentee"]}
+        # A follow-up (flow 7) is for "another mentor": the first one is never asked.
+        left_out |= set(request.get("exclude_mentors", []))
+        # Only mentors sharing a skill can rank at all: copy just those out of the store.
+        wanted = frozenset(request.get("skills") or ())
+        mentors = self.store.mentors_where(lambda m: not wanted.isdisjoint(m.get("skills") or ()))
+        left_out |= {m["email"] for m in mentors if not self.postman.may_mail(m["email"])}
+        data = MatchInput(
+            sessions_this_month=self.store.claims_since(
+                month_start(now, self.config.program.timezone)
+            ),
+            recent_sessions=self.store.claims_since(now - RECENT),
+            excluded=frozenset(left_out),
+        )
+        return rank_mentors(request, mentors, now, data), data
 
     def rematch(self, number: int, now: datetime) -> object:
         """Match a request again after its holder gave it back or left."""

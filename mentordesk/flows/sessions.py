@@ -219,6 +219,19 @@ class SessionDesk(SessionMail, CalendarAnswers, Picking):
             return None
         return session
 
+    def resend(self, number: int, by: str, now: datetime) -> dict[str, Any] | None:
+        """The live session's invitation again to both, as it stands (same UID and
+        SEQUENCE: a calendar that has it keeps one event); None when there is none."""
+        session = self.session_of(number)
+        request = self.store.request(number)
+        if session is None or request is None:
+            return None
+        self._send_request(session, request, now, "new")
+        self.store.audit(
+            "session invitation resent", now=now, request=number, uid=session["uid"], by=by
+        )
+        return session
+
     # Cancel and move (by email or by link) --------------------------------------------------
 
     def cancel(self, uid: str, by: str, now: datetime) -> str:

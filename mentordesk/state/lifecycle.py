@@ -88,6 +88,7 @@ class MentorEvent(StrEnum):
     RESUME = "resume"
     RENEW = "renew"  # a new term from today
     RESIGN = "resign"
+    APPROVE = "approve"  # a coordinator accepts a pending enrollment ([program] approve_mentors)
 
 
 def next_mentor_status(status: M, event: MentorEvent, *, term_over: bool) -> M | None:
@@ -97,6 +98,8 @@ def next_mentor_status(status: M, event: MentorEvent, *, term_over: bool) -> M |
     back by renewing; one who resigned by resuming (within their term), renewing or
     enrolling again. Leaving (resign, term end) has consequences: see ``flows/lifecycle``.
     """
+    if event is MentorEvent.APPROVE:
+        return M.ACTIVE if status is M.PENDING else None
     if event is MentorEvent.RESIGN:
         return None if status is M.RESIGNED else M.RESIGNED
     if event is MentorEvent.PAUSE:

@@ -1,0 +1,198 @@
+"""What the coordinator's desk shows (read-only): the ranked candidates for a request,
+one request's whole history, what needs a person now.
+
+A mixin of ``CoordinatorDesk`` (``flows/coordinator.py``); nothing here changes the
+store. The ranking is matching's (``MatchingDesk.ranking``), the audit's sentences the
+escalation email's (``escalation.describe_events``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from typing import TYPE_CHECKING, Any
+
+from ..state.records import RequestStatus, mentor_status, parse_time, request_status
+from ..views import tag
+from .escalation import describe_events, moment_text
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..state.store import Store
+    from .matching import MatchingDesk
+
+__all__ = ["Candidate", "CoordinatorViews", "HistoryLine", "NeedsAPerson", "Waiting"]
+
+# Inbound mail nobody could place, or that failed until quarantined.
+_UNPLACED_KINDS = frozenset({"unknown"})
+_UNPLACED_STATUSES = frozenset({"quarantined"})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A mentor who could take a request now, in matching's order (rank 1 fits best)."""
+
+    rank: int
+    email: str
+    name: str
+    skills: tuple[str, ...]
+    timezone: str
+    status: str
+    taken: int  # requests counted against this month's capacity
+    capacity: int
+    overlap_minutes: int  # weekly hours in common with the mentee, next 7 days
+    invited: bool  # got a claim email for this request
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    """One thing that happened to a request: an event, an email in or out, a session."""
+
+    at: datetime | None
+    local: str  # ``at`` as people read it, in [program] timezone
+    kind: str  # event | email out | email in | session
+    text: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """An open request nobody holds yet."""
+
+    number: int
+    tag: str
+    skills: str
+    since: datetime | None
+    days: int
+    escalated: bool
+
+
+@dataclass(frozen=True)
+class NeedsAPerson:
+    """What a coordinator should look at now."""
+
+    unclaimed: tuple[Waiting, ...]  # oldest first
+    bounced: tuple[str, ...]  # addresses we no longer write to
+    unplaced: tuple[dict[str, Any], ...]  # inbound mail nobody could place (records)
+
+
+class CoordinatorViews:
+    """The desk's read-only questions."""
+
+    config: Config
+    store: Store
+    matching: MatchingDesk
+
+    def candidates(self, ref: str | int, now: datetime | None = None) -> list[Candidate]:
+        """Who could take the request, best first (the holder, if any, left out)."""
+        from .coordinator import parse_ref
+
+        now = now or datetime.now(UTC)
+        number = parse_ref(ref)
+        request = self.store.request(number) if number is not None else None
+        if request is None:
+            return []
+        holder = request.get("claimed_by") if request_status(request).held else None
+        ranked, data = self.matching.ranking(request, now, excluded={holder} if holder else ())
+        invited = {i["email"] for i in request.get("invited") or ()}
+        found = []
+        for rank, candidate in enumerate(ranked, start=1):
+            mentor = self.store.mentor(candidate.email) or {}
+            load = self.matching.load_of(candidate.email, now, data.sessions_this_month)
+            found.append(
+                Candidate(
+                    rank=rank,
+                    email=candidate.email,
+                    name=str(mentor.get("name") or candidate.email),
+                    skills=tuple(mentor.get("skills") or ()),
+                    timezone=str(mentor.get("timezone") or ""),
+                    status=mentor_status(mentor).value,
+                    taken=load["taken"],
+                    capacity=load["capacity"],
+                    overlap_minutes=candidate.overlap_minutes,
+                    invited=candidate.email in invited,
+                )
+            )
+        return found
+
+    def request_history(self, ref: str | int) -> list[HistoryLine] | None:
+        """Everything about one request, oldest first: the audit's events, the emails in
+        and out, its sessions. None when there is no such request."""
+        from .coordinator import parse_ref
+
+        number = parse_ref(ref)
+        if number is None or self.store.request(number) is None:
+            return None
+        zone = self.config.program.timezone
+        lines: list[HistoryLine] = []
+
+        def add(at: Any, kind: str, text: str) -> None:
+            lines.append(HistoryLine(parse_time(at), moment_text(at, zone), kind, text))
+
+        for event, text in describe_events(self.store, self.store.audit_log(number)):
+            add(event.get("at"), "event", text)
+        for item in self.store.outbox():
+            if item.get("request") == number:
+                to = ", ".join(item.get("recipients") or ())
+                state = item.get("status") or "pending"
+                add(item.get("created"), "email out", f"To {to}: {_subject(item)} ({state})")
+        for record in self.store.messages():
+            if record.get("request") == number:
+                add(
+                    record.get("at"),
+                    "email in",
+                    f"A {record.get('kind')} email ({record.get('status')})",
+                )
+        for session in self.store.sessions_where(lambda d: d.get("request") == number):
+            when = moment_text(session.get("start"), zone)
+            add(
+                session.get("created"),
+                "session",
+                f"Session on {when} with {session.get('mentor')}: {session.get('status')} "
+                f"(SEQUENCE {session.get('sequence')})",
+            )
+        lines.sort(key=lambda line: line.at or datetime.min.replace(tzinfo=UTC))
+        return lines
+
+    def needs_a_person(self, now: datetime | None = None) -> NeedsAPerson:
+        """Open requests nobody took (oldest first, escalated marked), addresses that
+        bounce, and inbound mail nobody could place."""
+        now = now or datetime.now(UTC)
+        waiting = []
+        for request in self.store.requests([RequestStatus.OPEN.value]):
+            since = parse_time(request.get("reopened") or request.get("created"))
+            number = int(request["number"])
+            escalated = any(
+                e.get("event") == "ladder escalate" for e in self.store.audit_log(number)
+            )
+            waiting.append(
+                Waiting(
+                    number=number,
+                    tag=tag(number),
+                    skills=", ".join(request.get("skills") or ()),
+                    since=since,
+                    days=(now - since).days if since else 0,
+                    escalated=escalated,
+                )
+            )
+        waiting.sort(key=lambda w: w.since or now)
+        unplaced = tuple(
+            dict(m)
+            for m in self.store.messages()
+            if m.get("kind") in _UNPLACED_KINDS or m.get("status") in _UNPLACED_STATUSES
+        )
+        return NeedsAPerson(
+            unclaimed=tuple(waiting),
+            bounced=tuple(str(a["email"]) for a in self.store.bounced_addresses()),
+            unplaced=unplaced,
+        )
+
+
+def _subject(item: dict[str, Any]) -> str:
+    """The Subject of a stored outgoing email (its bytes are kept as latin-1 text)."""
+    data = str(item.get("data") or "")
+    if not data:
+        return str(item.get("kind") or "")
+    headers = BytesHeaderParser(policy=default_policy).parsebytes(data.encode("latin-1"))
+    return str(headers.get("Subject") or item.get("kind") or "")
