@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .config import Config
+from .flows.coordinator import CoordinatorDesk
 from .flows.digest import compute_digest
-from .flows.digest_events import age, waiting_since
+from .flows.digest_events import age
 from .flows.digest_mail import chart_rows
 from .flows.feedback_results import (
     RATINGS,
@@ -50,18 +49,17 @@ __all__ = [
     "feedback",
     "mentor_rows",
     "office_hours",
-    "request_history",
     "request_rows",
+    "request_summary",
     "sessions_this_week",
 ]
 
 #: The status choices of the requests page: a status, or these groups.
 REQUEST_FILTERS = ("waiting", "all", *(s.value for s in RequestStatus))
 _WAITING = frozenset({RequestStatus.INCOMPLETE, RequestStatus.OPEN, *HELD, RequestStatus.MET})
+_ASSIGNABLE = frozenset({RequestStatus.OPEN, *HELD})
 #: Rows on one page of requests at most (the filters narrow it down).
 MAX_ROWS = 200
-#: The "needs a person" page looks this far back for mail nobody could place.
-UNPLACED_WINDOW = timedelta(days=7)
 
 
 def _when(moment: datetime, zone: str) -> str:
@@ -75,41 +73,34 @@ def _when_iso(value: Any, zone: str) -> str:
 # --- what needs a person now ---------------------------------------------------------------
 
 
-def attention(store: Store, config: Config, now: datetime) -> dict[str, Any]:
-    """Unclaimed requests by age (escalated marked), held ones gone astray, mentors
-    waiting for approval, bounced addresses, mail nobody could place, failed emails."""
+def attention(store: Store, config: Config, desk: CoordinatorDesk, now: datetime) -> dict[str, Any]:
+    """The coordinator desk's ``needs_a_person`` (unclaimed requests by age, escalated
+    marked; bounced addresses; mail nobody could place), with the digest's requests held
+    by someone who left or waiting for a time, mentors waiting for approval, and emails
+    the relay refused for good."""
     zone = config.program.timezone
-    digest = compute_digest(store, config, now, now - UNPLACED_WINDOW)
+    needs = desk.needs_a_person(now)
+    standing = compute_digest(store, config, now, now - timedelta(days=1)).standing
     waiting = []
-    for doc in store.requests([RequestStatus.OPEN]):
-        since = from_iso(waiting_since(doc))
+    for w in needs.unclaimed:
+        doc = store.request(w.number) or {}
         waiting.append(
             {
-                "number": doc["number"],
-                "tag": tag(doc["number"]),
+                "number": w.number,
+                "tag": w.tag,
                 "name": doc.get("name") or "",
-                "skills": ", ".join(doc.get("skills") or ()),
-                "waited": age(now - since),
-                "since": since,
+                "skills": w.skills,
+                "waited": age(now - w.since) if w.since else "",
                 "asked": len(doc.get("invited") or ()),
-                "escalated": bool((doc.get("ladder") or {}).get("escalate")),
+                "escalated": w.escalated,
             }
         )
-    waiting.sort(key=lambda r: (r["since"], r["number"]))
-    quarantined = [
-        {
-            "at": _when_iso(m.get("at"), zone),
-            "error": m.get("error") or "",
-            "message_id": m.get("message_id") or "",
-        }
-        for m in store.messages("quarantined")
-    ]
+    bounced = {a["email"]: a for a in store.bounced_addresses()}
     return {
         "waiting": waiting,
         "escalated": [r for r in waiting if r["escalated"]],
-        "astray": digest.standing.astray,
-        "picking": digest.standing.picking,
-        "unplaced": digest.section("unplaced"),
+        "astray": standing.astray,
+        "picking": standing.picking,
         "pending": [
             {"name": m.get("name") or m["email"], "email": m["email"]}
             for m in store.mentors()
@@ -117,13 +108,20 @@ def attention(store: Store, config: Config, now: datetime) -> dict[str, Any]:
         ],
         "bounced": [
             {
-                "email": a["email"],
-                "reason": a.get("reason") or "",
-                "since": _when_iso(a.get("since"), zone),
+                "email": email,
+                "reason": bounced.get(email, {}).get("reason") or "",
+                "since": _when_iso(bounced.get(email, {}).get("since"), zone),
             }
-            for a in store.bounced_addresses()
+            for email in needs.bounced
         ],
-        "quarantined": quarantined,
+        "unplaced": [
+            {
+                "at": _when_iso(m.get("at"), zone),
+                "what": "quarantined" if m.get("status") == "quarantined" else "not understood",
+                "error": m.get("error") or "",
+            }
+            for m in needs.unplaced
+        ],
         "failed": [
             {
                 "to": ", ".join(o.get("recipients") or ()),
@@ -195,102 +193,32 @@ def request_rows(
     return rows[:MAX_ROWS], len(rows)
 
 
-def request_history(
-    store: Store, config: Config, number: int, now: datetime
+def request_summary(
+    store: Store, config: Config, desk: CoordinatorDesk, number: int, now: datetime
 ) -> dict[str, Any] | None:
-    """One request and everything that happened to it, oldest first: emails in and out,
-    claims and other events, sessions. None when there is no such request."""
+    """One request for its page: what it is, where it stands, its whole history (the
+    coordinator desk's) and the mentors who could take it, best first. None when there
+    is no such request."""
     doc = store.request(number)
-    if doc is None:
+    history = desk.request_history(number)
+    if doc is None or history is None:
         return None
-    zone = config.program.timezone
-    events: list[dict[str, Any]] = []
-    for e in store.audit_log(request=number):
-        detail = {
-            k: v
-            for k, v in e.items()
-            if k not in ("event", "at", "request") and v not in (None, "")
-        }
-        events.append(
-            {
-                "at": e["at"],
-                "kind": "event",
-                "what": e["event"],
-                "detail": ", ".join(f"{k}: {_short(v)}" for k, v in detail.items()),
-            }
-        )
-    for o in store.outbox():
-        if o.get("request") != number:
-            continue
-        events.append(
-            {
-                "at": o["created"],
-                "kind": "email out",
-                "what": _subject(o) or o.get("kind", ""),
-                "detail": f"to {', '.join(o.get('recipients') or ())} · {o.get('status')}"
-                + (f" · {o['error']}" if o.get("error") else ""),
-            }
-        )
-    for m in store.messages():
-        if m.get("request") != number:
-            continue
-        events.append(
-            {
-                "at": m["at"],
-                "kind": "email in",
-                "what": m.get("kind") or "message",
-                "detail": str(m.get("status") or "")
-                + (f" · {m['error']}" if m.get("error") else ""),
-            }
-        )
-    sessions = sorted(
-        store.sessions_where(lambda s: s.get("request") == number), key=lambda s: s["created"]
-    )
-    for s in sessions:
-        events.append(
-            {
-                "at": s["created"],
-                "kind": "session",
-                "what": f"session for {_when_iso(s.get('start'), zone)}",
-                "detail": f"now {s.get('status')}",
-            }
-        )
-    events.sort(key=lambda e: e["at"])
-    for e in events:
-        e["when"] = _when_iso(e["at"], zone)
+    status = request_status(doc)
     return {
         "request": request_view(doc),
         "mentee": doc.get("mentee") or "",
-        "holder": doc.get("claimed_by") or "",
-        "status": request_status(doc).value,
-        "held": request_status(doc) in HELD,
-        "open": request_status(doc) is RequestStatus.OPEN,
-        "finished": request_status(doc).finished,
+        "holder": desk.name_of(doc["claimed_by"]) if status in HELD else "",
+        "status": status.value,
+        "held": status in HELD,
+        "met": status is RequestStatus.MET,
+        "finished": status.finished,
+        "live_session": store.live_session_of(number) is not None,
         "invited": [
             str(i.get("email") if isinstance(i, dict) else i) for i in doc.get("invited") or ()
         ],
-        "sessions": [
-            {
-                "when": _when_iso(s.get("start"), zone),
-                "status": s.get("status") or "",
-                "mentor": s.get("mentor") or "",
-            }
-            for s in sessions
-        ],
-        "events": events,
+        "history": history,
+        "candidates": desk.candidates(number, now) if status in _ASSIGNABLE else [],
     }
-
-
-def _subject(outbox_item: Mapping[str, Any]) -> str:
-    """The Subject of a stored outgoing email (its head only is parsed)."""
-    data = str(outbox_item.get("data") or "")[:16_000].encode("latin-1", "replace")
-    parsed = BytesHeaderParser(policy=default_policy).parsebytes(data, headersonly=True)
-    return str(parsed.get("subject") or "")
-
-
-def _short(value: Any) -> str:
-    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-    return text if len(text) <= 120 else text[:119] + "…"
 
 
 # --- mentors ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from . import desk_auth, desk_views
 from .desk_auth import COOKIE, DeskSession
+from .flows.coordinator import CoordinatorDesk, DeskOutcome
 from .flows.desks import Desks
 from .state.store import Store
 from .tokens import (
@@ -50,6 +51,10 @@ log = logging.getLogger(__name__)
 # The sign-in form has no session to bind its token to: a signed, short-lived token.
 _SIGN_IN_FORM = "desk-sign-in-form"
 _SIGN_IN_FORM_LIFETIME = timedelta(hours=2)
+
+#: What the buttons on a request's page and on the mentors page do.
+REQUEST_ACTIONS = frozenset({"assign", "reassign", "withdraw", "close", "resend"})
+MENTOR_ACTIONS = frozenset({"approve", "pause", "resume"})
 
 #: The desk's pages in its navigation: (path, label).
 NAV = (
@@ -82,7 +87,11 @@ class DeskWeb:
             web.post("/desk/sign-out", self.sign_out),
             web.get("/desk/requests", self.requests),
             web.get(r"/desk/requests/{number:\d{1,9}}", self.request_page),
+            web.get(r"/desk/requests/{number:\d{1,9}}/{action}", self.back_to_request),
+            web.post(r"/desk/requests/{number:\d{1,9}}/{action}", self.act_on_request),
             web.get("/desk/mentors", self.mentors),
+            web.get("/desk/mentors/{action}", self.back_to_mentors),
+            web.post("/desk/mentors/{action}", self.act_on_mentor),
             web.get("/desk/sessions", self.sessions),
             web.get("/desk/office-hours", self.office_hours),
             web.get("/desk/feedback", self.feedback),
@@ -167,7 +176,7 @@ class DeskWeb:
 
     async def attention(self, request: web.Request) -> web.Response:
         session = await self._session(request)
-        found = await self._read(desk_views.attention, self._store(), self.config)
+        found = await self._read(desk_views.attention, self._store(), self.config, self._desk())
         return self._page(request, session, "desk/attention.html", {"a": found})
 
     async def requests(self, request: web.Request) -> web.Response:
@@ -186,23 +195,36 @@ class DeskWeb:
             },
         )
 
-    async def request_page(self, request: web.Request, outcome: Any = None) -> web.Response:
+    async def request_page(
+        self, request: web.Request, outcome: DeskOutcome | None = None
+    ) -> web.Response:
         session = await self._session(request)
         number = int(request.match_info["number"])
-        history = await self._read(desk_views.request_history, self._store(), self.config, number)
-        if history is None:
+        summary = await self._read(
+            desk_views.request_summary, self._store(), self.config, self._desk(), number
+        )
+        if summary is None:
             raise web.HTTPNotFound()
         return self._page(
             request,
             session,
             "desk/request.html",
-            {"h": history, "number": number, "outcome": outcome},
+            {"h": summary, "number": number, "outcome": outcome},
+            status=_status_of(outcome),
         )
 
-    async def mentors(self, request: web.Request, outcome: Any = None) -> web.Response:
+    async def mentors(
+        self, request: web.Request, outcome: DeskOutcome | None = None
+    ) -> web.Response:
         session = await self._session(request)
         rows = await self._read(desk_views.mentor_rows, self._store(), self.config)
-        return self._page(request, session, "desk/mentors.html", {"rows": rows, "outcome": outcome})
+        return self._page(
+            request,
+            session,
+            "desk/mentors.html",
+            {"rows": rows, "outcome": outcome},
+            status=_status_of(outcome),
+        )
 
     async def sessions(self, request: web.Request) -> web.Response:
         session = await self._session(request)
@@ -234,7 +256,68 @@ class DeskWeb:
         rows = await self._read(desk_views.chart, self._store(), self.config)
         return self._page(request, session, "desk/chart.html", {"chart": rows})
 
+    # Actions: the coordinator desk's moves, recorded as "desk:<address>" ------------------
+
+    async def act_on_request(self, request: web.Request) -> web.Response:
+        session = await self._posted(request)
+        number = int(request.match_info["number"])
+        action = request.match_info["action"]
+        if action not in REQUEST_ACTIONS:
+            raise web.HTTPNotFound()
+        form = await request.post()
+        mentor = _text(form, "mentor").strip().lower()[:254]
+        desk, by, now = self._desk(), f"desk:{session.person}", self.app.clock()
+
+        def act() -> DeskOutcome:
+            if action == "assign":
+                return desk.assign(number, mentor, by=by, now=now)
+            if action == "reassign":
+                return desk.reassign(number, mentor, by=by, now=now)
+            if action == "withdraw":
+                return desk.withdraw(number, by=by, now=now)
+            if action == "close":
+                return desk.close(number, by=by, now=now)
+            return desk.resend_invitation(number, by=by, now=now)
+
+        outcome = await self.app.writer.call(act)
+        self.app.changed()
+        log.info("desk: %s %s: %s", action, number, "done" if outcome.done else "refused")
+        return await self.request_page(request, outcome)
+
+    async def act_on_mentor(self, request: web.Request) -> web.Response:
+        session = await self._posted(request)
+        action = request.match_info["action"]
+        if action not in MENTOR_ACTIONS:
+            raise web.HTTPNotFound()
+        form = await request.post()
+        mentor = _text(form, "mentor").strip().lower()[:254]
+        desk, by, now = self._desk(), f"desk:{session.person}", self.app.clock()
+
+        def act() -> DeskOutcome:
+            if action == "approve":
+                return desk.approve(mentor, by=by, now=now)
+            if action == "pause":
+                return desk.pause(mentor, by=by, now=now)
+            return desk.resume(mentor, by=by, now=now)
+
+        outcome = await self.app.writer.call(act)
+        self.app.changed()
+        log.info("desk: %s a mentor: %s", action, "done" if outcome.done else "refused")
+        return await self.mentors(request, outcome)
+
+    async def back_to_request(self, request: web.Request) -> web.Response:
+        """A GET of an action's path (the refused-form page links there): the request."""
+        raise web.HTTPSeeOther(
+            f"/desk/requests/{int(request.match_info['number'])}", headers=self._headers()
+        )
+
+    async def back_to_mentors(self, request: web.Request) -> web.Response:
+        raise web.HTTPSeeOther("/desk/mentors", headers=self._headers())
+
     # Helpers -------------------------------------------------------------------------------
+
+    def _desk(self) -> CoordinatorDesk:
+        return self.desks().coordinator
 
     async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args, now)`` on the store's writer thread, as every page reads."""
@@ -306,6 +389,13 @@ class DeskWeb:
         from .web import SECURITY_HEADERS
 
         return dict(SECURITY_HEADERS)
+
+
+def _status_of(outcome: DeskOutcome | None) -> int:
+    """A page after a move: 200 when done, 404 when it named nothing known, else 409."""
+    if outcome is None or outcome.done:
+        return 200
+    return 404 if outcome.unknown else 409
 
 
 def _text(form: Mapping[str, Any], name: str) -> str:

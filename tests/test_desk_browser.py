@@ -149,3 +149,78 @@ async def test_every_desk_page_reads_well_on_a_phone_and_a_desktop(
     history = await page.get_by_role("region", name="What happened").inner_text()
     assert "email out" in history and "email in" in history
     await browsing.close()
+
+
+async def test_the_coordinator_assigns_to_the_second_best_and_approves_a_mentor(
+    desk: Desk, browser: Browser
+) -> None:
+    seed_desk(desk)
+    await desk.start()
+    desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
+    await desk.replies_to(JORDAN, 1)
+    ARTIFACTS.mkdir(exist_ok=True)
+    base = f"http://127.0.0.1:{desk.web_port}"
+    browsing = await context(browser, PHONE)
+    page = await browsing.new_page()
+    await sign_in_in_browser(page, desk)
+
+    # From what needs a person to the request, then its ranked candidates.
+    await page.get_by_role("link", name="MD-0001").click()
+    await page.wait_for_load_state()
+    assert page.url == f"{base}/desk/requests/1"
+    candidates = page.get_by_role("region", name="Assign to a mentor")
+    rows = candidates.get_by_role("row")
+    assert await rows.count() >= 3  # the header and at least two mentors
+    second = rows.nth(2)
+    assert (await second.get_by_role("cell").first.inner_text()).strip() == "2"
+    second_text = await second.inner_text()
+    assert "of 2 taken" in second_text  # each mentor's load is shown
+    email = next(word for word in second_text.split() if "@" in word)
+    async with desk.store() as store:
+        chosen = store.mentor(email)
+    assert chosen is not None
+    name = chosen["name"]
+    await second.get_by_role("button", name=f"Assign to {name.split()[0]}").click()
+    await page.wait_for_load_state()
+    outcome = await page.get_by_role("status").inner_text()
+    assert outcome.startswith(
+        f"MD-0001 is now with {name}; {name} and the mentee were introduced"
+    ), outcome
+    assert await serious_violations(page) == []
+    await page.screenshot(path=str(ARTIFACTS / "desk-assigned-phone.png"), full_page=True)
+    intro = await desk.mail_to(email, "It's yours")
+    assert intro.subject == "[MD-0001] It's yours: meet Jordan Lee"
+    await desk.mail_to(JORDAN, "will be your mentor")
+    async with desk.store() as store:
+        request = store.request(1)
+        assert request is not None and request["claimed_by"] == email
+        assert any(e.get("by") == f"desk:{COORDINATOR}" for e in store.audit_log(1)), (
+            "the audit says who did it"
+        )
+    # Now held: the page offers to give it to someone else, and the history shows it.
+    assert await page.get_by_role("region", name="Give it to another mentor").is_visible()
+    assert "email out" in await page.get_by_role("region", name="What happened").inner_text()
+
+    # A mentor waiting for approval, approved with one click.
+    await page.get_by_role("link", name="Mentors", exact=True).click()
+    await page.wait_for_load_state()
+    await page.get_by_role("button", name="Approve Nia Newcomer").click()
+    await page.wait_for_load_state()
+    outcome = await page.get_by_role("status").inner_text()
+    assert "Nia Newcomer" in outcome, outcome
+    assert await page.get_by_role("button", name="Approve Nia Newcomer").count() == 0
+    assert await page.get_by_role("button", name="Pause Nia Newcomer").is_visible()
+    await page.screenshot(path=str(ARTIFACTS / "desk-approved-phone.png"), full_page=True)
+    welcome = await desk.mail_to("nia@example.org", "you are a mentor now")
+    assert welcome.subject == "[Test Mentors] Welcome: you are a mentor now"
+    async with desk.store() as store:
+        nia = store.mentor("nia@example.org")
+        assert nia is not None and nia["status"] == "active"
+
+    # Signing out ends it: the desk asks to sign in again.
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_load_state()
+    assert "You are signed out" in await page.get_by_role("heading", level=1).inner_text()
+    await page.goto(f"{base}/desk/mentors")
+    assert page.url == f"{base}/desk/sign-in"
+    await browsing.close()
