@@ -36,6 +36,13 @@ def token_in(html: str) -> str:
     return found.group(1)
 
 
+def token_for(html: str, action: str) -> str:
+    """The form token of the form on the page that posts to ``action``."""
+    form = re.search(rf'<form method="post" action="{re.escape(action)}">(.*?)</form>', html, re.S)
+    assert form, f"no form for {action}"
+    return token_in(form.group(1))
+
+
 def link_in(message: ReceivedMessage) -> str:
     links = [m.group(0) for m in SIGN_IN_LINK.finditer(text_of(message))]
     assert len(links) == 1, links

@@ -180,6 +180,23 @@ async def test_the_coordinator_assigns_to_the_second_best_and_approves_a_mentor(
         chosen = store.mentor(email)
     assert chosen is not None
     name = chosen["name"]
+
+    # The same form with its token taken out (as a forger would post it): refused.
+    await page.evaluate(
+        "document.querySelectorAll('input[name=form_token]').forEach(i => i.remove())"
+    )
+    async with page.expect_response(lambda r: r.request.method == "POST") as refused:
+        await second.get_by_role("button", name=f"Assign to {name.split()[0]}").click()
+    assert (await refused.value).status == 403
+    await page.wait_for_load_state()
+    heading = await page.get_by_role("heading", level=1).inner_text()
+    assert heading == "This button only works on our own page."
+    async with desk.store() as store:
+        untouched = store.request(1)
+        assert untouched is not None and untouched["status"] == "open"
+    assert all("It's yours" not in m.subject for m in desk.sink.messages_to(email))
+    await page.goto(f"{base}/desk/requests/1")
+    second = page.get_by_role("region", name="Assign to a mentor").get_by_role("row").nth(2)
     await second.get_by_role("button", name=f"Assign to {name.split()[0]}").click()
     await page.wait_for_load_state()
     outcome = await page.get_by_role("status").inner_text()

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from mentordesk.daemon import Daemon
 
-from .desk import COORDINATOR, Desk
+from .desk import COORDINATOR, Desk, mail
 from .deskweb import (
     SUBJECT,
     ShiftedClock,
@@ -19,9 +19,10 @@ from .deskweb import (
     client,
     link_in,
     sign_in,
+    token_for,
     token_in,
 )
-from .test_claims import TEAM, seed
+from .test_claims import JORDAN, REQUEST, TEAM, seed
 
 PAGES = (
     "/desk",
@@ -189,3 +190,72 @@ async def test_behind_https_the_cookie_is_secure(desk: Desk) -> None:
         async with http.post(link, data={"form_token": token}, allow_redirects=False) as answer:
             assert answer.status == 303
             assert "Secure" in answer.headers["Set-Cookie"]
+
+
+async def test_an_action_needs_its_forms_token_and_a_refusal_says_why(desk: Desk) -> None:
+    seed(desk, TEAM)
+    await desk.start()
+    desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
+    await desk.replies_to(JORDAN, 1)
+    assign = url(desk, "/desk/requests/1/assign")
+    async with client() as http:
+        assert (await sign_in(http, desk)).status == 303
+        async with http.get(url(desk, "/desk/requests/1")) as page:
+            html = await page.text()
+        assert "Assign to Ada" in html and "Assign to Linus" in html
+        withdraw_token = token_for(html, "/desk/requests/1/withdraw")
+        for fields in (
+            {"mentor": "linus@example.com"},
+            {"mentor": "linus@example.com", "form_token": withdraw_token},  # another form's
+        ):
+            async with http.post(assign, data=fields) as answer:
+                assert answer.status == 403
+        async with desk.store() as store:
+            request = store.request(1)
+            assert request is not None and request["status"] == "open"
+            assert not [e for e in store.audit_log(1) if str(e.get("by", "")).startswith("desk")]
+
+        # The requests page's filters: status, skill (its synonyms too), age.
+        shown = {
+            "?status=open&skill=python": True,
+            "?status=open&skill=py": True,
+            "?skill=javascript": False,
+            "?status=all&older_than=1": False,
+            "?status=closed": False,
+            "?status=<b>&skill=" + "x" * 500: False,
+            "": True,
+        }
+        for query, listed in shown.items():
+            async with http.get(url(desk, "/desk/requests" + query)) as page:
+                assert page.status == 200
+                text = await page.text()
+                assert ("MD-0001" in text) is listed, query
+                assert "<b>" not in text
+
+        # A move the lifecycle refuses: the page says why, and nothing changes.
+        async with http.post(
+            url(desk, "/desk/requests/1/reassign"),
+            data={
+                "mentor": "linus@example.com",
+                "form_token": token_for(html, "/desk/requests/1/assign"),
+            },
+        ) as answer:
+            assert answer.status == 403  # the assign form's token is not reassign's
+        async with http.get(url(desk, "/desk/requests/1/assign"), allow_redirects=False) as back:
+            assert back.status == 303 and back.headers["Location"] == "/desk/requests/1"
+        async with http.post(url(desk, "/desk/requests/1/launch"), data={}) as unknown:
+            assert unknown.status in (403, 404)
+        async with http.post(
+            url(desk, "/desk/requests/1/withdraw"), data={"form_token": withdraw_token}
+        ) as answer:
+            assert answer.status == 200
+            assert "MD-0001 is withdrawn" in await answer.text()
+        async with http.post(
+            url(desk, "/desk/requests/1/withdraw"), data={"form_token": withdraw_token}
+        ) as again:
+            assert again.status == 409
+            assert "it has ended" in await again.text()
+    await desk.mail_to(JORDAN, "withdrawn")
+    async with desk.store() as store:
+        request = store.request(1)
+        assert request is not None and request["status"] == "withdrawn"
