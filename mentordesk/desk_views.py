@@ -267,13 +267,10 @@ def mentor_rows(store: Store, config: Config, now: datetime) -> list[dict[str, A
 
 
 def sessions_this_week(store: Store, config: Config, now: datetime) -> dict[str, Any]:
-    """Sessions starting this week (Monday to Sunday in the program's zone)."""
+    """Sessions starting this week: today and the six days after (the program's zone)."""
     zone = config.program.timezone
-    local = now.astimezone(ZoneInfo(zone))
-    monday = (local - timedelta(days=local.weekday())).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
-    low, high = monday, monday + timedelta(days=7)
+    today = now.astimezone(ZoneInfo(zone)).replace(hour=0, minute=0, second=0, microsecond=0)
+    low, high = today, today + timedelta(days=7)
     names = {m["email"]: m.get("name") or m["email"] for m in store.mentors()}
     found = store.sessions_where(
         lambda s: isinstance(s.get("start"), str) and low <= from_iso(s["start"]) < high
@@ -292,7 +289,7 @@ def sessions_this_week(store: Store, config: Config, now: datetime) -> dict[str,
             }
         )
     return {
-        "from": monday.strftime("%a %-d %b"),
+        "from": today.strftime("%a %-d %b"),
         "to": (high - timedelta(days=1)).strftime("%a %-d %b"),
         "rows": rows,
     }

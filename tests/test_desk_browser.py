@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
@@ -21,8 +23,9 @@ from mentordesk.state.store import Store
 
 from .desk import COORDINATOR, Desk, mail
 from .deskweb import SUBJECT, link_in
+from .forms import press
 from .test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from .test_claims import JORDAN, REQUEST, TEAM, mentor, seed
+from .test_claims import JORDAN, REQUEST, TEAM, links, mentor, seed
 
 pytestmark = pytest.mark.browser
 
@@ -99,8 +102,6 @@ def seed_desk(desk: Desk) -> None:
     seed(desk, [*TEAM, NEWCOMER])
     store = Store(desk.config.state.path, fsync=False)
     try:
-        from datetime import UTC, datetime
-
         store.mark_bounced(
             "lost@example.net", reason="550 5.1.1 no such user", now=datetime.now(UTC)
         )
@@ -114,7 +115,22 @@ async def test_every_desk_page_reads_well_on_a_phone_and_a_desktop(
     seed_desk(desk)
     await desk.start()
     desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
-    await desk.replies_to(JORDAN, 1)
+    [invite] = await desk.replies_to("linus@example.com", 1)
+    # Linus takes it (a session is proposed); an office-hours series runs on Thursdays.
+    async with aiohttp.ClientSession() as http, press(http, links(invite, "claim")[0]) as took:
+        assert took.status == 200
+    daemon = desk.daemon
+    assert daemon is not None and daemon.coordinator is not None
+    office_hours = daemon.coordinator.office_hours
+    command = {
+        "action": "add",
+        "weekday": "thu",
+        "time": "18:00",
+        "mentors": ["ada@example.com"],
+        "title": "Python drop-in",
+        "location": "Video call",
+    }
+    await daemon.writer.call(office_hours.admin, command, datetime.now(UTC))
     ARTIFACTS.mkdir(exist_ok=True)
     base = f"http://127.0.0.1:{desk.web_port}"
     for size, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
@@ -141,13 +157,17 @@ async def test_every_desk_page_reads_well_on_a_phone_and_a_desktop(
     page = await browsing.new_page()
     await sign_in_in_browser(page, desk)
     main = page.get_by_role("main")
-    assert "MD-0001" in await main.inner_text()
     assert "lost@example.net" in await main.inner_text()
     assert "Nia Newcomer" in await main.inner_text()
-    await page.get_by_role("link", name="MD-0001").click()
+    await page.get_by_role("link", name="Sessions", exact=True).click()
     await page.wait_for_load_state()
+    assert "Linus Park" in await main.inner_text()
+    await page.get_by_role("link", name="Office hours", exact=True).click()
+    await page.wait_for_load_state()
+    assert "Python drop-in" in await main.inner_text()
+    await page.goto(f"{base}/desk/requests/1")
     history = await page.get_by_role("region", name="What happened").inner_text()
-    assert "email out" in history and "email in" in history
+    assert "email out" in history and "email in" in history and "session" in history
     await browsing.close()
 
 
