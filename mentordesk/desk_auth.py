@@ -139,6 +139,11 @@ def check_sign_in_link(config: Config, unsafe_token: str, now: datetime) -> Clai
     return claims
 
 
+def link_spent(store: Store, claims: Claims) -> bool:
+    """Was this sign-in link used already?"""
+    return claims.obj in _as_dict(store.meta(_SPENT_META))
+
+
 def start_session(
     config: Config, store: Store, unsafe_token: str, now: datetime
 ) -> tuple[str, DeskSession]:

@@ -35,7 +35,9 @@ from .flows.desks import Desks
 from .state.store import Store
 from .tokens import (
     FORM_FIELD,
+    ExpiredToken,
     ForgedForm,
+    TamperedToken,
     TokenError,
     check_form_token,
     form_token,
@@ -127,9 +129,14 @@ class DeskWeb:
         return self.app.page("desk/sign_in.html", {"asked": True, "minutes": minutes})
 
     async def link_page(self, request: web.Request) -> web.Response:
-        claims = desk_auth.check_sign_in_link(
-            self.config, request.match_info["token"], self.app.clock()
-        )
+        try:
+            claims = desk_auth.check_sign_in_link(
+                self.config, request.match_info["token"], self.app.clock()
+            )
+            if await self.app.writer.call(desk_auth.link_spent, self._store(), claims):
+                raise TamperedToken("used")
+        except TokenError as problem:
+            return self._bad_link(problem)
         return self.app.page(
             "desk/sign_in_link.html",
             {
@@ -142,12 +149,18 @@ class DeskWeb:
     async def follow_link(self, request: web.Request) -> web.Response:
         unsafe_token = request.match_info["token"]
         now = self.app.clock()
-        claims = desk_auth.check_sign_in_link(self.config, unsafe_token, now)
+        try:
+            claims = desk_auth.check_sign_in_link(self.config, unsafe_token, now)
+        except TokenError as problem:
+            return self._bad_link(problem)
         form = await request.post()
         check_form_token(self.config.secret, form.get(FORM_FIELD), claims)
-        session_id, session = await self.app.writer.call(
-            desk_auth.start_session, self.config, self._store(), unsafe_token, now
-        )
+        try:
+            session_id, session = await self.app.writer.call(
+                desk_auth.start_session, self.config, self._store(), unsafe_token, now
+            )
+        except TokenError as problem:
+            return self._bad_link(problem)
         answer = web.HTTPSeeOther("/desk", headers=self._headers())
         answer.set_cookie(
             COOKIE,
@@ -371,7 +384,17 @@ class DeskWeb:
             status=status,
         )
 
-    def _sign_in_form(self, *, ended: bool = False) -> web.Response:
+    def _bad_link(self, problem: TokenError) -> web.Response:
+        """A sign-in link that cannot be used: why, and the form to ask for a new one."""
+        log.info("desk: refused a sign-in link (%s)", type(problem).__name__)
+        expired = isinstance(problem, ExpiredToken)
+        return self._sign_in_form(
+            bad_link="expired" if expired else "used", status=410 if expired else 403
+        )
+
+    def _sign_in_form(
+        self, *, ended: bool = False, bad_link: str = "", status: int = 200
+    ) -> web.Response:
         token = sign(
             self.config.secret,
             purpose=_SIGN_IN_FORM,
@@ -381,7 +404,14 @@ class DeskWeb:
         )
         return self.app.page(
             "desk/sign_in.html",
-            {"asked": False, "ended": ended, "form_field": FORM_FIELD, "form_token": token},
+            {
+                "asked": False,
+                "ended": ended,
+                "bad_link": bad_link,
+                "form_field": FORM_FIELD,
+                "form_token": token,
+            },
+            status=status,
         )
 
     @staticmethod
