@@ -1,8 +1,10 @@
-"""The coordinator's office-hours commands: through the running daemon, or to the store.
+"""The coordinator's commands (office hours, and every move of ``flows/coordinator.py``):
+through the running daemon, or to the store.
 
 The store has one writer: while the daemon runs it holds the state file's lock, and a
 second writer gets a StoreError. So the CLI first sends its command to the daemon's
-local admin route, ``POST /admin/office-hours`` on [web] host:port, as JSON signed with
+local admin route, ``POST /admin/command`` (``/admin/office-hours`` for the office-hours
+commands, as before) on [web] host:port, as JSON signed with
 the program's secret (the CLI reads the same config, so it has the secret too). When
 nothing listens there (connection refused), no daemon is running: the CLI applies the
 command to the store itself, and the emails it causes wait in the outbox until the
@@ -40,21 +42,27 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .config import Config
-from .errors import AdminError, OfficeHoursError
+from .errors import AdminError, CommandError, MentordeskError, OfficeHoursError
+from .flows.coordinator import CoordinatorDesk
+from .flows.coordinator_commands import DESK, run_command
 from .flows.desks import build_desks
+from .flows.office_hours import OfficeHoursDesk
 from .mailer.compose import Renderer
 from .state.store import Store, from_iso, iso
 from .tokens import TamperedToken, sign, verify
 
 __all__ = [
     "ADMIN_PATH",
+    "COMMAND_PATH",
     "AdminError",
     "AdminTicket",
     "add_office_hours_commands",
     "admin_host",
     "admin_token",
+    "apply_command",
     "apply_locally",
     "check_admin_token",
+    "desk_command",
     "is_loopback",
     "office_hours_command",
     "run_office_hours",
@@ -62,6 +70,7 @@ __all__ = [
 ]
 
 ADMIN_PATH = "/admin/office-hours"
+COMMAND_PATH = "/admin/command"  # any command; the office-hours path stays for old CLIs
 ADMIN_PURPOSE = "admin"
 ADMIN_LIFETIME = timedelta(minutes=2)
 TIMEOUT_S = 30.0
@@ -166,20 +175,42 @@ def office_hours_command(
     Returns (the answer, True when the daemon applied it). Raises OfficeHoursError for a
     command that cannot be applied and AdminError when the daemon cannot be asked.
     """
+    return _command(config, command, now, ADMIN_PATH, OfficeHoursError)
+
+
+def desk_command(
+    config: Config, command: Mapping[str, Any], now: datetime | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Apply a coordinator's command (``flows/coordinator_commands.py``) through the
+    running daemon, or to the store when none runs: (the answer, through the daemon).
+    Raises CommandError for a malformed command, AdminError when the daemon cannot be
+    asked."""
+    return _command(config, {**command, "desk": DESK}, now, COMMAND_PATH, CommandError)
+
+
+def _command(
+    config: Config,
+    command: Mapping[str, Any],
+    now: datetime | None,
+    path: str,
+    bad: type[MentordeskError],
+) -> tuple[dict[str, Any], bool]:
     now = now or datetime.now(UTC)
     body = json.dumps(command, sort_keys=True).encode("utf-8")
-    answer = _ask_daemon(config, body, now)
+    answer = _ask_daemon(config, body, now, path, bad)
     if answer is not None:
         return answer, True
     return apply_locally(config, command, now), False
 
 
-def _ask_daemon(config: Config, body: bytes, now: datetime) -> dict[str, Any] | None:
+def _ask_daemon(
+    config: Config, body: bytes, now: datetime, path: str, bad: type[MentordeskError]
+) -> dict[str, Any] | None:
     """The daemon's answer, or None when nothing listens on [web] host:port."""
     host = admin_host(config.web.host)
     if ":" in host:
         host = f"[{host}]"
-    url = f"http://{host}:{config.web.port}{ADMIN_PATH}"
+    url = f"http://{host}:{config.web.port}{path}"
     request = urllib.request.Request(
         url,
         data=body,
@@ -201,7 +232,7 @@ def _ask_daemon(config: Config, body: bytes, now: datetime) -> dict[str, Any] | 
         except (ValueError, AttributeError):
             problem = str(exc.reason)
         if exc.code == 400:
-            raise OfficeHoursError(problem) from None
+            raise bad(problem) from None
         raise AdminError(
             f"the daemon at {url} refused the command ({exc.code}): {problem}"
         ) from None
@@ -213,12 +244,26 @@ def _ask_daemon(config: Config, body: bytes, now: datetime) -> dict[str, Any] | 
         ) from None
 
 
+def apply_command(
+    office_hours: OfficeHoursDesk,
+    coordinator: CoordinatorDesk,
+    command: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """Apply one admin command on the writer: a coordinator's (``"desk": "coordinator"``)
+    or an office-hours one. Raises CommandError or OfficeHoursError for a bad command."""
+    if command.get("desk") == DESK:
+        return run_command(coordinator, command, now)
+    return office_hours.admin(command, now)
+
+
 def apply_locally(config: Config, command: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """Apply ``command`` to the store directly (no daemon runs), in one transaction."""
     store = Store(config.state.path, fsync=config.state.fsync)
     try:
-        desk = build_desks(config, store, Renderer()).office_hours
-        return desk.admin(command, now)
+        desks = build_desks(config, store, Renderer())
+        with store.transaction():
+            return apply_command(desks.office_hours, desks.coordinator, command, now)
     finally:
         store.close()
 

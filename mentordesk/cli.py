@@ -33,10 +33,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo", help="run the whole flow once on sample emails, in a temporary folder"
     )
     demo.add_argument("--keep", metavar="DIR", help="use DIR instead of a temporary folder")
+    from .reports import topics_help
+
     report = commands.add_parser(
-        "report", help="requests per month, time to claim, claims per mentor, repeat requesters"
+        "report",
+        help="requests per month, time to claim, claims per mentor, repeat requesters",
+        epilog=topics_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("topic", nargs="?", help="which report (default: overview)")
+    report.add_argument("topic", nargs="?", help="which report (see topics below)")
     export = commands.add_parser("export", help="write every table of the state as CSV files")
     export.add_argument("--csv", metavar="DIR", required=True, help="folder for the CSV files")
     for sub in (report, export):
@@ -44,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .admin import add_office_hours_commands
 
     add_office_hours_commands(commands)
+    from .desk_cli import add_desk_commands
+
+    add_desk_commands(commands)
 
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
@@ -74,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .admin import run_office_hours
 
             return run_office_hours(load_config(args.config), args)
+        if args.command in ("request", "mentor", "digest", "feedback-round"):
+            from .desk_cli import run_desk_command
+
+            return run_desk_command(load_config(args.config), args)
         if args.command == "demo":
             from .demo import run_demo
 

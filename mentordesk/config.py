@@ -175,6 +175,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "timezone": (_zone, "UTC", '"America/New_York"'),
         "base_url": (_url, "http://127.0.0.1:8025", '"https://mentors.program.org"'),
         "secret_env": (_env_name, "MENTORDESK_SECRET", '"MENTORDESK_SECRET"'),
+        "approve_mentors": (_bool, False, "true"),
     },
     "inbox": {
         "kind": (_choice("imap", "maildir"), "maildir", '"imap"'),
@@ -275,6 +276,8 @@ class ProgramConfig:
     timezone: str
     base_url: str
     secret_env: str
+    # A new enrollment waits ("pending") until a coordinator approves it.
+    approve_mentors: bool = False
 
     @property
     def domain(self) -> str:

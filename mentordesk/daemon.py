@@ -34,6 +34,7 @@ from typing import ParamSpec, TypeVar
 from .config import Config
 from .errors import MailSourceError, MentordeskError, PermanentDeliveryError
 from .flows.claims import ClaimDesk
+from .flows.coordinator import CoordinatorDesk
 from .flows.desks import Desks
 from .flows.office_hours import OfficeHoursDesk
 from .flows.router import Coordinator, Outcome, describe, temporary
@@ -176,6 +177,7 @@ class Daemon:
             sessions=self._sessions,
             office_hours=self._office_hours,
             desks=self._desks,
+            coordinator=self._coordinator_desk,
         )
         await self.web.start()
 
@@ -370,6 +372,11 @@ class Daemon:
         if self.coordinator is None:
             raise RuntimeError("daemon not started")
         return self.coordinator.desks
+
+    def _coordinator_desk(self) -> CoordinatorDesk:
+        if self.coordinator is None:
+            raise RuntimeError("daemon not started")
+        return self.coordinator.desks.coordinator
 
     def _claims(self) -> ClaimDesk:
         if self.coordinator is None:

@@ -9,8 +9,9 @@ Topics are registered by name (``register_report``): "overview" is this module's
 default; "feedback" is the feedback round's (``flows/feedback_results.py``).
 
 ``export_csv`` writes one CSV file per table of the state (UTF-8, a header row, nested
-values as JSON). Outgoing emails are exported without their bodies, and the internal
-bookkeeping tables (meta, threads, rates) are left out. A cell that a spreadsheet would
+values as JSON, weekly hours as people read them: "Mon 12:00–15:00"; times are ISO
+8601). Outgoing emails are exported without their bodies, and the internal bookkeeping
+tables (meta, threads, rates) are left out. A cell that a spreadsheet would
 run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return)
 gets a leading ``'``: mentees and mentors write some of this text.
 """
@@ -32,10 +33,11 @@ from zoneinfo import ZoneInfo
 from .config import Config
 from .errors import MentordeskError
 from .flows.feedback_results import feedback_report
+from .inbox.hours import format_windows
 from .state.records import RequestStatus, request_status
 from .state.store import Store, from_iso
 from .status import table
-from .views import tag
+from .views import tag, windows_from_doc
 
 __all__ = [
     "REPORTS",
@@ -45,6 +47,7 @@ __all__ = [
     "percentile",
     "register_report",
     "render_report",
+    "topics_help",
 ]
 
 Report = Callable[[Store, Config, datetime], str]
@@ -301,9 +304,19 @@ def export_csv(store: Store, folder: Path) -> dict[str, int]:
             writer.writerow(list(columns))
             for doc in docs:
                 row = {**doc, "id": doc.doc_id}
-                writer.writerow([_cell(row.get(column)) for column in columns])
+                writer.writerow([_cell(_readable(column, row.get(column))) for column in columns])
         written[name] = len(docs)
     return written
+
+
+def _readable(column: str, value: Any) -> Any:
+    """Weekly hours as people read them ("Mon 12:00–15:00"), not stored minute triples."""
+    if column == "availability" and isinstance(value, list):
+        try:
+            return format_windows(windows_from_doc(value))
+        except (TypeError, ValueError, IndexError):
+            return value  # a damaged value is exported as it is, for a person to see
+    return value
 
 
 def _cell(value: Any) -> str:
@@ -318,6 +331,17 @@ def _cell(value: Any) -> str:
 
 
 # --- the commands ---------------------------------------------------------------------------
+
+
+def topics_help() -> str:
+    """The topics ``mentordesk report --help`` lists, each with its docstring's summary."""
+    lines = ["topics:"]
+    width = max(len(name) for name in REPORTS)
+    for name, fn in sorted(REPORTS.items()):
+        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        default = " (the default)" if name == DEFAULT_TOPIC else ""
+        lines.append(f"  {name.ljust(width)}  {summary}{default}")
+    return "\n".join(lines)
 
 
 def print_report(config: Config, topic: str | None = None) -> int:

@@ -1,13 +1,16 @@
-"""``mentordesk status``: a readable table of mentors and open requests."""
+"""``mentordesk status``: a readable table of mentors, open requests (and whom each waits
+on), and the sessions in people's calendars."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from .config import Config
 from .inbox.fields import format_windows
-from .state.records import WAITING, MentorStatus, mentor_status
+from .state.records import WAITING, MentorStatus, RequestStatus, mentor_status, request_status
 from .state.store import Store, from_iso
 from .views import tag, windows_from_doc
 
@@ -33,7 +36,48 @@ def age(since_iso: str, now: datetime) -> str:
     return f"{hours}h" if hours else f"{int(delta.total_seconds() // 60)}m"
 
 
-def render_status(store: Store, now: datetime) -> str:
+def waits_on(request: Mapping[str, Any], session: Mapping[str, Any] | None) -> str:
+    """Whom a waiting request waits on, in a few words."""
+    status = request_status(request)
+    if status is RequestStatus.INCOMPLETE:
+        return "the mentee: details asked"
+    if status is RequestStatus.OPEN:
+        invited = len(request.get("invited") or ())
+        if not invited:
+            return "a person: nobody matches"
+        return f"mentors: {invited} invited"
+    holder = str(request.get("claimed_by") or "the mentor")
+    if session is None:
+        if request.get("schedule") == "mentor picks":
+            return f"{holder}: to pick a time"
+        return holder
+    answers = session.get("answers") or {}
+    unanswered = sorted(who for who, answer in answers.items() if answer == "NEEDS-ACTION")
+    if unanswered:
+        return "answers: " + ", ".join(unanswered)
+    return "the session"
+
+
+def session_rows(store: Store, zone: str) -> list[list[str]]:
+    """The live sessions, soonest first: request, when (in ``zone``), who, status."""
+    rows = []
+    local = ZoneInfo(zone)
+    for session in sorted(store.live_sessions(), key=lambda d: str(d.get("start"))):
+        start = from_iso(session["start"]).astimezone(local)
+        rows.append(
+            [
+                tag(int(session["request"])),
+                f"{start:%a %Y-%m-%d %H:%M}",
+                session["mentor"],
+                session["mentee"],
+                str(session.get("status") or ""),
+                str(session.get("sequence") or 0),
+            ]
+        )
+    return rows
+
+
+def render_status(store: Store, now: datetime, zone: str = "UTC") -> str:
     mentors = sorted(
         store.mentors(),
         key=lambda m: (mentor_status(m) is not MentorStatus.ACTIVE, m["name"].lower()),
@@ -60,9 +104,11 @@ def render_status(store: Store, now: datetime) -> str:
             r["mentee"],
             ", ".join(r.get("skills", [])) or "?",
             age(r["created"], now),
+            waits_on(r, store.live_session_of(int(r["number"]))),
         ]
         for r in requests
     ]
+    sessions = session_rows(store, zone)
     pending = len(store.outbox("pending"))
     failed = len(store.outbox("failed"))
     quarantined = len(store.messages("quarantined"))
@@ -86,8 +132,13 @@ def render_status(store: Store, now: datetime) -> str:
         else "  none yet",
         "",
         f"Open requests ({len(requests)})",
-        table(["request", "status", "name", "mentee", "skills", "age"], request_rows)
+        table(["request", "status", "name", "mentee", "skills", "age", "waits on"], request_rows)
         if request_rows
+        else "  none",
+        "",
+        f"Sessions in calendars ({len(sessions)}; times in {zone})",
+        table(["request", "when", "mentor", "mentee", "status", "seq"], sessions)
+        if sessions
         else "  none",
         "",
         f"Outbox: {pending} waiting, {failed} failed.  Quarantined messages: {quarantined}.",
@@ -98,7 +149,7 @@ def render_status(store: Store, now: datetime) -> str:
 def print_status(config: Config) -> int:
     store = Store(config.state.path, fsync=False, read_only=True)
     try:
-        print(render_status(store, datetime.now(UTC)))
+        print(render_status(store, datetime.now(UTC), config.program.timezone))
     finally:
         store.close()
     return 0

@@ -16,6 +16,7 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
     GET  /release/{token}  "give it back?" and a button            POST: release it
     GET  /pause/{token}    "pause new requests?" and a button      POST: pause
     GET  /assign/{token}   "give it to mentor X?" (escalations)    POST: claim it for X
+    GET  /approve/{token}  "approve mentor X?" (web_approve.py)    POST: approve them
     GET  /rate/{token}     a rating (?score=1-5 pre-chosen), comment  POST: record it
     GET  /attended/{token} did the session take place? (?answer=)   POST: record it
     GET  /followup/{token} "a follow-up with another mentor?"       POST: open it
@@ -24,6 +25,7 @@ held to ``web_guard.WebLimits`` (head and body timeouts, body size, connection c
                            zone (?tz= from the browser where we know none)  POST: book it
     GET  /feed/{token}.ics a person's calendar feed (sessions, office hours; text/calendar)
     POST /admin/office-hours  the CLI's office-hours commands (JSON; loopback, signed, once)
+    POST /admin/command       any coordinator command from the CLI (the same checks)
     GET  /healthz          liveness for monitoring
     GET  /desk…            the coordinator's desk (``desk_web.py``)
 """
@@ -42,12 +44,13 @@ from urllib.parse import urlsplit
 import jinja2
 from aiohttp import web
 
-from .admin import AdminTicket, check_admin_token, is_loopback, spend_admin_nonce
+from .admin import AdminTicket, apply_command, check_admin_token, is_loopback, spend_admin_nonce
 from .config import Config
 from .desk_web import DeskWeb
-from .errors import OfficeHoursError
+from .errors import CommandError, OfficeHoursError
 from .feed import FEED_OBJECT, FEED_PURPOSE
 from .flows.claims import ClaimDesk, ClaimResult
+from .flows.coordinator import CoordinatorDesk
 from .flows.desks import Desks
 from .flows.escalation import assign, assign_view, may_assign, parse_assign_obj
 from .flows.feedback import (
@@ -72,6 +75,7 @@ from .tokens import (
     form_token,
     verify,
 )
+from .web_approve import ApprovalPages
 from .web_guard import WEB_LIMITS, ConnectionGuard, SlowRequestBody, WebLimits
 
 log = logging.getLogger(__name__)
@@ -175,8 +179,10 @@ class WebApp:
         sessions: Callable[[], SessionDesk] | None = None,
         office_hours: Callable[[], OfficeHoursDesk] | None = None,
         limits: WebLimits | None = None,
+        coordinator: Callable[[], CoordinatorDesk] | None = None,
         desks: Callable[[], Desks] | None = None,
     ) -> None:
+        self.coordinator = coordinator
         self.desks = desks
         self.limits = limits or WEB_LIMITS
         self.guard = ConnectionGuard(self.limits)
@@ -212,6 +218,7 @@ class WebApp:
                 web.get("/healthz", self.healthz),
                 web.get("/feed/{token}.ics", self.feed),
                 web.post("/admin/office-hours", self.admin_office_hours),
+                web.post("/admin/command", self.admin_office_hours),
                 web.get("/claim/{token}", self.claim_page),
                 web.post("/claim/{token}", self.claim),
                 web.get("/release/{token}", self.release_page),
@@ -234,6 +241,7 @@ class WebApp:
                 web.post("/attended/{token}", self.attended),
                 web.get("/followup/{token}", self.followup_page),
                 web.post("/followup/{token}", self.followup),
+                *ApprovalPages(self).routes(),
             ]
         )
         if self.desks is not None:
@@ -641,7 +649,7 @@ class WebApp:
         except TokenError as exc:
             log.warning("refused a replayed office-hours command")
             return web.json_response({"error": str(exc)}, status=403)
-        except OfficeHoursError as exc:
+        except (OfficeHoursError, CommandError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         self.changed()
         return web.json_response(answer, headers=SECURITY_HEADERS)
@@ -654,7 +662,12 @@ class WebApp:
             raise RuntimeError("the store is not open")
         now = self.clock()
         spend_admin_nonce(store, ticket, now)
-        return self._office_hours().admin(command, now)
+        return apply_command(self._office_hours(), self._coordinator(), command, now)
+
+    def _coordinator(self) -> CoordinatorDesk:
+        if self.coordinator is None:
+            raise RuntimeError("the web endpoint runs without the coordinator's desk")
+        return self.coordinator()
 
     def _office_hours(self) -> OfficeHoursDesk:
         if self.office_hours is None:

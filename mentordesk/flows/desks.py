@@ -66,7 +66,7 @@ def build_desks(config: Config, store: Store, renderer: Renderer) -> Desks:
     matching = MatchingDesk(config, store, postman, links)
     lifecycle = Lifecycle(store, postman, sessions, matching.rematch, office_hours)
     claims = ClaimDesk(config, store, postman, matching, lifecycle, book=sessions.book)
-    enrollment = EnrollmentDesk(config, store, postman, lifecycle)
+    enrollment = EnrollmentDesk(config, store, postman, lifecycle, links)
     coordinator = CoordinatorDesk(config, store, postman, lifecycle, claims, sessions, enrollment)
     return Desks(
         postman=postman,

@@ -20,6 +20,7 @@ from ..mailer.outbox import Postman
 from ..state.lifecycle import MentorEvent, next_mentor_status
 from ..state.records import MentorStatus, mentor_status, term_over
 from ..state.store import Store, iso
+from ..tokens import Links
 from ..views import windows_from_doc, windows_to_doc
 from .lifecycle import Lifecycle
 
@@ -43,8 +44,14 @@ class EnrollmentDesk:
     """Records mentors and their own changes of standing."""
 
     def __init__(
-        self, config: Config, store: Store, postman: Postman, lifecycle: Lifecycle
+        self,
+        config: Config,
+        store: Store,
+        postman: Postman,
+        lifecycle: Lifecycle,
+        links: Links,
     ) -> None:
+        self.links = links  # the coordinator's approval link ([program] approve_mentors)
         self.config = config
         self.store = store
         self.postman = postman
@@ -128,7 +135,7 @@ class EnrollmentDesk:
                     next_mentor_status(mentor_status(existing), MentorEvent.ENROLL, term_over=False)
                     or mentor_status(existing)
                     if existing
-                    else MentorStatus.ACTIVE
+                    else self._first_status()
                 ).value,
                 "term_end": term_end,
                 "enrolled": existing["enrolled"] if existing else iso(now),
@@ -149,6 +156,28 @@ class EnrollmentDesk:
         )
         self.store.audit(
             "enrolled" if not existing else "enrollment updated", now=now, mentor=msg.sender
+        )
+        if not existing and mentor_status(mentor) is MentorStatus.PENDING:
+            self._ask_for_approval(mentor, now)
+
+    def _first_status(self) -> MentorStatus:
+        """A new mentor's standing: pending when a coordinator approves each one."""
+        return MentorStatus.PENDING if self.config.program.approve_mentors else MentorStatus.ACTIVE
+
+    def _ask_for_approval(self, mentor: Mapping[str, Any], now: datetime) -> None:
+        """Send the coordinator the new mentor's details and a one-click approval link."""
+        coordinator = self.config.program.coordinator
+        email = str(mentor["email"])
+        self.postman.tell_coordinator(
+            f"mentor to approve: {email}",
+            now,
+            template="coordinator_approve",
+            context={
+                "mentor": self.mentor_view(mentor, str(mentor.get("name") or "")),
+                "mentor_email": email,
+                "approve_url": self.links("approve", coordinator, email, now),
+                "lifetime_days": self.config.web.link_lifetime.days,
+            },
         )
 
     @staticmethod
