@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from mentordesk.daemon import Daemon
+from mentordesk.desk_auth import coordinators
+from mentordesk.errors import ConfigError
 
 from .desk import COORDINATOR, Desk, mail
 from .deskweb import (
@@ -24,6 +30,7 @@ from .deskweb import (
 )
 from .forms import form
 from .test_claims import JORDAN, REQUEST, TEAM, seed
+from .timetravel import write_config
 
 PAGES = (
     "/desk",
@@ -290,3 +297,30 @@ async def test_a_session_outlives_a_restart_but_not_the_coordinators_removal(
         await ask_for_link(http, desk, COORDINATOR)
         await asyncio.sleep(0.3)
     assert len(desk.sink.messages_to(COORDINATOR)) == 1
+
+
+@pytest.mark.parametrize(
+    ("table", "bad", "says"),
+    [
+        ({"coordinators": "coord@program.test"}, "coordinators", "expected a list"),
+        ({"coordinators": ["not an address"]}, "coordinators", "not a plain email address"),
+        ({"session_lifetime": "0s"}, "session_lifetime", "longer than nothing"),
+        ({"sign_in_lifetime": "soon"}, "sign_in_lifetime", "is not a duration"),
+        ({"lifetime": "1h"}, "lifetime", "unknown key"),
+    ],
+)
+def test_bad_desk_config_is_refused_naming_the_key(
+    tmp_path: Path, table: dict[str, Any], bad: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        write_config(tmp_path, desk=table)
+    assert f"[desk] {bad}:" in str(refused.value) and says in str(refused.value)
+
+
+def test_the_desk_defaults_to_the_program_coordinator(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    assert coordinators(config) == ("coord@program.test",)
+    assert config.desk.session_lifetime == timedelta(hours=12)
+    assert config.desk.sign_in_lifetime == timedelta(minutes=15)
+    listed = write_config(tmp_path, desk={"coordinators": ["Chair@Program.test"]})
+    assert coordinators(listed) == ("chair@program.test",)
