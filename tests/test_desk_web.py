@@ -7,14 +7,16 @@ read from the email the sink received. The browser's view is tests/test_desk_bro
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import hashlib
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from mentordesk.daemon import Daemon
-from mentordesk.desk_auth import coordinators
+from mentordesk.desk_auth import DeskSession, coordinators, form_token_for
 from mentordesk.errors import ConfigError
 
 from .desk import COORDINATOR, Desk, mail
@@ -28,8 +30,8 @@ from .deskweb import (
     token_for,
     token_in,
 )
-from .forms import form
-from .test_claims import JORDAN, REQUEST, TEAM, seed
+from .forms import form, press
+from .test_claims import JORDAN, REQUEST, TEAM, links, seed
 from .timetravel import write_config
 
 PAGES = (
@@ -324,3 +326,73 @@ def test_the_desk_defaults_to_the_program_coordinator(tmp_path: Path) -> None:
     assert config.desk.sign_in_lifetime == timedelta(minutes=15)
     listed = write_config(tmp_path, desk={"coordinators": ["Chair@Program.test"]})
     assert coordinators(listed) == ("chair@program.test",)
+
+
+async def test_each_desk_button_makes_its_own_move(desk: Desk) -> None:
+    """Reassign, resend, close (refused), pause, resume, an unknown mentor: each button
+    reaches the coordinator desk's move of its name, and the page says what came of it."""
+    seed(desk, TEAM)
+    await desk.start()
+    desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
+    [invite] = await desk.replies_to("linus@example.com", 1)
+    async with aiohttp.ClientSession() as plain, press(plain, links(invite, "claim")[0]) as took:
+        assert took.status == 200
+    await desk.mail_to(JORDAN, "will be your mentor")
+
+    async def post(http: aiohttp.ClientSession, path: str, **fields: str) -> tuple[int, str]:
+        page_path = "/desk/mentors" if path.startswith("/desk/mentors") else "/desk/requests/1"
+        async with http.get(url(desk, page_path)) as page:
+            token = token_for(await page.text(), path)
+        async with http.post(url(desk, path), data={"form_token": token, **fields}) as answer:
+            return answer.status, await answer.text()
+
+    async with client() as http:
+        assert (await sign_in(http, desk)).status == 303
+        async with http.get(url(desk, "/desk/requests/1")) as page:
+            html = await page.text()
+        assert "Give it to another mentor" in html and "Give it to Ada" in html
+        assert "Send the session invitation again" in html
+        assert 'action="/desk/requests/1/close"' not in html  # only once the session is held
+
+        status, text = await post(http, "/desk/requests/1/reassign", mentor="ada@example.com")
+        assert status == 200, text
+        assert "MD-0001 is now with Ada Lovelace; Linus Park was told" in text
+        await desk.mail_to("linus@example.com", "Now with another mentor")
+        await desk.mail_to("ada@example.com", "It's yours")
+
+        status, text = await post(http, "/desk/requests/1/resend")
+        assert status == 200, text
+        assert "went again to Ada Lovelace and the mentee" in text
+
+        # No close button while the session is ahead; a hand-made close is refused.
+        session_key = await desk_form_token(desk, http, "/desk/requests/1/close")
+        async with http.post(
+            url(desk, "/desk/requests/1/close"), data={"form_token": session_key}
+        ) as answer:
+            assert answer.status == 409
+            assert "only a request whose session was held can be closed" in await answer.text()
+
+        status, text = await post(http, "/desk/mentors/pause", mentor="grace@example.org")
+        assert status == 200 and "Grace Hopper was told." in text, text
+        status, text = await post(http, "/desk/mentors/resume", mentor="grace@example.org")
+        assert status == 200 and "Grace Hopper was told." in text, text
+        status, text = await post(http, "/desk/mentors/pause", mentor="nobody@example.org")
+        assert status == 404 and "No mentor has the address nobody@example.org" in text
+    async with desk.store() as store:
+        grace = store.mentor("grace@example.org")
+        assert grace is not None and grace["status"] == "active"
+        moves = [e for e in store.audit_log() if e.get("by") == f"desk:{COORDINATOR}"]
+        assert moves, "the audit says the desk did it"
+    told = await desk.replies_to("grace@example.org", 2)
+    assert len(told) == 2
+
+
+async def desk_form_token(desk: Desk, http: aiohttp.ClientSession, path: str) -> str:
+    """The token our page would put in a form for ``path`` in this client's session
+    (for a move the page offers no button for, as a hand-made POST would carry)."""
+    [cookie] = [c for c in http.cookie_jar if c.key == "md_desk"]
+    key = hashlib.sha256(cookie.value.encode()).hexdigest()
+    async with desk.store() as store:
+        stored = store.meta("desk:sessions")[key]
+    session = DeskSession(key, stored["person"], datetime.fromisoformat(stored["expires"]))
+    return form_token_for(desk.config, session, path)
