@@ -141,6 +141,7 @@ class DeskWeb:
             "desk/sign_in_link.html",
             {
                 "person": claims.person,
+                "hours": f"{self.config.desk.session_lifetime.total_seconds() / 3600:g}",
                 "form_field": FORM_FIELD,
                 "form_token": form_token(self.config.secret, claims),
             },

@@ -83,6 +83,7 @@ async def sign_in_in_browser(page: Page, desk: Desk) -> None:
     await page.goto(f"{base}/desk")
     assert page.url == f"{base}/desk/sign-in"
     assert await serious_violations(page) == []
+    await page.screenshot(path=str(ARTIFACTS / "desk-sign-in.png"), full_page=True)
     await page.get_by_label("Your email address").fill(COORDINATOR)
     await page.get_by_role("button", name="Email me a sign-in link").click()
     await page.wait_for_load_state()
@@ -91,6 +92,7 @@ async def sign_in_in_browser(page: Page, desk: Desk) -> None:
     sent = (await desk.replies_to(COORDINATOR, before + 1))[-1]
     assert SUBJECT in sent.subject
     await page.goto(link_in(sent))
+    assert "You stay signed in for 12 hours" in await page.inner_text("main")
     assert await serious_violations(page) == []
     await page.screenshot(path=str(ARTIFACTS / "desk-sign-in-link.png"), full_page=True)
     await page.get_by_role("button", name="Sign in").click()
