@@ -274,7 +274,7 @@ def apply_locally(config: Config, command: Mapping[str, Any], now: datetime) -> 
 def add_office_hours_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add ``office-hours add|list|cancel|move`` to the CLI's subcommands."""
+    """Add ``office-hours add|list|cancel|move|end|edit`` to the CLI's subcommands."""
     office = commands.add_parser("office-hours", help="create and change drop-in office hours")
     actions = office.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="create a weekly series and invite its mentors")
@@ -296,7 +296,19 @@ def add_office_hours_commands(
     move.add_argument("id", type=int, help="the series number (see list)")
     move.add_argument("date", help="the occurrence's original date, e.g. 2026-04-02")
     move.add_argument("new_time", help='new local time, "19:00" or "2026-04-03 19:00"')
-    for sub in (add, listing, cancel, move):
+    end = actions.add_parser("end", help="end a whole series for everyone on it")
+    end.add_argument("id", type=int, help="the series number (see list)")
+    edit = actions.add_parser(
+        "edit", help="change a series' day, time, length or mentors for everyone"
+    )
+    edit.add_argument("id", type=int, help="the series number (see list)")
+    edit.add_argument("--weekday", default="", help="new day: mon, tue, ... sun")
+    edit.add_argument("--time", default="", help="new local start time, e.g. 19:00")
+    edit.add_argument("--length", default="", help="new length, e.g. 90m")
+    edit.add_argument(
+        "--mentor", action="append", help="the staffing mentors from now on (repeat; all of them)"
+    )
+    for sub in (add, listing, cancel, move, end, edit):
         sub.add_argument("--config", default="config.toml", help="path to config.toml")
     return office
 
@@ -319,6 +331,12 @@ def run_office_hours(config: Config, args: argparse.Namespace) -> int:
         command.update(id=args.id, date=args.date)
         if args.action == "move":
             command["to"] = args.new_time
+    elif args.action == "end":
+        command["id"] = args.id
+    elif args.action == "edit":
+        command.update(id=args.id, weekday=args.weekday, time=args.time, length=args.length)
+        if args.mentor is not None:
+            command["mentors"] = list(args.mentor)
     answer, through_daemon = office_hours_command(config, command)
     for warning in answer.get("warnings", []):
         print(f"note: {warning}")
@@ -327,7 +345,15 @@ def run_office_hours(config: Config, args: argparse.Namespace) -> int:
         print("\n\n".join(_describe(s) for s in series) if series else "No office hours yet.")
         return 0
     print(_describe(answer["series"]))
-    done = {"add": "Created", "cancel": "Cancelled one occurrence of", "move": "Moved one of"}
+    for change in answer.get("changes", []):
+        print(f"   changed: {change}")
+    done = {
+        "add": "Created",
+        "cancel": "Cancelled one occurrence of",
+        "move": "Moved one of",
+        "end": "Ended",
+        "edit": "Changed",
+    }
     how = (
         "the running daemon sends the emails now"
         if through_daemon
@@ -345,6 +371,8 @@ def _describe(series: Mapping[str, Any]) -> str:
     ]
     if series["location"]:
         lines.append(f"   where: {series['location']}")
+    if series.get("ended"):
+        lines.append(f"   ended: {series['ended'][:10]}")
     if series["next"]:
         lines.append(f"   next: {'; '.join(series['next'])}")
     if series["cancelled"]:

@@ -292,7 +292,7 @@ async def test_mentor_standing_for_them(desk: Harness) -> None:
     past = await act(desk, "renew", ADA, until=T0 - timedelta(days=1))
     assert not past.done and "cannot end in the past" in past.message
     events = [e["event"] for e in await desk.call(desk.store.audit_log) if e.get("by") == BY]
-    assert events == ["mentor pause", "mentor resume", "mentor renew"]
+    assert events == ["mentor pause", "coordinator refused", "mentor resume", "mentor renew"]
     unknown = await act(desk, "pause", "nobody@example.org")
     assert unknown.unknown and not unknown.done
 

@@ -13,7 +13,7 @@ import asyncio
 import csv
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,12 +23,14 @@ import pytest
 
 from mentordesk.admin import admin_token
 from mentordesk.cli import main as cli
-from mentordesk.state.store import Store
+from mentordesk.daemon import Daemon
+from mentordesk.state.store import Store, from_iso
 
 from .desk import COORDINATOR, ENVIRON, SECRET, Desk, mail, text_of
 from .icalcheck import read_with_icaljs, read_with_vobject
 from .servers import Dovecot, ReceivedMessage, SmtpSink
 from .test_claims import JORDAN, REQUEST, mentor, seed
+from .timetravel import T0, FakeClock
 
 ADA, GRACE, LINUS = "ada@example.com", "grace@example.org", "linus@example.com"
 BY = "cli:tester"
@@ -82,6 +84,16 @@ async def open_request(desk: Desk) -> None:
     desk.send(mail(f"Jordan Lee <{JORDAN}>", "Mentor request", REQUEST))
     await desk.mail_to(JORDAN, "MD-0001")
     await desk.until(lambda store: (store.request(1) or {}).get("status") == "open")
+
+
+async def subjects(desk: Desk, to: str, part: str, count: int) -> list[ReceivedMessage]:
+    """Wait until ``count`` messages to ``to`` have ``part`` in their subject; those."""
+    for _ in range(750):
+        found = [m for m in desk.sink.messages_to(to) if part in m.subject]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{to}: fewer than {count} {part!r} messages")
 
 
 async def audit(desk: Desk, event: str) -> list[dict[str, Any]]:
@@ -366,3 +378,53 @@ async def test_the_command_route_wants_a_fresh_token_for_that_very_command(
         assert (store.mentor(GRACE) or {})["status"] == "active"
     finally:
         store.close()
+
+
+# --- resend and close, with the daemon's clock in our hands ------------------------------------
+
+
+async def test_resend_then_close_after_the_session_was_held(
+    desk: Desk, capsys: pytest.CaptureFixture[str]
+) -> None:
+    desk.configure(matching={"invite_count": 1}, timers={"sweep_interval": "1h"})
+    clock = FakeClock(T0)
+    daemon = await desk.start(Daemon(desk.config, clock=clock))
+    desk.send(mail(f"Jordan Lee <{JORDAN}>", "Mentor request", REQUEST))
+    await desk.until(lambda store: (store.request(1) or {}).get("status") == "open")
+    assert (await run(desk, capsys, "request", "assign", "MD-0001", ADA))[0] == 0
+    first = {p: await desk.mail_to(p, "Mentoring session with") for p in (ADA, JORDAN)}
+
+    code, out, _ = await run(desk, capsys, "request", "resend", "MD-0001")
+    assert code == 0
+    assert "went again to Ada Lovelace and the mentee." in out
+    for person in (ADA, JORDAN):
+        again = await subjects(desk, person, "Mentoring session with", 2)
+        a, b = calendar(first[person])["events"][0], calendar(again[1])["events"][0]
+        assert (a["uid"], a["sequence"], a["occurrences"]) == (
+            b["uid"],
+            b["sequence"],
+            b["occurrences"],
+        )
+
+    # Not yet held: it cannot be closed.
+    code, _, err = await run(desk, capsys, "request", "close", "MD-0001")
+    assert code == 1 and "MD-0001 is booked" in err
+    async with desk.store() as store:
+        session = store.live_session_of(1)
+        assert session is not None
+    clock.now = from_iso(session["end"]) + timedelta(minutes=5)
+    assert daemon.timers is not None
+    await daemon.timers.sweep()
+    await desk.until(lambda store: (store.request(1) or {}).get("status") == "met")
+
+    code, out, _ = await run(desk, capsys, "request", "close", "MD-0001")
+    assert (code, out) == (0, "MD-0001 is closed; no after-session questions will be sent.\n")
+    clock.advance(hours=3)
+    assert daemon.timers is not None
+    await daemon.timers.sweep()
+    async with desk.store() as store:
+        assert (store.request(1) or {}).get("status") == "closed"
+        kinds = [item["kind"] for item in store.outbox()]
+        [closed] = [e for e in store.audit_log() if e["event"] == "request closed"]
+    assert closed["by"] == "cli:alice"
+    assert not [k for k in kinds if k.startswith("after_session")]

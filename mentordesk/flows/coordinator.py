@@ -11,25 +11,25 @@ a ``DeskOutcome``: done or refused, in a sentence a person reads. A refusal chan
 nothing but the audit log.
 
 The read-only questions of the desk (``candidates``, ``request_history``,
-``needs_a_person``) live in ``coordinator_views.py``.
+``needs_a_person``) and its plain types live in ``coordinator_views.py``; the moves on a
+mentor's standing in ``coordinator_mentors.py``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ..config import Config
 from ..mailer.outbox import Postman
-from ..state.lifecycle import MentorEvent, RequestEvent, next_request_status
+from ..state.lifecycle import RequestEvent, next_request_status
 from ..state.records import MentorStatus, RequestStatus, mentor_status, request_status, term_over
-from ..state.store import Store, iso
+from ..state.store import Store
 from ..views import request_view, tag
 from .claims import ClaimDesk
-from .coordinator_views import CoordinatorViews
+from .coordinator_mentors import CoordinatorMentors
+from .coordinator_views import CoordinatorViews, DeskOutcome, parse_ref
 from .enrollment import EnrollmentDesk
 from .escalation import assign as assign_claim
 from .escalation import moment_text
@@ -37,25 +37,6 @@ from .lifecycle import Lifecycle
 from .sessions import SessionDesk
 
 __all__ = ["CoordinatorDesk", "DeskOutcome", "parse_ref"]
-
-_REF = re.compile(r"\s*(?:\[?\s*MD-|#)?0*(\d{1,9})\s*\]?\s*", re.IGNORECASE)
-
-
-def parse_ref(ref: str | int) -> int | None:
-    """The request number in "MD-0042", "md-42", "#42" or "42"; None otherwise."""
-    if isinstance(ref, int):
-        return ref if ref > 0 else None
-    found = _REF.fullmatch(ref)
-    return int(found.group(1)) if found and int(found.group(1)) > 0 else None
-
-
-@dataclass(frozen=True)
-class DeskOutcome:
-    """What a coordinator's move came to, for a person to read."""
-
-    done: bool
-    message: str
-    unknown: bool = False  # the reference or address names nothing we know
 
 
 class _Refused(Exception):
@@ -78,7 +59,7 @@ _CLAIM_REFUSALS = {
 }
 
 
-class CoordinatorDesk(CoordinatorViews):
+class CoordinatorDesk(CoordinatorViews, CoordinatorMentors):
     """Carries out a coordinator's moves with the lifecycle's consequences."""
 
     def __init__(
@@ -271,90 +252,6 @@ class CoordinatorDesk(CoordinatorViews):
             f"{self.name_of(session['mentor'])} and the mentee.",
         )
 
-    # Mentors --------------------------------------------------------------------------------
-
-    def pause(self, mentor_email: str, *, by: str, now: datetime | None = None) -> DeskOutcome:
-        return self._standing(mentor_email, MentorEvent.PAUSE, by, now)
-
-    def resume(self, mentor_email: str, *, by: str, now: datetime | None = None) -> DeskOutcome:
-        return self._standing(mentor_email, MentorEvent.RESUME, by, now)
-
-    def renew(
-        self,
-        mentor_email: str,
-        *,
-        by: str,
-        until: datetime | None = None,
-        now: datetime | None = None,
-    ) -> DeskOutcome:
-        when = now or datetime.now(UTC)
-        if until is not None and until <= when:
-            return DeskOutcome(False, f"A renewed term cannot end in the past ({iso(until)[:10]}).")
-        return self._standing(mentor_email, MentorEvent.RENEW, by, now, until=until)
-
-    def resign(self, mentor_email: str, *, by: str, now: datetime | None = None) -> DeskOutcome:
-        return self._standing(mentor_email, MentorEvent.RESIGN, by, now)
-
-    def approve(self, mentor_email: str, *, by: str, now: datetime | None = None) -> DeskOutcome:
-        return self._standing(mentor_email, MentorEvent.APPROVE, by, now)
-
-    def _standing(
-        self,
-        mentor_email: str,
-        event: MentorEvent,
-        by: str,
-        now: datetime | None,
-        *,
-        until: datetime | None = None,
-    ) -> DeskOutcome:
-        now = now or datetime.now(UTC)
-        mentor_doc = self.store.mentor(mentor_email)
-        if mentor_doc is not None and event in (MentorEvent.PAUSE, MentorEvent.RESUME):
-            current = mentor_status(mentor_doc)
-            if current is (
-                MentorStatus.PAUSED if event is MentorEvent.PAUSE else MentorStatus.ACTIVE
-            ):
-                name = str(mentor_doc.get("name") or mentor_email)
-                return DeskOutcome(False, f"{name} is {current.value} already; nothing changed.")
-        with self.store.transaction():
-            changed = self.enrollment.change_standing(mentor_email, event, now, by=by, until=until)
-            if changed is None:
-                return DeskOutcome(False, f"No mentor has the address {mentor_email}.", True)
-            before, after, mentor = changed
-            name = str(mentor.get("name") or mentor_email)
-            if after is None:
-                return DeskOutcome(False, f"{name} is {before.value}: {_REFUSED[event]}")
-            view = self.enrollment.mentor_view(mentor, name)
-            if event is MentorEvent.APPROVE:
-                self.postman.send(
-                    "mentor_approved",
-                    to=mentor_email,
-                    to_name=name,
-                    now=now,
-                    context={"mentor": view},
-                    thread=("mentor", mentor_email),
-                )
-            else:
-                self.postman.send(
-                    "mentor_status",
-                    to=mentor_email,
-                    to_name=name,
-                    now=now,
-                    context={
-                        "subject": f"[{self.config.program.name}] {_SUBJECTS[event]}",
-                        "refused": False,
-                        "was": before.value,
-                        "command": event.value,
-                        "mentor": view,
-                        "by_coordinator": True,
-                    },
-                    thread=("mentor", mentor_email),
-                )
-        done = _DONE[event].format(name=name, term_end=view["term_end"])
-        if event is MentorEvent.RESIGN and (released := _released_count(self.store, mentor_email)):
-            done += f" {released} request{'s' if released != 1 else ''} went back to matching."
-        return DeskOutcome(True, f"{done} {name} was told.")
-
     # Helpers --------------------------------------------------------------------------------
 
     def _request(self, ref: str | int) -> dict[str, Any] | DeskOutcome:
@@ -443,33 +340,3 @@ def _not_open(request: Mapping[str, Any]) -> str:
     if status is RequestStatus.INCOMPLETE:
         return f"{label} still waits for the mentee's details."
     return f"{label} is {status.value}: only an open request can be given to a mentor."
-
-
-def _released_count(store: Store, email: str) -> int:
-    for event in reversed(store.audit_log()):
-        if event.get("event") == "mentor resigned" and event.get("mentor") == email:
-            return len(event.get("released") or ())
-    return 0
-
-
-_REFUSED = {
-    MentorEvent.PAUSE: "only an active mentor can be paused.",
-    MentorEvent.RESUME: "only a paused mentor (or one who resigned within their term) "
-    "can be resumed; renew one whose term ended.",
-    MentorEvent.RENEW: "this cannot be renewed.",
-    MentorEvent.RESIGN: "they have already stepped down.",
-    MentorEvent.APPROVE: "only a pending enrollment can be approved.",
-}
-_SUBJECTS = {
-    MentorEvent.PAUSE: "You are paused",
-    MentorEvent.RESUME: "Welcome back",
-    MentorEvent.RENEW: "Your mentor term is renewed",
-    MentorEvent.RESIGN: "You have stepped down",
-}
-_DONE = {
-    MentorEvent.PAUSE: "{name} is paused: no new requests until resumed.",
-    MentorEvent.RESUME: "{name} is active again and gets new requests.",
-    MentorEvent.RENEW: "{name}'s term now runs until {term_end}.",
-    MentorEvent.RESIGN: "{name} has stepped down.",
-    MentorEvent.APPROVE: "{name} is approved and gets requests from now on.",
-}

@@ -1,5 +1,6 @@
 """What the coordinator's desk shows (read-only): the ranked candidates for a request,
-one request's whole history, what needs a person now.
+one request's whole history, what needs a person now; and the desk's plain types (a
+move's ``DeskOutcome``, a request reference read by ``parse_ref``).
 
 A mixin of ``CoordinatorDesk`` (``flows/coordinator.py``); nothing here changes the
 store. The ranking is matching's (``MatchingDesk.ranking``), the audit's sentences the
@@ -8,6 +9,7 @@ escalation email's (``escalation.describe_events``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
@@ -23,11 +25,39 @@ if TYPE_CHECKING:
     from ..state.store import Store
     from .matching import MatchingDesk
 
-__all__ = ["Candidate", "CoordinatorViews", "HistoryLine", "NeedsAPerson", "Waiting"]
+__all__ = [
+    "Candidate",
+    "CoordinatorViews",
+    "DeskOutcome",
+    "HistoryLine",
+    "NeedsAPerson",
+    "Waiting",
+    "parse_ref",
+]
 
 # Inbound mail nobody could place, or that failed until quarantined.
 _UNPLACED_KINDS = frozenset({"unknown"})
 _UNPLACED_STATUSES = frozenset({"quarantined"})
+
+
+_REF = re.compile(r"\s*(?:\[?\s*MD-|#)?0*(\d{1,9})\s*\]?\s*", re.IGNORECASE)
+
+
+def parse_ref(ref: str | int) -> int | None:
+    """The request number in "MD-0042", "md-42", "#42" or "42"; None otherwise."""
+    if isinstance(ref, int):
+        return ref if ref > 0 else None
+    found = _REF.fullmatch(ref)
+    return int(found.group(1)) if found and int(found.group(1)) > 0 else None
+
+
+@dataclass(frozen=True)
+class DeskOutcome:
+    """What a coordinator's move came to, for a person to read."""
+
+    done: bool
+    message: str
+    unknown: bool = False  # the reference or address names nothing we know
 
 
 @dataclass(frozen=True)
@@ -86,8 +116,6 @@ class CoordinatorViews:
 
     def candidates(self, ref: str | int, now: datetime | None = None) -> list[Candidate]:
         """Who could take the request, best first (the holder, if any, left out)."""
-        from .coordinator import parse_ref
-
         now = now or datetime.now(UTC)
         number = parse_ref(ref)
         request = self.store.request(number) if number is not None else None
@@ -119,8 +147,6 @@ class CoordinatorViews:
     def request_history(self, ref: str | int) -> list[HistoryLine] | None:
         """Everything about one request, oldest first: the audit's events, the emails in
         and out, its sessions. None when there is no such request."""
-        from .coordinator import parse_ref
-
         number = parse_ref(ref)
         if number is None or self.store.request(number) is None:
             return None
@@ -160,12 +186,14 @@ class CoordinatorViews:
         bounce, and inbound mail nobody could place."""
         now = now or datetime.now(UTC)
         waiting = []
+        # One pass over the audit, not one per request.
+        escalated_ones = {
+            e.get("request") for e in self.store.audit_log() if e.get("event") == "ladder escalate"
+        }
         for request in self.store.requests([RequestStatus.OPEN.value]):
             since = parse_time(request.get("reopened") or request.get("created"))
             number = int(request["number"])
-            escalated = any(
-                e.get("event") == "ladder escalate" for e in self.store.audit_log(number)
-            )
+            escalated = number in escalated_ones
             waiting.append(
                 Waiting(
                     number=number,

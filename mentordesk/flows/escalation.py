@@ -10,7 +10,7 @@ escalation contact, object ``"<number>:<mentor email>"``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
@@ -25,7 +25,6 @@ from ..state.store import Store, iso
 from ..timers import SKIPPED_LATE
 from ..views import request_view
 from .claims import ClaimDesk, ClaimResult
-from .matching import MatchInput, month_start, rank_mentors
 from .words import local_time
 
 if TYPE_CHECKING:
@@ -41,8 +40,6 @@ __all__ = [
     "parse_assign_obj",
     "request_history",
 ]
-
-RECENT = timedelta(days=90)
 
 
 def moment_text(value: Any, zone: str) -> str:
@@ -66,19 +63,11 @@ def escalation_candidates(
     gate refuses; at most invite_count + widen_count of them.
     """
     store, config = coordinator.store, coordinator.config
-    wanted = frozenset(request.get("skills") or ())
-    mentors = store.mentors_where(lambda m: not wanted.isdisjoint(m.get("skills") or ()))
-    excluded = set(request.get("released_by") or ()) | {request["mentee"]}
-    excluded |= {m["email"] for m in mentors if not coordinator.postman.may_mail(m["email"])}
-    # A follow-up request never goes back to the mentor(s) it follows up on.
-    excluded |= set(request.get("exclude_mentors") or ())
-    data = MatchInput(
-        sessions_this_month=store.claims_since(month_start(now, config.program.timezone)),
-        recent_sessions=store.claims_since(now - RECENT),
-        excluded=frozenset(excluded),
-    )
+    # Matching's own ranking (and exclusions), counting those invited already.
+    ranked_all, data = coordinator.matching.ranking(request, now)
     limit = config.matching.invite_count + config.matching.widen_count
-    ranked = rank_mentors(request, mentors, now, data)[:limit]
+    ranked = ranked_all[:limit]
+    mentors = [m for m in (store.mentor(c.email) for c in ranked) if m is not None]
     by_email = {m["email"]: m for m in mentors}
     invited = {i["email"]: i["at"] for i in request.get("invited") or ()}
     zone = config.program.timezone

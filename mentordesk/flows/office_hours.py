@@ -72,6 +72,7 @@ from ..inbox.quoting import is_greeting_line
 from ..mailer.outbox import Postman
 from ..state.store import Store, iso
 from .office_hours_admin import OfficeHoursAdmin
+from .office_hours_whole import WholeSeries
 
 __all__ = ["OfficeHoursDesk", "OfficeHoursError", "says_join", "says_leave"]
 
@@ -121,7 +122,7 @@ class Letter:
     method: str = ""  # the ics's iTIP METHOD
 
 
-class OfficeHoursDesk:
+class OfficeHoursDesk(WholeSeries):
     """Runs the office-hours series: join, leave, answers, one occurrence, busy times, feed.
 
     The coordinator's commands are ``commands`` (``flows.office_hours_admin``); ``admin``

@@ -1,4 +1,5 @@
-"""The coordinator's office-hours commands (SPEC §3 flow 6, §10): create, list, cancel, move.
+"""The coordinator's office-hours commands (SPEC §3 flow 6, §10): create, list, cancel, move;
+end and edit a series as a whole (``office_hours_whole.py``).
 
 The CLI sends a command as JSON through the running daemon (``mentordesk.admin``), which
 hands it to ``OfficeHoursAdmin.admin``; without a daemon the CLI applies it to the store
@@ -38,6 +39,7 @@ from ..config import Config, parse_duration
 from ..errors import OfficeHoursError
 from ..state.records import mentor_status, term_over
 from ..state.store import Store, iso
+from .office_hours_whole import edit_series, end_series, uncovered_mentors
 
 __all__ = [
     "Announcer",
@@ -69,6 +71,18 @@ class Announcer(Protocol):
     def announce_moved(
         self, series: Mapping[str, Any], was: Occurrence, moved: Occurrence, now: datetime
     ) -> None: ...
+
+    def announce_ended(self, series: Mapping[str, Any], now: datetime) -> None: ...
+
+    def announce_edited(
+        self,
+        series: Mapping[str, Any],
+        removed: Sequence[tuple[str, str]],
+        changes: Sequence[str],
+        now: datetime,
+    ) -> None: ...
+
+    def name_in(self, series: Mapping[str, Any], email: str) -> str: ...
 
 
 class OfficeHoursAdmin:
@@ -116,7 +130,10 @@ class OfficeHoursAdmin:
             )
             unknown = [m for m in series["mentors"] if self.store.mentor(m) is None]
             warnings = [f"{m} is not an enrolled mentor (invited all the same)" for m in unknown]
+            warnings += uncovered_mentors(self.store, series, now)
             return {"series": self.describe(series, now), "warnings": warnings}
+        if action in ("end", "edit"):
+            return self._whole(action, command, now)
         if action in ("cancel", "move"):
             series_id = command.get("id")
             if isinstance(series_id, bool) or not isinstance(series_id, int):
@@ -127,7 +144,42 @@ class OfficeHoursAdmin:
             else:
                 series = self.move_occurrence(series_id, day, _new_time(command, day), now)
             return {"series": self.describe(series, now)}
-        raise OfficeHoursError(f"unknown action {action!r}: want add, list, cancel or move")
+        raise OfficeHoursError(
+            f"unknown action {action!r}: want add, list, cancel, move, end or edit"
+        )
+
+    def _whole(self, action: str, command: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        """``{"action": "end", "id": 1}`` or ``{"action": "edit", "id": 1, "weekday",
+        "time", "length", "mentors"}`` (each optional): the series as a whole."""
+        series_id = command.get("id")
+        if isinstance(series_id, bool) or not isinstance(series_id, int):
+            raise OfficeHoursError(f"id must be a series number, got {series_id!r}")
+        if action == "end":
+            return {"series": self.describe(end_series(self, series_id, now), now)}
+        mentors = command.get("mentors")
+        if mentors is not None and (
+            not isinstance(mentors, list) or not all(isinstance(m, str) for m in mentors)
+        ):
+            raise OfficeHoursError("mentors must be a list of email addresses")
+        weekday, start, length = (
+            _text(command, "weekday"),
+            _text(command, "time"),
+            _text(command, "length"),
+        )
+        series, changes = edit_series(
+            self,
+            series_id,
+            now=now,
+            weekday=weekday_number(weekday) if weekday else None,
+            start_time=clock(start) if start else None,
+            length=_duration(length) if length else None,
+            mentors=_addresses(mentors) if mentors is not None else None,
+        )
+        return {
+            "series": self.describe(series, now),
+            "changes": changes,
+            "warnings": uncovered_mentors(self.store, series, now),
+        }
 
     def _has_left(self, email: str, now: datetime) -> bool:
         mentor = self.store.mentor(email)
@@ -280,6 +332,7 @@ class OfficeHoursAdmin:
                 for k, v in sorted(series["exceptions"].items())
                 if v["status"] == "moved"
             },
+            "ended": series.get("ended"),
         }
 
     def series(self, series_id: int) -> dict[str, Any]:
