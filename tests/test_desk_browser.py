@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,11 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from mentordesk.daemon import Daemon
 from mentordesk.state.store import Store
 
 from .desk import COORDINATOR, Desk, mail
-from .deskweb import SUBJECT, link_in
+from .deskweb import SUBJECT, ShiftedClock, link_in
 from .forms import press
 from .test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from .test_claims import JORDAN, REQUEST, TEAM, links, mentor, seed
@@ -262,4 +263,38 @@ async def test_the_coordinator_assigns_to_the_second_best_and_approves_a_mentor(
     assert "You are signed out" in await page.get_by_role("heading", level=1).inner_text()
     await page.goto(f"{base}/desk/mentors")
     assert page.url == f"{base}/desk/sign-in"
+    await browsing.close()
+
+
+async def test_the_session_ends_and_a_stranger_gets_no_link(desk: Desk, browser: Browser) -> None:
+    clock = ShiftedClock()
+    await desk.start(Daemon(desk.config, clock=clock))
+    base = f"http://127.0.0.1:{desk.web_port}"
+    browsing = await context(browser, PHONE)
+    page = await browsing.new_page()
+    await sign_in_in_browser(page, desk)
+    [cookie] = [c for c in await browsing.cookies() if c["name"] == "md_desk"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/desk"
+
+    # Twelve hours and a minute later the desk asks to sign in again.
+    clock.offset = timedelta(hours=12, minutes=1)
+    await page.goto(f"{base}/desk/mentors")
+    assert page.url == f"{base}/desk/sign-in?ended"
+    assert "Your desk session has ended." in await page.inner_text("main")
+    assert await serious_violations(page) == []
+    await page.screenshot(path=str(ARTIFACTS / "desk-session-ended-phone.png"), full_page=True)
+
+    # Someone who is not a coordinator reads the same answer and gets nothing.
+    await page.get_by_label("Your email address").fill("curious@example.net")
+    await page.get_by_role("button", name="Email me a sign-in link").click()
+    await page.wait_for_load_state()
+    heading = await page.get_by_role("heading", level=1).inner_text()
+    assert heading == "If that address is a coordinator’s, a link is on its way."
+    # The coordinator asks next; once theirs is out, the stranger's would have been too.
+    before = len(desk.sink.messages_to(COORDINATOR))
+    await page.goto(f"{base}/desk/sign-in")
+    await page.get_by_label("Your email address").fill(COORDINATOR)
+    await page.get_by_role("button", name="Email me a sign-in link").click()
+    await desk.replies_to(COORDINATOR, before + 1)
+    assert desk.sink.messages_to("curious@example.net") == []
     await browsing.close()
