@@ -120,7 +120,7 @@ def request_sign_in(
             now=now,
             context={
                 "link": sign_in_link(config, address, now),
-                "minutes": int(config.desk.sign_in_lifetime.total_seconds() // 60),
+                "minutes": max(1, int(config.desk.sign_in_lifetime.total_seconds() // 60)),
             },
         )
         sent[address] = [*mine, iso(now)]

@@ -125,7 +125,7 @@ class DeskWeb:
             now,
         )
         self.app.changed()
-        minutes = int(self.config.desk.sign_in_lifetime.total_seconds() // 60)
+        minutes = max(1, int(self.config.desk.sign_in_lifetime.total_seconds() // 60))
         return self.app.page("desk/sign_in.html", {"asked": True, "minutes": minutes})
 
     async def link_page(self, request: web.Request) -> web.Response:

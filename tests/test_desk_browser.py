@@ -244,7 +244,9 @@ async def test_the_coordinator_assigns_to_the_second_best_and_approves_a_mentor(
     # A mentor waiting for approval, approved with one click.
     await page.get_by_role("link", name="Mentors", exact=True).click()
     await page.wait_for_load_state()
-    await page.get_by_role("button", name="Approve Nia Newcomer").click()
+    # By keyboard: the button takes the focus and Enter presses it.
+    await page.get_by_role("button", name="Approve Nia Newcomer").focus()
+    await page.keyboard.press("Enter")
     await page.wait_for_load_state()
     outcome = await page.get_by_role("status").inner_text()
     assert "Nia Newcomer" in outcome, outcome
