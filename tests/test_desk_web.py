@@ -396,3 +396,21 @@ async def desk_form_token(desk: Desk, http: aiohttp.ClientSession, path: str) ->
         stored = store.meta("desk:sessions")[key]
     session = DeskSession(key, stored["person"], datetime.fromisoformat(stored["expires"]))
     return form_token_for(desk.config, session, path)
+
+
+async def test_requests_by_age_on_the_desk(desk: Desk) -> None:
+    clock = ShiftedClock()
+    seed(desk, TEAM)
+    await desk.start(Daemon(desk.config, clock=clock))
+    desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
+    await desk.replies_to(JORDAN, 1)
+    clock.offset = timedelta(days=2, hours=1)
+    async with client() as http:
+        assert (await sign_in(http, desk)).status == 303
+        for days, listed in (("1", True), ("2", True), ("3", False)):
+            async with http.get(url(desk, f"/desk/requests?older_than={days}")) as page:
+                assert ("MD-0001" in await page.text()) is listed, days
+        async with http.get(url(desk, "/desk")) as page:
+            html = await page.text()
+        assert "Waiting for a mentor (1)" in html
+        assert ">2d 1h<" in html
