@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .flows.escalation import may_assign
+from .inbox.hours import format_windows
 from .state.records import MentorStatus, mentor_status
+from .views import windows_from_doc
 
 if TYPE_CHECKING:
     from .web import WebApp
@@ -46,10 +48,7 @@ class ApprovalPages:
         mentor = await app.writer.call(self._mentor, claims.obj)
         if mentor is None:
             return app._gone()
-        return app.page(
-            "approve.html",
-            {"outcome": _outcome(mentor), "mentor": mentor, "posted": False, **app._form(claims)},
-        )
+        return app.page("approve.html", {**_shown(mentor, _outcome(mentor)), **app._form(claims)})
 
     async def approve(self, request: web.Request) -> web.Response:
         app = self.app
@@ -73,10 +72,7 @@ class ApprovalPages:
             return app._gone()
         app.changed()
         outcome = "approved" if done else _outcome(mentor)
-        return app.page(
-            "approve.html",
-            {"outcome": outcome, "mentor": mentor, "posted": True, **app._form(claims)},
-        )
+        return app.page("approve.html", {**_shown(mentor, outcome), **app._form(claims)})
 
     def _mentor(self, email: str) -> dict[str, Any] | None:
         store = self.app.writer.store
@@ -84,6 +80,12 @@ class ApprovalPages:
             raise RuntimeError("the store is not open")
         mentor = store.mentor(email)
         return dict(mentor) if mentor is not None else None
+
+
+def _shown(mentor: dict[str, Any], outcome: str) -> dict[str, Any]:
+    """What the page shows of ``mentor``."""
+    hours = format_windows(windows_from_doc(mentor.get("availability") or []))
+    return {"outcome": outcome, "mentor": mentor, "hours": hours}
 
 
 def _outcome(mentor: dict[str, Any]) -> str:

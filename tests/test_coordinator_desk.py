@@ -318,7 +318,7 @@ async def test_approve_a_pending_mentor(desk: Harness) -> None:
     assert refused == DeskOutcome(
         False, "Ada Lovelace is active: only a pending enrollment can be approved."
     )
-    outcome = await act(desk, "approve", "pen@example.com")
+    outcome = await act(desk, "approve", " Pen@Example.COM ")  # as a person types it
     assert outcome == DeskOutcome(
         True, "Pen Pending is approved and gets requests from now on. Pen Pending was told."
     )
@@ -334,3 +334,43 @@ async def test_needs_a_person_lists_unclaimed_oldest_first(desk: Harness) -> Non
     needs = await desk.call(coordinator(desk).needs_a_person, desk.clock())
     assert [(w.tag, w.days) for w in needs.unclaimed] == [("MD-0001", 2), ("MD-0002", 0)]
     assert needs.bounced == () and needs.unplaced == ()
+
+
+async def test_mentor_rows_and_sessions_of_the_week(desk: Harness) -> None:
+    await desk.call(desk.coordinator.claims.claim, 1, ADA, desk.clock(), via="link")
+    rows = await desk.call(coordinator(desk).mentor_rows, desk.clock())
+    assert [r.email for r in rows] == [
+        ADA,
+        BEA,
+        CYD,
+        "js@example.com",
+        "pat@example.com",
+        "pen@example.com",
+    ]
+    ada = rows[0]
+    assert (ada.status, ada.taken, ada.capacity, ada.holds) == ("active", 1, 4, 1)
+    assert ada.term_end == T0 + timedelta(days=365) and ada.last_session is None
+    assert [r.status for r in rows[-2:]] == ["paused", "pending"]
+
+    week = await desk.call(
+        coordinator(desk).sessions_between, desk.clock(), desk.clock() + timedelta(days=8)
+    )
+    assert [(s["request"], s["mentor"], s["status"]) for s in week] == [(1, ADA, "proposed")]
+    later = await desk.call(
+        coordinator(desk).sessions_between,
+        desk.clock() + timedelta(days=8),
+        desk.clock() + timedelta(days=15),
+    )
+    assert later == []
+
+    def held() -> None:
+        session = desk.store.live_session_of(1)
+        assert session is not None
+        desk.store.save_session({**session, "status": "held"})
+
+    await desk.call(held)
+    [ada] = [
+        r for r in await desk.call(coordinator(desk).mentor_rows, desk.clock()) if r.email == ADA
+    ]
+    [session] = [s for s in await desk.call(desk.store.sessions) if s["mentor"] == ADA]
+    assert ada.last_session is not None and iso(ada.last_session) == session["end"]

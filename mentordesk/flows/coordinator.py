@@ -89,6 +89,7 @@ class CoordinatorDesk(CoordinatorViews, CoordinatorMentors):
         """Give an open request to ``mentor_email``: both are introduced, and a session is
         proposed as when a mentor claims it."""
         now = now or datetime.now(UTC)
+        mentor_email = mentor_email.strip().lower()
         with self.store.transaction():
             found = self._request(ref)
             if isinstance(found, DeskOutcome):
@@ -127,6 +128,7 @@ class CoordinatorDesk(CoordinatorViews, CoordinatorMentors):
         is told and their session cancelled (METHOD:CANCEL, same UID, SEQUENCE + 1); the
         new pair are introduced and invited to a new session."""
         now = now or datetime.now(UTC)
+        mentor_email = mentor_email.strip().lower()
         try:
             with self.store.transaction():
                 found = self._request(ref)

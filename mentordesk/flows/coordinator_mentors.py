@@ -67,6 +67,7 @@ class CoordinatorMentors:
         until: datetime | None = None,
     ) -> DeskOutcome:
         now = now or datetime.now(UTC)
+        mentor_email = mentor_email.strip().lower()
         mentor_doc = self.store.mentor(mentor_email)
         if mentor_doc is not None and event in (MentorEvent.PAUSE, MentorEvent.RESUME):
             current = mentor_status(mentor_doc)

@@ -16,9 +16,19 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from typing import TYPE_CHECKING, Any
 
-from ..state.records import RequestStatus, mentor_status, parse_time, request_status
+from ..state.records import (
+    HELD,
+    LIVE,
+    RequestStatus,
+    SessionStatus,
+    mentor_status,
+    parse_time,
+    request_status,
+)
+from ..state.store import iso
 from ..views import tag
 from .escalation import describe_events, moment_text
+from .matching import month_start
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -30,6 +40,7 @@ __all__ = [
     "CoordinatorViews",
     "DeskOutcome",
     "HistoryLine",
+    "MentorRow",
     "NeedsAPerson",
     "Waiting",
     "parse_ref",
@@ -96,6 +107,21 @@ class Waiting:
     since: datetime | None
     days: int
     escalated: bool
+
+
+@dataclass(frozen=True)
+class MentorRow:
+    """A mentor as the desk lists them."""
+
+    email: str
+    name: str
+    status: str
+    skills: tuple[str, ...]
+    taken: int  # this month, against the capacity
+    capacity: int
+    holds: int  # requests they hold now
+    term_end: datetime | None
+    last_session: datetime | None  # the end of their latest session that was held
 
 
 @dataclass(frozen=True)
@@ -180,6 +206,48 @@ class CoordinatorViews:
             )
         lines.sort(key=lambda line: line.at or datetime.min.replace(tzinfo=UTC))
         return lines
+
+    def mentor_rows(self, now: datetime | None = None) -> list[MentorRow]:
+        """Every mentor with their load, standing, term end and latest held session;
+        by name."""
+        now = now or datetime.now(UTC)
+        taken = self.store.claims_since(month_start(now, self.config.program.timezone))
+        holds: dict[str, int] = {}
+        for request in self.store.requests([s.value for s in HELD]):
+            holder = str(request.get("claimed_by") or "")
+            holds[holder] = holds.get(holder, 0) + 1
+        last: dict[str, str] = {}
+        for session in self.store.sessions([SessionStatus.HELD.value]):
+            host, end = str(session.get("mentor")), str(session.get("end") or "")
+            last[host] = max(last.get(host, ""), end)
+        rows = []
+        for mentor in self.store.mentors():
+            email = str(mentor["email"])
+            load = self.matching.load_of(email, now, taken)
+            rows.append(
+                MentorRow(
+                    email=email,
+                    name=str(mentor.get("name") or email),
+                    status=mentor_status(mentor).value,
+                    skills=tuple(mentor.get("skills") or ()),
+                    taken=load["taken"],
+                    capacity=load["capacity"],
+                    holds=holds.get(email, 0),
+                    term_end=parse_time(mentor.get("term_end")),
+                    last_session=parse_time(last.get(email)),
+                )
+            )
+        rows.sort(key=lambda row: (row.name.lower(), row.email))
+        return rows
+
+    def sessions_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The sessions in people's calendars (live) that start in ``[start, end)``,
+        soonest first."""
+        low, high = iso(start), iso(end)
+        found = self.store.sessions_where(
+            lambda d: d.get("status") in LIVE and low <= str(d.get("start") or "") < high
+        )
+        return sorted((dict(s) for s in found), key=lambda s: str(s.get("start")))
 
     def needs_a_person(self, now: datetime | None = None) -> NeedsAPerson:
         """Open requests nobody took (oldest first, escalated marked), addresses that
