@@ -27,17 +27,17 @@ from .flows.feedback_results import (
     session_results,
     survey_results,
 )
-from .flows.matching import month_start
 from .flows.office_hours import OfficeHoursDesk
 from .state.records import (
     HELD,
+    NOT_FINISHED,
     MentorStatus,
     RequestStatus,
     mentor_status,
     request_status,
     term_over,
 )
-from .state.store import Store, from_iso
+from .state.store import Store, from_iso, iso
 from .views import request_view, tag
 
 __all__ = [
@@ -56,7 +56,6 @@ __all__ = [
 
 #: The status choices of the requests page: a status, or these groups.
 REQUEST_FILTERS = ("waiting", "all", *(s.value for s in RequestStatus))
-_WAITING = frozenset({RequestStatus.INCOMPLETE, RequestStatus.OPEN, *HELD, RequestStatus.MET})
 _ASSIGNABLE = frozenset({RequestStatus.OPEN, *HELD})
 #: Rows on one page of requests at most (the filters narrow it down).
 MAX_ROWS = 200
@@ -165,7 +164,7 @@ def request_rows(
 
     def take(doc: Mapping[str, Any]) -> bool:
         status = request_status(doc)
-        if wanted.status == "waiting" and status not in _WAITING:
+        if wanted.status == "waiting" and status not in NOT_FINISHED:
             return False
         if wanted.status not in ("waiting", "all") and status.value != wanted.status:
             return False
@@ -224,65 +223,59 @@ def request_summary(
 # --- mentors ---------------------------------------------------------------------------
 
 
-def mentor_rows(store: Store, config: Config, now: datetime) -> list[dict[str, Any]]:
-    """Every mentor: standing, this month's load, requests held, term end, last session."""
+def mentor_rows(
+    store: Store, config: Config, desk: CoordinatorDesk, now: datetime
+) -> list[dict[str, Any]]:
+    """The coordinator desk's ``mentor_rows`` (load, holdings, term end, latest held
+    session) for the page: who needs approval first, then the active, then the rest."""
     zone = config.program.timezone
-    taken = store.claims_since(month_start(now, zone))
-    held: dict[str, int] = {}
-    for r in store.requests(HELD):
-        holder = str(r.get("claimed_by") or "")
-        held[holder] = held.get(holder, 0) + 1
-    last: dict[str, str] = {}
-    for s in store.sessions(["held"]):
-        mentor = str(s.get("mentor") or "")
-        if str(s.get("start") or "") > last.get(mentor, ""):
-            last[mentor] = str(s["start"])
-    rows = []
-    for m in store.mentors():
-        email = m["email"]
-        status = mentor_status(m)
+    rows: list[dict[str, Any]] = []
+    for m in desk.mentor_rows(now):
+        status = MentorStatus(m.status)
+        doc = {"status": m.status, "term_end": iso(m.term_end) if m.term_end else None}
         rows.append(
             {
-                "email": email,
-                "name": m.get("name") or email,
-                "status": status.value,
-                "term_over": term_over(m, now) and not status.left,
-                "taken": taken.get(email, 0),
-                "capacity": int(m.get("capacity") or config.matching.default_capacity),
-                "held": held.get(email, 0),
-                "term_end": str(m.get("term_end") or "")[:10],
-                "last_session": _when_iso(last.get(email), zone),
-                "skills": ", ".join(m.get("skills") or ()),
+                "email": m.email,
+                "name": m.name,
+                "status": m.status,
+                "term_over": term_over(doc, now) and not status.left,
+                "taken": m.taken,
+                "capacity": m.capacity,
+                "held": m.holds,
+                "term_end": m.term_end.date().isoformat() if m.term_end else "",
+                "last_session": _when(m.last_session, zone) if m.last_session else "",
+                "skills": ", ".join(m.skills),
                 "pending": status is MentorStatus.PENDING,
                 "active": status is MentorStatus.ACTIVE,
                 "paused": status is MentorStatus.PAUSED,
             }
         )
     order = {s.value: i for i, s in enumerate(MentorStatus)}
-    rows.sort(key=lambda r: (order.get(r["status"], 9), r["name"].lower()))
+    rows.sort(key=lambda r: order.get(r["status"], 9))  # stable: by name within
     return rows
 
 
 # --- sessions, office hours, feedback, the chart -------------------------------------------
 
 
-def sessions_this_week(store: Store, config: Config, now: datetime) -> dict[str, Any]:
-    """Sessions starting this week: today and the six days after (the program's zone)."""
+def sessions_this_week(
+    store: Store, config: Config, desk: CoordinatorDesk, now: datetime
+) -> dict[str, Any]:
+    """Sessions in calendars that start this week: today and the six days after (the
+    program's zone)."""
     zone = config.program.timezone
     today = now.astimezone(ZoneInfo(zone)).replace(hour=0, minute=0, second=0, microsecond=0)
-    low, high = today, today + timedelta(days=7)
+    high = today + timedelta(days=7)
     names = {m["email"]: m.get("name") or m["email"] for m in store.mentors()}
-    found = store.sessions_where(
-        lambda s: isinstance(s.get("start"), str) and low <= from_iso(s["start"]) < high
-    )
     rows = []
-    for s in sorted(found, key=lambda s: s["start"]):
-        request = store.request(int(s["request"])) if s.get("request") is not None else None
+    for s in desk.sessions_between(today, high):
+        number = s.get("request")
+        request = store.request(int(number)) if number is not None else None
         rows.append(
             {
-                "when": _when_iso(s["start"], zone),
-                "number": s.get("request"),
-                "tag": tag(int(s["request"])) if s.get("request") is not None else "",
+                "when": _when_iso(s.get("start"), zone),
+                "number": number,
+                "tag": tag(int(number)) if number is not None else "",
                 "mentor": names.get(s.get("mentor") or "", s.get("mentor") or ""),
                 "mentee": (request or {}).get("name") or s.get("mentee") or "",
                 "status": s.get("status") or "",

@@ -231,7 +231,7 @@ class DeskWeb:
         self, request: web.Request, outcome: DeskOutcome | None = None
     ) -> web.Response:
         session = await self._session(request)
-        rows = await self._read(desk_views.mentor_rows, self._store(), self.config)
+        rows = await self._read(desk_views.mentor_rows, self._store(), self.config, self._desk())
         return self._page(
             request,
             session,
@@ -242,7 +242,9 @@ class DeskWeb:
 
     async def sessions(self, request: web.Request) -> web.Response:
         session = await self._session(request)
-        week = await self._read(desk_views.sessions_this_week, self._store(), self.config)
+        week = await self._read(
+            desk_views.sessions_this_week, self._store(), self.config, self._desk()
+        )
         return self._page(request, session, "desk/sessions.html", {"week": week})
 
     async def office_hours(self, request: web.Request) -> web.Response:
