@@ -310,12 +310,15 @@ def add_office_hours_commands(
     )
     for sub in (add, listing, cancel, move, end, edit):
         sub.add_argument("--config", default="config.toml", help="path to config.toml")
+        sub.add_argument("--by", default="", help="who acts, for the audit (default cli:$USER)")
     return office
 
 
 def run_office_hours(config: Config, args: argparse.Namespace) -> int:
     """Run one ``office-hours`` command and print what happened."""
-    command: dict[str, Any] = {"action": args.action}
+    from .desk_cli import default_by
+
+    command: dict[str, Any] = {"action": args.action, "by": args.by or default_by()}
     if args.action == "add":
         command.update(
             weekday=args.weekday,
@@ -364,6 +367,10 @@ def run_office_hours(config: Config, args: argparse.Namespace) -> int:
 
 
 def _describe(series: Mapping[str, Any]) -> str:
+    if series.get("ended"):
+        return (
+            f"{series['id']}  {series['title']}: {series['when']}\n   ended: {series['ended'][:10]}"
+        )
     lines = [
         f"{series['id']}  {series['title']}: {series['when']}",
         f"   mentors: {', '.join(series['mentors'])}; joined: {series['joined']}",
@@ -371,8 +378,6 @@ def _describe(series: Mapping[str, Any]) -> str:
     ]
     if series["location"]:
         lines.append(f"   where: {series['location']}")
-    if series.get("ended"):
-        lines.append(f"   ended: {series['ended'][:10]}")
     if series["next"]:
         lines.append(f"   next: {'; '.join(series['next'])}")
     if series["cancelled"]:

@@ -26,7 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run = commands.add_parser("run", help="run the daemon until interrupted")
     check = commands.add_parser("check-config", help="check the configuration and exit")
-    status = commands.add_parser("status", help="show mentors and open requests")
+    status = commands.add_parser(
+        "status", help="show mentors, open requests (whom each waits on) and sessions"
+    )
     for sub in (run, check, status):
         sub.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
     demo = commands.add_parser(

@@ -12,11 +12,12 @@ from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from mentordesk.flows.coordinator import CoordinatorDesk, DeskOutcome, parse_ref
-from mentordesk.state.store import iso
+from mentordesk.state.store import from_iso, iso
 from mentordesk.timers import Registry
 
 from .desk import mail
@@ -374,3 +375,43 @@ async def test_mentor_rows_and_sessions_of_the_week(desk: Harness) -> None:
     ]
     [session] = [s for s in await desk.call(desk.store.sessions) if s["mentor"] == ADA]
     assert ada.last_session is not None and iso(ada.last_session) == session["end"]
+
+
+async def test_moving_office_hours_onto_a_booked_session_warns(desk: Harness) -> None:
+    await desk.call(desk.coordinator.claims.claim, 1, ADA, desk.clock(), via="link")
+    session = await desk.call(desk.store.live_session_of, 1)
+    start = from_iso(session["start"]).astimezone(ZoneInfo("Europe/Berlin"))
+    admin = desk.coordinator.office_hours.admin
+    other = "mon" if start.weekday() != 0 else "tue"
+    add = {"action": "add", "weekday": other, "time": "07:00", "zone": "Europe/Berlin"}
+    added = await desk.call(admin, {**add, "mentors": [ADA]}, desk.clock())
+    # Ada's own hours (08:00-22:00 every day) do not cover 07:00.
+    assert added["warnings"] == [
+        "Ada Lovelace's own hours do not cover these office hours "
+        f"({added['series']['next'][0][:3]} 07:00–08:00 in Europe/Berlin)"
+    ]
+    edit = {
+        "action": "edit",
+        "id": 1,
+        "weekday": f"{start:%a}".lower(),
+        "time": f"{start:%H:%M}",
+    }
+    edited = await desk.call(admin, edit, desk.clock())
+    assert edited["warnings"] == [
+        f"{ADA} has a session for MD-0001 on {start:%a %Y-%m-%d %H:%M} (Europe/Berlin), "
+        "during these office hours: move one of them"
+    ]
+
+
+async def test_a_follow_up_is_not_assigned_to_the_first_mentor(desk: Harness) -> None:
+    def follow_up() -> None:
+        request = desk.store.request(1)
+        assert request is not None
+        desk.store.save_request({**request, "exclude_mentors": [CYD]})
+
+    await desk.call(follow_up)
+    outcome = await act(desk, "assign", "MD-0001", CYD)
+    assert outcome == DeskOutcome(
+        False, "MD-0001 is a follow-up asking for another mentor than Cyd Charisse."
+    )
+    assert CYD not in [c.email for c in await desk.call(coordinator(desk).candidates, 1)]

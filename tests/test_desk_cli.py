@@ -372,6 +372,13 @@ async def test_the_command_route_wants_a_fresh_token_for_that_very_command(
     nobody = json.dumps({"desk": "coordinator", "action": "mentor.pause", "email": ADA}).encode()
     status, answer = await post(nobody, admin_token(secret, nobody, now))
     assert status == 400 and "by must name who acts" in answer["error"]
+    # Whoever acts reaches the audit as one printable line, or not at all.
+    forged = json.dumps({**command, "by": "cli:eve\nevent: mentor resign"}).encode()
+    status, answer = await post(forged, admin_token(secret, forged, now))
+    assert status == 400 and "by must name who acts" in answer["error"]
+    odd = json.dumps({**command, "email": ["x@y.z"]}).encode()
+    status, answer = await post(odd, admin_token(secret, odd, now))
+    assert status == 400 and answer["error"] == "email must be text, got list"
     store = Store(desk.config.state.path, fsync=False, read_only=True)
     try:
         assert [e["by"] for e in store.audit_log() if e["event"] == "mentor pause"] == [BY]

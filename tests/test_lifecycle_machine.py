@@ -110,6 +110,8 @@ from .timetravel import BOSS, T0, write_config
 
 T = TypeVar("T")
 
+COORDINATOR_CLI = "cli:coordinator"  # who acts in the coordinator's moves
+
 LONG = os.environ.get("MENTORDESK_LONG_PROPERTIES") == "1"
 MAX_EXAMPLES = 500 if LONG else 30
 STEPS = 80 if LONG else 30
@@ -539,6 +541,72 @@ class LifecycleMachine(RuleBasedStateMachine):
             self.now,
         )
 
+    @precondition(has_requests)
+    @rule(
+        which=st.integers(0, 20),
+        who=st.integers(0, len(MENTORS) - 1),
+        move=st.sampled_from(("assign", "reassign", "withdraw", "close", "resend_invitation")),
+    )
+    def coordinator_moves_a_request(self, which: int, who: int, move: str) -> None:
+        """The coordinator steps in (the CLI or the web desk): assign, reassign, withdraw,
+        close, or send the invitation again."""
+        request = pick(self.requests(), which)
+        number = int(request["number"])
+        desk = self.coordinator.desks.coordinator
+        if move in ("assign", "reassign"):
+            mentor = MENTORS[who].email
+            outcome = self.call(
+                getattr(desk, move), number, mentor, by=COORDINATOR_CLI, now=self.now
+            )
+            if outcome.done:
+                after = self.store.request(number) or {}
+                assert after.get("claimed_by") == mentor, (
+                    f"MD-{number}: {move} to {mentor} said done, but {after.get('claimed_by')} "
+                    "holds it"
+                )
+        else:
+            outcome = self.call(getattr(desk, move), number, by=COORDINATOR_CLI, now=self.now)
+        event(f"coordinator {move}: {'done' if outcome.done else 'refused'}")
+
+    @rule(
+        who=st.integers(0, len(MENTORS) - 1),
+        move=st.sampled_from(("pause", "resume", "renew", "resign", "approve")),
+    )
+    def coordinator_changes_a_mentor(self, who: int, move: str) -> None:
+        """The coordinator pauses, resumes, renews, resigns or approves a mentor for them."""
+        desk = self.coordinator.desks.coordinator
+        outcome = self.call(
+            getattr(desk, move), MENTORS[who].email, by=COORDINATOR_CLI, now=self.now
+        )
+        event(f"coordinator {move} mentor: {'done' if outcome.done else 'refused'}")
+
+    @precondition(lambda self: bool(self.store.all_series()))
+    @rule(
+        which=st.integers(0, 3),
+        change=st.sampled_from(("end", "time", "day", "mentors")),
+        staff=st.lists(st.integers(0, len(MENTORS) - 1), min_size=1, max_size=2, unique=True),
+    )
+    def coordinator_changes_office_hours(self, which: int, change: str, staff: list[int]) -> None:
+        """The coordinator ends a series, or changes its time, day or mentors, for everyone."""
+        series = pick(self.store.all_series(), which)
+        command: dict[str, Any] = {"action": "end" if change == "end" else "edit"}
+        command["id"] = series["id"]
+        if change == "time":
+            command["time"] = "19:30" if series["time"] != "19:30" else "12:00"
+        elif change == "day":
+            command["weekday"] = "fri" if series["weekday"] != 4 else "tue"
+        elif change == "mentors":
+            command["mentors"] = [MENTORS[i].email for i in staff]
+        try:
+            self.call(self.coordinator.office_hours.admin, command, self.now)
+            event(f"office hours {change}: done")
+        except OfficeHoursError as refused:
+            event(f"office hours {change}: refused")
+            assert any(
+                words in str(refused)
+                for words in ("ended", "nothing to change", "can no longer staff", "no occurrence")
+            ), str(refused)
+
     # Rules: sessions ------------------------------------------------------------------------
 
     @precondition(has_sessions)
@@ -786,7 +854,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         for index, entry in enumerate(audit):
             if entry.get("event") == "session proposed":
                 proposed_at[str(entry.get("uid"))] = index
-            elif entry.get("event") == "office hours created":
+            elif entry.get("event") in ("office hours created", "office hours edited"):
                 proposed_at[f"series:{entry.get('series')}"] = index
         problems = sessions_clear_of_office_hours(world, proposed_at)
         assert not problems, "8b. sessions clear of office hours:\n" + "\n".join(problems)

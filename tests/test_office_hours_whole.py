@@ -47,6 +47,7 @@ async def desk(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink) -> AsyncIt
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in ENVIRON.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("USER", "alice")
 
 
 async def run(desk: Desk, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -160,7 +161,21 @@ async def test_edit_then_end_a_series_for_everyone(
     async with desk.store() as store:
         assert store.series(1) is not None
     code, out, _ = await run(desk, capsys, "office-hours", "list")
-    assert "next:" not in out
+    assert "next:" not in out and "   ended: " in out
+    # Nobody is on it any more; who was is kept.
+    async with desk.store() as store:
+        record = store.series(1)
+        assert record is not None
+        assert (record["mentors"], record["attendees"]) == ([], [])
+        assert record["ended_with"] == {"mentors": [ADA], "attendees": [DANA]}
+        changed = ("office hours created", "office hours edited", "office hours ended")
+        done = [(e["event"], e.get("by")) for e in store.audit_log() if e["event"] in changed]
+    # Who did it is recorded for every change of the series.
+    assert done == [(event, "cli:alice") for event in changed]
+    # Dana asks for office hours again: none are scheduled, no invitation.
+    desk.send(mail(f"Dana <{DANA}>", "Office hours", "Anything on?"))
+    [*_, answer] = await desk.replies_to(DANA, 4)
+    assert not [p for p in answer.message.walk() if p.get_content_type() == "text/calendar"]
 
 
 def test_edit_refuses_what_cannot_be(desk: Desk) -> None:

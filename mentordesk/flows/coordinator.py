@@ -284,6 +284,8 @@ class CoordinatorDesk(CoordinatorViews, CoordinatorMentors):
             problem = f"{name} is paused; resume them first if they agree."
         elif email in (request.get("released_by") or ()):
             problem = f"{name} gave {label} back earlier."
+        elif email in (request.get("exclude_mentors") or ()):
+            problem = f"{label} is a follow-up asking for another mentor than {name}."
         elif not self.postman.may_mail(email):
             problem = f"Mail to {email} bounces; {name} would not hear of it."
         else:

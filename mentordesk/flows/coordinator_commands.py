@@ -58,7 +58,9 @@ def run_command(desk: CoordinatorDesk, command: Mapping[str, Any], now: datetime
 
 def _text(command: Mapping[str, Any], key: str) -> str:
     value = command.get(key)
-    if not isinstance(value, str) or not value.strip():
+    if value is not None and not isinstance(value, str):
+        raise CommandError(f"{key} must be text, got {type(value).__name__}")
+    if not value or not value.strip():
         raise CommandError(f"{key} is missing")
     return value.strip()
 

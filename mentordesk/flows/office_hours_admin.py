@@ -39,7 +39,7 @@ from ..config import Config, parse_duration
 from ..errors import OfficeHoursError
 from ..state.records import mentor_status, term_over
 from ..state.store import Store, iso
-from .office_hours_whole import edit_series, end_series, uncovered_mentors
+from .office_hours_whole import edit_series, end_series, session_clashes, uncovered_mentors
 
 __all__ = [
     "Announcer",
@@ -103,6 +103,7 @@ class OfficeHoursAdmin:
         ``"2026-04-03 19:00"``). Raises OfficeHoursError naming what is wrong.
         """
         action = command.get("action")
+        by = _text(command, "by").strip()[:100]  # who acts, for the audit ("cli:alice")
         if action == "list":
             return {"series": [self.describe(s, now) for s in self.store.all_series()]}
         if action == "add":
@@ -127,35 +128,38 @@ class OfficeHoursAdmin:
                 until=_day(until) if until else None,
                 title=_text(command, "title"),
                 location=_text(command, "location"),
+                by=by,
             )
             unknown = [m for m in series["mentors"] if self.store.mentor(m) is None]
             warnings = [f"{m} is not an enrolled mentor (invited all the same)" for m in unknown]
             warnings += uncovered_mentors(self.store, series, now)
             return {"series": self.describe(series, now), "warnings": warnings}
         if action in ("end", "edit"):
-            return self._whole(action, command, now)
+            return self._whole(action, command, now, by)
         if action in ("cancel", "move"):
             series_id = command.get("id")
             if isinstance(series_id, bool) or not isinstance(series_id, int):
                 raise OfficeHoursError(f"id must be a series number, got {series_id!r}")
             day = _day(_text(command, "date"))
             if action == "cancel":
-                series = self.cancel_occurrence(series_id, day, now)
+                series = self.cancel_occurrence(series_id, day, now, by=by)
             else:
-                series = self.move_occurrence(series_id, day, _new_time(command, day), now)
+                series = self.move_occurrence(series_id, day, _new_time(command, day), now, by=by)
             return {"series": self.describe(series, now)}
         raise OfficeHoursError(
             f"unknown action {action!r}: want add, list, cancel, move, end or edit"
         )
 
-    def _whole(self, action: str, command: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    def _whole(
+        self, action: str, command: Mapping[str, Any], now: datetime, by: str
+    ) -> dict[str, Any]:
         """``{"action": "end", "id": 1}`` or ``{"action": "edit", "id": 1, "weekday",
         "time", "length", "mentors"}`` (each optional): the series as a whole."""
         series_id = command.get("id")
         if isinstance(series_id, bool) or not isinstance(series_id, int):
             raise OfficeHoursError(f"id must be a series number, got {series_id!r}")
         if action == "end":
-            return {"series": self.describe(end_series(self, series_id, now), now)}
+            return {"series": self.describe(end_series(self, series_id, now, by=by), now)}
         mentors = command.get("mentors")
         if mentors is not None and (
             not isinstance(mentors, list) or not all(isinstance(m, str) for m in mentors)
@@ -174,11 +178,15 @@ class OfficeHoursAdmin:
             start_time=clock(start) if start else None,
             length=_duration(length) if length else None,
             mentors=_addresses(mentors) if mentors is not None else None,
+            by=by,
         )
         return {
             "series": self.describe(series, now),
             "changes": changes,
-            "warnings": uncovered_mentors(self.store, series, now),
+            "warnings": [
+                *uncovered_mentors(self.store, series, now),
+                *session_clashes(self.store, series, now),
+            ],
         }
 
     def _has_left(self, email: str, now: datetime) -> bool:
@@ -197,6 +205,7 @@ class OfficeHoursAdmin:
         until: date | None = None,
         title: str = "",
         location: str = "",
+        by: str = "",
     ) -> dict[str, Any]:
         """Create a weekly series from the next ``weekday`` on and invite its mentors."""
         tz = _zone(zone)
@@ -249,11 +258,14 @@ class OfficeHoursAdmin:
                 series=series["id"],
                 mentors=staff,
                 uid=series["uid"],
+                **_who(by),
             )
             self.announcer.invite_staff(series, now)
             return series
 
-    def cancel_occurrence(self, series_id: int, day: date, now: datetime) -> dict[str, Any]:
+    def cancel_occurrence(
+        self, series_id: int, day: date, now: datetime, *, by: str = ""
+    ) -> dict[str, Any]:
         """Cancel the occurrence originally on ``day`` for everyone on the series."""
         with self.store.transaction():
             series = self.series(series_id)
@@ -264,13 +276,18 @@ class OfficeHoursAdmin:
             series["updated"] = iso(now)
             self.store.save_series(series)
             self.store.audit(
-                "office hours cancelled", now=now, series=series_id, date=key, sequence=sequence
+                "office hours cancelled",
+                now=now,
+                series=series_id,
+                date=key,
+                sequence=sequence,
+                **_who(by),
             )
             self.announcer.announce_cancelled(series, was, now)
             return series
 
     def move_occurrence(
-        self, series_id: int, day: date, new_start: datetime, now: datetime
+        self, series_id: int, day: date, new_start: datetime, now: datetime, *, by: str = ""
     ) -> dict[str, Any]:
         """Move the occurrence originally on ``day`` to ``new_start`` (naive: series' zone)."""
         with self.store.transaction():
@@ -302,6 +319,7 @@ class OfficeHoursAdmin:
                 date=key,
                 to=series["exceptions"][key]["start"],
                 sequence=sequence,
+                **_who(by),
             )
             moved = Occurrence(day, start, end_of(start, rule.length), True)
             self.announcer.announce_moved(series, was, moved, now)
@@ -361,6 +379,11 @@ class OfficeHoursAdmin:
 
 
 # --- reading the command's text -----------------------------------------------------------
+
+
+def _who(by: str) -> dict[str, str]:
+    """The audit's ``by`` field, when someone was named."""
+    return {"by": by} if by else {}
 
 
 def weekday_number(text: str) -> int:

@@ -2,13 +2,15 @@
 time, length or mentors, for everyone on it.
 
 - **end**: METHOD:CANCEL of the whole series (no RECURRENCE-ID, STATUS:CANCELLED,
-  SEQUENCE + 1) to everyone who received it; the series then has no occurrence to come.
+  SEQUENCE + 1) to everyone who received it; the series then has no occurrence to come
+  and nobody on it (``ended_with`` keeps who was).
 - **edit**: the series' master gets SEQUENCE + 1 (above any occurrence's own) and every
   member gets the updated METHOD:REQUEST, same UID; a mentor taken off the staff gets a
   CANCEL naming them alone (RFC 5546 §3.2.5), a new one the invitation. A new day or time
   starts afresh from the next such day: earlier one-week changes no longer apply.
 - **warnings**: a staffing mentor whose own weekly hours do not cover the series'
-  time (in their zone) is named to the coordinator, on add and on edit.
+  time (in their zone) is named to the coordinator, on add and on edit; so is a session
+  already booked in the series' new time.
 
 ``end_series``/``edit_series`` are the commands (``office_hours_admin`` dispatches), the
 ``WholeSeries`` mixin of ``OfficeHoursDesk`` writes the letters.
@@ -22,22 +24,31 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ..calendar.invite import Attendee, series_cancel
-from ..calendar.recurrence import WeeklyRule, first_date, next_occurrence, pattern, trouble_ahead
+from ..calendar.recurrence import (
+    WeeklyRule,
+    first_date,
+    next_occurrence,
+    occurrences,
+    pattern,
+    trouble_ahead,
+)
 from ..calendar.series import SeriesEvent, series_invitation, series_removal
 from ..errors import OfficeHoursError
-from ..state.store import Store, iso
+from ..state.store import Store, from_iso, iso
 
 if TYPE_CHECKING:
     from .office_hours import Letter
     from .office_hours_admin import OfficeHoursAdmin
 
-__all__ = ["WholeSeries", "edit_series", "end_series", "uncovered_mentors"]
+__all__ = ["WholeSeries", "edit_series", "end_series", "session_clashes", "uncovered_mentors"]
 
 
 # --- the commands ------------------------------------------------------------------------------
 
 
-def end_series(admin: OfficeHoursAdmin, series_id: int, now: datetime) -> dict[str, Any]:
+def end_series(
+    admin: OfficeHoursAdmin, series_id: int, now: datetime, *, by: str = ""
+) -> dict[str, Any]:
     """End series ``series_id`` for everyone; its occurrences to come are gone."""
     with admin.store.transaction():
         series = admin.series(series_id)
@@ -57,11 +68,18 @@ def end_series(admin: OfficeHoursAdmin, series_id: int, now: datetime) -> dict[s
             if change.get("status") != "moved"
             or datetime.fromisoformat(change["start"]).replace(tzinfo=zone) < now
         }
+        # Nobody is on an ended series any more; who was is kept for the record.
+        series["ended_with"] = {"mentors": series["mentors"], "attendees": series["attendees"]}
+        series.update(mentors=[], attendees=[], answers={}, occurrence_answers={})
         series["ended"] = iso(now)
         series["updated"] = iso(now)
         admin.store.save_series(series)
         admin.store.audit(
-            "office hours ended", now=now, series=series_id, sequence=series["sequence"]
+            "office hours ended",
+            now=now,
+            series=series_id,
+            sequence=series["sequence"],
+            **({"by": by} if by else {}),
         )
         return series
 
@@ -75,6 +93,7 @@ def edit_series(
     start_time: Any = None,
     length: timedelta | None = None,
     mentors: Sequence[str] | None = None,
+    by: str = "",
 ) -> tuple[dict[str, Any], list[str]]:
     """Change series ``series_id`` for everyone: (the series, what changed in words)."""
     from .office_hours_admin import MAX_LENGTH, MIN_LENGTH
@@ -143,6 +162,7 @@ def edit_series(
             series=series_id,
             sequence=series["sequence"],
             changes=changes,
+            **({"by": by} if by else {}),
         )
         admin.announcer.announce_edited(series, removed, changes, now)
         return series, changes
@@ -184,6 +204,28 @@ def uncovered_mentors(store: Store, series: Mapping[str, Any], now: datetime) ->
             notes.append(
                 f"{name}'s own hours do not cover these office hours "
                 f"({start:%a %H:%M}–{end:%H:%M} in {zone.key})"
+            )
+    return notes
+
+
+def session_clashes(
+    store: Store, series: Mapping[str, Any], now: datetime, weeks: int = 8
+) -> list[str]:
+    """A sentence for each live session of a staffing mentor that falls in one of the
+    series' occurrences of the next ``weeks`` weeks (booked before the series changed)."""
+    rule = WeeklyRule.of(series)
+    coming = occurrences(rule, now, now + timedelta(weeks=weeks))
+    zone = ZoneInfo(series["zone"])
+    notes = []
+    for session in store.live_sessions():
+        if session.get("mentor") not in series["mentors"]:
+            continue
+        start, end = from_iso(session["start"]), from_iso(session["end"])
+        if any(o.start < end and start < o.end for o in coming):
+            notes.append(
+                f"{session['mentor']} has a session for MD-{int(session['request']):04d} on "
+                f"{start.astimezone(zone):%a %Y-%m-%d %H:%M} ({zone.key}), during these "
+                "office hours: move one of them"
             )
     return notes
 
