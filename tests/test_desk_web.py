@@ -414,3 +414,23 @@ async def test_requests_by_age_on_the_desk(desk: Desk) -> None:
             html = await page.text()
         assert "Waiting for a mentor (1)" in html
         assert ">2d 1h<" in html
+
+
+async def test_an_escalated_request_is_marked_on_the_desk(desk: Desk) -> None:
+    """The ladder escalates a request nobody took (time moved on ten days and more);
+    what needs a person shows it first among the waiting, marked escalated."""
+    clock = ShiftedClock()
+    seed(desk, TEAM)
+    desk.configure(timers={"sweep_interval": "1s"})
+    await desk.start(Daemon(desk.config, clock=clock))
+    desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
+    await desk.replies_to(JORDAN, 1)
+    clock.offset = timedelta(days=10, hours=2)
+    await desk.mail_to("boss@program.test", "Nobody has taken it")
+    async with client() as http:
+        assert (await sign_in(http, desk)).status == 303
+        async with http.get(url(desk, "/desk")) as page:
+            html = await page.text()
+    assert "Waiting for a mentor (1, 1 escalated)" in html
+    assert '<span class="status warn">escalated</span>' in html
+    assert ">10d 2h<" in html
