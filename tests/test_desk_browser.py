@@ -10,6 +10,7 @@ bypasses it to inject axe (the pages themselves never run a script).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from mentordesk.daemon import Daemon
 from mentordesk.state.store import Store
 
-from .desk import COORDINATOR, Desk, mail
+from .desk import COORDINATOR, Desk, mail, text_of
 from .deskweb import SUBJECT, ShiftedClock, link_in
 from .forms import press
 from .test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
@@ -31,6 +32,7 @@ from .test_claims import JORDAN, REQUEST, TEAM, links, mentor, seed
 pytestmark = pytest.mark.browser
 
 AXE = Path(__file__).resolve().parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
+RATE = re.compile(r"http://127\.0\.0\.1:\d+/rate/[A-Za-z0-9_\-.]+\?score=\d")
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 PAGES = {
@@ -299,4 +301,42 @@ async def test_the_session_ends_and_a_stranger_gets_no_link(desk: Desk, browser:
     await page.get_by_role("button", name="Email me a sign-in link").click()
     await desk.replies_to(COORDINATOR, before + 1)
     assert desk.sink.messages_to("curious@example.net") == []
+    await browsing.close()
+
+
+async def test_the_feedback_page_shows_what_people_answered(desk: Desk, browser: Browser) -> None:
+    """A session is held (time moves past it), Jordan rates it from the email, and the
+    desk's feedback page shows the answer: the feedback results, not a copy of them."""
+    clock = ShiftedClock()
+    seed(desk, TEAM)
+    desk.configure(timers={"sweep_interval": "1s"})
+    await desk.start(Daemon(desk.config, clock=clock))
+    desk.send(mail("Jordan Lee <jordan@example.net>", "Mentor request", REQUEST))
+    [invite] = await desk.replies_to("linus@example.com", 1)
+    async with aiohttp.ClientSession() as http, press(http, links(invite, "claim")[0]) as took:
+        assert took.status == 200
+    async with desk.store() as store:
+        [session] = store.sessions()
+    clock.offset = datetime.fromisoformat(session["end"]) - datetime.now(UTC) + timedelta(hours=3)
+    asked = await desk.mail_to(JORDAN, "How did it go with Linus?")
+    [excellent] = [u for u in RATE.findall(text_of(asked)) if u.endswith("score=5")]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            excellent.split("?")[0], data={"score": "5", "comment": "Linus knew just what to ask."}
+        ) as rated,
+    ):
+        assert rated.status == 200
+
+    browsing = await context(browser, PHONE)
+    page = await browsing.new_page()
+    await sign_in_in_browser(page, desk)
+    await page.get_by_role("link", name="Feedback", exact=True).click()
+    await page.wait_for_load_state()
+    after = await page.get_by_role("region", name="After sessions, the last 365 days").inner_text()
+    assert "Asked 1;" in after, after
+    assert "1 of 1" in after and "5.0 / 5" in after
+    assert "Linus knew just what to ask." in after
+    assert await serious_violations(page) == []
+    await page.screenshot(path=str(ARTIFACTS / "desk-feedback-answered-phone.png"), full_page=True)
     await browsing.close()
