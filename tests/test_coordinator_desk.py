@@ -336,6 +336,22 @@ async def test_needs_a_person_lists_unclaimed_oldest_first(desk: Harness) -> Non
     assert [(w.tag, w.days) for w in needs.unclaimed] == [("MD-0001", 2), ("MD-0002", 0)]
     assert needs.bounced == () and needs.unplaced == ()
 
+    # Mail nobody could place, and an address that bounces, need a person too.
+    await desk.receive(mail("Someone <who@example.org>", "Hello there", "Is this the bakery?"))
+    await desk.call(
+        desk.store.mark_bounced, "Gone@Example.org", reason="550 no such user", now=desk.clock()
+    )
+    needs = await desk.call(coordinator(desk).needs_a_person, desk.clock())
+    assert needs.bounced == ("gone@example.org",)
+    assert [(m["kind"], m["status"]) for m in needs.unplaced] == [("unknown", "done")]
+    # And a request that climbed to the last rung is marked escalated.
+    await desk.call(desk.store.audit, "ladder escalate", now=desk.clock(), request=2)
+    needs = await desk.call(coordinator(desk).needs_a_person, desk.clock())
+    assert [(w.tag, w.escalated) for w in needs.unclaimed] == [
+        ("MD-0001", False),
+        ("MD-0002", True),
+    ]
+
 
 async def test_mentor_rows_and_sessions_of_the_week(desk: Harness) -> None:
     await desk.call(desk.coordinator.claims.claim, 1, ADA, desk.clock(), via="link")

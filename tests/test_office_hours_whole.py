@@ -208,3 +208,51 @@ def test_edit_refuses_what_cannot_be(desk: Desk) -> None:
         assert len(store.outbox("pending")) == 1  # Ada's first invitation, nothing more
     finally:
         store.close()
+
+
+async def test_a_new_day_and_a_new_mentor_reach_every_calendar(
+    desk: Desk, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await desk.start()
+    add = ["--weekday", "tue", "--time", "18:00", "--zone", "Europe/Berlin", "--mentor", ADA]
+    code, out, _ = await run(desk, capsys, "office-hours", "add", *add)
+    assert code == 0 and "note:" not in out  # Ada's own hours cover Tuesdays 18:00-20:00
+    [invitation] = await desk.replies_to(ADA, 1)
+    uid = event_in(invitation)[1]["uid"]
+    desk.send(mail(f"Dana <{DANA}>", "Office hours", "May I join?"))
+    await desk.replies_to(DANA, 1)
+    await desk.until(lambda store: (store.series(1) or {}).get("attendees") == [DANA])
+
+    code, out, _ = await run(
+        desk,
+        capsys,
+        "office-hours",
+        "edit",
+        "1",
+        "--weekday",
+        "thu",
+        "--mentor",
+        ADA,
+        "--mentor",
+        LINUS,
+        "--by",
+        "cli:reps-council",
+    )
+    assert code == 0, out
+    assert "changed: now also with Linus Park" in out
+    # Thursdays are outside Ada's own hours (Tuesdays), inside Linus's.
+    assert "note: Ada Lovelace's own hours do not cover" in out
+    assert "Linus Park's own hours" not in out
+    async with desk.store() as store:
+        series = store.series(1)
+        assert series is not None and date.fromisoformat(series["first"]).weekday() == 3
+    for person, count in ((ADA, 2), (DANA, 2), (LINUS, 1)):
+        update = (await desk.replies_to(person, count))[-1]
+        method, event = event_in(update)
+        assert method == "REQUEST"
+        assert (event["uid"], event["sequence"]) == (uid, 1)
+        assert [o["start"] for o in event["occurrences"]] == starts_at(series["first"], 18)
+        assert people(event)[:2] == [ADA, LINUS]
+    async with desk.store() as store:
+        [edited] = [e for e in store.audit_log() if e["event"] == "office hours edited"]
+    assert edited["by"] == "cli:reps-council"

@@ -79,7 +79,7 @@ def _address(command: Mapping[str, Any], key: str) -> str:
     return address
 
 
-def _until(command: Mapping[str, Any], zone: str) -> datetime | None:
+def _until(command: Mapping[str, Any]) -> datetime | None:
     raw = command.get("until")
     if raw in (None, ""):
         return None
@@ -89,8 +89,8 @@ def _until(command: Mapping[str, Any], zone: str) -> datetime | None:
         day = datetime.strptime(raw.strip(), "%Y-%m-%d").date()
     except ValueError:
         raise CommandError(f"until: {raw!r} is not a date") from None
-    # The term runs to the end of that day where the program is.
-    return datetime.combine(day, time(23, 59), ZoneInfo(zone)).astimezone(UTC)
+    # Midday UTC: every place that shows a term's end (its date, in UTC) shows this day.
+    return datetime.combine(day, time(12, 0), UTC)
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ def _standing(method: str) -> Action:
     ) -> DeskOutcome:
         email = _address(command, "email")
         if method == "renew":
-            until = _until(command, desk.config.program.timezone)
+            until = _until(command)
             return desk.renew(email, by=by, until=until, now=now)
         act: Callable[..., DeskOutcome] = getattr(desk, method)
         return act(email, by=by, now=now)

@@ -145,7 +145,8 @@ def edit_series(
             if removed:
                 changes.append("no longer with " + ", ".join(n or e for e, n in removed))
             if added:
-                changes.append("now also with " + ", ".join(added))
+                names = [admin.announcer.name_in(series, m) or m for m in added]
+                changes.append("now also with " + ", ".join(names))
             series["mentors"] = staff
             for email, _ in removed:
                 series["answers"].pop(email, None)
