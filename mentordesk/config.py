@@ -300,6 +300,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
         "widen_count": (_positive_int, 3, "3"),
         "default_capacity": (_positive_int, 2, "2"),
     },
+    "desk": {
+        "coordinators": (_address_list, [], '["coordinator@program.org", "chair@program.org"]'),
+        "session_lifetime": (_positive_duration, "12h", '"12h"'),
+        "sign_in_lifetime": (_positive_duration, "15m", '"15m"'),
+    },
     "limits": {
         "replies_per_sender_per_hour": (_positive_int, 5, "5"),
         "open_requests_per_mentee": (_positive_int, 2, "2"),
@@ -443,6 +448,15 @@ class MatchingConfig:
 
 
 @dataclass(frozen=True)
+class DeskConfig:
+    """The coordinator's web desk (``desk_web.py``): who may sign in, for how long."""
+
+    coordinators: tuple[str, ...] = ()  # empty: [program] coordinator alone
+    session_lifetime: timedelta = timedelta(hours=12)
+    sign_in_lifetime: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     replies_per_sender_per_hour: int
     open_requests_per_mentee: int
@@ -486,6 +500,7 @@ class Config:
     oauth: OAuthConfig | None = None  # set when [inbox] or [smtp] auth = "oauth2"
     pairings: PairingsConfig = field(default_factory=PairingsConfig)
     announcements: AnnouncementsConfig = field(default_factory=AnnouncementsConfig)
+    desk: DeskConfig = field(default_factory=DeskConfig)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -619,6 +634,7 @@ def _build(source: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
         oauth=oauth,
         pairings=PairingsConfig(**values["pairings"]),
         announcements=AnnouncementsConfig(**values["announcements"]),
+        desk=DeskConfig(**values["desk"]),
     )
 
 

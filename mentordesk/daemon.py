@@ -386,15 +386,15 @@ class Daemon:
             raise RuntimeError("daemon not started")
         return self.coordinator.office_hours
 
-    def _coordinator_desk(self) -> CoordinatorDesk:
-        if self.coordinator is None:
-            raise RuntimeError("daemon not started")
-        return self.coordinator.desks.coordinator
-
     def _desks(self) -> Desks:
         if self.coordinator is None:
             raise RuntimeError("daemon not started")
         return self.coordinator.desks
+
+    def _coordinator_desk(self) -> CoordinatorDesk:
+        if self.coordinator is None:
+            raise RuntimeError("daemon not started")
+        return self.coordinator.desks.coordinator
 
     def _claims(self) -> ClaimDesk:
         if self.coordinator is None:

@@ -37,6 +37,7 @@ connection cap).
     POST /admin/announce   the CLI's announce command (JSON; loopback, signed, once)
     GET  /healthz          liveness for monitoring (health.py)
     GET  /metrics          Prometheus text format (metrics.py)
+    GET  /desk…            the coordinator's desk (``desk_web.py``)
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from aiohttp import web
 from .admin import apply_command, is_loopback
 from .backup import BACKUP_PATH, serve_backup
 from .config import Config
+from .desk_web import DeskWeb
 from .errors import CommandError, OfficeHoursError
 from .feed import FEED_OBJECT, FEED_PURPOSE
 from .flows.claims import ClaimDesk, ClaimResult
@@ -200,6 +202,7 @@ class WebApp:
         desks: Callable[[], Desks] | None = None,
     ) -> None:
         self.coordinator = coordinator
+        self.desks = desks
         self.limits = limits or WEB_LIMITS
         self.guard = ConnectionGuard(self.limits)
         self.sessions = sessions
@@ -269,6 +272,7 @@ class WebApp:
             desks = self.desks
             app.add_routes(pairing_routes(self, lambda: desks().pairings))
             app.add_routes(announcement_routes(self, desks))
+            app.add_routes(DeskWeb(self, self.desks).routes())
         return app
 
     async def start(self) -> None:

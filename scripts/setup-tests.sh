@@ -27,11 +27,13 @@ if [ "${1:-}" = "--python-only" ]; then
     exit 0
 fi
 
-# Mozilla's ical.js (Thunderbird's parser) reads every invitation the tests build.
+# Mozilla's ical.js (Thunderbird's parser) reads every invitation the tests build;
+# Deque's axe-core checks the desk's pages for accessibility in Chromium.
 install_icaljs() {
     if [ ! -f tests/js/node_modules/ical.js/package.json ] \
+        || [ ! -f tests/js/node_modules/axe-core/axe.min.js ] \
         || [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
-        echo "setup-tests.sh: installing ical.js from tests/js/package-lock.json"
+        echo "setup-tests.sh: installing ical.js and axe-core from tests/js/package-lock.json"
         npm ci --no-audit --no-fund --prefix tests/js
     fi
 }
