@@ -17,6 +17,7 @@ and passes the endpoint's cross-site check (``web.py``).
     GET  /desk/mentors              load, standing, term; pause, resume, approve
     POST /desk/mentors/{action}
     GET  /desk/sessions, /desk/office-hours, /desk/feedback, /desk/chart
+    GET  /desk/announce             an announcement's form  POST: preview, send (desk_announce)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import desk_auth, desk_views
+from .desk_announce import announce_routes
 from .desk_auth import COOKIE, DeskSession
 from .flows.coordinator import CoordinatorDesk, DeskOutcome
 from .flows.desks import Desks
@@ -67,6 +69,7 @@ NAV = (
     ("/desk/office-hours", "Office hours"),
     ("/desk/feedback", "Feedback"),
     ("/desk/chart", "Chart"),
+    ("/desk/announce", "Announce"),
 )
 
 
@@ -98,6 +101,7 @@ class DeskWeb:
             web.get("/desk/office-hours", self.office_hours),
             web.get("/desk/feedback", self.feedback),
             web.get("/desk/chart", self.chart),
+            *announce_routes(self),
         ]
 
     # Signing in and out --------------------------------------------------------------------

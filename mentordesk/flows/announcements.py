@@ -130,13 +130,24 @@ def _number(doc: Mapping[str, Any]) -> int:
 
 
 def announce(
-    config: Config, store: Store, postman: Postman, command: Mapping[str, Any], now: datetime
+    config: Config,
+    store: Store,
+    postman: Postman,
+    command: Mapping[str, Any],
+    now: datetime,
+    *,
+    by: str = "",
+    preview_to: str = "",
 ) -> dict[str, Any]:
     """Preview or send one announcement; the answer says to how many it goes.
 
     ``command``: audience, subject, body (text), send (bool). Runs on the store's writer;
     raises AnnouncementError, changing nothing, for a command that cannot be sent.
+    ``by`` (e.g. "desk:<address>") goes into the audit; ``preview_to`` receives the
+    preview instead of ``[program] coordinator`` (the desk's signed-in coordinator).
     """
+    who = {"by": by} if by else {}
+    previewer = preview_to or config.program.coordinator
     audience, subject, body, send = _checked(command)
     # An address that bounced gets nothing (the mail gate's rule): not counted either.
     people = [
@@ -149,17 +160,19 @@ def announce(
         if not send:
             postman.send(
                 "announcement",
-                to=config.program.coordinator,
+                to=previewer,
                 now=now,
                 context={
                     **context,
                     "preview": True,
                     "count": len(people),
-                    "person": {"name": "", "email": config.program.coordinator},
-                    "opt_out_url": opt_out_url(config, config.program.coordinator, now),
+                    "person": {"name": "", "email": previewer},
+                    "opt_out_url": opt_out_url(config, previewer, now),
                 },
             )
-            store.audit("announcement previewed", now=now, audience=audience, count=len(people))
+            store.audit(
+                "announcement previewed", now=now, audience=audience, count=len(people), **who
+            )
             return {"sent": False, "count": len(people), "audience": audience}
         earlier = store.meta(f"announced:{key}")
         if earlier:
@@ -189,7 +202,9 @@ def announce(
                 list_unsubscribe=url,
                 not_before=now + n * gap,
             )
-        store.audit("announcement sent", now=now, id=number, audience=audience, count=len(people))
+        store.audit(
+            "announcement sent", now=now, id=number, audience=audience, count=len(people), **who
+        )
     return {"sent": True, "count": len(people), "audience": audience, "id": number}
 
 
