@@ -74,10 +74,9 @@ def announce_routes(desk: DeskWeb) -> list[web.RouteDef]:
         if send:
             message = (
                 f"Queued for {_people(count)}. The outbox sends them paced, "
-                f"{config.announcements.per_minute} a minute, so the last goes out in about "
-                f"{_minutes(count, config.announcements.per_minute)}."
+                f"{config.announcements.per_minute} a minute."
             )
-            return _render(desk, request, session, fields, DeskOutcome(True, message), sent=True)
+            return _render(desk, request, session, fields, DeskOutcome(True, message))
         message = (
             f"A preview is on its way to {session.person}. "
             f"Sent now, this announcement would reach {_people(count)}."
@@ -96,7 +95,6 @@ def _render(
     status: int = 200,
     *,
     count: int | None = None,
-    sent: bool = False,
 ) -> web.Response:
     return desk._page(
         request,
@@ -106,7 +104,6 @@ def _render(
             "fields": fields,
             "audiences": AUDIENCES,
             "count": count,
-            "sent": sent,
             "outcome": outcome,
             "max_subject": MAX_SUBJECT_CHARS,
             "max_body": f"{MAX_FORM_BODY_CHARS:,}",
@@ -132,11 +129,6 @@ def _too_long(fields: Mapping[str, str]) -> str:
 
 def _people(count: int) -> str:
     return "1 person" if count == 1 else f"{count} people"
-
-
-def _minutes(count: int, per_minute: int) -> str:
-    minutes = max(0, count - 1) // per_minute + 1
-    return "a minute" if minutes == 1 else f"{minutes} minutes"
 
 
 def _text(form: Mapping[str, Any], name: str) -> str:

@@ -1,7 +1,7 @@
 """The desk's Announce page over HTTP (desk_announce.py; the rules are flows/announcements').
 
 The daemon runs against the real Dovecot and the real aiosmtpd sink; the coordinator
-signs in from the emailed link. The page in Chromium is in tests/test_desk_browser.py.
+signs in from the emailed link; the last test fills the form in Debian's Chromium.
 """
 
 from __future__ import annotations
@@ -10,13 +10,18 @@ import asyncio
 from datetime import UTC, datetime
 
 import aiohttp
+import pytest
+from playwright.async_api import Browser
 
 from mentordesk.state.store import Store, iso
 
 from .desk import COORDINATOR, Desk, text_of
 from .deskweb import client, sign_in, token_for
 from .servers import ReceivedMessage
+from .test_browser import ARTIFACTS
 from .test_claims import TEAM, mentor, seed
+from .test_desk_browser import DESKTOP, PHONE, context, serious_violations, sign_in_in_browser
+from .test_desk_browser import browser as browser  # the Chromium fixture
 
 ACTIVE = ["ada@example.com", "linus@example.com", "grace@example.org"]
 QUIET = "quiet@example.org"
@@ -156,3 +161,54 @@ async def test_a_text_too_long_is_refused_with_the_reason(desk: Desk) -> None:
     assert announcements(desk) == []
     async with desk.store() as store:
         assert not [e for e in store.audit_log() if e["event"].startswith("announcement")]
+
+
+@pytest.mark.browser
+async def test_the_coordinator_previews_and_sends_in_chromium(desk: Desk, browser: Browser) -> None:
+    seed_team(desk)
+    desk.configure(announcements={"per_minute": 600})
+    await desk.start()
+    ARTIFACTS.mkdir(exist_ok=True)
+    base = f"http://127.0.0.1:{desk.web_port}"
+    for size, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+        browsing = await context(browser, viewport)
+        page = await browsing.new_page()
+        await sign_in_in_browser(page, desk)
+        await page.get_by_role("link", name="Announce", exact=True).click()
+        await page.wait_for_load_state()
+        assert page.url == f"{base}/desk/announce"
+        assert await serious_violations(page) == [], size
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= viewport["width"], (size, width)
+        await page.screenshot(path=str(ARTIFACTS / f"desk-announce-{size}.png"), full_page=True)
+        await browsing.close()
+
+    browsing = await context(browser, PHONE)
+    page = await browsing.new_page()
+    await sign_in_in_browser(page, desk)
+    await page.goto(f"{base}/desk/announce")
+    await page.get_by_role("radio", name="Active mentors").check()
+    await page.get_by_label("Subject").fill(SUBJECT)
+    await page.get_by_label("Text").fill(BODY)
+    await page.get_by_role("button", name="Send me a preview").click()
+    await page.wait_for_load_state()
+    said = await page.get_by_role("status").inner_text()
+    assert said == (
+        f"A preview is on its way to {COORDINATOR}. "
+        "Sent now, this announcement would reach 3 people."
+    ), said
+    assert await serious_violations(page) == []
+    await page.screenshot(path=str(ARTIFACTS / "desk-announce-previewed-phone.png"), full_page=True)
+    await until_quiet(desk, 1)
+    assert [tuple(m.rcpt_tos) for m in announcements(desk)] == [(COORDINATOR,)]
+
+    await page.get_by_role("button", name="Send to 3 people").click()
+    await page.wait_for_load_state()
+    said = await page.get_by_role("status").inner_text()
+    assert said.startswith("Queued for 3 people. The outbox sends them paced"), said
+    assert await serious_violations(page) == []
+    await page.screenshot(path=str(ARTIFACTS / "desk-announce-sent-phone.png"), full_page=True)
+    await until_quiet(desk, 4)
+    to = sorted(r for m in announcements(desk) for r in m.rcpt_tos if r != COORDINATOR)
+    assert to == sorted(ACTIVE)
+    await browsing.close()
