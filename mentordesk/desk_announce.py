@@ -67,7 +67,9 @@ def announce_routes(desk: DeskWeb) -> list[web.RouteDef]:
         except AnnouncementError as refused:
             log.info("desk: an announcement refused")
             status = 409 if send else 400
-            return _render(desk, request, session, fields, DeskOutcome(False, str(refused)), status)
+            said = str(refused)
+            message = f"{said[:1].upper()}{said[1:]}. Nothing was sent."
+            return _render(desk, request, session, fields, DeskOutcome(False, message), status)
         desk.app.changed()
         count = int(answer["count"])
         log.info("desk: announcement %s (%d people)", "sent" if send else "previewed", count)

@@ -118,10 +118,10 @@ async def test_a_preview_goes_to_the_coordinator_only(desk: Harness) -> None:
 @pytest.mark.parametrize(
     ("command", "problem"),
     [
-        ({"audience": "everyone"}, "--to must be one of mentors, mentees, pairings, all"),
-        ({"subject": "  "}, "--subject is empty"),
+        ({"audience": "everyone"}, "choose who gets it: one of mentors, mentees, pairings, all"),
+        ({"subject": "  "}, "the subject is empty"),
         ({"subject": "x" * 201}, "longer than 200"),
-        ({"body": "\n\n"}, "the body file is empty"),
+        ({"body": "\n\n"}, "the text is empty"),
         ({"body": "x" * 50_001}, "longer than 50000"),
         ({"send": "yes"}, "send must be true or false"),
     ],

@@ -214,15 +214,15 @@ def _checked(command: Mapping[str, Any]) -> tuple[str, str, str, bool]:
     body = command.get("body")
     send = command.get("send", False)
     if not isinstance(audience, str) or audience not in AUDIENCES:
-        raise AnnouncementError(f"--to must be one of {', '.join(AUDIENCES)}")
+        raise AnnouncementError(f"choose who gets it: one of {', '.join(AUDIENCES)}")
     if not isinstance(subject, str) or not subject.strip():
-        raise AnnouncementError("--subject is empty: say in a few words what it is about")
+        raise AnnouncementError("the subject is empty: say in a few words what it is about")
     if len(subject) > MAX_SUBJECT_CHARS:
-        raise AnnouncementError(f"--subject is longer than {MAX_SUBJECT_CHARS} characters")
+        raise AnnouncementError(f"the subject is longer than {MAX_SUBJECT_CHARS} characters")
     if not isinstance(body, str) or not body.strip():
-        raise AnnouncementError("the body file is empty")
+        raise AnnouncementError("the text is empty: write what you want to say")
     if len(body) > MAX_BODY_CHARS:
-        raise AnnouncementError(f"the body file is longer than {MAX_BODY_CHARS} characters")
+        raise AnnouncementError(f"the text is longer than {MAX_BODY_CHARS} characters")
     if not isinstance(send, bool):
         raise AnnouncementError("send must be true or false")
     return audience, subject.strip(), body.strip(), send
