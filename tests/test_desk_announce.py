@@ -115,6 +115,33 @@ async def test_a_preview_then_the_send_reach_each_active_mentor_once(desk: Desk)
     ]
 
 
+async def test_the_preview_goes_to_whoever_signed_in_and_two_sends_at_once_go_once(
+    desk: Desk,
+) -> None:
+    chair = "chair@program.test"
+    seed_team(desk)
+    desk.configure(desk={"coordinators": [COORDINATOR, chair]}, announcements={"per_minute": 600})
+    await desk.start()
+    async with client() as http:
+        assert (await sign_in(http, desk, chair)).status == 303
+        token = await page_token(http, desk)
+        status, html = await post(http, desk, "preview", token)
+        assert status == 200 and f"A preview is on its way to {chair}" in html
+        await until_quiet(desk, 1)
+        assert [tuple(m.rcpt_tos) for m in announcements(desk)] == [(chair,)]
+
+        # A double click: both posts reach the server; the flow lets one through.
+        answers = await asyncio.gather(*(post(http, desk, "send", token) for _ in range(2)))
+        assert sorted(status for status, _ in answers) == [200, 409]
+        await until_quiet(desk, 4)
+        to = sorted(r for m in announcements(desk) for r in m.rcpt_tos if r != chair)
+        assert to == sorted(ACTIVE)
+    assert desk.sink.messages_to(COORDINATOR) == []  # not the program's coordinator
+    async with desk.store() as store:
+        sent = [e for e in store.audit_log() if e["event"] == "announcement sent"]
+    assert [e.get("by") for e in sent] == [f"desk:{chair}"]
+
+
 async def test_without_its_token_or_session_the_form_sends_nothing(desk: Desk) -> None:
     seed_team(desk)
     await desk.start()
@@ -156,6 +183,13 @@ async def test_a_text_too_long_is_refused_with_the_reason(desk: Desk) -> None:
         assert "Nothing was sent" in html
         # What was typed stays in the form, to shorten rather than retype.
         assert SUBJECT in html
+        fields = {"audience": "mentors", "subject": "s" * 201, "body": BODY, "do": "preview"}
+        async with http.post(
+            url(desk, "/desk/announce"), data={**fields, "form_token": token}
+        ) as a:
+            assert a.status == 400
+            text = await a.text()
+        assert "The subject is 201 characters long; it may have at most 200." in text
         status, html = await post(http, desk, "preview", token, body="\n \n")
         assert status == 400
         assert "The text is empty: write what you want to say. Nothing was sent." in html
