@@ -187,7 +187,15 @@ def request_rows(
         )
         return False  # nothing copied out
 
-    store.requests_where(take)
+    # The status filter is answered by the store's index: the page reads only those.
+    statuses: list[str] | None
+    if wanted.status == "waiting":
+        statuses = [s.value for s in NOT_FINISHED]
+    elif wanted.status == "all":
+        statuses = None
+    else:
+        statuses = [wanted.status]
+    store.requests_where(take, statuses=statuses)
     rows.sort(key=lambda r: -r["number"])
     return rows[:MAX_ROWS], len(rows)
 

@@ -285,3 +285,48 @@ def test_every_request_of_a_mentee_is_found_by_index(store: Store, path: Path) -
         assert reopened.request_numbers_of("ann@example.net") == [1, 2]
     finally:
         reopened.close()
+
+
+def test_a_requests_emails_by_index_are_the_scan_of_the_outbox(store: Store, path: Path) -> None:
+    """The history's emails: by index, as the scan finds them, subjects kept once sent."""
+
+    def put(n: int, request: int | None) -> int:
+        return store.enqueue(
+            message_id=f"<{n}@example.org>",
+            sender="desk@example.org",
+            recipients=[f"p{n}@example.net"],
+            data=b"Subject: bytes\r\n\r\nhi\r\n",
+            kind="claim_invite",
+            now=NOW + timedelta(minutes=n),
+            request=request,
+            subject=f"Email {n}\r\n  for you",
+        )
+
+    ids = [put(n, None if n % 4 == 0 else n % 3) for n in range(30)]
+    store.mark_all_sent(ids[:10], NOW)
+    store.mark_failed(ids[10], error="550 no", now=NOW)
+    with pytest.raises(RuntimeError), store.transaction():
+        put(99, 1)
+        raise RuntimeError("undo")
+
+    def scanned(number: int) -> list[dict[str, Any]]:
+        return [d for d in store.outbox() if d.get("request") == number]
+
+    for number in range(4):
+        assert store.outbox_of(number) == scanned(number)
+    first = store.outbox_of(1)[0]
+    assert (first["subject"], first["status"], "data" in first) == (
+        "Email 1 for you",
+        "sent",
+        False,
+    )
+    store.close()
+    again = Store(path, fsync=False)
+    try:
+        assert [d["subject"] for d in again.outbox_of(2)][:2] == [
+            "Email 2 for you",
+            "Email 5 for you",
+        ]
+        assert len(again.outbox_of(1)) == len([n for n in range(30) if n % 4 and n % 3 == 1])
+    finally:
+        again.close()

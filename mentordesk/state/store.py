@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 #: "done"); 2: the lifecycle's statuses (SPEC §3a). Opening an older state upgrades it.
 SCHEMA_VERSION = 2
 
+#: The longest Subject an outbox record keeps for people to read (the email has it all).
+SUBJECT_CAP = 200
+
 
 def iso(moment: datetime) -> str:
     """Aware datetime → ISO string in UTC (the only form stored)."""
@@ -172,6 +175,11 @@ class Store:
             doc_id: from_iso(d["due"]) for doc_id, d in outbox if d["status"] == "pending"
         }
         self._outbox_ids = {d["message_id"]: doc_id for doc_id, d in outbox}
+        # request → ids of its outgoing emails, oldest first (a request's history)
+        self._outbox_of: dict[int, list[int]] = {}
+        for doc_id, d in outbox:
+            if d.get("request") is not None:
+                self._outbox_of.setdefault(int(d["request"]), []).append(doc_id)
         # request → ids of its audit events, oldest first (a request's history)
         self._audit_of: dict[Any, list[int]] = {}
         for doc_id, doc in stored(self._audit):
@@ -654,8 +662,12 @@ class Store:
         now: datetime,
         request: int | None = None,
         due: datetime | None = None,
+        subject: str = "",
     ) -> int:
-        """Store an outgoing email; the sender loop delivers it from ``due`` (default now)."""
+        """Store an outgoing email; the sender loop delivers it from ``due`` (default now).
+
+        ``subject`` (as a person reads it) stays on record after the bytes are gone
+        (``mark_all_sent``): a request's history names the email by it."""
         due = due or now
         doc_id = self._outbox.insert(
             {
@@ -665,6 +677,7 @@ class Store:
                 # latin-1 maps every byte to one code point: lossless bytes in JSON.
                 "data": data.decode("latin-1"),
                 "kind": kind,
+                "subject": " ".join(subject.split())[:SUBJECT_CAP],
                 "request": request,
                 "status": "pending",
                 "attempts": 0,
@@ -676,6 +689,8 @@ class Store:
         )
         self._pending_outbox[doc_id] = from_iso(iso(due))
         self._outbox_ids[message_id] = doc_id
+        if request is not None:
+            self._outbox_of.setdefault(int(request), []).append(doc_id)
         return doc_id
 
     def due_outbox(
@@ -732,6 +747,11 @@ class Store:
         if status is None:
             return [_plain(d) for d in self._outbox.all()]
         return [_plain(d) for d in self._outbox.search(_Uncached(lambda d: d["status"] == status))]
+
+    def outbox_of(self, request: int) -> list[Doc]:
+        """The emails stored for one request, oldest first (found by index)."""
+        found = (self._outbox.get(doc_id=doc_id) for doc_id in self._outbox_of.get(request, ()))
+        return [_plain(d) for d in found if d is not None and not isinstance(d, list)]
 
     def outbox_by_message_id(self, message_id: str) -> Doc | None:
         doc_id = self._outbox_ids.get(message_id)
