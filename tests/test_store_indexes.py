@@ -256,11 +256,16 @@ def test_a_requests_audit_log_by_index_is_the_scan_of_every_event(store: Store, 
 
     for number in range(8):
         assert store.audit_log(number) == scanned(number)
+        for event in ("event", "undone", "no request"):
+            assert store.audit_has(number, event) == any(
+                d["event"] == event for d in scanned(number)
+            )
     assert [d["n"] for d in store.audit_log(3)] == list(range(3, 60, 7))
     store.close()
     again = Store(path, fsync=False)
     try:
         assert [d["n"] for d in again.audit_log(3)] == list(range(3, 60, 7))
+        assert again.audit_has(3, "event") and not again.audit_has(3, "undone")
     finally:
         again.close()
 

@@ -259,9 +259,7 @@ class CoordinatorViews:
             since = parse_time(request.get("reopened") or request.get("created"))
             number = int(request["number"])
             # This request's events only (by index), never the whole audit log.
-            escalated = any(
-                e.get("event") == "ladder escalate" for e in self.store.audit_log(number)
-            )
+            escalated = self.store.audit_has(number, "ladder escalate")
             waiting.append(
                 Waiting(
                     number=number,

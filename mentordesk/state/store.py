@@ -892,6 +892,15 @@ class Store:
         found = (self._audit.get(doc_id=doc_id) for doc_id in self._audit_of.get(request, ()))
         return [_plain(d) for d in found if d is not None]
 
+    def audit_has(self, request: int, event: str) -> bool:
+        """Whether one of the request's events (found by index) is ``event``; nothing
+        is copied (the desk asks this for every open request)."""
+        for doc_id in self._audit_of.get(request, ()):
+            doc = self.db.stored("audit", doc_id)
+            if doc is not None and doc.get("event") == event:
+                return True
+        return False
+
     def audit_since(self, since: datetime) -> list[Doc]:
         """Events at or after ``since``, oldest first; only those are copied out."""
         cutoff = iso(since)
