@@ -335,3 +335,35 @@ def test_a_requests_emails_by_index_are_the_scan_of_the_outbox(store: Store, pat
         assert len(again.outbox_of(1)) == len([n for n in range(30) if n % 4 and n % 3 == 1])
     finally:
         again.close()
+
+
+def test_a_requests_inbound_mail_by_index_is_the_scan_of_every_record(
+    store: Store, path: Path
+) -> None:
+    """A record may gain its request later (failing, then placed): the index follows."""
+    for n in range(20):
+        store.record_message(
+            f"<in{n}@example.net>", key=f"k{n}", kind="reply", now=NOW, request=n % 3 or None
+        )
+    store.record_message("<late@example.net>", key="kl", kind="reply", now=NOW, status="failing")
+    store.record_message("<late@example.net>", key="kl", kind="reply", now=NOW, request=2)
+    store.record_message("<in1@example.net>", key="k1", kind="reply", now=NOW, request=None)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.record_message("<undone@example.net>", key="ku", kind="reply", now=NOW, request=2)
+        store.record_message("<in2@example.net>", key="k2", kind="reply", now=NOW, request=1)
+        raise RuntimeError("undo")
+
+    def scanned(number: int) -> list[dict[str, Any]]:
+        return [d for d in store.messages() if d.get("request") == number]
+
+    for number in range(4):
+        assert store.messages_of(number) == scanned(number)
+    assert "<late@example.net>" in {d["message_id"] for d in store.messages_of(2)}
+    assert "<in1@example.net>" not in {d["message_id"] for d in store.messages_of(1)}
+    before = {n: store.messages_of(n) for n in range(4)}
+    store.close()
+    again = Store(path, fsync=False)
+    try:
+        assert {n: again.messages_of(n) for n in range(4)} == before
+    finally:
+        again.close()

@@ -187,13 +187,12 @@ class CoordinatorViews:
             add(event.get("at"), "event", text)
         for item in self.store.outbox_of(number):
             add(item.get("created"), "email out", _email_line(item, zone))
-        for record in self.store.messages():
-            if record.get("request") == number:
-                add(
-                    record.get("at"),
-                    "email in",
-                    f"A {record.get('kind')} email ({record.get('status')})",
-                )
+        for record in self.store.messages_of(number):
+            add(
+                record.get("at"),
+                "email in",
+                f"A {record.get('kind')} email ({record.get('status')})",
+            )
         mentee = str(request.get("mentee") or "")
         for session in self.store.sessions_of(mentee):
             if session.get("request") != number:
@@ -271,10 +270,10 @@ class CoordinatorViews:
                 )
             )
         waiting.sort(key=lambda w: w.since or now)
-        unplaced = tuple(
-            dict(m)
-            for m in self.store.messages()
-            if m.get("kind") in _UNPLACED_KINDS or m.get("status") in _UNPLACED_STATUSES
+        unplaced = tuple(  # only these are copied, not every message ever read
+            self.store.messages_where(
+                lambda m: m.get("kind") in _UNPLACED_KINDS or m.get("status") in _UNPLACED_STATUSES
+            )
         )
         return NeedsAPerson(
             unclaimed=tuple(waiting),

@@ -141,9 +141,12 @@ class Store:
             return {doc[field]: doc_id for doc_id, doc in stored(table)}
 
         # Message-ID → its records: usually one; more when other messages reused the ID.
+        # And each record → the request it went to (as text), for a request's history.
         self._message_ids: dict[str, list[int]] = {}
+        self._message_requests = KeysByValue[int]()
         for doc_id, doc in stored(self._messages):
             self._message_ids.setdefault(doc["message_id"], []).append(doc_id)
+            self._index_message(doc_id, doc)
         mentors = stored(self._mentors)
         self._mentor_ids = {d["email"]: doc_id for doc_id, d in mentors}
         self._skills = SkillIndex()
@@ -193,6 +196,10 @@ class Store:
             self._moment_orders[name] = MomentOrder(order.moment, order.version)
         for _, doc in stored(self._requests):
             self._index_request(doc)
+
+    def _index_message(self, doc_id: int, doc: Mapping[str, Any]) -> None:
+        number = doc.get("request")
+        self._message_requests.put(doc_id, None if number is None else str(number))
 
     def _index_request(self, doc: Mapping[str, Any]) -> None:
         number = int(doc["number"])
@@ -349,6 +356,7 @@ class Store:
             self._messages.update(
                 {**fields, "fingerprint": fingerprint, "attempts": attempts}, doc_ids=[doc_id]
             )
+        self._index_message(doc_id, fields)
         return _get(self._messages, doc_id) or fields
 
     def _message_record(self, message_id: str, key: str, fingerprint: str) -> int | None:
@@ -366,6 +374,17 @@ class Store:
         ]
 
     # --- threads: our outgoing Message-IDs → what they were about -------------------
+
+    def messages_of(self, request: int) -> list[Doc]:
+        """The records of the inbound messages that went to one request, oldest first
+        (found by index)."""
+        ids = sorted(self._message_requests.keys([str(request)]))
+        found = (self._messages.get(doc_id=doc_id) for doc_id in ids)
+        return [_plain(d) for d in found if d is not None and not isinstance(d, list)]
+
+    def messages_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
+        """Copies of the inbound records ``test`` accepts (see ``requests_where``)."""
+        return [_plain(d) for d in self._messages.search(_Uncached(test))]
 
     def link_thread(self, message_id: str, *, kind: str, ref: Any) -> None:
         if message_id in self._thread_refs:
