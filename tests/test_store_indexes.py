@@ -14,7 +14,7 @@ import pytest
 from mentordesk.flows.expiry import EXPIRING, expired, waiting_since
 from mentordesk.flows.ladder import Ladder, next_rung_moment, plan_climb
 from mentordesk.state.records import LIVE, SessionStatus
-from mentordesk.state.store import Store, iso
+from mentordesk.state.store import SUBJECT_CAP, Store, iso
 
 NOW = datetime(2025, 6, 2, 14, 0, tzinfo=UTC)
 
@@ -367,3 +367,20 @@ def test_a_requests_inbound_mail_by_index_is_the_scan_of_every_record(
         assert {n: again.messages_of(n) for n in range(4)} == before
     finally:
         again.close()
+
+
+def test_a_long_or_folded_subject_is_kept_on_one_line_and_capped(store: Store) -> None:
+    number = store.enqueue(
+        message_id="<long@example.org>",
+        sender="desk@example.org",
+        recipients=["p@example.net"],
+        data=b"Subject: x\r\n\r\nhi\r\n",
+        kind="announcement",
+        now=NOW,
+        request=7,
+        subject="Café\tnews\r\n" + "ü" * 300,
+    )
+    store.mark_sent(number, NOW)
+    [kept] = store.outbox_of(7)
+    assert kept["subject"] == ("Café news " + "ü" * 300)[:SUBJECT_CAP]
+    assert len(kept["subject"]) == SUBJECT_CAP == 200
