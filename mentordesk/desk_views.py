@@ -160,7 +160,7 @@ def request_rows(
     synonyms = config.matching.synonyms
     skill = synonyms.get(wanted.skill, wanted.skill)
     cutoff = now - timedelta(days=wanted.min_days)
-    rows: list[dict[str, Any]] = []
+    numbers: list[int] = []
 
     def take(doc: Mapping[str, Any]) -> bool:
         status = request_status(doc)
@@ -171,25 +171,36 @@ def request_rows(
         skills = [str(s) for s in doc.get("skills") or ()]
         if skill and not any(skill in synonyms.get(s.lower(), s.lower()) for s in skills):
             return False
-        created = from_iso(str(doc["created"]))
-        if wanted.min_days and created > cutoff:
+        if wanted.min_days and from_iso(str(doc["created"])) > cutoff:
             return False
+        numbers.append(int(doc["number"]))
+        return False  # nothing copied out
+
+    # The status filter is answered by the store's index: the page reads only those.
+    statuses: list[str] | None
+    if wanted.status == "waiting":
+        statuses = [s.value for s in NOT_FINISHED]
+    elif wanted.status == "all":
+        statuses = None
+    else:
+        statuses = [wanted.status]
+    store.requests_where(take, statuses=statuses)
+    numbers.sort(reverse=True)
+    rows = []
+    for number in numbers[:MAX_ROWS]:  # only the rows shown are made
+        doc = store.request(number) or {}
         rows.append(
             {
-                "number": int(doc["number"]),
-                "tag": tag(int(doc["number"])),
+                "number": number,
+                "tag": tag(number),
                 "name": doc.get("name") or "",
-                "skills": ", ".join(skills),
-                "status": status.value,
-                "age": age(now - created),
+                "skills": ", ".join(str(s) for s in doc.get("skills") or ()),
+                "status": request_status(doc).value,
+                "age": age(now - from_iso(str(doc["created"]))),
                 "holder": doc.get("claimed_by") or "",
             }
         )
-        return False  # nothing copied out
-
-    store.requests_where(take)
-    rows.sort(key=lambda r: -r["number"])
-    return rows[:MAX_ROWS], len(rows)
+    return rows, len(numbers)
 
 
 def request_summary(

@@ -431,3 +431,36 @@ async def test_a_follow_up_is_not_assigned_to_the_first_mentor(desk: Harness) ->
         False, "MD-0001 is a follow-up asking for another mentor than Cyd Charisse."
     )
     assert CYD not in [c.email for c in await desk.call(coordinator(desk).candidates, 1)]
+
+
+async def test_history_names_sent_emails_by_the_subjects_people_read(desk: Harness) -> None:
+    """After intake: the acknowledgement and both claim emails, by subject, once sent
+    (when their bytes are no longer kept) as while they wait."""
+    expected = [
+        (str(m["Subject"]), str(m["To"].addresses[0].addr_spec))
+        for kind in ("request_ack", "claim_invite")
+        for m in await desk.sent(kind)
+    ]
+    assert len(expected) == 3 and expected[0][1] == JORDAN
+    assert all("MD-0001" in subject for subject, _ in expected)
+
+    def emails_out() -> list[str]:
+        history = coordinator(desk).request_history("MD-0001") or []
+        return [line.text for line in history if line.kind == "email out"]
+
+    pending = await desk.call(emails_out)
+    for subject, to in expected:
+        assert any(t.startswith(f"{subject} — to {to} — pending — ") for t in pending), pending
+    now = desk.clock()
+
+    def send_all() -> None:
+        items = desk.store.due_outbox(now + timedelta(days=1))
+        desk.store.mark_all_sent([item.id for item in items], now)
+
+    await desk.call(send_all)
+    assert all("data" not in item for item in await desk.call(desk.store.outbox))
+    sent = await desk.call(emails_out)
+    when = now.astimezone(ZoneInfo(desk.config.program.timezone)).strftime("%-d %b")
+    for subject, to in expected:
+        assert any(t.startswith(f"{subject} — to {to} — sent — ") and when in t for t in sent), sent
+    assert not any("claim_invite" in t or "request_ack" in t for t in sent)

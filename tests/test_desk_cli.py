@@ -152,7 +152,16 @@ async def test_assign_then_reassign_through_the_daemon(
     assert out.startswith("MD-0001  booked  Jordan Lee <jordan@example.net>")
     assert "  with: Ada Lovelace" in out
     assert f"Reassigned from Grace Hopper <{GRACE}> to Ada Lovelace <{ADA}> by {BY}" in out
-    assert "email out  To grace@example.org: reassigned_mentor (sent)" in out
+    # Sent emails by their subjects (their bytes are gone), to whom, and when.
+    assert "email out  [MD-0001] Now with another mentor — to grace@example.org — sent — " in out
+    assert "reassigned_mentor" not in out
+    # ... the subjects the people read: the acknowledgement and the claim invitation.
+    [ack] = [m for m in desk.sink.messages_to(JORDAN) if "Mentor request" in m.subject]
+    assert f"email out  {ack.subject} — to {JORDAN} — sent — " in out
+    invites = [m for who in (ADA, GRACE) for m in desk.sink.messages_to(who)]
+    [invite] = [m for m in invites if "would like help with" in m.subject]
+    assert invite.subject.startswith("[MD-0001] Jordan")
+    assert f"email out  {invite.subject} — to {invite.rcpt_tos[0]} — sent — " in out
 
 
 async def test_refusals_and_bad_usage_say_why_and_change_nothing(

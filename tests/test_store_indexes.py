@@ -14,7 +14,7 @@ import pytest
 from mentordesk.flows.expiry import EXPIRING, expired, waiting_since
 from mentordesk.flows.ladder import Ladder, next_rung_moment, plan_climb
 from mentordesk.state.records import LIVE, SessionStatus
-from mentordesk.state.store import Store, iso
+from mentordesk.state.store import SUBJECT_CAP, Store, iso
 
 NOW = datetime(2025, 6, 2, 14, 0, tzinfo=UTC)
 
@@ -256,11 +256,16 @@ def test_a_requests_audit_log_by_index_is_the_scan_of_every_event(store: Store, 
 
     for number in range(8):
         assert store.audit_log(number) == scanned(number)
+        for event in ("event", "undone", "no request"):
+            assert store.audit_has(number, event) == any(
+                d["event"] == event for d in scanned(number)
+            )
     assert [d["n"] for d in store.audit_log(3)] == list(range(3, 60, 7))
     store.close()
     again = Store(path, fsync=False)
     try:
         assert [d["n"] for d in again.audit_log(3)] == list(range(3, 60, 7))
+        assert again.audit_has(3, "event") and not again.audit_has(3, "undone")
     finally:
         again.close()
 
@@ -285,3 +290,97 @@ def test_every_request_of_a_mentee_is_found_by_index(store: Store, path: Path) -
         assert reopened.request_numbers_of("ann@example.net") == [1, 2]
     finally:
         reopened.close()
+
+
+def test_a_requests_emails_by_index_are_the_scan_of_the_outbox(store: Store, path: Path) -> None:
+    """The history's emails: by index, as the scan finds them, subjects kept once sent."""
+
+    def put(n: int, request: int | None) -> int:
+        return store.enqueue(
+            message_id=f"<{n}@example.org>",
+            sender="desk@example.org",
+            recipients=[f"p{n}@example.net"],
+            data=b"Subject: bytes\r\n\r\nhi\r\n",
+            kind="claim_invite",
+            now=NOW + timedelta(minutes=n),
+            request=request,
+            subject=f"Email {n}\r\n  for you",
+        )
+
+    ids = [put(n, None if n % 4 == 0 else n % 3) for n in range(30)]
+    store.mark_all_sent(ids[:10], NOW)
+    store.mark_failed(ids[10], error="550 no", now=NOW)
+    with pytest.raises(RuntimeError), store.transaction():
+        put(99, 1)
+        raise RuntimeError("undo")
+
+    def scanned(number: int) -> list[dict[str, Any]]:
+        return [d for d in store.outbox() if d.get("request") == number]
+
+    for number in range(4):
+        assert store.outbox_of(number) == scanned(number)
+    first = store.outbox_of(1)[0]
+    assert (first["subject"], first["status"], "data" in first) == (
+        "Email 1 for you",
+        "sent",
+        False,
+    )
+    store.close()
+    again = Store(path, fsync=False)
+    try:
+        assert [d["subject"] for d in again.outbox_of(2)][:2] == [
+            "Email 2 for you",
+            "Email 5 for you",
+        ]
+        assert len(again.outbox_of(1)) == len([n for n in range(30) if n % 4 and n % 3 == 1])
+    finally:
+        again.close()
+
+
+def test_a_requests_inbound_mail_by_index_is_the_scan_of_every_record(
+    store: Store, path: Path
+) -> None:
+    """A record may gain its request later (failing, then placed): the index follows."""
+    for n in range(20):
+        store.record_message(
+            f"<in{n}@example.net>", key=f"k{n}", kind="reply", now=NOW, request=n % 3 or None
+        )
+    store.record_message("<late@example.net>", key="kl", kind="reply", now=NOW, status="failing")
+    store.record_message("<late@example.net>", key="kl", kind="reply", now=NOW, request=2)
+    store.record_message("<in1@example.net>", key="k1", kind="reply", now=NOW, request=None)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.record_message("<undone@example.net>", key="ku", kind="reply", now=NOW, request=2)
+        store.record_message("<in2@example.net>", key="k2", kind="reply", now=NOW, request=1)
+        raise RuntimeError("undo")
+
+    def scanned(number: int) -> list[dict[str, Any]]:
+        return [d for d in store.messages() if d.get("request") == number]
+
+    for number in range(4):
+        assert store.messages_of(number) == scanned(number)
+    assert "<late@example.net>" in {d["message_id"] for d in store.messages_of(2)}
+    assert "<in1@example.net>" not in {d["message_id"] for d in store.messages_of(1)}
+    before = {n: store.messages_of(n) for n in range(4)}
+    store.close()
+    again = Store(path, fsync=False)
+    try:
+        assert {n: again.messages_of(n) for n in range(4)} == before
+    finally:
+        again.close()
+
+
+def test_a_long_or_folded_subject_is_kept_on_one_line_and_capped(store: Store) -> None:
+    number = store.enqueue(
+        message_id="<long@example.org>",
+        sender="desk@example.org",
+        recipients=["p@example.net"],
+        data=b"Subject: x\r\n\r\nhi\r\n",
+        kind="announcement",
+        now=NOW,
+        request=7,
+        subject="Café\tnews\r\n" + "ü" * 300,
+    )
+    store.mark_sent(number, NOW)
+    [kept] = store.outbox_of(7)
+    assert kept["subject"] == ("Café news " + "ü" * 300)[:SUBJECT_CAP]
+    assert len(kept["subject"]) == SUBJECT_CAP == 200

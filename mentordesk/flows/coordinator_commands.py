@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from ..errors import CommandError
 from ..inbox.hours import format_windows
-from ..state.records import HELD, LIVE, request_status
+from ..state.records import HELD, request_status
 from ..views import tag, windows_from_doc
 from .coordinator import CoordinatorDesk, DeskOutcome, parse_ref
 from .digest_mail import send_digest_now
@@ -181,12 +181,11 @@ def _show_mentor(
         return {"done": False, "message": f"No mentor has the address {email}.", "unknown": True}
     zone = desk.config.program.timezone
     load = desk.matching.load_of(email, now)
+    # By index: the held requests, and this mentor's live sessions, not every one.
     held = desk.store.requests_where(
-        lambda d: d.get("claimed_by") == email and request_status(d) in HELD
+        lambda d: d.get("claimed_by") == email, statuses=[s.value for s in HELD]
     )
-    sessions = desk.store.sessions_where(
-        lambda d: d.get("mentor") == email and d.get("status") in LIVE
-    )
+    sessions = [s for s in desk.store.live_sessions_of(email) if s.get("mentor") == email]
     series = [s for s in desk.store.all_series() if email in s.get("mentors", ())]
     lines = [
         f"{mentor.get('name') or email} <{email}>  {mentor.get('status')}",

@@ -174,7 +174,8 @@ class CoordinatorViews:
         """Everything about one request, oldest first: the audit's events, the emails in
         and out, its sessions. None when there is no such request."""
         number = parse_ref(ref)
-        if number is None or self.store.request(number) is None:
+        request = self.store.request(number) if number is not None else None
+        if number is None or request is None:
             return None
         zone = self.config.program.timezone
         lines: list[HistoryLine] = []
@@ -184,19 +185,18 @@ class CoordinatorViews:
 
         for event, text in describe_events(self.store, self.store.audit_log(number)):
             add(event.get("at"), "event", text)
-        for item in self.store.outbox():
-            if item.get("request") == number:
-                to = ", ".join(item.get("recipients") or ())
-                state = item.get("status") or "pending"
-                add(item.get("created"), "email out", f"To {to}: {_subject(item)} ({state})")
-        for record in self.store.messages():
-            if record.get("request") == number:
-                add(
-                    record.get("at"),
-                    "email in",
-                    f"A {record.get('kind')} email ({record.get('status')})",
-                )
-        for session in self.store.sessions_where(lambda d: d.get("request") == number):
+        for item in self.store.outbox_of(number):
+            add(item.get("created"), "email out", _email_line(item, zone))
+        for record in self.store.messages_of(number):
+            add(
+                record.get("at"),
+                "email in",
+                f"A {record.get('kind')} email ({record.get('status')})",
+            )
+        mentee = str(request.get("mentee") or "")
+        for session in self.store.sessions_of(mentee):
+            if session.get("request") != number:
+                continue
             when = moment_text(session.get("start"), zone)
             add(
                 session.get("created"),
@@ -254,14 +254,11 @@ class CoordinatorViews:
         bounce, and inbound mail nobody could place."""
         now = now or datetime.now(UTC)
         waiting = []
-        # One pass over the audit, not one per request.
-        escalated_ones = {
-            e.get("request") for e in self.store.audit_log() if e.get("event") == "ladder escalate"
-        }
         for request in self.store.requests([RequestStatus.OPEN.value]):
             since = parse_time(request.get("reopened") or request.get("created"))
             number = int(request["number"])
-            escalated = number in escalated_ones
+            # This request's events only (by index), never the whole audit log.
+            escalated = self.store.audit_has(number, "ladder escalate")
             waiting.append(
                 Waiting(
                     number=number,
@@ -273,10 +270,10 @@ class CoordinatorViews:
                 )
             )
         waiting.sort(key=lambda w: w.since or now)
-        unplaced = tuple(
-            dict(m)
-            for m in self.store.messages()
-            if m.get("kind") in _UNPLACED_KINDS or m.get("status") in _UNPLACED_STATUSES
+        unplaced = tuple(  # only these are copied, not every message ever read
+            self.store.messages_where(
+                lambda m: m.get("kind") in _UNPLACED_KINDS or m.get("status") in _UNPLACED_STATUSES
+            )
         )
         return NeedsAPerson(
             unclaimed=tuple(waiting),
@@ -285,8 +282,21 @@ class CoordinatorViews:
         )
 
 
+def _email_line(item: dict[str, Any], zone: str) -> str:
+    """One outgoing email as "Subject — to whom — sent/pending/failed — when"."""
+    to = ", ".join(item.get("recipients") or ())
+    state = str(item.get("status") or "pending")
+    moment = {"sent": item.get("sent"), "failed": item.get("failed")}.get(state) or item.get("due")
+    when = moment_text(moment, zone)
+    return " — ".join(part for part in (_subject(item), f"to {to}", state, when) if part)
+
+
 def _subject(item: dict[str, Any]) -> str:
-    """The Subject of a stored outgoing email (its bytes are kept as latin-1 text)."""
+    """The Subject of a stored outgoing email as a person reads it: the one kept on
+    record, else (older records) the one in its bytes while they are kept, else the
+    name of its template."""
+    if item.get("subject"):
+        return str(item["subject"])
     data = str(item.get("data") or "")
     if not data:
         return str(item.get("kind") or "")

@@ -163,6 +163,7 @@ class Postman:
             now=now,
             request=request,
             due=not_before,
+            subject=rendered.subject,
         )
         if thread is not None:
             self.store.link_thread(message_id, kind=thread[0], ref=thread[1])

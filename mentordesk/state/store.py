@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 #: "done"); 2: the lifecycle's statuses (SPEC §3a). Opening an older state upgrades it.
 SCHEMA_VERSION = 2
 
+#: The longest Subject an outbox record keeps for people to read (the email has it all).
+SUBJECT_CAP = 200
+
 
 def iso(moment: datetime) -> str:
     """Aware datetime → ISO string in UTC (the only form stored)."""
@@ -138,9 +141,12 @@ class Store:
             return {doc[field]: doc_id for doc_id, doc in stored(table)}
 
         # Message-ID → its records: usually one; more when other messages reused the ID.
+        # And each record → the request it went to (as text), for a request's history.
         self._message_ids: dict[str, list[int]] = {}
+        self._message_requests = KeysByValue[int]()
         for doc_id, doc in stored(self._messages):
             self._message_ids.setdefault(doc["message_id"], []).append(doc_id)
+            self._index_message(doc_id, doc)
         mentors = stored(self._mentors)
         self._mentor_ids = {d["email"]: doc_id for doc_id, d in mentors}
         self._skills = SkillIndex()
@@ -172,6 +178,11 @@ class Store:
             doc_id: from_iso(d["due"]) for doc_id, d in outbox if d["status"] == "pending"
         }
         self._outbox_ids = {d["message_id"]: doc_id for doc_id, d in outbox}
+        # request → ids of its outgoing emails, oldest first (a request's history)
+        self._outbox_of: dict[int, list[int]] = {}
+        for doc_id, d in outbox:
+            if d.get("request") is not None:
+                self._outbox_of.setdefault(int(d["request"]), []).append(doc_id)
         # request → ids of its audit events, oldest first (a request's history)
         self._audit_of: dict[Any, list[int]] = {}
         for doc_id, doc in stored(self._audit):
@@ -185,6 +196,10 @@ class Store:
             self._moment_orders[name] = MomentOrder(order.moment, order.version)
         for _, doc in stored(self._requests):
             self._index_request(doc)
+
+    def _index_message(self, doc_id: int, doc: Mapping[str, Any]) -> None:
+        number = doc.get("request")
+        self._message_requests.put(doc_id, None if number is None else str(number))
 
     def _index_request(self, doc: Mapping[str, Any]) -> None:
         number = int(doc["number"])
@@ -341,6 +356,7 @@ class Store:
             self._messages.update(
                 {**fields, "fingerprint": fingerprint, "attempts": attempts}, doc_ids=[doc_id]
             )
+        self._index_message(doc_id, fields)
         return _get(self._messages, doc_id) or fields
 
     def _message_record(self, message_id: str, key: str, fingerprint: str) -> int | None:
@@ -358,6 +374,17 @@ class Store:
         ]
 
     # --- threads: our outgoing Message-IDs → what they were about -------------------
+
+    def messages_of(self, request: int) -> list[Doc]:
+        """The records of the inbound messages that went to one request, oldest first
+        (found by index)."""
+        ids = sorted(self._message_requests.keys([str(request)]))
+        found = (self._messages.get(doc_id=doc_id) for doc_id in ids)
+        return [_plain(d) for d in found if d is not None and not isinstance(d, list)]
+
+    def messages_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
+        """Copies of the inbound records ``test`` accepts (see ``requests_where``)."""
+        return [_plain(d) for d in self._messages.search(_Uncached(test))]
 
     def link_thread(self, message_id: str, *, kind: str, ref: Any) -> None:
         if message_id in self._thread_refs:
@@ -654,8 +681,12 @@ class Store:
         now: datetime,
         request: int | None = None,
         due: datetime | None = None,
+        subject: str = "",
     ) -> int:
-        """Store an outgoing email; the sender loop delivers it from ``due`` (default now)."""
+        """Store an outgoing email; the sender loop delivers it from ``due`` (default now).
+
+        ``subject`` (as a person reads it) stays on record after the bytes are gone
+        (``mark_all_sent``): a request's history names the email by it."""
         due = due or now
         doc_id = self._outbox.insert(
             {
@@ -665,6 +696,7 @@ class Store:
                 # latin-1 maps every byte to one code point: lossless bytes in JSON.
                 "data": data.decode("latin-1"),
                 "kind": kind,
+                "subject": " ".join(subject.split())[:SUBJECT_CAP],
                 "request": request,
                 "status": "pending",
                 "attempts": 0,
@@ -676,6 +708,8 @@ class Store:
         )
         self._pending_outbox[doc_id] = from_iso(iso(due))
         self._outbox_ids[message_id] = doc_id
+        if request is not None:
+            self._outbox_of.setdefault(int(request), []).append(doc_id)
         return doc_id
 
     def due_outbox(
@@ -732,6 +766,11 @@ class Store:
         if status is None:
             return [_plain(d) for d in self._outbox.all()]
         return [_plain(d) for d in self._outbox.search(_Uncached(lambda d: d["status"] == status))]
+
+    def outbox_of(self, request: int) -> list[Doc]:
+        """The emails stored for one request, oldest first (found by index)."""
+        found = (self._outbox.get(doc_id=doc_id) for doc_id in self._outbox_of.get(request, ()))
+        return [_plain(d) for d in found if d is not None and not isinstance(d, list)]
 
     def outbox_by_message_id(self, message_id: str) -> Doc | None:
         doc_id = self._outbox_ids.get(message_id)
@@ -871,6 +910,15 @@ class Store:
             return [_plain(d) for d in self._audit.all()]
         found = (self._audit.get(doc_id=doc_id) for doc_id in self._audit_of.get(request, ()))
         return [_plain(d) for d in found if d is not None]
+
+    def audit_has(self, request: int, event: str) -> bool:
+        """Whether one of the request's events (found by index) is ``event``; nothing
+        is copied (the desk asks this for every open request)."""
+        for doc_id in self._audit_of.get(request, ()):
+            doc = self.db.stored("audit", doc_id)
+            if doc is not None and doc.get("event") == event:
+                return True
+        return False
 
     def audit_since(self, since: datetime) -> list[Doc]:
         """Events at or after ``since``, oldest first; only those are copied out."""
