@@ -28,7 +28,6 @@ No password appears in any message, log line or repr here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import mailbox
 import re
@@ -163,7 +162,8 @@ class SmtpTransport:
             if smtp is None:
                 return
             # Done when the socket is: a TLS session closes after the server's close_notify.
-            closed = getattr(smtp.protocol, "_closed_future", None)
+            link = getattr(smtp.protocol, "transport", None)
+            sock = link.get_extra_info("socket") if link is not None else None
             try:
                 if smtp.is_connected:
                     await smtp.quit()
@@ -171,9 +171,11 @@ class SmtpTransport:
                 pass  # we are leaving anyway
             finally:
                 smtp.close()
-            if isinstance(closed, asyncio.Future):
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(closed), _CLOSE_WAIT_S)
+            deadline = asyncio.get_running_loop().time() + _CLOSE_WAIT_S
+            while sock is not None and sock.fileno() != -1:
+                if asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.005)
 
     async def _deliver(
         self, message: bytes, sender: str, recipients: list[str]
