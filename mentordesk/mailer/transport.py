@@ -228,7 +228,14 @@ class SmtpTransport:
             start_tls=tls == "starttls",
             tls_context=self._tls_context,
         )
-        await smtp.connect()
+        try:
+            await smtp.connect()
+        except Exception:
+            smtp.close()
+            # A failed handshake leaves closing the socket to the event loop's next
+            # turns: let them run now, so the socket is not left open if the loop stops.
+            await asyncio.sleep(0.01)
+            raise
         log.debug("connected to SMTP server %s (tls=%s)", self._where, tls)
         return smtp
 
