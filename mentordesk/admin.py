@@ -197,16 +197,18 @@ def _command(
 ) -> tuple[dict[str, Any], bool]:
     now = now or datetime.now(UTC)
     body = json.dumps(command, sort_keys=True).encode("utf-8")
-    answer = _ask_daemon(config, body, now, path, bad)
+    answer = ask_daemon(config, path, body, now, bad)
     if answer is not None:
         return answer, True
     return apply_locally(config, command, now), False
 
 
-def _ask_daemon(
-    config: Config, body: bytes, now: datetime, path: str, bad: type[MentordeskError]
+def ask_daemon(
+    config: Config, path: str, body: bytes, now: datetime, bad: type[MentordeskError]
 ) -> dict[str, Any] | None:
-    """The daemon's answer, or None when nothing listens on [web] host:port."""
+    """The running daemon's answer to ``body`` POSTed to its admin ``path`` (signed for
+    it), or None when nothing listens on [web] host:port. A command the daemon cannot
+    apply (400) raises ``bad`` with its reason; anything else AdminError."""
     host = admin_host(config.web.host)
     if ":" in host:
         host = f"[{host}]"

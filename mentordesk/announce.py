@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .admin import TIMEOUT_S, admin_host, admin_token
+from .admin import ask_daemon
 from .config import Config
-from .errors import AdminError, AnnouncementError, MentordeskError
+from .errors import AnnouncementError
 from .flows.announcements import AUDIENCES, MAX_BODY_CHARS, announce
 from .flows.desks import build_desks
 from .mailer.compose import Renderer
@@ -31,7 +29,6 @@ __all__ = [
     "ANNOUNCE_PATH",
     "add_announce_command",
     "announce_command",
-    "ask_daemon",
     "run_announce",
 ]
 
@@ -97,43 +94,3 @@ def announce_command(
         return announce(config, store, postman, command, now), False
     finally:
         store.close()
-
-
-def ask_daemon(
-    config: Config, path: str, body: bytes, now: datetime, refused: type[MentordeskError]
-) -> dict[str, Any] | None:
-    """The running daemon's answer to ``body`` POSTed to its admin ``path``, or None when
-    nothing listens (no daemon runs). A command the daemon cannot apply (400) raises
-    ``refused`` with its reason; anything else AdminError."""
-    host = admin_host(config.web.host)
-    if ":" in host:
-        host = f"[{host}]"
-    url = f"http://{host}:{config.web.port}{path}"
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {admin_token(config.secret, body, now)}",
-        },
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=TIMEOUT_S) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as exc:
-        try:
-            problem = str(json.loads(exc.read()).get("error") or exc.reason)
-        except (ValueError, AttributeError):
-            problem = str(exc.reason)
-        if exc.code == 400:
-            raise refused(problem) from None
-        raise AdminError(
-            f"the daemon at {url} refused the command ({exc.code}): {problem}"
-        ) from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ConnectionRefusedError):
-            return None
-        raise AdminError(f"cannot reach the daemon at {url}: {exc.reason}") from None

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .announce import ask_daemon
+from .admin import ask_daemon
 from .config import Config
 from .errors import OfficeHoursError
 from .flows.desks import build_desks

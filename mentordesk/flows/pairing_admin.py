@@ -2,7 +2,7 @@
 
 A reply to a pairing's invitation ("can we skip the 17th?") reaches the coordinator, who
 changes that one occurrence for both with ``mentordesk pairings cancel|move`` (through
-the running daemon, as the office-hours commands go; see ``announce.ask_daemon``). The
+the running daemon, as the office-hours commands go; see ``admin.ask_daemon``). The
 dates and times are read as office hours read theirs (``flows.office_hours_admin``).
 
     {"action": "list"}
