@@ -8,9 +8,11 @@ transactions: while the daemon runs, the CLI asks it through the admin route
 a hardened service may write), whence the CLI moves it to DEST; when no daemon runs,
 the CLI takes the state's lock itself and writes it.
 
-A backup is a folder holding a state of its own — ``<name>`` (a snapshot) and
-``<name>.marks`` (its high-water marks), no journal — and ``mentordesk-backup.json``
-saying what it is. Any mentordesk can open it read-only, so ``status`` works on it.
+A backup is a folder holding a state of its own — ``<name>`` (a snapshot),
+``<name>.marks`` (its high-water marks) and ``<name>.archive`` (the history on disk,
+copied after the snapshot, so whatever left the snapshot's working set meanwhile is in
+it), no journal — and ``mentordesk-backup.json`` saying what it is. Any mentordesk can
+open it read-only, so ``status`` works on it.
 
 ``restore`` refuses while a daemon holds the state. It moves the current state's files
 into ``<name>.before-restore-<time>/`` beside it, puts the backup in their place, and
@@ -39,6 +41,7 @@ from . import __version__
 from .admin import admin_host, admin_token, check_admin_token, spend_admin_nonce
 from .config import Config
 from .errors import MentordeskError, StoreError, TokenError
+from .state.archive import Archive, archive_path
 from .state.db import Database
 from .state.store import SCHEMA_VERSION, StoreWriter, iso
 
@@ -58,7 +61,7 @@ BACKUP_PATH = "/admin/backup"
 MANIFEST = "mentordesk-backup.json"
 TIMEOUT_S = 600.0  # a large state takes a while to write
 # The files of a state at ``path``, by suffix (``db.py`` names them).
-_STATE_SUFFIXES = ("", ".journal", ".marks", ".bak")
+_STATE_SUFFIXES = ("", ".journal", ".marks", ".bak", ".archive", ".archive-wal", ".archive-shm")
 
 
 class StateMissing(MentordeskError):
@@ -97,20 +100,26 @@ def take_backup(config: Config, dest: Path) -> dict[str, Any]:
     else:
         with _state_lock(config.state.path, doing="back up"):
             db = Database(config.state.path, fsync=True, read_only=True)
+            archive = Archive(archive_path(config.state.path), read_only=True)
             try:
-                answer = write_backup(db, dest, config.state.path.name, through="cli")
+                answer = write_backup(db, archive, dest, config.state.path.name, through="cli")
             finally:
                 db.close()
+                archive.close()
     return answer
 
 
-def write_backup(db: Database, dest: Path, name: str, *, through: str) -> dict[str, Any]:
-    """Write ``db`` into ``dest`` (created) as a state called ``name``, with its manifest."""
+def write_backup(
+    db: Database, archive: Archive, dest: Path, name: str, *, through: str
+) -> dict[str, Any]:
+    """Write ``db`` and its ``archive`` into ``dest`` (created) as a state called
+    ``name``, with its manifest."""
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MentordeskError(f"cannot create {dest}: {exc.strerror or exc}") from None
     where = db.copy_to(dest / name)
+    archive.copy_to(archive_path(dest / name))
     manifest = {
         "mentordesk": __version__,
         "schema": SCHEMA_VERSION,
@@ -151,7 +160,9 @@ async def serve_backup(
         if store is None:
             raise StoreError("the state is not open")
         spend_admin_nonce(store, ticket, now)
-        manifest = write_backup(store.db, staged, store.db.path.name, through="daemon")
+        manifest = write_backup(
+            store.db, store.archive, staged, store.db.path.name, through="daemon"
+        )
         return {**manifest, "staged": str(staged)}
 
     try:
@@ -251,8 +262,14 @@ def restore(config: Config, src: Path) -> Path | None:
             for file in [path.with_name(path.name + s) for s in _STATE_SUFFIXES]:
                 if file.exists():
                     shutil.copy2(file, kept / file.name)
-        for suffix in ("", ".marks"):
+        # The replaced archive's write-ahead log is not the restored archive's.
+        for suffix in (".archive-wal", ".archive-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        for suffix in ("", ".marks", ".archive"):
             target = path.with_name(path.name + suffix)
+            if suffix == ".archive" and not (src / (name + suffix)).exists():
+                target.unlink(missing_ok=True)  # a backup from before the archive
+                continue
             staging = path.with_name(path.name + suffix + ".restoring")
             shutil.copyfile(src / (name + suffix), staging)
             os.replace(staging, target)

@@ -23,6 +23,7 @@ from .calendar.conference import call_template_problem
 from .errors import ConfigError
 from .mailer.welcome import read_welcome
 from .oauth import OAuthConfig, oauth_settings
+from .state.archive import SHORTEST_ARCHIVE_AFTER
 from .tls import check_server_tls
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
@@ -127,6 +128,17 @@ def _positive_duration(value: Any) -> timedelta:
     duration = _duration(value)
     if duration <= timedelta(0):
         raise _Invalid(f"must be longer than nothing, got {value!r}")
+    return duration
+
+
+def _archive_after(value: Any) -> timedelta:
+    duration = _duration(value)
+    if duration < SHORTEST_ARCHIVE_AFTER:
+        raise _Invalid(
+            f"must be at least {SHORTEST_ARCHIVE_AFTER.days}d, got {value!r}: the desk's "
+            "yearly feedback results and announcements to the past year's mentees read "
+            "the history kept in memory"
+        )
     return duration
 
 
@@ -255,6 +267,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any, str]]] = {
     "state": {
         "path": (_nonempty, "state/mentordesk.db", '"state/mentordesk.db"'),
         "fsync": (_bool, True, "true"),
+        "archive_after": (_archive_after, "400d", '"400d"'),
     },
     "web": {
         "host": (_nonempty, "127.0.0.1", '"127.0.0.1"'),
@@ -392,6 +405,7 @@ class SmtpConfig:
 class StateConfig:
     path: Path
     fsync: bool
+    archive_after: timedelta = timedelta(days=400)
 
 
 @dataclass(frozen=True)

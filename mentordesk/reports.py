@@ -293,17 +293,17 @@ def export_csv(store: Store, folder: Path) -> dict[str, int]:
     ordered = [n for n in EXPORT_ORDER if n in names] + sorted(names - set(EXPORT_ORDER))
     written: dict[str, int] = {}
     for name in ordered:
-        docs = store.db.table(name).all()
+        docs = store.history_items(name)  # the archive's history too
         dropped = DROPPED_COLUMNS.get(name, frozenset())
         columns: dict[str, None] = {"id": None}  # insertion-ordered set
-        for doc in docs:
+        for _, doc in docs:
             columns.update((key, None) for key in doc if key not in dropped)
         path = folder / f"{name}.csv"
         with path.open("w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out)
             writer.writerow(list(columns))
-            for doc in docs:
-                row = {**doc, "id": doc.doc_id}
+            for doc_id, doc in docs:
+                row = {**doc, "id": doc_id}
                 writer.writerow([_cell(_readable(column, row.get(column))) for column in columns])
         written[name] = len(docs)
     return written

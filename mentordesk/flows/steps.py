@@ -22,6 +22,7 @@ written down as ``skipped: late`` and listed in the next digest):
                              term's choice once per term; the term's end always happens
     feedback round reminder  [timers] survey_grace (14 days)
     feedback round (yearly)  [timers] survey_grace (14 days)
+    archive                  history older than [state] archive_after: whenever it runs
     digest (daily)           on its own day only
 """
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 from ..timers import REGISTRY, Registry
 from .after_session import after_sessions_step
+from .archiving import archive_step
 from .claim_effects import claim_effects_step
 from .digest_mail import send_digest
 from .expiry import expiry_step
@@ -52,6 +54,7 @@ def register_steps(registry: Registry) -> Registry:
     registry.register_sweep_step("expiry", expiry_step)
     registry.register_sweep_step("ladder", ladder_step)
     registry.register_sweep_step("feedback round reminder", survey_reminder_step)
+    registry.register_sweep_step("archive", archive_step)
     registry.register_daily("digest", send_digest)
     registry.register_yearly("feedback round", survey_round_job)
     return registry

@@ -228,11 +228,28 @@ class Database:
         for key, doc in list(self._data.get(name, {}).items()):
             yield int(key), MappingProxyType(doc)
 
+    def stored_oldest(self, name: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
+        """Like ``stored_all``, in the order the documents were stored (oldest first,
+        as ids grow), read as it goes: the caller stops early and writes nothing
+        meanwhile."""
+        for key, doc in self._data.get(name, {}).items():
+            yield int(key), MappingProxyType(doc)
+
     def stored(self, name: str, doc_id: int) -> Mapping[str, Any] | None:
         """The document itself, uncopied, behind a read-only view (None if there is none):
         for scans by index that copy only what they keep. Valid until the next write."""
         doc = self._data.get(name, {}).get(str(doc_id))
         return None if doc is None else MappingProxyType(doc)
+
+    def keep_ids_above(self, name: str, top: int) -> None:
+        """New documents of table ``name`` get ids above ``top`` (ids used elsewhere,
+        such as in the archive, are not given out again)."""
+        table = self.table(name)
+        live_top = max((int(key) for key in self._data.get(name, {})), default=0)
+        if top > live_top:
+            # TinyDB's own counter (it reads the live documents' highest id otherwise).
+            next_id: int | None = getattr(table, "_next_id", None)
+            table._next_id = max(top + 1, next_id or 0)  # type: ignore[assignment]
 
     def high_water(self, name: str) -> int:
         """The highest value ever given to ``raise_high_water(name, …)`` (0 if none)."""

@@ -120,6 +120,9 @@ class KeysByValue(Generic[K]):
             self._value_of[key] = value
             self._keys.setdefault(value, set()).add(key)
 
+    def value_of(self, key: K) -> str | None:
+        return self._value_of.get(key)
+
     def keys(self, values: Iterable[str]) -> set[K]:
         """Every key whose value is one of ``values``."""
         found: set[K] = set()
@@ -192,6 +195,14 @@ class MomentOrder:
         if new is not None:
             self._of[key] = new
             insort(self._sorted, (new, key))
+
+    def drop(self, key: int) -> None:
+        """Take ``key`` out of the order (its document is gone)."""
+        old = self._of.pop(key, None)
+        if old is not None:
+            at = bisect_left(self._sorted, (old, key))
+            if at < len(self._sorted) and self._sorted[at] == (old, key):
+                del self._sorted[at]
 
     def upto(self, cutoff: str) -> list[int]:
         """The keys whose moment is at or before ``cutoff``."""

@@ -31,6 +31,7 @@ from typing import Any
 from tinydb.table import Table
 
 from ..health import OutboxFacts
+from .archive import Archive, ArchivedDoc, archive_path
 from .db import Database
 from .indexes import ClaimIndex, KeysByValue, MomentOrder, PeopleIndex, SkillIndex
 from .messages import content_fingerprint as content_fingerprint
@@ -38,6 +39,7 @@ from .messages import same_message
 from .records import (
     CAPACITY_COUNTED,
     LIVE,
+    NOT_FINISHED,
     RequestStatus,
     SessionStatus,
     request_status,
@@ -98,6 +100,15 @@ class Store:
 
     def _open(self, path: Path, *, fsync: bool, read_only: bool) -> None:
         self.db = Database(path, fsync=fsync, read_only=read_only)
+        try:
+            self.archive = Archive(archive_path(path), fsync=fsync, read_only=read_only)
+        except BaseException:
+            self.db.close()
+            raise
+        # An id once given out is never given again, archived or not (readers tell the
+        # working set's copy of a document from the archive's by it).
+        for name, top in self.archive.max_ids().items():
+            self.db.keep_ids_above(name, top)
         self._mentors = self.db.table("mentors")
         self._requests = self.db.table("requests")
         self._messages = self.db.table("messages")
@@ -118,6 +129,7 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        self.archive.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -165,6 +177,7 @@ class Store:
         self._live_sessions: dict[int, str] = {}
         self._live_people = PeopleIndex()  # person → UIDs of their live sessions
         self._session_people = PeopleIndex()  # person → UIDs of all their sessions
+        self._sessions_by_request: dict[int, set[str]] = {}  # request → its sessions' UIDs
         # UID → "due" for held sessions not yet asked (or skipped) about afterwards
         self._followup = KeysByValue[str]()
         for _, doc in stored(self._sessions):
@@ -230,6 +243,7 @@ class Store:
         number = doc.get("request")
         if number is None:
             return
+        self._sessions_by_request.setdefault(int(number), set()).add(uid)
         if live:
             self._live_sessions[int(number)] = uid
         elif self._live_sessions.get(int(number)) == uid:
@@ -303,7 +317,14 @@ class Store:
         """The record of the message with ``message_id`` that is the same message as the
         one at mailbox ``key`` with content ``fingerprint`` (``same_message``)."""
         doc_id = self._message_record(message_id, key, fingerprint)
-        return None if doc_id is None else _plain(self._messages.get(doc_id=doc_id))
+        if doc_id is not None:
+            return _plain(self._messages.get(doc_id=doc_id))
+        for archived_id, doc in self.archive.by_key("messages", message_id):
+            if self._archived_only("messages", archived_id) and same_message(
+                doc, key=key, fingerprint=fingerprint
+            ):
+                return doc
+        return None
 
     def is_processed(self, message_id: str, *, key: str = "", fingerprint: str = "") -> bool:
         """Whether this message was dealt with already (done or quarantined).
@@ -366,8 +387,10 @@ class Store:
         return None
 
     def messages(self, status: str | None = None) -> list[Doc]:
+        """Every inbound record ever (the archive's too), or the working set's with
+        ``status``."""
         if status is None:
-            return [_plain(d) for d in self._messages.all()]
+            return self.history("messages")
         # Only the matches are copied out: most messages are "done".
         return [
             _plain(d) for d in self._messages.search(_Uncached(lambda d: d["status"] == status))
@@ -380,7 +403,8 @@ class Store:
         (found by index)."""
         ids = sorted(self._message_requests.keys([str(request)]))
         found = (self._messages.get(doc_id=doc_id) for doc_id in ids)
-        return [_plain(d) for d in found if d is not None and not isinstance(d, list)]
+        live = [_plain(d) for d in found if d is not None and not isinstance(d, list)]
+        return self._archived_of("messages", request) + live
 
     def messages_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
         """Copies of the inbound records ``test`` accepts (see ``requests_where``)."""
@@ -399,6 +423,8 @@ class Store:
             doc_id = self._thread_refs.get(message_id)
             if doc_id is not None:
                 return _plain(self._threads.get(doc_id=doc_id))
+            for _, doc in self.archive.by_key("threads", message_id):
+                return doc
         return None
 
     # --- mentors ---------------------------------------------------------------------
@@ -459,13 +485,19 @@ class Store:
         return number
 
     def request(self, number: int) -> Doc | None:
+        """Request ``number``, from the working set or, finished long ago, the archive."""
         doc_id = self._request_ids.get(number)
-        return None if doc_id is None else _plain(self._requests.get(doc_id=doc_id))
+        if doc_id is not None:
+            return _plain(self._requests.get(doc_id=doc_id))
+        for _, doc in self.archive.by_key("requests", str(number)):
+            return doc
+        return None
 
     def requests(self, statuses: Iterable[str] | None = None) -> list[Doc]:
-        """Every request, or those with one of ``statuses`` (found by index), oldest first."""
+        """Every request ever (the archive's too), or those in the working set with one
+        of ``statuses`` (found by index), oldest first."""
         if statuses is None:
-            return [_plain(d) for d in self._requests.all()]
+            return self.history("requests")
         return self.requests_where(lambda d: True, statuses=statuses)
 
     def requests_where(
@@ -536,7 +568,9 @@ class Store:
 
     def request_numbers_of(self, mentee: str) -> list[int]:
         """The numbers of every request ``mentee`` ever sent, oldest first (by index)."""
-        return sorted(self._by_mentee.get(mentee.lower(), ()))
+        archived = self.archive.of_people("requests", [mentee], columns=("mentee",))
+        numbers = {int(doc["number"]) for _, doc in archived}
+        return sorted(numbers | self._by_mentee.get(mentee.lower(), set()))
 
     def save_request(self, doc: Mapping[str, Any]) -> Doc:
         """Insert or replace the request keyed by ``doc["number"]``."""
@@ -558,11 +592,17 @@ class Store:
 
     def session(self, uid: str) -> Doc | None:
         doc_id = self._session_ids.get(uid)
-        return None if doc_id is None else _plain(self._sessions.get(doc_id=doc_id))
+        if doc_id is not None:
+            return _plain(self._sessions.get(doc_id=doc_id))
+        for _, doc in self.archive.by_key("sessions", uid):
+            return doc
+        return None
 
     def sessions(self, statuses: Iterable[str] | None = None) -> list[Doc]:
+        """Every session ever (the archive's too), or the working set's with one of
+        ``statuses``."""
         if statuses is None:
-            return [_plain(d) for d in self._sessions.all()]
+            return self.history("sessions")
         wanted = set(statuses)
         return self.sessions_where(lambda d: d["status"] in wanted)
 
@@ -596,9 +636,12 @@ class Store:
         return sorted(found, key=lambda d: self._session_ids.get(d["uid"], 0))
 
     def sessions_of(self, *people: str) -> list[Doc]:
-        """Every session any of ``people`` (emails) is in, oldest first, by index."""
+        """Every session any of ``people`` (emails) is in, the archive's first, then the
+        working set's, oldest first, by index."""
         found = [doc for uid in self._session_people.of(*people) if (doc := self.session(uid))]
-        return sorted(found, key=lambda d: self._session_ids.get(d["uid"], 0))
+        live = sorted(found, key=lambda d: self._session_ids.get(d["uid"], 0))
+        archived = self.archive.of_people("sessions", people)
+        return [d for i, d in archived if self._archived_only("sessions", i)] + live
 
     def sessions_awaiting_followup(self) -> list[Doc]:
         """Held sessions nobody was asked about afterwards yet (nor skipped), by index."""
@@ -763,25 +806,31 @@ class Store:
         )
 
     def outbox(self, status: str | None = None) -> list[Doc]:
+        """Every email ever stored (the archive's too), or the working set's with
+        ``status``."""
         if status is None:
-            return [_plain(d) for d in self._outbox.all()]
+            return self.history("outbox")
         return [_plain(d) for d in self._outbox.search(_Uncached(lambda d: d["status"] == status))]
 
     def outbox_of(self, request: int) -> list[Doc]:
         """The emails stored for one request, oldest first (found by index)."""
         found = (self._outbox.get(doc_id=doc_id) for doc_id in self._outbox_of.get(request, ()))
-        return [_plain(d) for d in found if d is not None and not isinstance(d, list)]
+        live = [_plain(d) for d in found if d is not None and not isinstance(d, list)]
+        return self._archived_of("outbox", request) + live
 
     def outbox_by_message_id(self, message_id: str) -> Doc | None:
         doc_id = self._outbox_ids.get(message_id)
-        return None if doc_id is None else _plain(self._outbox.get(doc_id=doc_id))
+        if doc_id is not None:
+            return _plain(self._outbox.get(doc_id=doc_id))
+        for _, doc in self.archive.by_key("outbox", message_id):
+            return doc
+        return None
 
     def sent_to(self, message_id: str | None) -> frozenset[str]:
         """The addresses (lower-case) our email ``message_id`` was for; none when it is
         not one of ours. A bounce counts for an address only when this names it."""
-        doc_id = None if message_id is None else self._outbox_ids.get(message_id)
-        doc = None if doc_id is None else self._outbox.get(doc_id=doc_id)
-        if doc is None or isinstance(doc, list):
+        doc = None if message_id is None else self.outbox_by_message_id(message_id)
+        if not doc:
             return frozenset()
         return frozenset(str(address).lower() for address in doc["recipients"])
 
@@ -905,11 +954,12 @@ class Store:
             self._audit_of.setdefault(detail["request"], []).append(doc_id)
 
     def audit_log(self, request: int | None = None) -> list[Doc]:
-        """Every event, or one request's (found by index), oldest first."""
+        """Every event ever, or one request's (found by index), oldest first."""
         if request is None:
-            return [_plain(d) for d in self._audit.all()]
+            return self.history("audit")
         found = (self._audit.get(doc_id=doc_id) for doc_id in self._audit_of.get(request, ()))
-        return [_plain(d) for d in found if d is not None]
+        live = [_plain(d) for d in found if d is not None]
+        return self._archived_of("audit", request) + live
 
     def audit_has(self, request: int, event: str) -> bool:
         """Whether one of the request's events (found by index) is ``event``; nothing
@@ -918,13 +968,194 @@ class Store:
             doc = self.db.stored("audit", doc_id)
             if doc is not None and doc.get("event") == event:
                 return True
-        return False
+        # A request's events move to the archive with it, all at once.
+        if request in self._request_ids:
+            return False
+        return any(d.get("event") == event for d in self._archived_of("audit", request))
 
     def audit_since(self, since: datetime) -> list[Doc]:
         """Events at or after ``since``, oldest first; only those are copied out."""
         cutoff = iso(since)
         found = self._audit.search(_Uncached(lambda d: d["at"] >= cutoff))
-        return [_plain(d) for d in sorted(found, key=lambda d: d.doc_id)]
+        archived = self.archive.since("audit", cutoff)
+        live = [_plain(d) for d in sorted(found, key=lambda d: d.doc_id)]
+        return [d for i, d in archived if self._archived_only("audit", i)] + live
+
+    # --- the archive: closed history on disk (archive.py) --------------------------------
+
+    def history(self, table: str) -> list[Doc]:
+        """Every document ``table`` ever held, the archive's and the working set's,
+        oldest first. It reads the whole archive: for reports and export, not events."""
+        return [doc for _, doc in self.history_items(table)]
+
+    def history_items(self, table: str) -> list[tuple[int, Doc]]:
+        """(id, document) for every document ``table`` ever held, by id (see history)."""
+        live = {doc.doc_id: _plain(doc) for doc in self.db.table(table).all()}
+        docs = [(i, d) for i, d in self.archive.all(table) if i not in live]
+        docs.extend(live.items())
+        return sorted(docs, key=lambda pair: pair[0])
+
+    def _archived_of(self, table: str, request: int) -> list[Doc]:
+        """The archived documents of ``table`` about ``request``, oldest first."""
+        found = self.archive.of_request(table, request)
+        return [doc for doc_id, doc in found if self._archived_only(table, doc_id)]
+
+    def _archived_only(self, table: str, doc_id: int) -> bool:
+        # A crash between the archive's commit and the working set's leaves a document in
+        # both; the working set's copy is the one read.
+        return self.db.stored(table, doc_id) is None
+
+    def archive_history(self, *, before: datetime, limit: int = 1000) -> int:
+        """Move history last changed before ``before`` to the archive; how many documents
+        moved (at most about ``limit``, so that one call stays short on the writer).
+
+        What moves: each finished request (closed, withdrawn, expired) with everything
+        about it — its sessions (none live, none awaiting the after-session mail), its
+        emails (none pending) and their thread links, the messages that came for it
+        (none failing), its audit events; and history about no request in the working
+        set — emails, inbound messages and audit events of that age — while the
+        per-sender reply counts of that age are dropped (they only count the last hour).
+        """
+        cutoff = iso(before)
+        moving: list[ArchivedDoc] = []
+        finished = [s.value for s in RequestStatus if s not in NOT_FINISHED]
+        for number in sorted(self._request_statuses.keys(finished)):
+            if len(moving) >= limit:
+                break
+            doc = self.db.stored("requests", self._request_ids.get(number, 0))
+            if doc is None or (doc.get("updated") or doc.get("created") or "") >= cutoff:
+                continue
+            moving.extend(self._request_history(number, self._request_ids[number], doc))
+        moving.extend(self._loose_history(cutoff, max(limit - len(moving), 0)))
+        stale_rates = [
+            doc_id
+            for doc_id, doc in self.db.stored_all("rates")
+            if max(doc.get("sent") or [""]) < cutoff
+        ]
+        if not moving and not stale_rates:
+            return 0
+        self.archive.put(moving)  # durable before anything leaves the working set
+        by_table: dict[str, list[ArchivedDoc]] = {}
+        for each in moving:
+            by_table.setdefault(each.table, []).append(each)
+        with self.transaction():
+            for table, docs in by_table.items():
+                self.db.table(table).remove(doc_ids=[d.doc_id for d in docs])
+            if stale_rates:
+                self._rates.remove(doc_ids=stale_rates)
+        for each in moving:
+            self._forget(each)
+        if stale_rates:
+            dropped = set(stale_rates)
+            self._rate_ids = {e: i for e, i in self._rate_ids.items() if i not in dropped}
+        return len(moving)
+
+    def _request_history(
+        self, number: int, doc_id: int, doc: Mapping[str, Any]
+    ) -> list[ArchivedDoc]:
+        """A finished request and everything about it, or nothing while any of it is
+        still in motion."""
+        moving = [ArchivedDoc("requests", doc_id, dict(doc))]
+        for uid in sorted(self._sessions_by_request.get(number, ())):
+            session_id = self._session_ids.get(uid)
+            session = None if session_id is None else self.db.stored("sessions", session_id)
+            if session is None:
+                continue
+            if session_status(session) in LIVE or self._followup.value_of(uid):
+                return []
+            moving.append(ArchivedDoc("sessions", session_id or 0, dict(session)))
+        for item_id in self._outbox_of.get(number, ()):
+            email = self.db.stored("outbox", item_id)
+            if email is None:
+                continue
+            if email.get("status") == "pending":
+                return []
+            moving.extend(self._email_history(item_id, email))
+        for message_id in sorted(self._message_requests.keys([str(number)])):
+            message = self.db.stored("messages", message_id)
+            if message is None:
+                continue
+            if message.get("status") == "failing":
+                return []
+            moving.append(ArchivedDoc("messages", message_id, dict(message)))
+        for event_id in self._audit_of.get(number, ()):
+            event = self.db.stored("audit", event_id)
+            if event is not None:
+                moving.append(ArchivedDoc("audit", event_id, dict(event)))
+        return moving
+
+    def _email_history(self, item_id: int, email: Mapping[str, Any]) -> list[ArchivedDoc]:
+        """An email and the thread link its replies are routed by."""
+        moving = [ArchivedDoc("outbox", item_id, dict(email))]
+        thread_id = self._thread_refs.get(email.get("message_id") or "")
+        thread = None if thread_id is None else self.db.stored("threads", thread_id)
+        if thread is not None and thread_id is not None:
+            moving.append(ArchivedDoc("threads", thread_id, dict(thread)))
+        return moving
+
+    def _loose_history(self, cutoff: str, limit: int) -> list[ArchivedDoc]:
+        """Emails, inbound messages and audit events older than ``cutoff`` about no
+        request in the working set (oldest first; those stay with their request)."""
+        moving: list[ArchivedDoc] = []
+        settled = {"outbox": "pending", "messages": "failing", "audit": None}
+        moment = {"outbox": "created", "messages": "at", "audit": "at"}
+        for table, busy in settled.items():
+            # Ids grow with time: the oldest come first, and the first young one ends it.
+            for doc_id, doc in self.db.stored_oldest(table):
+                if len(moving) >= limit or (doc.get(moment[table]) or "") >= cutoff:
+                    break
+                number = doc.get("request")
+                if (number is not None and number in self._request_ids) or (
+                    busy is not None and doc.get("status") == busy
+                ):
+                    continue
+                if table == "outbox":
+                    moving.extend(self._email_history(doc_id, doc))
+                else:
+                    moving.append(ArchivedDoc(table, doc_id, dict(doc)))
+        return moving
+
+    def _forget(self, moved: ArchivedDoc) -> None:
+        """Take a document that moved to the archive out of the working set's indexes."""
+        doc, doc_id = moved.doc, moved.doc_id
+        if moved.table == "requests":
+            number = int(doc["number"])
+            self._request_ids.pop(number, None)
+            self._by_mentee.get(doc["mentee"], set()).discard(number)
+            self._open_by_mentee.get(doc["mentee"], set()).discard(number)
+            self._claims.drop(number)
+            self._request_statuses.put(number, None)
+            self._sessions_by_request.pop(number, None)
+            for order in self._moment_orders.values():
+                order.drop(number)
+        elif moved.table == "sessions":
+            uid = str(doc["uid"])
+            self._session_ids.pop(uid, None)
+            self._session_people.put(uid, ())
+            self._live_people.put(uid, ())
+            self._followup.put(uid, None)
+        elif moved.table == "outbox":
+            if self._outbox_ids.get(doc["message_id"]) == doc_id:
+                del self._outbox_ids[doc["message_id"]]
+            _discard(self._outbox_of, doc.get("request"), doc_id)
+            self._pending_outbox.pop(doc_id, None)
+        elif moved.table == "threads":
+            if self._thread_refs.get(doc["message_id"]) == doc_id:
+                del self._thread_refs[doc["message_id"]]
+        elif moved.table == "messages":
+            _discard(self._message_ids, doc["message_id"], doc_id)
+            self._message_requests.put(doc_id, None)
+        elif moved.table == "audit":
+            _discard(self._audit_of, doc.get("request"), doc_id)
+
+
+def _discard(index: dict[Any, list[int]], key: Any, doc_id: int) -> None:
+    """Take ``doc_id`` out of the list ``index[key]`` (and the key once it is empty)."""
+    ids = index.get(key)
+    if ids is not None and doc_id in ids:
+        ids.remove(doc_id)
+        if not ids:
+            del index[key]
 
 
 class _Uncached:

@@ -1,0 +1,232 @@
+"""Closed history, on disk: what no event reads any more, but people and reports still do.
+
+The working set (open requests, active mentors, live sessions, the due outbox, and the
+last ``[state] archive_after`` days of everything) lives in memory, in the journaled
+TinyDB (``db.py``). A finished request older than that moves here whole — the request,
+its sessions, the emails sent about it and their thread links, the messages that came
+for it, its audit events — and so does other history of that age (emails and messages
+about no request, audit events). Memory, opening and compaction then grow with the
+working set, not with the program's years.
+
+The archive is a SQLite database (the standard library's ``sqlite3``) beside the state,
+``<state>.archive``: one row per document, keyed by its table and id, with the few
+fields history is looked up by indexed beside it. Moving is crash-safe without a shared
+transaction: the documents are written here and committed first, then removed from the
+working set in one journal record. A crash in between leaves a document in both, and
+readers take the working set's copy (``Store`` reads the working set first); the next
+move writes the same rows again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+
+__all__ = ["ARCHIVED_TABLES", "SHORTEST_ARCHIVE_AFTER", "Archive", "ArchivedDoc", "archive_path"]
+
+Doc = dict[str, Any]
+
+#: The tables whose documents move to the archive (the rest stay in the working set).
+ARCHIVED_TABLES = ("requests", "sessions", "outbox", "threads", "messages", "audit")
+
+#: The least ``[state] archive_after``: the working set must hold every window its
+#: readers scan — a year of sessions for the desk's feedback results, the past year's
+#: mentees for announcements, 90 days of claims for matching — plus a few days of slack.
+SHORTEST_ARCHIVE_AFTER = timedelta(days=370)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    tbl TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    key TEXT,
+    request INTEGER,
+    at TEXT,
+    mentor TEXT,
+    mentee TEXT,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (tbl, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS docs_key ON docs (tbl, key);
+CREATE INDEX IF NOT EXISTS docs_request ON docs (tbl, request);
+CREATE INDEX IF NOT EXISTS docs_at ON docs (tbl, at);
+CREATE INDEX IF NOT EXISTS docs_mentor ON docs (tbl, mentor);
+CREATE INDEX IF NOT EXISTS docs_mentee ON docs (tbl, mentee);
+"""
+
+
+def archive_path(state_path: Path) -> Path:
+    """Where the archive of the state at ``state_path`` lives."""
+    return state_path.with_name(state_path.name + ".archive")
+
+
+@dataclass(frozen=True)
+class ArchivedDoc:
+    """One document on its way to the archive, and the fields it is looked up by."""
+
+    table: str
+    doc_id: int
+    doc: Mapping[str, Any]
+
+    def row(self) -> tuple[Any, ...]:
+        key, request, at, mentor, mentee = _lookup_fields(self.table, self.doc)
+        text = json.dumps(self.doc, ensure_ascii=False, separators=(",", ":"))
+        return (self.table, self.doc_id, key, request, at, mentor, mentee, text)
+
+
+def _lookup_fields(
+    table: str, doc: Mapping[str, Any]
+) -> tuple[str | None, int | None, str | None, str | None, str | None]:
+    """(key, request, at, mentor, mentee) of a document: what history is found by."""
+    request = doc.get("request")
+    number = int(request) if isinstance(request, int | str) and str(request).isdigit() else None
+
+    def text(value: Any) -> str | None:
+        return str(value).lower() if value else None
+
+    if table == "requests":
+        number = int(doc["number"])
+        return (
+            str(number),
+            number,
+            doc.get("created"),
+            text(doc.get("claimed_by")),
+            text(doc.get("mentee")),
+        )
+    if table == "sessions":
+        return (
+            str(doc.get("uid")),
+            number,
+            doc.get("start"),
+            text(doc.get("mentor")),
+            text(doc.get("mentee")),
+        )
+    if table == "outbox":
+        return doc.get("message_id"), number, doc.get("created"), None, None
+    if table == "threads":
+        return doc.get("message_id"), None, None, None, None
+    if table == "messages":
+        return doc.get("message_id"), number, doc.get("at"), None, None
+    if table == "audit":
+        return doc.get("event"), number, doc.get("at"), text(doc.get("mentor")), None
+    raise ValueError(f"the table {table!r} is not archived")
+
+
+class Archive:
+    """The archive of one state. One writer (the store's); readers may open it too."""
+
+    def __init__(self, path: Path, *, fsync: bool = True, read_only: bool = False) -> None:
+        self.path = path
+        self.read_only = read_only
+        try:
+            if read_only:
+                # A state with no archive yet reads as one with an empty archive.
+                uri = f"file:{path}?mode=ro" if path.exists() else "file::memory:"
+                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                if not path.exists():
+                    self._db.executescript(_SCHEMA)
+            else:
+                self._db = sqlite3.connect(path, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
+                self._db.executescript(_SCHEMA)
+                path.chmod(0o600)
+        except sqlite3.Error as err:
+            raise StoreError(
+                f"cannot open the archive {path}: {err}; restore it from a backup "
+                "(mentordesk restore) or move it away to start a new one"
+            ) from err
+        self._max_ids: dict[str, int] | None = None
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- writing -----------------------------------------------------------------------
+
+    def put(self, docs: Iterable[ArchivedDoc]) -> int:
+        """Write ``docs`` (replacing rows of the same table and id) in one transaction,
+        durable on return; how many were written."""
+        rows = [d.row() for d in docs]
+        if not rows:
+            return 0
+        try:
+            with self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                )
+        except sqlite3.Error as err:
+            raise StoreError(f"could not write to the archive {self.path}: {err}") from err
+        if self._max_ids is not None:
+            for row in rows:
+                self._max_ids[row[0]] = max(self._max_ids.get(row[0], 0), row[1])
+        return len(rows)
+
+    def copy_to(self, path: Path) -> None:
+        """A consistent copy of the archive at ``path`` (SQLite's online backup)."""
+        target = sqlite3.connect(path)
+        try:
+            self._db.backup(target)
+            # One self-contained file (no write-ahead log beside it), readable anywhere.
+            target.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.Error as err:
+            raise StoreError(f"could not copy the archive to {path}: {err}") from err
+        finally:
+            target.close()
+        path.chmod(0o600)
+
+    # --- reading -----------------------------------------------------------------------
+
+    def max_ids(self) -> dict[str, int]:
+        """Table → the highest id archived: ids are never given out again."""
+        if self._max_ids is None:
+            found = self._db.execute("SELECT tbl, MAX(id) FROM docs GROUP BY tbl")
+            self._max_ids = {tbl: int(top) for tbl, top in found}
+        return dict(self._max_ids)
+
+    def count(self, table: str) -> int:
+        (found,) = self._db.execute("SELECT COUNT(*) FROM docs WHERE tbl = ?", (table,)).fetchone()
+        return int(found)
+
+    def by_key(self, table: str, key: str) -> list[tuple[int, Doc]]:
+        """The documents of ``table`` with this key (Message-ID, UID, request number)."""
+        return self._rows("WHERE tbl = ? AND key = ? ORDER BY id", (table, key))
+
+    def of_request(self, table: str, number: int) -> list[tuple[int, Doc]]:
+        return self._rows("WHERE tbl = ? AND request = ? ORDER BY id", (table, number))
+
+    def of_people(
+        self,
+        table: str,
+        people: Iterable[str],
+        *,
+        columns: tuple[str, ...] = ("mentor", "mentee"),
+    ) -> list[tuple[int, Doc]]:
+        """The documents of ``table`` whose mentor or mentee (``columns``) is one of
+        ``people``."""
+        wanted = sorted({p.lower() for p in people if p})
+        if not wanted or not set(columns) <= {"mentor", "mentee"}:
+            return []
+        marks = ",".join("?" * len(wanted))
+        where = " OR ".join(f"{column} IN ({marks})" for column in columns)
+        args = [table, *(wanted * len(columns))]
+        return self._rows(f"WHERE tbl = ? AND ({where}) ORDER BY id", tuple(args))
+
+    def since(self, table: str, at: str) -> list[tuple[int, Doc]]:
+        """The documents of ``table`` whose time (``at``, ISO UTC) is at or after ``at``."""
+        return self._rows("WHERE tbl = ? AND at >= ? ORDER BY id", (table, at))
+
+    def all(self, table: str) -> Iterator[tuple[int, Doc]]:
+        """Every archived document of ``table``, by id (read as it goes)."""
+        found = self._db.execute("SELECT id, doc FROM docs WHERE tbl = ? ORDER BY id", (table,))
+        for doc_id, text in found:
+            yield int(doc_id), json.loads(text)
+
+    def _rows(self, where: str, args: tuple[Any, ...]) -> list[tuple[int, Doc]]:
+        found = self._db.execute(f"SELECT id, doc FROM docs {where}", args)
+        return [(int(doc_id), json.loads(text)) for doc_id, text in found]
