@@ -227,3 +227,36 @@ async def test_the_backup_route_wants_a_fresh_signed_request(
     ) as answer:
         assert answer.status == 403  # through a proxy: not this machine's loopback
     shutil.rmtree(staged)
+
+
+def test_backup_and_restore_carry_the_archive(tmp_path: Path, desk: Desk) -> None:
+    from tests.test_archive import BEFORE, T0, life
+
+    config: Config = desk.config
+    store = Store(config.state.path, fsync=False)
+    life(store, 1, T0)
+    assert store.archive_history(before=BEFORE) > 0
+    store.close()
+    code, _, err = cli("backup", "--config", str(config.source), str(tmp_path / "b"))
+    assert code == 0, err
+    store = Store(config.state.path, fsync=False)
+    life(store, 2, T0)  # archived after the backup was taken
+    assert store.archive_history(before=BEFORE) > 0
+    store.close()
+
+    code, _, err = cli("restore", "--config", str(config.source), str(tmp_path / "b"))
+    assert code == 0, err
+
+    restored = Store(config.state.path, fsync=False, read_only=True)
+    try:
+        assert [r["number"] for r in restored.requests()] == [1]
+        assert [e["event"] for e in restored.audit_log(1)] == ["request received", "claimed"]
+        assert restored.thread(["<ack-1@program.test>"]) is not None
+    finally:
+        restored.close()
+    [kept] = config.state.path.parent.glob("*.before-restore-*")
+    replaced = Store(kept / config.state.path.name, fsync=False, read_only=True)
+    try:  # the state it replaced, archive and all, is kept beside it
+        assert [r["number"] for r in replaced.requests()] == [1, 2]
+    finally:
+        replaced.close()

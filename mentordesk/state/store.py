@@ -101,7 +101,7 @@ class Store:
     def _open(self, path: Path, *, fsync: bool, read_only: bool) -> None:
         self.db = Database(path, fsync=fsync, read_only=read_only)
         try:
-            self.archive = Archive(archive_path(path), fsync=fsync, read_only=read_only)
+            self.archive = Archive(archive_path(self.db.path), fsync=fsync, read_only=read_only)
         except BaseException:
             self.db.close()
             raise
