@@ -140,7 +140,7 @@ def test_a_request_with_anything_still_in_motion_stays(store: Store) -> None:
     assert [store.db.stored("requests", n) is not None for n in (1, 2, 3, 4)] == [True] * 4
 
 
-def test_history_about_no_request_moves_by_age_and_old_reply_counts_go(store: Store) -> None:
+def test_history_about_no_request_moves_by_age(store: Store) -> None:
     with store.transaction():
         store.record_message("<enrol@client.test>", key="imap:1:e", kind="enroll", now=T0)
         store.audit("mentor enrolled", now=T0, mentor="ada@example.com")
@@ -165,7 +165,15 @@ def test_history_about_no_request_moves_by_age_and_old_reply_counts_go(store: St
     assert store.is_processed("<enrol@client.test>", key="imap:1:e")
     assert [e["event"] for e in store.audit_log()] == ["mentor enrolled"]
     assert [d["message_id"] for d in store.outbox("pending")] == ["<waiting@program.test>"]
-    assert store.address("old@example.net") is None and in_memory(store, "rates") == 1
+
+
+def test_reply_counts_older_than_asked_are_dropped(store: Store) -> None:
+    assert store.take_reply_slot("old@example.net", now=T0, per_hour=1)
+    assert store.take_reply_slot("new@example.net", now=LATER, per_hour=1)
+    assert store.drop_reply_counts(LATER - timedelta(days=1)) == 1
+    assert in_memory(store, "rates") == 1
+    assert store.take_reply_slot("old@example.net", now=LATER, per_hour=1)
+    assert not store.take_reply_slot("new@example.net", now=LATER, per_hour=1)
 
 
 def test_ids_are_never_given_again_after_a_reopen(path: Path, store: Store) -> None:

@@ -10,7 +10,7 @@ the archive.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,13 +21,15 @@ __all__ = ["BATCH", "archive_step"]
 log = logging.getLogger(__name__)
 
 BATCH = 1000  # documents per sweep: a few milliseconds on the writer
+REPLY_COUNTS_KEPT = timedelta(days=1)  # a per-sender reply count looks back an hour
 
 
 def archive_step(coordinator: Coordinator, now: datetime) -> int:
-    """Sweep step: move one batch of old history to the archive; how many documents."""
-    moved = coordinator.store.archive_history(
-        before=now - coordinator.config.state.archive_after, limit=BATCH
-    )
+    """Sweep step: move one batch of old history to the archive; how many documents.
+    Reply counts of senders not answered for a day are dropped on the way."""
+    store = coordinator.store
+    store.drop_reply_counts(now - REPLY_COUNTS_KEPT)
+    moved = store.archive_history(before=now - coordinator.config.state.archive_after, limit=BATCH)
     if moved:
         log.debug("archived %d documents older than %s", moved, now.date())
     return moved

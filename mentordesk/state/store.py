@@ -39,7 +39,6 @@ from .messages import same_message
 from .records import (
     CAPACITY_COUNTED,
     LIVE,
-    NOT_FINISHED,
     RequestStatus,
     SessionStatus,
     request_status,
@@ -122,7 +121,10 @@ class Store:
         self._office_hours = self.db.table("office_hours")
         self._feedback = self.db.table("feedback")
         self._surveys = self.db.table("surveys")
-        self._moment_orders: dict[str, MomentOrder] = {}  # see requests_due
+        # Requests ordered by when they finished (see requests_due): what may be archived.
+        self._moment_orders: dict[str, MomentOrder] = {
+            _FINISHED: MomentOrder(_finished_at, _FINISHED)
+        }
         self._rebuild_indexes()
         if not read_only:
             self.upgrade()
@@ -945,6 +947,21 @@ class Store:
             self._rates.update({"sent": recent}, doc_ids=[doc_id])
         return True
 
+    def drop_reply_counts(self, before: datetime) -> int:
+        """Forget the reply counts of senders last answered before ``before`` (a count
+        only looks back an hour); how many."""
+        cutoff = iso(before)
+        stale = [
+            doc_id
+            for doc_id, doc in self.db.stored_all("rates")
+            if max(doc.get("sent") or [""]) < cutoff
+        ]
+        if stale:
+            self._rates.remove(doc_ids=stale)
+            dropped = set(stale)
+            self._rate_ids = {e: i for e, i in self._rate_ids.items() if i not in dropped}
+        return len(stale)
+
     # --- audit log ---------------------------------------------------------------------
 
     def audit(self, event: str, *, now: datetime, **detail: Any) -> None:
@@ -1013,26 +1030,18 @@ class Store:
         about it — its sessions (none live, none awaiting the after-session mail), its
         emails (none pending) and their thread links, the messages that came for it
         (none failing), its audit events; and history about no request in the working
-        set — emails, inbound messages and audit events of that age — while the
-        per-sender reply counts of that age are dropped (they only count the last hour).
+        set: emails, inbound messages and audit events of that age.
         """
         cutoff = iso(before)
         moving: list[ArchivedDoc] = []
-        finished = [s.value for s in RequestStatus if s not in NOT_FINISHED]
-        for number in sorted(self._request_statuses.keys(finished)):
+        for number in self._moment_orders[_FINISHED].upto(cutoff):
             if len(moving) >= limit:
                 break
             doc = self.db.stored("requests", self._request_ids.get(number, 0))
-            if doc is None or (doc.get("updated") or doc.get("created") or "") >= cutoff:
-                continue
-            moving.extend(self._request_history(number, self._request_ids[number], doc))
+            if doc is not None:
+                moving.extend(self._request_history(number, self._request_ids[number], doc))
         moving.extend(self._loose_history(cutoff, max(limit - len(moving), 0)))
-        stale_rates = [
-            doc_id
-            for doc_id, doc in self.db.stored_all("rates")
-            if max(doc.get("sent") or [""]) < cutoff
-        ]
-        if not moving and not stale_rates:
+        if not moving:
             return 0
         self.archive.put(moving)  # durable before anything leaves the working set
         by_table: dict[str, list[ArchivedDoc]] = {}
@@ -1041,13 +1050,8 @@ class Store:
         with self.transaction():
             for table, docs in by_table.items():
                 self.db.table(table).remove(doc_ids=[d.doc_id for d in docs])
-            if stale_rates:
-                self._rates.remove(doc_ids=stale_rates)
         for each in moving:
             self._forget(each)
-        if stale_rates:
-            dropped = set(stale_rates)
-            self._rate_ids = {e: i for e, i in self._rate_ids.items() if i not in dropped}
         return len(moving)
 
     def _request_history(
@@ -1147,6 +1151,16 @@ class Store:
             self._message_requests.put(doc_id, None)
         elif moved.table == "audit":
             _discard(self._audit_of, doc.get("request"), doc_id)
+
+
+_FINISHED = "finished"  # the order of requests by when they finished
+
+
+def _finished_at(doc: Mapping[str, Any]) -> str | None:
+    """When a finished request last changed (None while it is not finished)."""
+    if not request_status(doc).finished:
+        return None
+    return str(doc.get("updated") or doc.get("created") or "") or None
 
 
 def _discard(index: dict[Any, list[int]], key: Any, doc_id: int) -> None:
