@@ -204,14 +204,15 @@ class Desk:
         return found
 
     async def mail_to(
-        self, address: str, subject_part: str, timeout_s: float = 15.0
+        self, address: str, subject_part: str, timeout_s: float = 15.0, *, nth: int = 1
     ) -> ReceivedMessage:
-        """Wait for the first message to ``address`` whose subject contains ``subject_part``."""
+        """Wait for the ``nth`` message to ``address`` whose subject contains
+        ``subject_part`` (other mail to them, such as a digest, may come in between)."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
-            for message in self.sink.messages_to(address):
-                if subject_part in message.subject:
-                    return message
+            found = [m for m in self.sink.messages_to(address) if subject_part in m.subject]
+            if len(found) >= nth:
+                return found[nth - 1]
             if asyncio.get_running_loop().time() > deadline:
                 got = [m.subject for m in self.sink.messages_to(address)]
                 raise AssertionError(f"{address}: no {subject_part!r} among {got}")

@@ -72,8 +72,7 @@ async def sign_in(
 ) -> aiohttp.ClientResponse:
     """Sign in as the coordinator from the emailed link; the button's (unfollowed) answer."""
     await ask_for_link(http, desk, address)
-    mails = [m for m in await desk.replies_to(address, nth) if SUBJECT in m.subject]
-    link = link_in(mails[nth - 1])
+    link = link_in(await desk.mail_to(address, SUBJECT, nth=nth))
     async with http.get(link) as page:
         assert page.status == 200, await page.text()
         token = token_in(await page.text())

@@ -110,8 +110,10 @@ def test_a_finished_request_moves_whole_and_reads_the_same(store: Store) -> None
 
     moved = store.archive_history(before=BEFORE)
 
-    assert moved == 1 + 1 + 2 + 2 + 1 + 2  # request, session, emails, threads, message, audit
+    # 1: request, session, emails, threads, message, audit; 2: its mail, not the request
+    assert moved == (1 + 1 + 2 + 2 + 1 + 2) + (2 + 2 + 1 + 2)
     assert store.db.stored("requests", 1) is None and store.archive.count("requests") == 1
+    assert store.db.stored("requests", 2) is not None and in_memory(store, "sessions") == 2
     assert {n: reads(store, n) for n in (1, 2, 3)} == before
     assert store.audit_since(T0) == since
     assert store.archive_history(before=BEFORE) == 0  # nothing twice
@@ -263,3 +265,29 @@ def test_archive_after_shorter_than_a_year_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         load_config(config, environ={"MENTORDESK_SECRET": "s" * 32})
     assert "archive_after" in str(refused.value) and "at least 370d" in str(refused.value)
+
+
+def test_mail_leaves_sooner_but_what_needs_a_person_stays(store: Store) -> None:
+    from mentordesk.flows.archiving import needs_a_person
+
+    life(store, 1, T0, status="met")  # a request still in motion: it stays
+    with store.transaction():
+        store.record_message("<lost@client.test>", key="imap:1:l", kind="unknown", now=T0)
+        failed = store.enqueue(
+            message_id="<failed@program.test>", sender="mentors@program.test",
+            recipients=["gone@example.net"], data=b"x", kind="ack", now=T0,
+        )  # fmt: skip
+        store.mark_failed(failed, error="550 no such user", now=T0)
+    mail_before = T0 + timedelta(days=30)
+
+    moved = store.archive_history(
+        before=T0 - timedelta(days=1), mail_before=mail_before, keep=needs_a_person
+    )
+
+    assert moved == 2 + 2 + 1 + 2  # request 1's emails, threads, message, audit
+    assert [r["number"] for r in store.requests(["met"])] == [1]
+    assert [m["message_id"] for m in store.messages_where(lambda m: True)] == ["<lost@client.test>"]
+    assert [o["message_id"] for o in store.outbox("failed")] == ["<failed@program.test>"]
+    assert store.audit_has(1, "claimed") and len(store.outbox_of(1)) == 2
+    # Once older than [state] archive_after, they go too.
+    assert store.archive_history(before=LATER, mail_before=LATER, keep=needs_a_person) == 2

@@ -1,4 +1,5 @@
-"""History older than ``[state] archive_after`` leaves memory for the archive on disk.
+"""History older than ``[state] archive_after`` leaves memory for the archive on disk;
+emails, inbound messages and audit events after ``MAIL_KEPT`` (30 days).
 
 Each sweep moves one batch (``BATCH`` documents at most, so the writer is never held
 long); a state that has years to catch up on, after an upgrade, clears in a few hours.
@@ -10,18 +11,35 @@ the archive.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from .coordinator_views import is_unplaced
 
 if TYPE_CHECKING:
     from ..core import Coordinator
 
-__all__ = ["BATCH", "archive_step"]
+__all__ = ["BATCH", "MAIL_KEPT", "archive_step", "needs_a_person"]
 
 log = logging.getLogger(__name__)
 
 BATCH = 1000  # documents per sweep: a few milliseconds on the writer
 REPLY_COUNTS_KEPT = timedelta(days=1)  # a per-sender reply count looks back an hour
+# Emails, inbound messages and audit events are read by Message-ID, by request or by
+# time (all of which read on into the archive); nothing scans them over a longer window
+# than the digest's day, but what still needs a person.
+MAIL_KEPT = timedelta(days=30)
+
+
+def needs_a_person(table: str, doc: Mapping[str, Any]) -> bool:
+    """Whether the desk still lists this document for the coordinator (an email that
+    failed, a message nobody could place): it stays until ``[state] archive_after``."""
+    if table == "outbox":
+        return doc.get("status") == "failed"
+    if table == "messages":
+        return is_unplaced(doc)
+    return False
 
 
 def archive_step(coordinator: Coordinator, now: datetime) -> int:
@@ -29,7 +47,12 @@ def archive_step(coordinator: Coordinator, now: datetime) -> int:
     Reply counts of senders not answered for a day are dropped on the way."""
     store = coordinator.store
     store.drop_reply_counts(now - REPLY_COUNTS_KEPT)
-    moved = store.archive_history(before=now - coordinator.config.state.archive_after, limit=BATCH)
+    moved = store.archive_history(
+        before=now - coordinator.config.state.archive_after,
+        mail_before=now - MAIL_KEPT,
+        keep=needs_a_person,
+        limit=BATCH,
+    )
     if moved:
         log.debug("archived %d documents older than %s", moved, now.date())
     return moved

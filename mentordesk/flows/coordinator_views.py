@@ -10,6 +10,7 @@ escalation email's (``escalation.describe_events``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
@@ -49,6 +50,11 @@ __all__ = [
 # Inbound mail nobody could place, or that failed until quarantined.
 _UNPLACED_KINDS = frozenset({"unknown"})
 _UNPLACED_STATUSES = frozenset({"quarantined"})
+
+
+def is_unplaced(message: Mapping[str, Any]) -> bool:
+    """An inbound message nobody could place (the desk lists it for a person)."""
+    return message.get("kind") in _UNPLACED_KINDS or message.get("status") in _UNPLACED_STATUSES
 
 
 _REF = re.compile(r"\s*(?:\[?\s*MD-|#)?0*(\d{1,9})\s*\]?\s*", re.IGNORECASE)
@@ -271,9 +277,7 @@ class CoordinatorViews:
             )
         waiting.sort(key=lambda w: w.since or now)
         unplaced = tuple(  # only these are copied, not every message ever read
-            self.store.messages_where(
-                lambda m: m.get("kind") in _UNPLACED_KINDS or m.get("status") in _UNPLACED_STATUSES
-            )
+            self.store.messages_where(is_unplaced)
         )
         return NeedsAPerson(
             unclaimed=tuple(waiting),

@@ -985,9 +985,6 @@ class Store:
             doc = self.db.stored("audit", doc_id)
             if doc is not None and doc.get("event") == event:
                 return True
-        # A request's events move to the archive with it, all at once.
-        if request in self._request_ids:
-            return False
         return any(d.get("event") == event for d in self._archived_of("audit", request))
 
     def audit_since(self, since: datetime) -> list[Doc]:
@@ -1022,17 +1019,27 @@ class Store:
         # both; the working set's copy is the one read.
         return self.db.stored(table, doc_id) is None
 
-    def archive_history(self, *, before: datetime, limit: int = 1000) -> int:
+    def archive_history(
+        self,
+        *,
+        before: datetime,
+        mail_before: datetime | None = None,
+        keep: Callable[[str, Mapping[str, Any]], bool] | None = None,
+        limit: int = 1000,
+    ) -> int:
         """Move history last changed before ``before`` to the archive; how many documents
         moved (at most about ``limit``, so that one call stays short on the writer).
 
         What moves: each finished request (closed, withdrawn, expired) with everything
         about it — its sessions (none live, none awaiting the after-session mail), its
         emails (none pending) and their thread links, the messages that came for it
-        (none failing), its audit events; and history about no request in the working
-        set: emails, inbound messages and audit events of that age.
+        (none failing), its audit events. And, from ``mail_before`` (default
+        ``before``), whatever request they are about: emails sent or failed with their
+        thread links, inbound messages dealt with, audit events — but those ``keep``
+        accepts (table, document: what still needs a person) wait until ``before``.
         """
         cutoff = iso(before)
+        mail_cutoff = max(cutoff, iso(mail_before or before))
         moving: list[ArchivedDoc] = []
         for number in self._moment_orders[_FINISHED].upto(cutoff):
             if len(moving) >= limit:
@@ -1040,7 +1047,9 @@ class Store:
             doc = self.db.stored("requests", self._request_ids.get(number, 0))
             if doc is not None:
                 moving.extend(self._request_history(number, self._request_ids[number], doc))
-        moving.extend(self._loose_history(cutoff, max(limit - len(moving), 0)))
+        moving.extend(self._mail_history(mail_cutoff, cutoff, keep, max(limit - len(moving), 0)))
+        # A finished request's mail may be old enough to move on its own too: once each.
+        moving = list({(d.table, d.doc_id): d for d in moving}.values())
         if not moving:
             return 0
         self.archive.put(moving)  # durable before anything leaves the working set
@@ -1097,21 +1106,27 @@ class Store:
             moving.append(ArchivedDoc("threads", thread_id, dict(thread)))
         return moving
 
-    def _loose_history(self, cutoff: str, limit: int) -> list[ArchivedDoc]:
-        """Emails, inbound messages and audit events older than ``cutoff`` about no
-        request in the working set (oldest first; those stay with their request)."""
+    def _mail_history(
+        self,
+        cutoff: str,
+        kept_cutoff: str,
+        keep: Callable[[str, Mapping[str, Any]], bool] | None,
+        limit: int,
+    ) -> list[ArchivedDoc]:
+        """Emails, inbound messages and audit events older than ``cutoff`` (those
+        ``keep`` accepts: older than ``kept_cutoff``), oldest first."""
         moving: list[ArchivedDoc] = []
-        settled = {"outbox": "pending", "messages": "failing", "audit": None}
+        busy = {"outbox": "pending", "messages": "failing", "audit": None}
         moment = {"outbox": "created", "messages": "at", "audit": "at"}
-        for table, busy in settled.items():
+        for table, in_motion in busy.items():
             # Ids grow with time: the oldest come first, and the first young one ends it.
             for doc_id, doc in self.db.stored_oldest(table):
-                if len(moving) >= limit or (doc.get(moment[table]) or "") >= cutoff:
+                at = doc.get(moment[table]) or ""
+                if len(moving) >= limit or at >= cutoff:
                     break
-                number = doc.get("request")
-                if (number is not None and number in self._request_ids) or (
-                    busy is not None and doc.get("status") == busy
-                ):
+                if in_motion is not None and doc.get("status") == in_motion:
+                    continue
+                if keep is not None and at >= kept_cutoff and keep(table, doc):
                     continue
                 if table == "outbox":
                     moving.extend(self._email_history(doc_id, doc))
