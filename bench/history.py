@@ -12,7 +12,7 @@ Four parts (issue 11), each printed next to its target:
   mentor's calendar answer, the audit events, then held, asked about afterwards and
   closed — until ``--docs`` documents (default 500,000) were written. After each request
   the daemon's archive step runs as its sweep would (``flows/archiving.py``: one batch
-  of history older than ``[state] archive_after`` to the archive on disk). It reports
+  of history past its time to the archive on disk). It reports
   the longest single write (the writer's stall: a commit plus any compaction it
   triggered, or one archive batch; fsync off while growing) and the time one compaction
   of the grown state takes with fsync on, which the writer waits for unless compaction
@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from mentordesk.config import Config, StateConfig, load_config  # noqa: E402
 from mentordesk.core import Coordinator  # noqa: E402
-from mentordesk.flows.archiving import BATCH  # noqa: E402
+from mentordesk.flows.archiving import BATCH, MAIL_KEPT, archive_once  # noqa: E402
 from mentordesk.flows.steps import register_steps  # noqa: E402
 from mentordesk.inbox.source import RawMessage  # noqa: E402
 from mentordesk.mailer.compose import Renderer  # noqa: E402
@@ -266,7 +266,7 @@ def grow(folder: Path, docs: int, mentors: int) -> dict[str, float]:
             # The sweep's archive step (each request here is ~1.6 hours of the program's
             # time; the daemon sweeps every minute, so it moves at least as much).
             t0 = time.perf_counter()
-            store.archive_history(before=at - ARCHIVE_AFTER, limit=BATCH)
+            archive_once(store, at, ARCHIVE_AFTER)
             archiving.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - began
         longest = max([*appends, *archiving], default=0.0)
@@ -407,7 +407,7 @@ async def events_at(size: int, mentors: int, rounds: int) -> dict[str, float]:
         history_state(seeding, size, mentors, rounds + WARM_UP)
         # A program this old has archived what is past [state] archive_after already,
         # a batch per sweep: the events are timed in that steady state.
-        while seeding.archive_history(before=NOW - config.state.archive_after, limit=BATCH):
+        while archive_once(seeding, NOW, config.state.archive_after):
             pass
         seeding.close()
         writer = StoreWriter(lambda: Store(config.state.path, fsync=True))
@@ -532,7 +532,8 @@ def main() -> int:
         )
         print(
             f"  longest archive batch {grown['longest_archive'] * 1000:.0f} ms "
-            f"(history older than {ARCHIVE_AFTER.days} days, {BATCH} documents at most)"
+            f"(requests finished {ARCHIVE_AFTER.days} days ago, mail after "
+            f"{MAIL_KEPT.days} days; {BATCH} documents at most)"
         )
         print(
             f"  compactions on the writer's path while growing: {int(grown['compactions'])}, "

@@ -19,8 +19,9 @@ from .coordinator_views import is_unplaced
 
 if TYPE_CHECKING:
     from ..core import Coordinator
+    from ..state.store import Store
 
-__all__ = ["BATCH", "MAIL_KEPT", "archive_step", "needs_a_person"]
+__all__ = ["BATCH", "MAIL_KEPT", "archive_once", "archive_step", "needs_a_person"]
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,20 @@ def needs_a_person(table: str, doc: Mapping[str, Any]) -> bool:
 
 
 def archive_step(coordinator: Coordinator, now: datetime) -> int:
-    """Sweep step: move one batch of old history to the archive; how many documents.
-    Reply counts of senders not answered for a day are dropped on the way."""
-    store = coordinator.store
+    """Sweep step: move one batch of old history to the archive; how many documents."""
+    return archive_once(coordinator.store, now, coordinator.config.state.archive_after)
+
+
+def archive_once(store: Store, now: datetime, archive_after: timedelta) -> int:
+    """One batch: reply counts not needed for a day are dropped, then history past its
+    time moves to the archive; how many documents moved."""
     store.drop_reply_counts(now - REPLY_COUNTS_KEPT)
     moved = store.archive_history(
-        before=now - coordinator.config.state.archive_after,
+        before=now - archive_after,
         mail_before=now - MAIL_KEPT,
         keep=needs_a_person,
         limit=BATCH,
     )
     if moved:
-        log.debug("archived %d documents older than %s", moved, now.date())
+        log.debug("archived %d documents", moved)
     return moved

@@ -1,12 +1,12 @@
 """Closed history, on disk: what no event reads any more, but people and reports still do.
 
-The working set (open requests, active mentors, live sessions, the due outbox, and the
-last ``[state] archive_after`` days of everything) lives in memory, in the journaled
-TinyDB (``db.py``). A finished request older than that moves here whole — the request,
-its sessions, the emails sent about it and their thread links, the messages that came
-for it, its audit events — and so does other history of that age (emails and messages
-about no request, audit events). Memory, opening and compaction then grow with the
-working set, not with the program's years.
+The working set (mentors, requests not finished or finished within ``[state]
+archive_after``, their sessions, the outbox's pending emails, and the last month of
+mail) lives in memory, in the journaled TinyDB (``db.py``). A finished request older
+than that moves here with its sessions; emails sent, their thread links, inbound
+messages and audit events move after a month (``flows/archiving.py`` says when, and
+what waits longer because it still needs a person). Memory, opening and compaction
+then grow with the working set, not with the program's years.
 
 The archive is a SQLite database (the standard library's ``sqlite3``) beside the state,
 ``<state>.archive``: one row per document, keyed by its table and id, with the few
