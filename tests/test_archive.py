@@ -291,3 +291,14 @@ def test_mail_leaves_sooner_but_what_needs_a_person_stays(store: Store) -> None:
     assert store.audit_has(1, "claimed") and len(store.outbox_of(1)) == 2
     # Once older than [state] archive_after, they go too.
     assert store.archive_history(before=LATER, mail_before=LATER, keep=needs_a_person) == 2
+
+
+def test_the_archive_and_its_log_are_private_and_one_file_at_rest(path: Path) -> None:
+    store = Store(path, fsync=True)
+    life(store, 1, T0)
+    store.archive_history(before=BEFORE)
+    logs = [path.with_name(path.name + ".archive" + s) for s in ("-wal", "-shm")]
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [archive_path(path), *logs] if p.exists()}
+    assert set(modes.values()) == {0o600}, modes
+    store.close()
+    assert not any(p.exists() for p in logs)  # folded into the file at close

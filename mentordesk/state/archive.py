@@ -19,8 +19,11 @@ move writes the same rows again.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,6 +35,7 @@ from ..errors import StoreError
 __all__ = ["ARCHIVED_TABLES", "SHORTEST_ARCHIVE_AFTER", "Archive", "ArchivedDoc", "archive_path"]
 
 Doc = dict[str, Any]
+_log = logging.getLogger(__name__)
 
 #: The tables whose documents move to the archive (the rest stay in the working set).
 ARCHIVED_TABLES = ("requests", "sessions", "outbox", "threads", "messages", "audit")
@@ -132,19 +136,31 @@ class Archive:
                 if not path.exists():
                     self._db.executescript(_SCHEMA)
             else:
+                # Made private first: SQLite gives its log files the file's mode.
+                path.touch(mode=0o600, exist_ok=True)
+                path.chmod(0o600)
                 self._db = sqlite3.connect(path, check_same_thread=False)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
+                # Checkpoints (the log copied into the file, and synced) take a while:
+                # a thread of the archive's own does them, never the store's writer.
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
+                self._db.execute(f"PRAGMA journal_size_limit={_Checkpoints.LONGEST_LOG_BYTES}")
                 self._db.executescript(_SCHEMA)
-                path.chmod(0o600)
         except sqlite3.Error as err:
             raise StoreError(
                 f"cannot open the archive {path}: {err}; restore it from a backup "
                 "(mentordesk restore) or move it away to start a new one"
             ) from err
         self._max_ids: dict[str, int] | None = None
+        self._checkpoints = None if read_only else _Checkpoints(path, fsync=fsync)
 
     def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.stop()
+            self._checkpoints = None
+            with contextlib.suppress(sqlite3.Error):  # the log folded in: one file at rest
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
 
     # --- writing -----------------------------------------------------------------------
@@ -162,6 +178,8 @@ class Archive:
                 )
         except sqlite3.Error as err:
             raise StoreError(f"could not write to the archive {self.path}: {err}") from err
+        if self._checkpoints is not None:
+            self._checkpoints.wrote(len(rows))
         if self._max_ids is not None:
             for row in rows:
                 self._max_ids[row[0]] = max(self._max_ids.get(row[0], 0), row[1])
@@ -230,3 +248,55 @@ class Archive:
     def _rows(self, where: str, args: tuple[Any, ...]) -> list[tuple[int, Doc]]:
         found = self._db.execute(f"SELECT id, doc FROM docs {where}", args)
         return [(int(doc_id), json.loads(text)) for doc_id, text in found]
+
+
+class _Checkpoints:
+    """A thread that folds the archive's write-ahead log into its file once enough was
+    written (SQLite's PASSIVE checkpoint, on a connection of its own: writers go on)."""
+
+    #: Rows written between checkpoints (a few thousand pages of log).
+    EVERY_ROWS = 4000
+    #: A log this long was never folded in whole (writes kept coming while a checkpoint
+    #: ran): the next checkpoint makes the writer wait until it is, once.
+    LONGEST_LOG_BYTES = 64 * 1024 * 1024
+
+    def __init__(self, path: Path, *, fsync: bool) -> None:
+        self._path = path
+        self._fsync = fsync
+        self._rows = 0
+        self._due = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="archive-checkpoint", daemon=True)
+        self._thread.start()
+
+    def wrote(self, rows: int) -> None:
+        self._rows += rows
+        if self._rows >= self.EVERY_ROWS:
+            self._rows = 0
+            self._due.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._due.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self._path, timeout=60)
+        long = False
+        try:
+            db.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'OFF'}")
+            while True:
+                self._due.wait()
+                self._due.clear()
+                if self._stopping:
+                    return
+                log_file = self._path.with_name(self._path.name + "-wal")
+                with contextlib.suppress(OSError):
+                    long = log_file.stat().st_size > self.LONGEST_LOG_BYTES
+                mode = "RESTART" if long else "PASSIVE"
+                try:
+                    db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+                except sqlite3.Error as err:  # the next one tries again; close() does too
+                    _log.warning("checkpoint of the archive %s failed: %s", self._path, err)
+        finally:
+            db.close()
