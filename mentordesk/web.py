@@ -353,7 +353,8 @@ class WebApp:
 
         def claim_it() -> ClaimResult:
             desk, now = self.claims(), self.clock()
-            self._refuse_if_forged(forged, "claim", desk.view(number, person, now))
+            if forged is not None:
+                self._refuse_if_forged(forged, "claim", desk.view(number, person, now))
             return desk.claim(number, person, now, via="web", defer_effects=True)
 
         result = await self.writer.call(claim_it)
@@ -363,8 +364,7 @@ class WebApp:
             except RuntimeError:  # the writer is shutting down: the next start's sweep does it
                 log.warning("claim of request %s: its emails wait for the next start", number)
             else:
-                settling.add_done_callback(self._settled)
-        self.changed()
+                settling.add_done_callback(self._settled)  # which tells the outbox
         if result.outcome == "unknown":
             return self._gone()
         return self.page(

@@ -77,6 +77,9 @@ class ClaimDesk:
         # Will the booking find no common time, so that the mentor picks one? (Told on
         # the page of a claim whose effects come after the answer.)
         self.must_pick = must_pick or (lambda number, now: False)
+        # Claims this process answered whose effects its caller runs next (``settle``);
+        # the sweep leaves these alone a while (``claim_effects.py``).
+        self._settling: set[int] = set()
 
     # Claims ------------------------------------------------------------------------------
 
@@ -174,6 +177,7 @@ class ClaimDesk:
             )
             if defer_effects:
                 request["effects_due"] = iso(now)
+                self._settling.add(number)
             self.store.save_request(request)
             self.store.audit("claimed", now=now, request=number, mentor=mentor_email, via=via)
             log.info("claimed %s by %s (via %s)", tag(number), mentor_email, via)
@@ -203,6 +207,7 @@ class ClaimDesk:
         introduce the two, tell the other invited mentors, book the session. Once: the
         mark goes in the same transaction. Nothing when the request has moved on since
         (withdrawn, released): no mail about a request that is not theirs any more."""
+        self._settling.discard(number)
         with self.store.transaction():
             request = self.store.request(number)
             if request is None or not request.get("effects_due"):
@@ -217,6 +222,11 @@ class ClaimDesk:
             self._introduce(request, mentor, now, answering=None)
             self.book(number, now)
             return True
+
+    def settling_here(self, number: int) -> bool:
+        """Did this process answer the claim of ``number`` and leave its effects to its
+        caller's ``settle``, still to come? (Else whoever answered it has stopped.)"""
+        return number in self._settling
 
     def _introduce(
         self,

@@ -25,8 +25,6 @@ import contextlib
 import functools
 import gc
 import logging
-import os
-import sys
 import threading
 import time
 from collections import deque
@@ -90,7 +88,6 @@ class StoreWriter:
 
     async def start(self) -> None:
         self.store = await self.call(self._open)
-        sys.setswitchinterval(float(os.environ.get("MD_SWITCH", "0.005")))
         # The state just loaded lives as long as the process: the cyclic collector need
         # not walk its documents on every full collection, a pause that would grow with
         # the program's history. (They are plain data, freed by reference counting.)
