@@ -357,7 +357,7 @@ class WebApp:
                 self._refuse_if_forged(forged, "claim", desk.view(number, person, now))
             return desk.claim(number, person, now, via="web", defer_effects=True)
 
-        result = await self.writer.call(claim_it)
+        result = await self.writer.for_page(claim_it)
         if result.outcome == "claimed":  # the emails and booking after the answer, when
             try:  # no other page waits for the writer (the sweep, should it stop first)
                 settling = self.writer.defer(lambda: self.claims().settle(number, self.clock()))
@@ -405,7 +405,7 @@ class WebApp:
             self._refuse_if_forged(forged, "release", desk.view(number, person, now))
             return desk.release(number, person, now)
 
-        result = await self.writer.call(release_it)
+        result = await self.writer.for_page(release_it)
         self.changed()
         if result.outcome == "unknown":
             return self._gone()

@@ -141,6 +141,22 @@ async def test_deferred_jobs_wait_for_the_others(tmp_path: Path) -> None:
         await writer.close()
 
 
+async def test_deferred_jobs_wait_while_pages_keep_coming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "QUIET_S", 3600.0)
+    writer = await started(tmp_path / "s.json")
+    ran: list[str] = []
+    await writer.for_page(ran.append, "a page's")
+    deferred = writer.defer(ran.append, "deferred")
+    await writer.call(ran.append, "the outbox's")  # no page: no wait for it
+    await writer.for_page(ran.append, "another page's")
+    assert ran == ["a page's", "the outbox's", "another page's"]  # not quiet yet
+    await writer.close()  # closing runs it
+    await deferred
+    assert ran[-1] == "deferred"
+
+
 async def test_an_overdue_deferred_job_takes_every_other_turn(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,10 +12,11 @@ out of the inbox all come after the fdatasync that covers them.
 After the fdatasync the thread publishes what the group changed to the committed view
 (``committed.py``), which the web's pages read from the event loop without queueing.
 
-Two lanes: ``call``/``submit`` for what someone is waiting for, ``defer`` for work that
-can follow (a claim's emails and booking). A deferred job runs in a group of its own
-once no other job has come for ``QUIET_S``, or once it has waited ``DEFER_AT_MOST_S``:
-a burst of clicks is answered first, its emails follow it.
+Two lanes: ``call``/``submit`` (``for_page`` when a person waits on a page) for what
+someone is waiting for, ``defer`` for work that can follow (a claim's emails and
+booking). A deferred job runs in a group of its own when no other job is queued and no
+page's job has come for ``QUIET_S``, or once it has waited ``DEFER_AT_MOST_S``: a burst
+of clicks is answered first, its emails follow it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import contextlib
 import functools
 import gc
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -48,11 +50,13 @@ T = TypeVar("T")
 
 #: The most jobs one group commit runs: the first job's answer waits for the last.
 MAX_GROUP = 64
-#: How long without a new job (not deferred) before a deferred job runs: the end of a
-#: burst of clicks, longer than the gaps between its clicks.
-QUIET_S = 0.05
+#: How long without a page's job (``for_page``) before a deferred job runs: the end of a
+#: burst of clicks, longer than the gaps between them and than a short stall.
+QUIET_S = 0.2
 #: How long a deferred job may wait for such a quiet moment.
-DEFER_AT_MOST_S = 5.0
+DEFER_AT_MOST_S = 10.0
+#: The interpreter's switch interval once the writer runs (``start``).
+SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass
@@ -81,13 +85,17 @@ class StoreWriter:
         self._deferred: deque[_Job] = deque()
         self._closing = False
         self._deferred_last = False  # was the last group a deferred job?
-        self._last_job_queued = 0.0  # when (monotonic) the last job not deferred came
+        self._last_page_job = 0.0  # when (monotonic) the last page's job came
         self._thread: threading.Thread | None = None
         self.groups = 0  # group commits so far (each one fdatasync at most) ...
         self.jobs = 0  # ... of this many jobs: for benchmarks and /metrics
 
     async def start(self) -> None:
         self.store = await self.call(self._open)
+        # The event loop shares the interpreter with this thread: while a long job runs
+        # here (a claim's emails, a batch of mail), a page's every step waits up to one
+        # switch interval for the interpreter, 5 ms by default; this bounds it.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         # The state just loaded lives as long as the process: the cyclic collector need
         # not walk its documents on every full collection, a pause that would grow with
         # the program's history. (They are plain data, freed by reference counting.)
@@ -110,6 +118,12 @@ class StoreWriter:
         RuntimeError once the writer is closing."""
         return self._queue(self._jobs, functools.partial(fn, *args, **kwargs))
 
+    async def for_page(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``call`` for a page a person is waiting for (a claim's button): deferred jobs
+        wait until such jobs have stopped coming for ``QUIET_S``."""
+        job = self._queue(self._jobs, functools.partial(fn, *args, **kwargs), page=True)
+        return await job
+
     def defer(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
         """Queue ``fn`` to run when nothing else waits for the writer (or it has waited
         ``DEFER_AT_MOST_S``), after every job deferred before it. Raises RuntimeError
@@ -128,15 +142,17 @@ class StoreWriter:
 
     # The thread ---------------------------------------------------------------------------
 
-    def _queue(self, lane: deque[_Job], fn: Callable[[], T]) -> asyncio.Future[T]:
+    def _queue(
+        self, lane: deque[_Job], fn: Callable[[], T], *, page: bool = False
+    ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         job = _Job(fn, loop, loop.create_future())
         with self._ready:
             if self._closing:
                 raise RuntimeError("the store's writer is closing")
             lane.append(job)
-            if lane is self._jobs:
-                self._last_job_queued = job.queued
+            if page:
+                self._last_page_job = job.queued
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="store", daemon=True)
                 self._thread.start()
@@ -166,28 +182,24 @@ class StoreWriter:
     def _next_group(self) -> list[_Job] | None:
         """The next jobs to commit together; None once closing and nothing is left.
 
-        Jobs someone waits for first, all that are queued. A deferred job alone, once no
-        such job has come for ``QUIET_S`` (a burst of clicks is over), or when it has
-        waited ``DEFER_AT_MOST_S`` (then it takes every other turn, never two in a row).
+        Jobs someone waits for first, all that are queued. A deferred job alone, when
+        none is queued and no page's job has come for ``QUIET_S`` (a burst of clicks is
+        over), or when it has waited ``DEFER_AT_MOST_S`` (then it takes every other
+        turn, never two in a row).
         """
         with self._ready:
             while True:
                 now = time.monotonic()
-                overdue = (
-                    bool(self._deferred)
-                    and not self._deferred_last
-                    and now - self._deferred[0].queued >= DEFER_AT_MOST_S
-                )
-                if self._jobs and not overdue:
+                overdue = bool(self._deferred) and now - self._deferred[0].queued >= DEFER_AT_MOST_S
+                if self._jobs and (not overdue or self._deferred_last):
                     self._deferred_last = False
                     return [self._jobs.popleft() for _ in range(min(len(self._jobs), MAX_GROUP))]
-                quiet_for = now - self._last_job_queued
+                quiet_for = now - self._last_page_job
                 if self._deferred and (overdue or self._closing or quiet_for >= QUIET_S):
                     self._deferred_last = True
                     return [self._deferred.popleft()]
-                if self._closing and not self._deferred:
+                if self._closing:
                     return None
-                self._deferred_last = False
                 self._ready.wait(QUIET_S - quiet_for if self._deferred else None)
 
     def _sync(self) -> None:
