@@ -84,6 +84,7 @@ class StoreWriter:
         self._jobs: deque[_Job] = deque()
         self._deferred: deque[_Job] = deque()
         self._closing = False
+        self._dropping = False  # closing: deferred jobs are dropped
         self._deferred_last = False  # was the last group a deferred job?
         self._last_page_job = 0.0  # when (monotonic) the last page's job came
         self._thread: threading.Thread | None = None
@@ -127,10 +128,22 @@ class StoreWriter:
     def defer(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
         """Queue ``fn`` to run when nothing else waits for the writer (or it has waited
         ``DEFER_AT_MOST_S``), after every job deferred before it. Raises RuntimeError
-        once the writer is closing."""
+        once the writer is closing.
+
+        Closing drops what is still deferred (its future is cancelled): only work that
+        the state says is due, and that a start picks up again, may be deferred."""
+        with self._ready:
+            if self._dropping:
+                raise RuntimeError("the store's writer is closing")
         return self._queue(self._deferred, functools.partial(fn, *args, **kwargs))
 
     async def close(self) -> None:
+        with self._ready:
+            self._dropping = True
+            dropped = list(self._deferred)
+            self._deferred.clear()
+        for job in dropped:
+            job.future.cancel()
         if self.store is not None:
             await self.call(self.store.close)
             self.store = None
