@@ -219,6 +219,8 @@ class WebApp:
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            # The templates ship with the package: no stat() of three files per page.
+            auto_reload=False,
         )
         from .mailer.compose import first_name
 
@@ -335,9 +337,7 @@ class WebApp:
 
     async def claim_page(self, request: web.Request) -> web.Response:
         claims = self._verify(request, "claim")
-        result = await self.writer.call(
-            self.claims().view, int(claims.obj), claims.person, self.clock()
-        )
+        result = await self._claim_view(int(claims.obj), claims.person)
         if result.outcome == "unknown":
             return self._gone()
         return self.page(
@@ -353,18 +353,18 @@ class WebApp:
 
         def claim_it() -> ClaimResult:
             desk, now = self.claims(), self.clock()
-            self._refuse_if_forged(forged, "claim", desk.view(number, person, now))
+            if forged is not None:
+                self._refuse_if_forged(forged, "claim", desk.view(number, person, now))
             return desk.claim(number, person, now, via="web", defer_effects=True)
 
-        result = await self.writer.call(claim_it)
-        if result.outcome == "claimed":  # the emails and booking next, after the answer
-            try:
-                settling = self.writer.submit(lambda: self.claims().settle(number, self.clock()))
+        result = await self.writer.for_page(claim_it)
+        if result.outcome == "claimed":  # the emails and booking after the answer, when
+            try:  # no other page waits for the writer (the sweep, should it stop first)
+                settling = self.writer.defer(lambda: self.claims().settle(number, self.clock()))
             except RuntimeError:  # the writer is shutting down: the next start's sweep does it
                 log.warning("claim of request %s: its emails wait for the next start", number)
             else:
-                settling.add_done_callback(self._settled)
-        self.changed()
+                settling.add_done_callback(self._settled)  # which tells the outbox
         if result.outcome == "unknown":
             return self._gone()
         return self.page(
@@ -372,6 +372,14 @@ class WebApp:
             {"result": result, "posted": True, **self._form(claims)},
             status=OUTCOME_STATUS.get(result.outcome, 400),
         )
+
+    async def _claim_view(self, number: int, person: str) -> ClaimResult:
+        """What a claim or release page shows, read from the committed state on this
+        thread: a page that only reads does not queue for the writer."""
+        committed = self.writer.committed
+        if committed is None:  # not started: the writer opens the state first
+            return await self.writer.call(self.claims().view, number, person, self.clock())
+        return self.claims().committed_view(committed, number, person, self.clock())
 
     def _settled(self, settling: asyncio.Future[bool]) -> None:
         """A claim's effects are stored (the sender has mail), or failed: the sweep's
@@ -382,9 +390,7 @@ class WebApp:
 
     async def release_page(self, request: web.Request) -> web.Response:
         claims = self._verify(request, "release")
-        result = await self.writer.call(
-            self.claims().view, int(claims.obj), claims.person, self.clock()
-        )
+        result = await self._claim_view(int(claims.obj), claims.person)
         if result.outcome == "unknown":
             return self._gone()
         return self.page("release.html", {"result": result, "posted": False, **self._form(claims)})
@@ -399,7 +405,7 @@ class WebApp:
             self._refuse_if_forged(forged, "release", desk.view(number, person, now))
             return desk.release(number, person, now)
 
-        result = await self.writer.call(release_it)
+        result = await self.writer.for_page(release_it)
         self.changed()
         if result.outcome == "unknown":
             return self._gone()

@@ -25,8 +25,10 @@ CODE = Path(mentordesk.__file__).resolve().parent.parent
 class Child:
     """``mentordesk run`` in a child process, its log in a file."""
 
-    def __init__(self, desk: Desk) -> None:
-        self.log_path = desk.root / "child.log"
+    def __init__(self, desk: Desk | Path) -> None:
+        """Run the config of ``desk`` (or the ``config.toml`` in a folder)."""
+        root = desk if isinstance(desk, Path) else desk.root
+        self.log_path = root / "child.log"
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -35,9 +37,9 @@ class Child:
                 "mentordesk.cli",
                 "run",
                 "--config",
-                str(desk.root / "config.toml"),
+                str(root / "config.toml"),
             ],
-            cwd=desk.root,
+            cwd=root,
             # The child runs the code under test, wherever it is imported from here.
             env={**os.environ, **ENVIRON, "PYTHONPATH": str(CODE)},
             stdin=subprocess.DEVNULL,

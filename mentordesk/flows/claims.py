@@ -22,10 +22,12 @@ from typing import Any
 
 from ..config import Config
 from ..mailer.outbox import Answered, Postman
+from ..state.committed import CommittedView
 from ..state.lifecycle import RequestEvent, next_request_status
 from ..state.records import (
     MentorStatus,
     RequestStatus,
+    mentor_capacity,
     mentor_status,
     request_status,
     term_over,
@@ -33,7 +35,7 @@ from ..state.records import (
 from ..state.store import Store, iso
 from ..views import mentor_view, request_view, tag
 from .lifecycle import Lifecycle
-from .matching import MatchingDesk
+from .matching import MatchingDesk, month_start
 
 log = logging.getLogger(__name__)
 
@@ -75,23 +77,37 @@ class ClaimDesk:
         # Will the booking find no common time, so that the mentor picks one? (Told on
         # the page of a claim whose effects come after the answer.)
         self.must_pick = must_pick or (lambda number, now: False)
+        # Claims this process answered whose effects its caller runs next (``settle``);
+        # the sweep leaves these alone a while (``claim_effects.py``).
+        self._settling: set[int] = set()
 
     # Claims ------------------------------------------------------------------------------
 
     def view(self, number: int, mentor_email: str, now: datetime) -> ClaimResult:
-        """What the claim page shows; changes nothing (a GET never does)."""
-        request = self.store.request(number)
-        mentor = self.store.mentor(mentor_email)
-        if request is None or mentor is None:
-            return ClaimResult("unknown", number)
-        return ClaimResult(
-            self._state_for(request, mentor_email),
+        """What the claim page shows; changes nothing (a GET never does). On the writer."""
+        return _shown(
             number,
-            request_view(request),
-            mentor,
-            self._holder_name(request),
-            self.matching.load_of(mentor_email, now),
+            mentor_email,
+            self.store.request(number),
+            self.store.mentor,
+            lambda mentor: self.matching.load_of(mentor_email, now),
         )
+
+    def committed_view(
+        self, committed: CommittedView, number: int, mentor_email: str, now: datetime
+    ) -> ClaimResult:
+        """``view`` from the committed state, by point reads: on any thread, without the
+        writer (the GET page). What it shows is durable (``state/committed.py``)."""
+
+        def load(mentor: Mapping[str, Any]) -> dict[str, int]:
+            # As MatchingDesk.load_of counts: claims since the 1st of the program's month.
+            since = month_start(now, self.config.program.timezone)
+            return {
+                "taken": committed.claims_since(mentor_email, iso(since)),
+                "capacity": mentor_capacity(mentor, self.config.matching.default_capacity),
+            }
+
+        return _shown(number, mentor_email, committed.request(number), committed.mentor, load)
 
     def claim(
         self,
@@ -117,11 +133,16 @@ class ClaimDesk:
             mentor = self.store.mentor(mentor_email)
             if request is None or mentor is None:
                 return ClaimResult("unknown", number)
-            state = self._state_for(request, mentor_email)
+            state = claim_state(request, mentor_email)
             load = self.matching.load_of(mentor_email, now)
             if state != "open":
                 result = ClaimResult(
-                    state, number, request_view(request), mentor, self._holder_name(request), load
+                    state,
+                    number,
+                    request_view(request),
+                    mentor,
+                    holder_name(request, self.store.mentor),
+                    load,
                 )
                 self.store.audit(
                     "claim refused",
@@ -145,7 +166,7 @@ class ClaimDesk:
                 )
                 return ClaimResult("full", number, request_view(request), mentor, "", load)
             claimed = next_request_status(request_status(request), RequestEvent.CLAIMED)
-            assert claimed is not None  # _state_for said "open"
+            assert claimed is not None  # claim_state said "open"
             request.update(
                 {
                     "status": claimed.value,
@@ -156,6 +177,7 @@ class ClaimDesk:
             )
             if defer_effects:
                 request["effects_due"] = iso(now)
+                self._settling.add(number)
             self.store.save_request(request)
             self.store.audit("claimed", now=now, request=number, mentor=mentor_email, via=via)
             log.info("claimed %s by %s (via %s)", tag(number), mentor_email, via)
@@ -185,6 +207,7 @@ class ClaimDesk:
         introduce the two, tell the other invited mentors, book the session. Once: the
         mark goes in the same transaction. Nothing when the request has moved on since
         (withdrawn, released): no mail about a request that is not theirs any more."""
+        self._settling.discard(number)
         with self.store.transaction():
             request = self.store.request(number)
             if request is None or not request.get("effects_due"):
@@ -200,25 +223,10 @@ class ClaimDesk:
             self.book(number, now)
             return True
 
-    def _state_for(self, request: Mapping[str, Any], mentor_email: str) -> str:
-        status = request_status(request)
-        if status is RequestStatus.WITHDRAWN:
-            return "withdrawn"
-        if request.get("claimed_by") and (status.held or status.finished):
-            return "yours" if request.get("claimed_by") == mentor_email else "taken"
-        if status is not RequestStatus.OPEN:
-            return "closed"
-        invited = {i["email"] for i in request.get("invited", [])}
-        if mentor_email not in invited or mentor_email in request.get("released_by", []):
-            return "not_invited"
-        return "open"
-
-    def _holder_name(self, request: Mapping[str, Any]) -> str:
-        holder = request.get("claimed_by")
-        if not holder:
-            return ""
-        mentor = self.store.mentor(holder) or {}
-        return str(mentor.get("name") or "another mentor")
+    def settling_here(self, number: int) -> bool:
+        """Did this process answer the claim of ``number`` and leave its effects to its
+        caller's ``settle``, still to come? (Else whoever answered it has stopped.)"""
+        return number in self._settling
 
     def _introduce(
         self,
@@ -288,7 +296,11 @@ class ClaimDesk:
             if by != holder and by != self.config.program.coordinator:
                 self.store.audit("release refused", now=now, request=number, by=by)
                 return ClaimResult(
-                    "not_yours", number, request_view(request), {}, self._holder_name(request)
+                    "not_yours",
+                    number,
+                    request_view(request),
+                    {},
+                    holder_name(request, self.store.mentor),
                 )
             self.lifecycle.release(number, by, now)
             return ClaimResult(
@@ -310,3 +322,54 @@ class ClaimDesk:
                 self.store.save_mentor(mentor)
                 self.store.audit("mentor pause", now=now, mentor=mentor_email, via="link")
             return ClaimResult("paused", mentor=mentor)
+
+
+# The page's decisions, over plain data --------------------------------------------------
+
+
+def claim_state(request: Mapping[str, Any], mentor_email: str) -> str:
+    """Where ``request`` stands for ``mentor_email``: open (theirs to claim), yours,
+    taken, withdrawn, closed or not_invited."""
+    status = request_status(request)
+    if status is RequestStatus.WITHDRAWN:
+        return "withdrawn"
+    if request.get("claimed_by") and (status.held or status.finished):
+        return "yours" if request.get("claimed_by") == mentor_email else "taken"
+    if status is not RequestStatus.OPEN:
+        return "closed"
+    invited = {i["email"] for i in request.get("invited", [])}
+    if mentor_email not in invited or mentor_email in request.get("released_by", []):
+        return "not_invited"
+    return "open"
+
+
+def holder_name(
+    request: Mapping[str, Any], mentor_of: Callable[[str], Mapping[str, Any] | None]
+) -> str:
+    """The name of whoever holds ``request`` ("" when nobody does)."""
+    holder = request.get("claimed_by")
+    if not holder:
+        return ""
+    mentor = mentor_of(holder) or {}
+    return str(mentor.get("name") or "another mentor")
+
+
+def _shown(
+    number: int,
+    mentor_email: str,
+    request: Mapping[str, Any] | None,
+    mentor_of: Callable[[str], Mapping[str, Any] | None],
+    load: Callable[[Mapping[str, Any]], Mapping[str, int]],
+) -> ClaimResult:
+    """What the claim page shows ``mentor_email`` for request ``number``."""
+    mentor = mentor_of(mentor_email)
+    if request is None or mentor is None:
+        return ClaimResult("unknown", number)
+    return ClaimResult(
+        claim_state(request, mentor_email),
+        number,
+        request_view(request),
+        mentor,
+        holder_name(request, mentor_of),
+        load(mentor),
+    )

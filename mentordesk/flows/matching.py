@@ -50,7 +50,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..config import Config
 from ..inbox.hours import format_windows, hours_for_reader
 from ..mailer.outbox import Postman
-from ..state.records import MentorStatus, RequestStatus, request_status, term_over
+from ..state.records import (
+    MentorStatus,
+    RequestStatus,
+    mentor_capacity,
+    request_status,
+    term_over,
+)
 from ..state.store import Store, iso
 from ..tokens import Links
 from ..views import request_view, windows_from_doc
@@ -415,7 +421,7 @@ class MatchingDesk:
         mentor = self.store.mentor(email) or {}
         if taken is None:
             taken = self.store.claims_since(month_start(now, self.config.program.timezone))
-        capacity = int(mentor.get("capacity") or self.config.matching.default_capacity)
+        capacity = mentor_capacity(mentor, self.config.matching.default_capacity)
         return {"taken": taken.get(email, 0), "capacity": capacity}
 
     def match(

@@ -160,6 +160,11 @@ class Database:
         self._last_compaction: BackgroundSnapshot | None = None  # may be writing the backup
         self._open_tables: weakref.WeakSet[_JournalTable] = weakref.WeakSet()
         self._fd = -1
+        # Group commit (``hold_syncs``): records written but not yet fdatasync'd, as
+        # the documents they changed and where the last one starts (for the marks).
+        self._holding = False
+        self._unsynced: list[tuple[str, str | None]] = []
+        self._unsynced_start: tuple[str | None, int] | None = None
         try:
             if read_only:
                 self._broken = f"the state {self.path} was opened read-only"
@@ -311,6 +316,46 @@ class Database:
         self._retry_compaction_at = 0
         self._write_backup()
 
+    def hold_syncs(self) -> None:
+        """Group commit: from now on a commit writes its record but leaves the fdatasync
+        to ``sync()``, so that the records of several commits reach the disk with one.
+
+        For the one writer (``writer.py``), which calls ``sync()`` before it tells anyone
+        that those commits happened: until then they are in memory and in the page cache
+        (they survive the process being killed, not a power cut).
+        """
+        self._holding = True
+
+    def sync(self) -> list[tuple[str, str | None]]:
+        """Make every record written since the last ``sync()`` durable (one fdatasync
+        with ``fsync=True``); returns (table, document key) of each document they changed
+        (key None: the whole table). Raises StoreError if the disk refused: the state
+        then refuses every write until a restart recovers it from the files, since what
+        the failed records hold cannot be known to be on disk or not."""
+        touched, self._unsynced = self._unsynced, []
+        last_start, self._unsynced_start = self._unsynced_start, None
+        if last_start is None or self._fd < 0:
+            return touched
+        try:
+            if self._fsync:
+                _fdatasync(self._fd)
+        except OSError as err:
+            self._broken = (
+                f"could not make the state journal {self.journal_path} durable "
+                f"({err.strerror}); restart mentordesk, which recovers from the files"
+            )
+            raise StoreError(self._broken) from err
+        # Now the marks may name the last record (they trail by one: module docstring);
+        # not across a compaction, which started the marks afresh for a new snapshot.
+        snapshot_id, start = last_start
+        if snapshot_id == self._snapshot_id and start > self._marks.journal:
+            self._marks.journal = start
+            try:
+                self._write_marks(sync=False)
+            except (OSError, ValueError) as err:
+                _log.warning("%s not updated: %s", self.files.marks, err)
+        return touched
+
     def high_waters(self) -> dict[str, int]:
         """Every high-water mark by name (see ``raise_high_water``)."""
         return dict(self._marks.floors)
@@ -341,6 +386,11 @@ class Database:
     def close(self) -> None:
         """Release the files and the lock; later writes raise StoreError. Idempotent."""
         self._drop_background_compaction()
+        if self._unsynced_start is not None:
+            try:
+                self.sync()
+            except StoreError as err:
+                _log.error("closing the state: %s", err)
         if self._marks_fd >= 0:
             os.close(self._marks_fd)
             self._marks_fd = -1
@@ -451,7 +501,7 @@ class Database:
         record = _record(ops)
         try:
             _write_all(self._fd, record)
-            if self._fsync:
+            if self._fsync and not self._holding:
                 _fdatasync(self._fd)
         except OSError as err:
             self._rollback(undo)
@@ -463,12 +513,18 @@ class Database:
             ) from err
         # Committed. The marks trail by one record (see the module docstring); records
         # before this one are on disk already, so the marks never claim more than it.
-        self._marks.journal = self._journal_bytes
-        self._journal_bytes += len(record)
-        try:
-            self._write_marks(sync=False)
-        except (OSError, ValueError) as err:
-            _log.warning("%s not updated: %s", self.files.marks, err)
+        # Held for a group commit, they move at its sync(), when that is so.
+        if self._holding:
+            self._unsynced.extend((name, key) for name, key, _ in undo)
+            self._unsynced_start = (self._snapshot_id, self._journal_bytes)
+            self._journal_bytes += len(record)
+        else:
+            self._marks.journal = self._journal_bytes
+            self._journal_bytes += len(record)
+            try:
+                self._write_marks(sync=False)
+            except (OSError, ValueError) as err:
+                _log.warning("%s not updated: %s", self.files.marks, err)
         if self._compaction is not None:
             if self._compaction.done():
                 self._finish_compaction()

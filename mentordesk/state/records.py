@@ -36,6 +36,8 @@ __all__ = [
     "RequestStatus",
     "SessionRecord",
     "SessionStatus",
+    "counted_claim",
+    "mentor_capacity",
     "parse_time",
     "term_over",
 ]
@@ -160,6 +162,20 @@ def term_over(mentor: Mapping[str, Any], now: datetime) -> bool:
         return False
     end = parse_time(raw)
     return end is None or end <= now
+
+
+def counted_claim(request: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(mentor, claimed_at) when the request's claim counts against the mentor's monthly
+    capacity (held, or met since); None otherwise. The one place this is decided."""
+    holder = request.get("claimed_by")
+    if holder and request_status(request) in CAPACITY_COUNTED:
+        return str(holder), str(request.get("claimed_at") or "")
+    return None
+
+
+def mentor_capacity(mentor: Mapping[str, Any], default: int) -> int:
+    """Sessions a month the mentor takes: their own number, else the program's default."""
+    return int(mentor.get("capacity") or default)
 
 
 def request_status(doc: Mapping[str, Any]) -> RequestStatus:

@@ -37,10 +37,10 @@ from .indexes import ClaimIndex, KeysByValue, MomentOrder, PeopleIndex, SkillInd
 from .messages import content_fingerprint as content_fingerprint
 from .messages import same_message
 from .records import (
-    CAPACITY_COUNTED,
     LIVE,
     RequestStatus,
     SessionStatus,
+    counted_claim,
     request_status,
     session_status,
 )
@@ -225,8 +225,9 @@ class Store:
             open_set.add(number)
         else:
             open_set.discard(number)
-        if doc.get("claimed_by") and status in CAPACITY_COUNTED:
-            self._claims.put(number, doc["claimed_by"], doc["claimed_at"])
+        claim = counted_claim(doc)
+        if claim is not None:
+            self._claims.put(number, *claim)
         else:
             self._claims.drop(number)
         self._request_statuses.put(number, str(doc.get("status") or ""))
