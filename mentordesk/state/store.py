@@ -15,27 +15,27 @@ import gc
 import logging
 from collections.abc import (
     Callable,
-    Collection,
     Hashable,
     Iterable,
     Iterator,
     Mapping,
-    MutableMapping,
 )
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tinydb.table import Table
 
-from ..health import OutboxFacts
-from .archive import Archive, ArchivedDoc, archive_path
+from .archive import Archive, archive_path
 from .db import Database
+from .history import FINISHED, finished_at
 from .indexes import ClaimIndex, KeysByValue, MomentOrder, PeopleIndex, SkillIndex
 from .messages import content_fingerprint as content_fingerprint
 from .messages import same_message
+from .outbox_records import SUBJECT_CAP as SUBJECT_CAP
+from .outbox_records import OutboxItem as OutboxItem
+from .outbox_records import OutboxRecords
 from .records import (
     LIVE,
     RequestStatus,
@@ -44,45 +44,19 @@ from .records import (
     request_status,
     session_status,
 )
+from .tables import Doc, Uncached, copy_of, plain
+from .tables import from_iso as from_iso
+from .tables import iso as iso
 from .writer import StoreWriter as StoreWriter
 
-Doc = dict[str, Any]
 log = logging.getLogger(__name__)
 
 #: The state's layout. 1: before the lifecycle (request "done", session "confirmed" and
 #: "done"); 2: the lifecycle's statuses (SPEC §3a). Opening an older state upgrades it.
 SCHEMA_VERSION = 2
 
-#: The longest Subject an outbox record keeps for people to read (the email has it all).
-SUBJECT_CAP = 200
 
-
-def iso(moment: datetime) -> str:
-    """Aware datetime → ISO string in UTC (the only form stored)."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def from_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One stored outgoing email."""
-
-    id: int
-    message_id: str
-    sender: str
-    recipients: list[str]
-    data: bytes
-    attempts: int
-    kind: str
-    request: int | None
-
-
-class Store:
+class Store(OutboxRecords):
     """Domain reads and writes. Every public write is atomic; group them with transaction()."""
 
     def __init__(self, path: Path, *, fsync: bool = True, read_only: bool = False) -> None:
@@ -122,9 +96,7 @@ class Store:
         self._feedback = self.db.table("feedback")
         self._surveys = self.db.table("surveys")
         # Requests ordered by when they finished (see requests_due): what may be archived.
-        self._moment_orders: dict[str, MomentOrder] = {
-            _FINISHED: MomentOrder(_finished_at, _FINISHED)
-        }
+        self._moment_orders: dict[str, MomentOrder] = {FINISHED: MomentOrder(finished_at, FINISHED)}
         self._rebuild_indexes()
         if not read_only:
             self.upgrade()
@@ -321,7 +293,7 @@ class Store:
         one at mailbox ``key`` with content ``fingerprint`` (``same_message``)."""
         doc_id = self._message_record(message_id, key, fingerprint)
         if doc_id is not None:
-            return _plain(self._messages.get(doc_id=doc_id))
+            return plain(self._messages.get(doc_id=doc_id))
         for archived_id, doc in self.archive.by_key("messages", message_id):
             if self._archived_only("messages", archived_id) and same_message(
                 doc, key=key, fingerprint=fingerprint
@@ -374,18 +346,18 @@ class Store:
             doc_id = self._messages.insert(fields)
             self._message_ids.setdefault(message_id, []).append(doc_id)
         else:
-            previous = _get(self._messages, doc_id)
+            previous = copy_of(self._messages, doc_id)
             attempts = int(previous.get("attempts", 0)) + (status == "failing")
             fingerprint = fingerprint or previous.get("fingerprint", "")
             self._messages.update(
                 {**fields, "fingerprint": fingerprint, "attempts": attempts}, doc_ids=[doc_id]
             )
         self._index_message(doc_id, fields)
-        return _get(self._messages, doc_id) or fields
+        return copy_of(self._messages, doc_id) or fields
 
     def _message_record(self, message_id: str, key: str, fingerprint: str) -> int | None:
         for doc_id in self._message_ids.get(message_id, ()):
-            if same_message(_get(self._messages, doc_id), key=key, fingerprint=fingerprint):
+            if same_message(copy_of(self._messages, doc_id), key=key, fingerprint=fingerprint):
                 return doc_id
         return None
 
@@ -395,9 +367,7 @@ class Store:
         if status is None:
             return self.history("messages")
         # Only the matches are copied out: most messages are "done".
-        return [
-            _plain(d) for d in self._messages.search(_Uncached(lambda d: d["status"] == status))
-        ]
+        return [plain(d) for d in self._messages.search(Uncached(lambda d: d["status"] == status))]
 
     # --- threads: our outgoing Message-IDs → what they were about -------------------
 
@@ -406,12 +376,12 @@ class Store:
         (found by index)."""
         ids = sorted(self._message_requests.keys([str(request)]))
         found = (self._messages.get(doc_id=doc_id) for doc_id in ids)
-        live = [_plain(d) for d in found if d is not None and not isinstance(d, list)]
+        live = [plain(d) for d in found if d is not None and not isinstance(d, list)]
         return self._archived_of("messages", request) + live
 
     def messages_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
         """Copies of the inbound records ``test`` accepts (see ``requests_where``)."""
-        return [_plain(d) for d in self._messages.search(_Uncached(test))]
+        return [plain(d) for d in self._messages.search(Uncached(test))]
 
     def link_thread(self, message_id: str, *, kind: str, ref: Any) -> None:
         if message_id in self._thread_refs:
@@ -425,7 +395,7 @@ class Store:
         for message_id in reversed(list(message_ids)):
             doc_id = self._thread_refs.get(message_id)
             if doc_id is not None:
-                return _plain(self._threads.get(doc_id=doc_id))
+                return plain(self._threads.get(doc_id=doc_id))
             for _, doc in self.archive.by_key("threads", message_id):
                 return doc
         return None
@@ -434,10 +404,10 @@ class Store:
 
     def mentor(self, email: str) -> Doc | None:
         doc_id = self._mentor_ids.get(email.lower())
-        return None if doc_id is None else _plain(self._mentors.get(doc_id=doc_id))
+        return None if doc_id is None else plain(self._mentors.get(doc_id=doc_id))
 
     def mentors(self) -> list[Doc]:
-        return [_plain(d) for d in self._mentors.all()]
+        return [plain(d) for d in self._mentors.all()]
 
     def mentor_skills(self) -> set[str]:
         """Every skill at least one mentor (of any status) has."""
@@ -445,7 +415,7 @@ class Store:
 
     def mentors_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
         """Copies of the mentors ``test`` accepts (see ``requests_where``)."""
-        return [_plain(d) for d in self._mentors.search(_Uncached(test))]
+        return [plain(d) for d in self._mentors.search(Uncached(test))]
 
     def mentors_with_skills(self, wanted: Iterable[str]) -> list[Mapping[str, Any]]:
         """The stored mentors who have at least one of ``wanted``, found by index and
@@ -491,7 +461,7 @@ class Store:
         """Request ``number``, from the working set or, finished long ago, the archive."""
         doc_id = self._request_ids.get(number)
         if doc_id is not None:
-            return _plain(self._requests.get(doc_id=doc_id))
+            return plain(self._requests.get(doc_id=doc_id))
         for _, doc in self.archive.by_key("requests", str(number)):
             return doc
         return None
@@ -517,7 +487,7 @@ class Store:
         index: a sweep over the open requests does not grow with the closed ones.
         """
         if statuses is None:
-            return [_plain(d) for d in self._requests.search(_Uncached(test))]
+            return [plain(d) for d in self._requests.search(Uncached(test))]
         ids = sorted(
             doc_id
             for number in self._request_statuses.keys(statuses)
@@ -527,7 +497,7 @@ class Store:
         for doc_id in ids:
             doc = self.db.stored("requests", doc_id)
             if doc is not None and test(doc):
-                found.append(_plain(self._requests.get(doc_id=doc_id)))
+                found.append(plain(self._requests.get(doc_id=doc_id)))
         return found
 
     def requests_due(
@@ -562,7 +532,7 @@ class Store:
         for doc_id in ids:
             doc = self.db.stored("requests", doc_id)
             if doc is not None and test(doc):
-                found.append(_plain(self._requests.get(doc_id=doc_id)))
+                found.append(plain(self._requests.get(doc_id=doc_id)))
         return found
 
     def open_requests_of(self, mentee: str) -> list[Doc]:
@@ -596,7 +566,7 @@ class Store:
     def session(self, uid: str) -> Doc | None:
         doc_id = self._session_ids.get(uid)
         if doc_id is not None:
-            return _plain(self._sessions.get(doc_id=doc_id))
+            return plain(self._sessions.get(doc_id=doc_id))
         for _, doc in self.archive.by_key("sessions", uid):
             return doc
         return None
@@ -611,7 +581,7 @@ class Store:
 
     def sessions_where(self, test: Callable[[Mapping[str, Any]], object]) -> list[Doc]:
         """Copies of the sessions ``test`` accepts (see ``requests_where``)."""
-        return [_plain(d) for d in self._sessions.search(_Uncached(test))]
+        return [plain(d) for d in self._sessions.search(Uncached(test))]
 
     def save_session(self, doc: Mapping[str, Any]) -> Doc:
         """Insert or replace the session keyed by ``doc["uid"]`` (the iCalendar UID)."""
@@ -660,10 +630,10 @@ class Store:
 
     def series(self, series_id: int) -> Doc | None:
         doc_id = self._series_ids.get(series_id)
-        return None if doc_id is None else _plain(self._office_hours.get(doc_id=doc_id))
+        return None if doc_id is None else plain(self._office_hours.get(doc_id=doc_id))
 
     def all_series(self) -> list[Doc]:
-        return sorted((_plain(d) for d in self._office_hours.all()), key=lambda d: int(d["id"]))
+        return sorted((plain(d) for d in self._office_hours.all()), key=lambda d: int(d["id"]))
 
     def save_series(self, doc: Mapping[str, Any]) -> Doc:
         """Insert or replace the office-hours series keyed by ``doc["id"]``."""
@@ -679,11 +649,11 @@ class Store:
 
     def feedback(self, obj: str, person: str) -> Doc | None:
         doc_id = self._feedback_ids.get(f"{obj}|{person.lower()}")
-        return None if doc_id is None else _plain(self._feedback.get(doc_id=doc_id))
+        return None if doc_id is None else plain(self._feedback.get(doc_id=doc_id))
 
     def feedback_all(self, prefix: str = "") -> list[Doc]:
         """Every answer whose object starts with ``prefix`` ("session:", "survey:2025")."""
-        return [_plain(d) for d in self._feedback.all() if d["obj"].startswith(prefix)]
+        return [plain(d) for d in self._feedback.all() if d["obj"].startswith(prefix)]
 
     def save_feedback(self, doc: Mapping[str, Any]) -> Doc:
         """Insert or replace the answer keyed by (``doc["obj"]``, ``doc["person"]``)."""
@@ -699,10 +669,10 @@ class Store:
 
     def survey(self, year: int) -> Doc | None:
         doc_id = self._survey_ids.get(year)
-        return None if doc_id is None else _plain(self._surveys.get(doc_id=doc_id))
+        return None if doc_id is None else plain(self._surveys.get(doc_id=doc_id))
 
     def surveys(self) -> list[Doc]:
-        return sorted((_plain(d) for d in self._surveys.all()), key=lambda d: int(d["year"]))
+        return sorted((plain(d) for d in self._surveys.all()), key=lambda d: int(d["year"]))
 
     def save_survey(self, doc: Mapping[str, Any]) -> Doc:
         """Insert or replace the feedback round keyed by ``doc["year"]``."""
@@ -713,255 +683,6 @@ class Store:
         else:
             self._surveys.update(dict(doc), doc_ids=[doc_id])
         return self.survey(year) or dict(doc)
-
-    # --- outbox ----------------------------------------------------------------------
-
-    def enqueue(
-        self,
-        *,
-        message_id: str,
-        sender: str,
-        recipients: list[str],
-        data: bytes,
-        kind: str,
-        now: datetime,
-        request: int | None = None,
-        due: datetime | None = None,
-        subject: str = "",
-    ) -> int:
-        """Store an outgoing email; the sender loop delivers it from ``due`` (default now).
-
-        ``subject`` (as a person reads it) stays on record after the bytes are gone
-        (``mark_all_sent``): a request's history names the email by it."""
-        due = due or now
-        doc_id = self._outbox.insert(
-            {
-                "message_id": message_id,
-                "sender": sender,
-                "recipients": recipients,
-                # latin-1 maps every byte to one code point: lossless bytes in JSON.
-                "data": data.decode("latin-1"),
-                "kind": kind,
-                "subject": " ".join(subject.split())[:SUBJECT_CAP],
-                "request": request,
-                "status": "pending",
-                "attempts": 0,
-                "created": iso(now),
-                "due": iso(due),
-                "sent": None,
-                "error": "",
-            }
-        )
-        self._pending_outbox[doc_id] = from_iso(iso(due))
-        self._outbox_ids[message_id] = doc_id
-        if request is not None:
-            self._outbox_of.setdefault(int(request), []).append(doc_id)
-        return doc_id
-
-    def due_outbox(
-        self, now: datetime, limit: int = 100, skip: Collection[int] = ()
-    ) -> list[OutboxItem]:
-        """Pending emails whose next attempt is due, oldest first, but for those in ``skip``
-        (the sender's own, already on their way)."""
-        due: list[OutboxItem] = []
-        for doc_id in sorted(self._pending_outbox):
-            if doc_id in skip or self._pending_outbox[doc_id] > now:
-                continue
-            doc = self._outbox.get(doc_id=doc_id)
-            if doc is None:
-                continue
-            due.append(
-                OutboxItem(
-                    id=doc_id,
-                    message_id=doc["message_id"],
-                    sender=doc["sender"],
-                    recipients=list(doc["recipients"]),
-                    data=doc["data"].encode("latin-1"),
-                    attempts=doc["attempts"],
-                    kind=doc["kind"],
-                    request=doc["request"],
-                )
-            )
-            if len(due) >= limit:
-                break
-        return due
-
-    def due_outbox_count(self, now: datetime) -> int:
-        """How many pending emails are due at ``now``: the sender's backlog."""
-        return sum(1 for due in self._pending_outbox.values() if due <= now)
-
-    def outbox_facts(self, now: datetime) -> OutboxFacts:
-        """How many emails wait, how many are due, and how long the oldest due one has
-        waited since it was stored (for /healthz and /metrics)."""
-        due = [doc_id for doc_id, at in self._pending_outbox.items() if at <= now]
-        oldest = timedelta(0)
-        if due:
-            doc = self._outbox.get(doc_id=min(due))  # ids grow: the lowest is the oldest
-            if doc is not None and not isinstance(doc, list):
-                oldest = max(timedelta(0), now - from_iso(doc["created"]))
-        return OutboxFacts(pending=len(self._pending_outbox), due=len(due), oldest_due_age=oldest)
-
-    def next_outbox_due(self, skip: Collection[int] = ()) -> datetime | None:
-        """When the next pending email not in ``skip`` is due (None: there is none)."""
-        return min(
-            (due for doc_id, due in self._pending_outbox.items() if doc_id not in skip),
-            default=None,
-        )
-
-    def outbox(self, status: str | None = None) -> list[Doc]:
-        """Every email ever stored (the archive's too), or the working set's with
-        ``status``."""
-        if status is None:
-            return self.history("outbox")
-        return [_plain(d) for d in self._outbox.search(_Uncached(lambda d: d["status"] == status))]
-
-    def outbox_of(self, request: int) -> list[Doc]:
-        """The emails stored for one request, oldest first (found by index)."""
-        found = (self._outbox.get(doc_id=doc_id) for doc_id in self._outbox_of.get(request, ()))
-        live = [_plain(d) for d in found if d is not None and not isinstance(d, list)]
-        return self._archived_of("outbox", request) + live
-
-    def outbox_by_message_id(self, message_id: str) -> Doc | None:
-        doc_id = self._outbox_ids.get(message_id)
-        if doc_id is not None:
-            return _plain(self._outbox.get(doc_id=doc_id))
-        for _, doc in self.archive.by_key("outbox", message_id):
-            return doc
-        return None
-
-    def sent_to(self, message_id: str | None) -> frozenset[str]:
-        """The addresses (lower-case) our email ``message_id`` was for; none when it is
-        not one of ours. A bounce counts for an address only when this names it."""
-        doc = None if message_id is None else self.outbox_by_message_id(message_id)
-        if not doc:
-            return frozenset()
-        return frozenset(str(address).lower() for address in doc["recipients"])
-
-    def mark_sent(self, item_id: int, now: datetime) -> None:
-        self.mark_all_sent([item_id], now)
-
-    def mark_all_sent(self, item_ids: Iterable[int], now: datetime) -> None:
-        """Mark several emails sent at ``now``, in one write.
-
-        A sent email's bytes are not kept: the whole state lives in memory, and what was
-        sent stays on record in the item itself (kind, recipients, Message-ID, request)
-        and in the audit log. Failed emails keep theirs.
-        """
-        ids = list(item_ids)
-        sent_at = iso(now)
-
-        def sent(doc: MutableMapping[str, Any]) -> None:
-            doc.update(status="sent", sent=sent_at, error="")
-            doc.pop("data", None)
-
-        self._outbox.update(sent, doc_ids=ids)
-        for item_id in ids:
-            self._pending_outbox.pop(item_id, None)
-
-    def mark_retry(self, item_id: int, *, error: str, due: datetime) -> int:
-        attempts = int(_get(self._outbox, item_id).get("attempts", 0)) + 1
-        self._outbox.update(
-            {"attempts": attempts, "error": error, "due": iso(due)}, doc_ids=[item_id]
-        )
-        if item_id in self._pending_outbox:
-            self._pending_outbox[item_id] = from_iso(iso(due))
-        return int(attempts)
-
-    def mark_failed(self, item_id: int, *, error: str, now: datetime) -> None:
-        attempts = int(_get(self._outbox, item_id).get("attempts", 0)) + 1
-        self._outbox.update(
-            {
-                "status": "failed",
-                "attempts": attempts,
-                "error": error,
-                "sent": None,
-                "failed": iso(now),
-            },
-            doc_ids=[item_id],
-        )
-        self._pending_outbox.pop(item_id, None)
-
-    # --- addresses that bounced --------------------------------------------------------
-
-    def address(self, email: str) -> Doc | None:
-        doc_id = self._address_ids.get(email.lower())
-        return None if doc_id is None else _plain(self._addresses.get(doc_id=doc_id))
-
-    def is_bounced(self, email: str) -> bool:
-        doc = self.address(email)
-        return bool(doc and doc["bounced"])
-
-    def mark_bounced(
-        self, email: str, *, reason: str, now: datetime, origin: str = "report"
-    ) -> bool:
-        """Mark ``email`` undeliverable. True when it was not marked before.
-
-        ``origin`` says who said so: ``"report"`` (a delivery or feedback report that
-        came back by mail) or ``"relay"`` (our own SMTP server refused it for good).
-        """
-        email = email.lower()
-        fields = {
-            "email": email,
-            "bounced": True,
-            "reason": reason,
-            "since": iso(now),
-            "origin": origin,
-        }
-        doc_id = self._address_ids.get(email)
-        if doc_id is None:
-            self._address_ids[email] = self._addresses.insert(fields)
-            return True
-        was = bool(_get(self._addresses, doc_id).get("bounced"))
-        if not was:
-            self._addresses.update(fields, doc_ids=[doc_id])
-        return not was
-
-    def clear_bounce(self, email: str) -> bool:
-        """Lift the mark on ``email``; True when there was one."""
-        doc_id = self._address_ids.get(email.lower())
-        if doc_id is None or not _get(self._addresses, doc_id).get("bounced"):
-            return False
-        self._addresses.update({"bounced": False}, doc_ids=[doc_id])
-        return True
-
-    def bounced_addresses(self) -> list[Doc]:
-        """Every address currently marked undeliverable (email, reason, since)."""
-        return [_plain(d) for d in self._addresses.all() if d.get("bounced")]
-
-    # --- per-sender reply limit (SPEC §5) -----------------------------------------------
-
-    def take_reply_slot(self, email: str, *, now: datetime, per_hour: int) -> bool:
-        """Count one automatic reply to ``email``; False when the hourly limit is reached."""
-        email = email.lower()
-        doc_id = self._rate_ids.get(email)
-        recent: list[str] = []
-        if doc_id is not None:
-            cutoff = now - timedelta(hours=1)
-            doc = _get(self._rates, doc_id)
-            recent = [t for t in doc.get("sent", []) if from_iso(t) > cutoff]
-        if len(recent) >= per_hour:
-            return False
-        recent.append(iso(now))
-        if doc_id is None:
-            self._rate_ids[email] = self._rates.insert({"email": email, "sent": recent})
-        else:
-            self._rates.update({"sent": recent}, doc_ids=[doc_id])
-        return True
-
-    def drop_reply_counts(self, before: datetime) -> int:
-        """Forget the reply counts of senders last answered before ``before`` (a count
-        only looks back an hour); how many."""
-        cutoff = iso(before)
-        stale = [
-            doc_id
-            for doc_id, doc in self.db.stored_all("rates")
-            if max(doc.get("sent") or [""]) < cutoff
-        ]
-        if stale:
-            self._rates.remove(doc_ids=stale)
-            dropped = set(stale)
-            self._rate_ids = {e: i for e, i in self._rate_ids.items() if i not in dropped}
-        return len(stale)
 
     # --- audit log ---------------------------------------------------------------------
 
@@ -976,7 +697,7 @@ class Store:
         if request is None:
             return self.history("audit")
         found = (self._audit.get(doc_id=doc_id) for doc_id in self._audit_of.get(request, ()))
-        live = [_plain(d) for d in found if d is not None]
+        live = [plain(d) for d in found if d is not None]
         return self._archived_of("audit", request) + live
 
     def audit_has(self, request: int, event: str) -> bool:
@@ -991,223 +712,7 @@ class Store:
     def audit_since(self, since: datetime) -> list[Doc]:
         """Events at or after ``since``, oldest first; only those are copied out."""
         cutoff = iso(since)
-        found = self._audit.search(_Uncached(lambda d: d["at"] >= cutoff))
+        found = self._audit.search(Uncached(lambda d: d["at"] >= cutoff))
         archived = self.archive.since("audit", cutoff)
-        live = [_plain(d) for d in sorted(found, key=lambda d: d.doc_id)]
+        live = [plain(d) for d in sorted(found, key=lambda d: d.doc_id)]
         return [d for i, d in archived if self._archived_only("audit", i)] + live
-
-    # --- the archive: closed history on disk (archive.py) --------------------------------
-
-    def history(self, table: str) -> list[Doc]:
-        """Every document ``table`` ever held, the archive's and the working set's,
-        oldest first. It reads the whole archive: for reports and export, not events."""
-        return [doc for _, doc in self.history_items(table)]
-
-    def history_items(self, table: str) -> list[tuple[int, Doc]]:
-        """(id, document) for every document ``table`` ever held, by id (see history)."""
-        live = {doc.doc_id: _plain(doc) for doc in self.db.table(table).all()}
-        docs = [(i, d) for i, d in self.archive.all(table) if i not in live]
-        docs.extend(live.items())
-        return sorted(docs, key=lambda pair: pair[0])
-
-    def _archived_of(self, table: str, request: int) -> list[Doc]:
-        """The archived documents of ``table`` about ``request``, oldest first."""
-        found = self.archive.of_request(table, request)
-        return [doc for doc_id, doc in found if self._archived_only(table, doc_id)]
-
-    def _archived_only(self, table: str, doc_id: int) -> bool:
-        # A crash between the archive's commit and the working set's leaves a document in
-        # both; the working set's copy is the one read.
-        return self.db.stored(table, doc_id) is None
-
-    def archive_history(
-        self,
-        *,
-        before: datetime,
-        mail_before: datetime | None = None,
-        keep: Callable[[str, Mapping[str, Any]], bool] | None = None,
-        limit: int = 1000,
-    ) -> int:
-        """Move history last changed before ``before`` to the archive; how many documents
-        moved (at most about ``limit``, so that one call stays short on the writer).
-
-        What moves: each finished request (closed, withdrawn, expired) with everything
-        about it — its sessions (none live, none awaiting the after-session mail), its
-        emails (none pending) and their thread links, the messages that came for it
-        (none failing), its audit events. And, from ``mail_before`` (default
-        ``before``), whatever request they are about: emails sent or failed with their
-        thread links, inbound messages dealt with, audit events — but those ``keep``
-        accepts (table, document: what still needs a person) wait until ``before``.
-        """
-        cutoff = iso(before)
-        mail_cutoff = max(cutoff, iso(mail_before or before))
-        moving: list[ArchivedDoc] = []
-        for number in self._moment_orders[_FINISHED].upto(cutoff):
-            if len(moving) >= limit:
-                break
-            doc = self.db.stored("requests", self._request_ids.get(number, 0))
-            if doc is not None:
-                moving.extend(self._request_history(number, self._request_ids[number], doc))
-        moving.extend(self._mail_history(mail_cutoff, cutoff, keep, max(limit - len(moving), 0)))
-        # A finished request's mail may be old enough to move on its own too: once each.
-        moving = list({(d.table, d.doc_id): d for d in moving}.values())
-        if not moving:
-            return 0
-        self.archive.put(moving)  # durable before anything leaves the working set
-        by_table: dict[str, list[ArchivedDoc]] = {}
-        for each in moving:
-            by_table.setdefault(each.table, []).append(each)
-        with self.transaction():
-            for table, docs in by_table.items():
-                self.db.table(table).remove(doc_ids=[d.doc_id for d in docs])
-        for each in moving:
-            self._forget(each)
-        return len(moving)
-
-    def _request_history(
-        self, number: int, doc_id: int, doc: Mapping[str, Any]
-    ) -> list[ArchivedDoc]:
-        """A finished request and everything about it, or nothing while any of it is
-        still in motion."""
-        moving = [ArchivedDoc("requests", doc_id, dict(doc))]
-        for uid in sorted(self._sessions_by_request.get(number, ())):
-            session_id = self._session_ids.get(uid)
-            session = None if session_id is None else self.db.stored("sessions", session_id)
-            if session is None:
-                continue
-            if session_status(session) in LIVE or self._followup.value_of(uid):
-                return []
-            moving.append(ArchivedDoc("sessions", session_id or 0, dict(session)))
-        for item_id in self._outbox_of.get(number, ()):
-            email = self.db.stored("outbox", item_id)
-            if email is None:
-                continue
-            if email.get("status") == "pending":
-                return []
-            moving.extend(self._email_history(item_id, email))
-        for message_id in sorted(self._message_requests.keys([str(number)])):
-            message = self.db.stored("messages", message_id)
-            if message is None:
-                continue
-            if message.get("status") == "failing":
-                return []
-            moving.append(ArchivedDoc("messages", message_id, dict(message)))
-        for event_id in self._audit_of.get(number, ()):
-            event = self.db.stored("audit", event_id)
-            if event is not None:
-                moving.append(ArchivedDoc("audit", event_id, dict(event)))
-        return moving
-
-    def _email_history(self, item_id: int, email: Mapping[str, Any]) -> list[ArchivedDoc]:
-        """An email and the thread link its replies are routed by."""
-        moving = [ArchivedDoc("outbox", item_id, dict(email))]
-        thread_id = self._thread_refs.get(email.get("message_id") or "")
-        thread = None if thread_id is None else self.db.stored("threads", thread_id)
-        if thread is not None and thread_id is not None:
-            moving.append(ArchivedDoc("threads", thread_id, dict(thread)))
-        return moving
-
-    def _mail_history(
-        self,
-        cutoff: str,
-        kept_cutoff: str,
-        keep: Callable[[str, Mapping[str, Any]], bool] | None,
-        limit: int,
-    ) -> list[ArchivedDoc]:
-        """Emails, inbound messages and audit events older than ``cutoff`` (those
-        ``keep`` accepts: older than ``kept_cutoff``), oldest first."""
-        moving: list[ArchivedDoc] = []
-        busy = {"outbox": "pending", "messages": "failing", "audit": None}
-        moment = {"outbox": "created", "messages": "at", "audit": "at"}
-        for table, in_motion in busy.items():
-            # Ids grow with time: the oldest come first, and the first young one ends it.
-            for doc_id, doc in self.db.stored_oldest(table):
-                at = doc.get(moment[table]) or ""
-                if len(moving) >= limit or at >= cutoff:
-                    break
-                if in_motion is not None and doc.get("status") == in_motion:
-                    continue
-                if keep is not None and at >= kept_cutoff and keep(table, doc):
-                    continue
-                if table == "outbox":
-                    moving.extend(self._email_history(doc_id, doc))
-                else:
-                    moving.append(ArchivedDoc(table, doc_id, dict(doc)))
-        return moving
-
-    def _forget(self, moved: ArchivedDoc) -> None:
-        """Take a document that moved to the archive out of the working set's indexes."""
-        doc, doc_id = moved.doc, moved.doc_id
-        if moved.table == "requests":
-            number = int(doc["number"])
-            self._request_ids.pop(number, None)
-            self._by_mentee.get(doc["mentee"], set()).discard(number)
-            self._open_by_mentee.get(doc["mentee"], set()).discard(number)
-            self._claims.drop(number)
-            self._request_statuses.put(number, None)
-            self._sessions_by_request.pop(number, None)
-            for order in self._moment_orders.values():
-                order.drop(number)
-        elif moved.table == "sessions":
-            uid = str(doc["uid"])
-            self._session_ids.pop(uid, None)
-            self._session_people.put(uid, ())
-            self._live_people.put(uid, ())
-            self._followup.put(uid, None)
-        elif moved.table == "outbox":
-            if self._outbox_ids.get(doc["message_id"]) == doc_id:
-                del self._outbox_ids[doc["message_id"]]
-            _discard(self._outbox_of, doc.get("request"), doc_id)
-            self._pending_outbox.pop(doc_id, None)
-        elif moved.table == "threads":
-            if self._thread_refs.get(doc["message_id"]) == doc_id:
-                del self._thread_refs[doc["message_id"]]
-        elif moved.table == "messages":
-            _discard(self._message_ids, doc["message_id"], doc_id)
-            self._message_requests.put(doc_id, None)
-        elif moved.table == "audit":
-            _discard(self._audit_of, doc.get("request"), doc_id)
-
-
-_FINISHED = "finished"  # the order of requests by when they finished
-
-
-def _finished_at(doc: Mapping[str, Any]) -> str | None:
-    """When a finished request last changed (None while it is not finished)."""
-    if not request_status(doc).finished:
-        return None
-    return str(doc.get("updated") or doc.get("created") or "") or None
-
-
-def _discard(index: dict[Any, list[int]], key: Any, doc_id: int) -> None:
-    """Take ``doc_id`` out of the list ``index[key]`` (and the key once it is empty)."""
-    ids = index.get(key)
-    if ids is not None and doc_id in ids:
-        ids.remove(doc_id)
-        if not ids:
-            del index[key]
-
-
-class _Uncached:
-    """A search condition TinyDB must not cache: a scan's result is used once."""
-
-    def __init__(self, test: Callable[[Mapping[str, Any]], object]) -> None:
-        self.test = test
-
-    def __call__(self, value: Mapping[Any, Any]) -> bool:
-        return bool(self.test(value))
-
-    def is_cacheable(self) -> bool:
-        return False
-
-
-def _get(table: Table, doc_id: int) -> Doc:
-    """The document with ``doc_id`` as a plain dict ({} when it is gone)."""
-    found = table.get(doc_id=doc_id)
-    return {} if found is None or isinstance(found, list) else dict(found)
-
-
-def _plain(doc: Mapping[str, Any] | None) -> Doc:
-    """A plain dict. The database hands out deep copies already, so callers may change
-    it without touching the stored document."""
-    return {} if doc is None else dict(doc)
