@@ -29,7 +29,7 @@ from mentordesk.state.store import Store
 NOW = datetime(2026, 3, 6, 9, 30, tzinfo=UTC)  # two days before the US clocks change
 SKILLS = ("python", "sql", "go", "design", "career advice")
 ZONES = ("Europe/Berlin", "America/New_York", "Asia/Kolkata", None, "Not/A_Zone")
-HOURS = (
+HOURS: tuple[list[list[int]], ...] = (
     [],
     [[1, 18 * 60, 20 * 60]],
     [[0, 9 * 60, 17 * 60], [1, 9 * 60, 17 * 60], [2, 9 * 60, 17 * 60]],
