@@ -44,6 +44,7 @@ import threading
 import time
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -295,12 +296,21 @@ invite_count = {INVITE_COUNT}
         daemon = Daemon(config)
         task = asyncio.create_task(daemon.run())
         await daemon.ready.wait()
-        profiler = cProfile.Profile() if profile else None
+        # CPU time of the thread: waits for the disk and for the GIL are not its work.
+        profiler = cProfile.Profile(time.thread_time) if profile else None
         if profiler is not None:
             await daemon.writer.call(profiler.enable)  # that thread only
+        cpu = await thread_times(daemon)
         started.set()
         while not stop.is_set():
             await asyncio.sleep(0.05)
+        writer, mailbox, loop = (
+            after - before for before, after in zip(cpu, await thread_times(daemon), strict=True)
+        )
+        print(
+            f"mentordesk's CPU seconds by thread: store writer {writer:.2f}, mailbox "
+            f"{mailbox:.2f}, event loop {loop:.2f}"
+        )
         if profiler is not None:
             await daemon.writer.call(profiler.disable)
             profiler.dump_stats(str(profile))
@@ -308,6 +318,15 @@ invite_count = {INVITE_COUNT}
         await task
 
     asyncio.run(main())
+
+
+async def thread_times(daemon: Any) -> tuple[float, float, float]:
+    """CPU time so far of the daemon's store writer, mailbox and event loop threads."""
+    return (
+        await daemon.writer.call(time.thread_time),
+        await daemon._in_mailbox_thread(time.thread_time),
+        time.thread_time(),
+    )
 
 
 def run_bare_relay(
@@ -446,7 +465,7 @@ def measure(
     thread.start()
     if not started.wait(120):
         raise RuntimeError(f"{name} did not start")
-    began = time.time()
+    began, cpu_began = time.time(), time.process_time()
     if not preload:
         sent = append_all(dovecot, count, rate, run, kind)
         began = min(sent.values())
@@ -457,6 +476,8 @@ def measure(
         if answers >= count and emails >= expected:
             break
         time.sleep(0.1)
+    # The receivers run in this process (the client and the server in their own).
+    cpu = time.process_time() - cpu_began
     time.sleep(0.2)  # anything more (there should be nothing) would show as extra
     arrivals, every, sizes = sink.take()
     stop.set()
@@ -470,6 +491,7 @@ def measure(
         "emails": len(every),
         "emails_expected": expected,
         "bytes_per_email": statistics.mean(sizes) if sizes else 0.0,
+        "cpu_ms": 1000 * cpu / count if count else 0.0,
         "throughput": len(latencies) / elapsed if elapsed > 0 else 0.0,
         "emails_per_s": len(every) / elapsed if elapsed > 0 else 0.0,
         "p50": statistics.median(latencies) if latencies else float("nan"),
@@ -598,7 +620,7 @@ def main() -> int:
     )
     print(
         f"{'receiver':<12} {'run':<24} {'acks':>6} {'emails':>7} {'bytes':>6} {'req/s':>8} "
-        f"{'emails/s':>9} {'p50 s':>7} {'p99 s':>7}"
+        f"{'emails/s':>9} {'CPU ms/req':>10} {'p50 s':>7} {'p99 s':>7}"
     )
     for name, runs in results.items():
         for run, figures in runs.items():
@@ -610,8 +632,8 @@ def main() -> int:
             print(
                 f"{name:<12} {label:<24} {int(figures['received']):>6} "
                 f"{int(figures['emails']):>7} {figures['bytes_per_email']:>6.0f} "
-                f"{figures['throughput']:>8.1f} "
-                f"{figures['emails_per_s']:>9.1f} {figures['p50']:>7.3f} {figures['p99']:>7.3f}"
+                f"{figures['throughput']:>8.1f} {figures['emails_per_s']:>9.1f} "
+                f"{figures['cpu_ms']:>10.1f} {figures['p50']:>7.3f} {figures['p99']:>7.3f}"
             )
     desk, relay = results["mentordesk"], results["bare relay"]
     ratio = (

@@ -550,7 +550,7 @@ class MatchingDesk:
     ) -> dict[str, int]:
         """Sessions taken this month and the capacity; ``taken`` saves a scan of claims
         when the caller already counted them."""
-        mentor = self.store.mentor(email) or {}
+        mentor = self.store.stored_mentor(email) or {}
         if taken is None:
             taken = self.store.claims_since(month_start(now, self.config.program.timezone))
         capacity = int(mentor.get("capacity") or self.config.matching.default_capacity)
@@ -589,9 +589,15 @@ class MatchingDesk:
                 )
             return []
         invited = list(request.get("invited", []))
+        view = request_view(request)  # the same in every invitation
         for email in chosen:
             sent = self._invite(
-                request, email, now, again=reason == "released", taken=data.sessions_this_month
+                request,
+                email,
+                now,
+                again=reason == "released",
+                taken=data.sessions_this_month,
+                view=view,
             )
             # The Message-ID lets a reminder ("bump") thread on this invitation.
             invited.append({"email": email, "at": iso(now), "message_id": sent})
@@ -650,8 +656,10 @@ class MatchingDesk:
         *,
         again: bool,
         taken: Mapping[str, int] | None = None,
+        view: Mapping[str, Any] | None = None,
     ) -> str | None:
-        mentor = self.store.mentor(email) or {"email": email, "name": ""}
+        # Read in place: the templates only read it.
+        mentor = self.store.stored_mentor(email) or {"email": email, "name": ""}
         number = int(request["number"])
         return self.postman.send(
             "claim_invite",
@@ -660,7 +668,7 @@ class MatchingDesk:
             now=now,
             context={
                 "mentor": mentor,
-                "request": request_view(request),
+                "request": view or request_view(request),
                 "mentee_hours": mentee_hours_for(
                     request, mentor.get("timezone") or self.config.program.timezone, now
                 ),
