@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import random
 import re
 from dataclasses import dataclass
@@ -89,6 +90,25 @@ def test_message_ids_are_unique_and_well_formed() -> None:
     for msg_id in ids:
         assert msg_id.startswith("<") and msg_id.endswith("@program.example.org>")
         assert " " not in msg_id
+
+
+def test_a_forked_process_gives_out_other_message_ids() -> None:
+    """Ids come from a pool of random bytes: a child must not draw the parent's."""
+    make_message_id("program.example.org")  # the pool holds bytes now
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(reading)
+        ids = " ".join(make_message_id("program.example.org") for _ in range(300))
+        os.write(writing, ids.encode())
+        os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading, "rb") as pipe:
+        theirs = set(pipe.read().decode().split())
+    os.waitpid(child, 0)
+    ours = {make_message_id("program.example.org") for _ in range(300)}
+    assert len(theirs) == 300
+    assert not ours & theirs
 
 
 @pytest.mark.parametrize("domain", ["", "bad domain", "x>y", "a\r\nb.org"])

@@ -10,6 +10,7 @@ given out twice, whatever was lost or restored.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import mentordesk.state.db as db_module
 from mentordesk.errors import StoreError
 from mentordesk.state.db import Database
 from mentordesk.state.store import Store
@@ -161,6 +163,39 @@ def test_request_numbers_are_not_reused_after_the_journal_loses_its_tail(path: P
         assert new_request(store) == 6  # 5 may be in someone's inbox already
     finally:
         store.close()
+
+
+def test_numbers_given_out_in_a_transaction_reach_the_disk_before_its_record(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: many requests numbered in one transaction sync the marks file once,
+    and before the record that holds them (then an email can show the numbers)."""
+    done: list[tuple[str, int]] = []
+    real_fsync, real_write_all = os.fsync, db_module._write_all
+
+    def fsync(fd: int) -> None:
+        done.append(("sync", fd))
+        real_fsync(fd)
+
+    def write_all(fd: int, data: bytes) -> None:
+        done.append(("write", fd))
+        real_write_all(fd, data)
+
+    store = Store(path, fsync=True)
+    try:
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(db_module, "_write_all", write_all)
+        with store.transaction():
+            numbers = [new_request(store) for _ in range(5)]
+        marks, records = store.db._marks_fd, store.db._fd
+    finally:
+        store.close()
+    monkeypatch.undo()
+    assert numbers == [1, 2, 3, 4, 5]
+    assert done.count(("sync", marks)) == 1
+    assert done.index(("sync", marks)) < done.index(("write", records))
+    with Database(path, fsync=False, read_only=True) as db:
+        assert db.high_water("request") == 5
 
 
 def test_request_numbers_continue_after_a_restore_from_the_backup(forty: Path) -> None:

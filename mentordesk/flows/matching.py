@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -50,6 +50,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..config import Config
 from ..inbox.hours import format_windows, hours_for_reader
 from ..mailer.outbox import Postman
+from ..state.indexes import GroupedOrder, Placement
 from ..state.records import (
     MentorStatus,
     RequestStatus,
@@ -61,7 +62,16 @@ from ..state.store import Store, iso
 from ..tokens import Links
 from ..views import request_view, windows_from_doc
 
-__all__ = ["Candidate", "MatchInput", "eligible", "rank_mentors", "weekly_overlap_minutes"]
+__all__ = [
+    "Candidate",
+    "MatchInput",
+    "Profile",
+    "eligible",
+    "mentor_placement",
+    "rank_grouped",
+    "rank_mentors",
+    "weekly_overlap_minutes",
+]
 
 _DAY = 24 * 60  # minutes
 _WEEK = 7 * _DAY
@@ -132,16 +142,8 @@ def rank_mentors(
     wanted = frozenset(request.get("skills") or ())
     if not wanted:
         return []
-    start = _utc_minute(now)
-    week = _week_of(start)
-    if request.get("availability"):
-        request_layout = _clip(
-            _layout(request.get("timezone"), _windows_key(request["availability"]), week),
-            start,
-            start + _WEEK,
-        )
-    else:
-        request_layout = ((start, start + _WEEK),)
+    week = _week_of(_utc_minute(now))
+    request_layout = _request_layout(request, now)
 
     excluded = data.excluded
     used = data.sessions_this_month
@@ -184,6 +186,142 @@ def rank_mentors(
         )
         for skill, overlap, spare, recent_count, email in best
     ]
+
+
+# --- ranking by groups of mentors alike ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What ranks mentors alike for any request: their skills, zone and weekly hours."""
+
+    skills: frozenset[str]
+    zone: str | None
+    windows: Windows
+
+
+# The name and version of the store's grouping of mentors (``Store.mentor_groups``);
+# a change to ``mentor_placement`` needs a new version.
+GROUPS = "ranking"
+GROUPS_VERSION = 1
+
+
+def mentor_placement(mentor: Mapping[str, Any]) -> Placement | None:
+    """Where the store files a mentor for ranking: with those of the same ``Profile``,
+    in the order ranking puts them when none has sessions counted (most capacity first;
+    the store adds the email). None for a mentor who could not be eligible whatever the
+    time and counts: not active, no capacity, no skill, unreadable hours."""
+    skills = frozenset(mentor.get("skills") or ())
+    capacity = mentor.get("capacity") or 0
+    if mentor.get("status") != MentorStatus.ACTIVE or not skills:
+        return None
+    if not isinstance(capacity, int | float) or capacity <= 0:
+        return None
+    try:
+        windows = _windows_key(mentor.get("availability") or ())
+    except TypeError:
+        return None
+    return Placement(Profile(skills, mentor.get("timezone"), windows), (-capacity,), skills)
+
+
+def rank_grouped(
+    request: Mapping[str, Any],
+    groups: GroupedOrder,
+    mentor_of: Callable[[str], Mapping[str, Any] | None],
+    now: datetime,
+    data: MatchInput,
+    limit: int | None = None,
+    *,
+    mailable: Callable[[str], bool] = lambda email: True,
+) -> list[Candidate]:
+    """``rank_mentors`` over the mentors filed by ``mentor_placement`` in ``groups``
+    (``mentor_of`` reads one), leaving out also those ``mailable`` refuses: the same
+    ranking, for work that does not grow with the mentors who are not chosen.
+
+    Mentors of one profile share skill overlap and hours; those without sessions counted
+    then rank by capacity and email: their group's own order. So each group is weighed
+    once, groups of equal weight are merged in order, and only their first few mentors
+    are read (checked for exclusion and eligibility one by one); mentors with sessions
+    counted, few, are ranked one by one as ``rank_mentors`` does.
+    """
+    wanted = frozenset(request.get("skills") or ())
+    if not wanted or limit == 0:
+        return []
+    week = _week_of(_utc_minute(now))
+    request_layout = _request_layout(request, now)
+    weights: dict[Hashable, tuple[int, int]] = {}
+
+    def weight(profile: Hashable) -> tuple[int, int]:
+        if profile not in weights:
+            assert isinstance(profile, Profile)
+            mentor_layout = _layout(profile.zone, profile.windows, week)
+            weights[profile] = (
+                -len(wanted & profile.skills),
+                -_overlap(request_layout, mentor_layout),
+            )
+        return weights[profile]
+
+    excluded = data.excluded
+    used = data.sessions_this_month
+    recent = data.recent_sessions
+    tiers: dict[tuple[int, int], list[Sequence[tuple[tuple[Any, ...], str]]]] = {}
+    for profile, members in groups.groups_tagged(wanted):
+        tiers.setdefault(weight(profile), []).append(members)
+    counted = set(used) | set(recent)
+    counted_in: dict[tuple[int, int], list[tuple[int, int, int, int, str]]] = {}
+    for email in counted:
+        placement = groups.placement(email)
+        if placement is None or wanted.isdisjoint(placement.tags):
+            continue
+        if email in excluded or not mailable(email):
+            continue
+        mentor = mentor_of(email)
+        sessions = used.get(email, 0)
+        if mentor is None or not eligible(mentor, now, sessions):
+            continue
+        tier = weight(placement.group)
+        counted_in.setdefault(tier, []).append(
+            (*tier, -((mentor.get("capacity") or 0) - sessions), recent.get(email, 0), email)
+        )
+    ranked: list[tuple[int, int, int, int, str]] = []
+    for tier in sorted(tiers.keys() | counted_in.keys()):
+        room = None if limit is None else limit - len(ranked)
+        found = counted_in.get(tier, [])
+        taken = 0
+        for (minus_capacity, *_), email in heapq.merge(*tiers.get(tier, ())):
+            if room is not None and taken >= room:
+                break
+            if email in counted or email in excluded or not mailable(email):
+                continue
+            mentor = mentor_of(email)
+            if mentor is None or not eligible(mentor, now, 0):
+                continue
+            found.append((*tier, minus_capacity, 0, email))
+            taken += 1
+        found.sort()
+        ranked += found if room is None else found[:room]
+        if limit is not None and len(ranked) >= limit:
+            break
+    return [
+        Candidate(
+            email=email,
+            skill_overlap=-skill,
+            overlap_minutes=-overlap,
+            spare_capacity=-spare,
+            recent_sessions=recent_count,
+        )
+        for skill, overlap, spare, recent_count, email in ranked
+    ]
+
+
+def _request_layout(request: Mapping[str, Any], now: datetime) -> tuple[Interval, ...]:
+    """The request's hours over ``[now, now + 7 days)`` in UTC; no hours: all of it."""
+    start = _utc_minute(now)
+    if not request.get("availability"):
+        return ((start, start + _WEEK),)
+    week = _week_of(start)
+    layout = _layout(request.get("timezone"), _windows_key(request["availability"]), week)
+    return _clip(layout, start, start + _WEEK)
 
 
 def weekly_overlap_minutes(
@@ -418,7 +556,7 @@ class MatchingDesk:
     ) -> dict[str, int]:
         """Sessions taken this month and the capacity; ``taken`` saves a scan of claims
         when the caller already counted them."""
-        mentor = self.store.mentor(email) or {}
+        mentor = self.store.stored_mentor(email) or {}
         if taken is None:
             taken = self.store.claims_since(month_start(now, self.config.program.timezone))
         capacity = mentor_capacity(mentor, self.config.matching.default_capacity)
@@ -457,9 +595,15 @@ class MatchingDesk:
                 )
             return []
         invited = list(request.get("invited", []))
+        view = request_view(request)  # the same in every invitation
         for email in chosen:
             sent = self._invite(
-                request, email, now, again=reason == "released", taken=data.sessions_this_month
+                request,
+                email,
+                now,
+                again=reason == "released",
+                taken=data.sessions_this_month,
+                view=view,
             )
             # The Message-ID lets a reminder ("bump") thread on this invitation.
             invited.append({"email": email, "at": iso(now), "message_id": sent})
@@ -485,10 +629,6 @@ class MatchingDesk:
         left_out = released | set(excluded) | {request["mentee"]}
         # A follow-up (flow 7) is for "another mentor": the first one is never asked.
         left_out |= set(request.get("exclude_mentors", []))
-        # Only mentors sharing a skill can rank at all: the store finds those by index
-        # and ranking reads them in place (nothing is copied).
-        mentors = self.store.mentors_with_skills(request.get("skills") or ())
-        left_out |= {m["email"] for m in mentors if not self.postman.may_mail(m["email"])}
         data = MatchInput(
             sessions_this_month=self.store.claims_since(
                 month_start(now, self.config.program.timezone)
@@ -496,7 +636,19 @@ class MatchingDesk:
             recent_sessions=self.store.claims_since(now - RECENT),
             excluded=frozenset(left_out),
         )
-        return rank_mentors(request, mentors, now, data, limit), data
+        # The store keeps the mentors grouped as ranking weighs them: the work is per
+        # group and per mentor read, not per mentor enrolled (``rank_grouped``).
+        groups = self.store.mentor_groups(GROUPS, mentor_placement, version=GROUPS_VERSION)
+        ranked = rank_grouped(
+            request,
+            groups,
+            self.store.stored_mentor,
+            now,
+            data,
+            limit,
+            mailable=self.postman.may_mail,
+        )
+        return ranked, data
 
     def rematch(self, number: int, now: datetime) -> object:
         """Match a request again after its holder gave it back or left."""
@@ -510,8 +662,10 @@ class MatchingDesk:
         *,
         again: bool,
         taken: Mapping[str, int] | None = None,
+        view: Mapping[str, Any] | None = None,
     ) -> str | None:
-        mentor = self.store.mentor(email) or {"email": email, "name": ""}
+        # Read in place: the templates only read it.
+        mentor = self.store.stored_mentor(email) or {"email": email, "name": ""}
         number = int(request["number"])
         return self.postman.send(
             "claim_invite",
@@ -520,7 +674,7 @@ class MatchingDesk:
             now=now,
             context={
                 "mentor": mentor,
-                "request": request_view(request),
+                "request": view or request_view(request),
                 "mentee_hours": mentee_hours_for(
                     request, mentor.get("timezone") or self.config.program.timezone, now
                 ),

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import base64
 import functools
+import os
 import random
 import re
 import secrets
 import sys
 import textwrap
+import threading
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -94,7 +96,39 @@ def make_message_id(domain: str) -> str:
     """
     if not _DOMAIN.fullmatch(domain):
         raise ValueError(f"{domain!r} is not a domain name for a Message-ID")
-    return f"<{secrets.token_hex(16)}@{domain.lower()}>"
+    return f"<{_random_id_bytes().hex()}@{domain.lower()}>"
+
+
+class _RandomPool:
+    """The operating system's random bytes, read many ids' worth at a time: one system
+    call (which lets other threads take the interpreter) per 256 ids, not one per id.
+    A forked child starts with none, so no two processes give out the same bytes."""
+
+    SIZE = 16 * 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bytes = b""
+        self._at = 0  # the next unused byte
+        os.register_at_fork(after_in_child=self._forget)
+
+    def take(self, count: int) -> bytes:
+        with self._lock:
+            if self._at + count > len(self._bytes):
+                self._bytes, self._at = secrets.token_bytes(max(self.SIZE, count)), 0
+            self._at += count
+            return self._bytes[self._at - count : self._at]
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._bytes, self._at = b"", 0
+
+
+_POOL = _RandomPool()
+
+
+def _random_id_bytes() -> bytes:
+    return _POOL.take(16)
 
 
 def header_safe(text: str, max_len: int = 200) -> str:

@@ -148,6 +148,7 @@ class Database:
         self._fsync = fsync
         self._marks = _Marks()
         self._marks_fd = -1
+        self._marks_unsynced = False  # high-water marks written, to sync before a record
         self._snapshot_id: str | None = None
         self._data: dict[str, dict[str, Doc]] = {}
         self._snapshot_bytes = self._journal_bytes = 0
@@ -265,7 +266,9 @@ class Database:
 
         Kept in the marks file, outside the snapshot and journal, so that it survives
         their loss and a restore from a backup: numbers that people have seen (request
-        numbers) are not given out again. Durable on return with ``fsync=True``.
+        numbers) are not given out again. Durable with ``fsync=True``: on return, or
+        inside a transaction once its record is (synced just before it, once for all the
+        marks the transaction raised: nothing can show the number before that).
         """
         self._check_writable()
         if value <= self.high_water(name):
@@ -273,7 +276,8 @@ class Database:
         before = dict(self._marks.floors)
         self._marks.floors[name] = value
         try:
-            self._write_marks(sync=self._fsync)
+            self._write_marks(sync=self._fsync and not self._depth)
+            self._marks_unsynced |= self._fsync and bool(self._depth)
         except (OSError, ValueError) as err:
             self._marks.floors = before
             raise StoreError(
@@ -500,6 +504,9 @@ class Database:
             raise
         record = _record(ops)
         try:
+            if self._marks_unsynced:
+                os.fsync(self._marks_fd)
+                self._marks_unsynced = False
             _write_all(self._fd, record)
             if self._fsync and not self._holding:
                 _fdatasync(self._fd)

@@ -14,16 +14,28 @@ data structures: the store decides what goes in.
   the state holds;
 - ``PeopleIndex``: person → the live sessions they are in (busy times when booking);
 - ``MomentOrder``: requests ordered by when something is next due for them (the
-  ladder's next rung, expiry), so a sweep reads the due ones, not every open request.
+  ladder's next rung, expiry), so a sweep reads the due ones, not every open request;
+- ``GroupedOrder``: mentors in groups of those alike for ranking (same skills, zone and
+  hours), each group kept in its own order, so ranking weighs each group once and reads
+  only the first few of the best groups, however many mentors there are.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ClaimIndex", "KeysByValue", "MomentOrder", "PeopleIndex", "SkillIndex"]
+__all__ = [
+    "ClaimIndex",
+    "GroupedOrder",
+    "KeysByValue",
+    "MomentOrder",
+    "PeopleIndex",
+    "Placement",
+    "SkillIndex",
+]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -210,3 +222,70 @@ class MomentOrder:
 
 
 _LAST = float("inf")  # sorts after every int key
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a document goes in a ``GroupedOrder``."""
+
+    group: Hashable  # documents in one group are alike to whoever reads the groups
+    order: tuple[Any, ...]  # their order within the group (then the key)
+    tags: frozenset[str]  # what the group is found by (``GroupedOrder.groups_tagged``)
+
+
+class GroupedOrder:
+    """Keys in groups, each group sorted by ``(order, key)``, found by tag.
+
+    ``place(doc)`` says where a key's document goes (None: nowhere); it must be a pure
+    function of the document, and documents in one group must share their tags.
+    ``version`` names the function, as for ``MomentOrder``.
+    """
+
+    def __init__(
+        self, place: Callable[[Mapping[str, Any]], Placement | None], version: Hashable
+    ) -> None:
+        self.place = place
+        self.version = version
+        self._of: dict[str, Placement] = {}
+        self._members: dict[Hashable, list[tuple[tuple[Any, ...], str]]] = {}
+        self._tagged: dict[str, set[Hashable]] = {}
+
+    def put(self, key: str, doc: Mapping[str, Any] | None) -> None:
+        """File ``key`` under its document's placement (``doc`` None: take it out)."""
+        new = None if doc is None else self.place(doc)
+        old = self._of.get(key)
+        if new == old:
+            return
+        if old is not None:
+            members = self._members[old.group]
+            at = bisect_left(members, (old.order, key))
+            if at < len(members) and members[at] == (old.order, key):
+                del members[at]
+            if not members:
+                del self._members[old.group]
+                for tag in old.tags:
+                    groups = self._tagged[tag]
+                    groups.discard(old.group)
+                    if not groups:
+                        del self._tagged[tag]
+            del self._of[key]
+        if new is not None:
+            self._of[key] = new
+            members = self._members.setdefault(new.group, [])
+            insort(members, (new.order, key))
+            for tag in new.tags:
+                self._tagged.setdefault(tag, set()).add(new.group)
+
+    def placement(self, key: str) -> Placement | None:
+        """Where ``key`` is filed (None: nowhere)."""
+        return self._of.get(key)
+
+    def groups_tagged(
+        self, tags: Iterable[str]
+    ) -> list[tuple[Hashable, Sequence[tuple[tuple[Any, ...], str]]]]:
+        """Every group with at least one of ``tags``, with its members in order as
+        ``(order, key)``: the index's own lists, to read before the next ``put``."""
+        found: set[Hashable] = set()
+        for tag in tags:
+            found |= self._tagged.get(tag, set())
+        return [(group, self._members[group]) for group in found]

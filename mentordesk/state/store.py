@@ -30,7 +30,15 @@ from tinydb.table import Table
 from .archive import Archive, archive_path
 from .db import Database
 from .history import FINISHED, finished_at
-from .indexes import ClaimIndex, KeysByValue, MomentOrder, PeopleIndex, SkillIndex
+from .indexes import (
+    ClaimIndex,
+    GroupedOrder,
+    KeysByValue,
+    MomentOrder,
+    PeopleIndex,
+    Placement,
+    SkillIndex,
+)
 from .messages import content_fingerprint as content_fingerprint
 from .messages import same_message
 from .outbox_records import SUBJECT_CAP as SUBJECT_CAP
@@ -97,6 +105,7 @@ class Store(OutboxRecords):
         self._surveys = self.db.table("surveys")
         # Requests ordered by when they finished (see requests_due): what may be archived.
         self._moment_orders: dict[str, MomentOrder] = {FINISHED: MomentOrder(finished_at, FINISHED)}
+        self._mentor_groups: dict[str, GroupedOrder] = {}  # see mentor_groups
         self._rebuild_indexes()
         if not read_only:
             self.upgrade()
@@ -136,8 +145,12 @@ class Store(OutboxRecords):
         mentors = stored(self._mentors)
         self._mentor_ids = {d["email"]: doc_id for doc_id, d in mentors}
         self._skills = SkillIndex()
+        for name, groups in list(self._mentor_groups.items()):
+            self._mentor_groups[name] = GroupedOrder(groups.place, groups.version)
         for _, d in mentors:
             self._skills.put(d["email"], d.get("skills") or ())
+            for groups in self._mentor_groups.values():
+                groups.put(d["email"], d)
         self._request_ids = ids(self._requests, "number")
         self._thread_refs = ids(self._threads, "message_id")
         self._address_ids = ids(self._addresses, "email")
@@ -438,7 +451,33 @@ class Store(OutboxRecords):
         else:
             self._mentors.update(data, doc_ids=[doc_id])
         self._skills.put(email, data.get("skills") or ())
+        stored = self.db.stored("mentors", self._mentor_ids[email])
+        for groups in self._mentor_groups.values():
+            groups.put(email, stored)
         return self.mentor(email) or data
+
+    def stored_mentor(self, email: str) -> Mapping[str, Any] | None:
+        """The stored mentor itself, uncopied, behind a read-only view (see
+        ``mentors_with_skills``)."""
+        doc_id = self._mentor_ids.get(email.lower())
+        return None if doc_id is None else self.db.stored("mentors", doc_id)
+
+    def mentor_groups(
+        self,
+        name: str,
+        place: Callable[[Mapping[str, Any]], Placement | None],
+        *,
+        version: Hashable,
+    ) -> GroupedOrder:
+        """The mentors grouped and ordered by ``place`` (``indexes.GroupedOrder``), kept
+        under ``name`` and updated at every write; a new ``version`` rebuilds it once.
+        Read-only for the caller, and valid until the next write."""
+        groups = self._mentor_groups.get(name)
+        if groups is None or groups.version != version:
+            groups = self._mentor_groups[name] = GroupedOrder(place, version)
+            for _, doc in self.db.stored_all("mentors"):
+                groups.put(doc["email"], doc)
+        return groups
 
     # --- requests --------------------------------------------------------------------
 
