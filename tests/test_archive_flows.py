@@ -132,8 +132,10 @@ async def test_a_reply_to_an_archived_request_is_answered_as_before(
         request = await desk.request(number)
         for invited in request["invited"]:
             invited.pop("message_id")  # made at random: the one thing that differs
+        history = await desk.call(desk.coordinator.desks.coordinator.request_history, number)
         results.append(
             (
+                [(line.kind, line.text) for line in history],
                 request,
                 await answers(desk, reply),
                 await answers(desk, again),
@@ -146,8 +148,11 @@ async def test_a_reply_to_an_archived_request_is_answered_as_before(
     assert await kept.call(kept.store.archive.count, "requests") == 0
     assert not await archived.call(lambda: dict(archived.store.db.stored_all("requests")).get(1))
     assert results[0] == results[1]
-    request, reply_answers, new_answers, numbers, events = results[0]
+    history, request, reply_answers, new_answers, numbers, events = results[0]
     assert request["status"] == "withdrawn" and len(numbers) == 2
+    # The desk's page of the request tells its whole story from the archive.
+    assert [kind for kind, _ in history].count("email out") == 3
+    assert ("email in", "A request email (done)") in history
     assert "withdrawn" in " ".join(events) and reply_answers and new_answers
 
 
