@@ -44,7 +44,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -236,7 +237,25 @@ def past_request(store: Store, number: int, at: datetime, mentors: int) -> None:
         store.save_request(request)
 
 
-def grow(folder: Path, docs: int, mentors: int) -> dict[str, float]:
+@contextmanager
+def timed_appends() -> Iterator[list[float]]:
+    """Every journal commit made inside, timed on its own (seconds, in order)."""
+    appends: list[float] = []
+    append = Database._append
+
+    def timed_append(db: Database, ops: Any, undo: Any) -> None:
+        began = time.perf_counter()
+        append(db, ops, undo)
+        appends.append(time.perf_counter() - began)
+
+    Database._append = timed_append  # type: ignore[method-assign]
+    try:
+        yield appends
+    finally:
+        Database._append = append  # type: ignore[method-assign]
+
+
+def grow(folder: Path, docs: int, mentors: int) -> dict[str, Any]:
     """Write five years of history until ``docs`` documents; the longest write."""
     store = Store(folder / "state.json", fsync=False)
     compactions: list[float] = []
@@ -248,43 +267,34 @@ def grow(folder: Path, docs: int, mentors: int) -> dict[str, float]:
         compactions.append(time.perf_counter() - began)
 
     # Each commit timed on its own: the append, and any compaction it starts or ends.
-    appends: list[float] = []
-    append = Database._append
-
-    def timed_append(db: Database, ops: Any, undo: Any) -> None:
-        began = time.perf_counter()
-        append(db, ops, undo)
-        appends.append(time.perf_counter() - began)
-
     Database.compact = timed_compact  # type: ignore[method-assign]
-    Database._append = timed_append  # type: ignore[method-assign]
     try:
-        with store.transaction():
-            for n in range(mentors):
-                store.save_mentor(mentor_doc(n, NOW))
-        per_request = 18
-        count = max(1, (docs - mentors) // per_request)
-        start = NOW - timedelta(days=5 * 365)
-        step = (NOW - start) / count
-        appends.clear()
-        archiving: list[float] = []
-        began = time.perf_counter()
-        for number in range(1, count + 1):
-            at = start + step * number
-            past_request(store, number, at, mentors)
-            # The sweep's archive step (each request here is ~1.6 hours of the program's
-            # time; the daemon sweeps every minute, so it moves at least as much).
-            t0 = time.perf_counter()
-            archive_once(store, at, ARCHIVE_AFTER)
-            archiving.append(time.perf_counter() - t0)
-        elapsed = time.perf_counter() - began
-        longest = max([*appends, *archiving], default=0.0)
-        stored = sum(len(store.db.table(name)) for name in store.db.tinydb.tables())
-        archived = sum(store.archive.count(name) for name in ARCHIVED_TABLES)
-        store.set_meta("next_request", count + 1)
+        with timed_appends() as appends:
+            with store.transaction():
+                for n in range(mentors):
+                    store.save_mentor(mentor_doc(n, NOW))
+            per_request = 18
+            count = max(1, (docs - mentors) // per_request)
+            start = NOW - timedelta(days=5 * 365)
+            step = (NOW - start) / count
+            appends.clear()
+            archiving: list[float] = []
+            began = time.perf_counter()
+            for number in range(1, count + 1):
+                at = start + step * number
+                past_request(store, number, at, mentors)
+                # The sweep's archive step (each request here is ~1.6 hours of the program's
+                # time; the daemon sweeps every minute, so it moves at least as much).
+                t0 = time.perf_counter()
+                archive_once(store, at, ARCHIVE_AFTER)
+                archiving.append(time.perf_counter() - t0)
+            elapsed = time.perf_counter() - began
+            longest = max([*appends, *archiving], default=0.0)
+            stored = sum(len(store.db.table(name)) for name in store.db.tinydb.tables())
+            archived = sum(store.archive.count(name) for name in ARCHIVED_TABLES)
+            store.set_meta("next_request", count + 1)
     finally:
         Database.compact = compact  # type: ignore[method-assign]
-        Database._append = append  # type: ignore[method-assign]
         store.close()
     full_compaction, during = compaction_with_fsync(folder)
     steady = steady_writes(folder, count, mentors, start + step * count, step)
@@ -317,25 +327,16 @@ def steady_writes(
     os.sync()
     store = Store(folder / "state.json", fsync=True)
     gc.freeze()
-    appends: list[float] = []
-    append = Database._append
-
-    def timed_append(db: Database, ops: Any, undo: Any) -> None:
-        began = time.perf_counter()
-        append(db, ops, undo)
-        appends.append(time.perf_counter() - began)
-
     batches: list[float] = []
-    Database._append = timed_append  # type: ignore[method-assign]
     try:
-        for k in range(1, STEADY_REQUESTS + 1):
-            now = at + step * k
-            past_request(store, done + k, now, mentors)
-            began = time.perf_counter()
-            archive_once(store, now, ARCHIVE_AFTER)
-            batches.append(time.perf_counter() - began)
+        with timed_appends() as appends:
+            for k in range(1, STEADY_REQUESTS + 1):
+                now = at + step * k
+                past_request(store, done + k, now, mentors)
+                began = time.perf_counter()
+                archive_once(store, now, ARCHIVE_AFTER)
+                batches.append(time.perf_counter() - began)
     finally:
-        Database._append = append  # type: ignore[method-assign]
         store.close()
         gc.unfreeze()
     writes = sorted(appends + batches)

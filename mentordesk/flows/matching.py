@@ -176,16 +176,7 @@ def rank_mentors(
             )
         )
     best = sorted(ranked) if limit is None else heapq.nsmallest(limit, ranked)
-    return [
-        Candidate(
-            email=email,
-            skill_overlap=-skill,
-            overlap_minutes=-overlap,
-            spare_capacity=-spare,
-            recent_sessions=recent_count,
-        )
-        for skill, overlap, spare, recent_count, email in best
-    ]
+    return _candidates(best)
 
 
 # --- ranking by groups of mentors alike ------------------------------------------------
@@ -302,6 +293,11 @@ def rank_grouped(
         ranked += found if room is None else found[:room]
         if limit is not None and len(ranked) >= limit:
             break
+    return _candidates(ranked)
+
+
+def _candidates(ranked: Iterable[tuple[int, int, int, int, str]]) -> list[Candidate]:
+    """Candidates from ranking keys (negated: the best sorts first)."""
     return [
         Candidate(
             email=email,
