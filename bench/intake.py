@@ -16,6 +16,9 @@ it measures:
 mentordesk runs as a program really does: before the measured runs, ``--mentors``
 mentors (default 50) enroll by email, so every request matches and, besides its
 acknowledgement, sends ``invite_count`` (3) claim invitations — 4 emails per request.
+Then the state gets the last 90 days of a program's claims at a real pace (about 0.7 per
+mentor), since ranking weighs each mentor's recent sessions (``--no-recent-claims``
+leaves the mentors without any, as a program in its first days).
 
 The bare relay is the floor for the same-shape work and nothing else: it fetches each
 message whole, sends an acknowledgement and three claim-sized (~5 KB) emails over as many
@@ -232,6 +235,45 @@ def append_all(
 
 
 # --- the receivers ---------------------------------------------------------------------
+
+
+# A program's pace: a 2,000-mentor program takes ~27,700 requests in five years.
+CLAIMS_PER_MENTOR_DAY = 27_666 / (5 * 365) / 2_000
+RECENT_DAYS = 90  # how far back ranking counts a mentor's sessions (flows/matching.py)
+
+
+def seed_recent_claims(state: Path, mentors: int) -> int:
+    """Write the last 90 days of a program's claims into the state (closed requests, each
+    claimed by one of the enrolled mentors, spread evenly): a program that has run for a
+    while ranks its mentors with their recent sessions counted. Returns how many."""
+    from datetime import UTC, datetime, timedelta
+
+    from mentordesk.state.store import Store, iso
+
+    now = datetime.now(UTC)
+    count = round(CLAIMS_PER_MENTOR_DAY * RECENT_DAYS * mentors)
+    store = Store(state, fsync=False)
+    try:
+        with store.transaction():
+            for k in range(count):
+                at = now - timedelta(days=RECENT_DAYS) * (k + 0.5) / count
+                mentor = f"mentor{(k * 7919) % mentors}.mentor@example.org"
+                store.save_request(
+                    {
+                        "number": store.new_request_number(),
+                        "mentee": f"past{k}@example.net",
+                        "name": f"Past Mentee {k}",
+                        "skills": ["python"],
+                        "status": "closed",
+                        "created": iso(at - timedelta(hours=6)),
+                        "updated": iso(at + timedelta(days=5)),
+                        "claimed_by": mentor,
+                        "claimed_at": iso(at),
+                    }
+                )
+    finally:
+        store.close()
+    return count
 
 
 def run_mentordesk(
@@ -515,6 +557,13 @@ def main() -> int:
         "--mentors", type=int, default=50, help="mentors enrolled by email before the runs"
     )
     parser.add_argument(
+        "--no-recent-claims",
+        dest="recent_claims",
+        action="store_false",
+        help="leave the mentors without claims (by default the last 90 days hold a "
+        "program's pace of claims, as ranking reads them)",
+    )
+    parser.add_argument(
         "--connections",
         type=int,
         default=None,
@@ -574,6 +623,9 @@ def main() -> int:
             )
             if seeded["missing"]:
                 raise RuntimeError(f"{int(seeded['missing'])} enrollments were not confirmed")
+            if args.recent_claims:
+                recent = seed_recent_claims(root / "state" / "bench.db", args.mentors)
+                print(f"{recent:,} requests claimed in the last 90 days, at a program's pace")
             per = 1 + INVITE_COUNT  # both receivers
             for name, receiver in receivers.items():
                 results[name] = {}

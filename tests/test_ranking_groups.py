@@ -309,3 +309,34 @@ def test_a_term_that_ended_since_filing_is_seen_at_ranking(store: Store) -> None
         request, groups_of(store), store.stored_mentor, NOW, MatchInput({}, {}), 3
     )
     assert [c.email for c in ranked] == ["stays@example.org"]
+
+
+@pytest.mark.parametrize("limit", [1, 3, None])
+def test_many_mentors_of_one_profile_with_sessions_counted_rank_as_one_by_one(
+    store: Store, limit: int | None
+) -> None:
+    """A program that has run a while: most mentors alike have sessions counted, with
+    different counts; each of them is weighed, in the tier ranking reaches."""
+    rng = random.Random(7)
+    for n in range(30):
+        store.save_mentor(
+            {
+                "email": f"m{n:02d}@example.org",
+                "name": f"M{n}",
+                "skills": ["python", "sql"] if n % 5 else ["go"],
+                "timezone": "Europe/Berlin",
+                "availability": HOURS[2],
+                "capacity": 2 + n % 3,
+                "status": "active",
+            }
+        )
+    counted = [f"m{n:02d}@example.org" for n in rng.sample(range(30), 20)]
+    data = MatchInput(
+        sessions_this_month={email: rng.randint(0, 2) for email in counted[:12]},
+        recent_sessions={email: rng.randint(1, 6) for email in counted},
+    )
+    request = {"skills": ["python"], "timezone": "Europe/Berlin", "availability": HOURS[2]}
+    grouped, one_by_one = both_rankings(store, request, data, frozenset(), limit)
+    assert grouped == one_by_one
+    if limit is None:
+        assert sum(1 for c in grouped if c.recent_sessions) >= 10  # all of them weighed

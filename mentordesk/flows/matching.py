@@ -233,7 +233,7 @@ def rank_grouped(
     then rank by capacity and email: their group's own order. So each group is weighed
     once, groups of equal weight are merged in order, and only their first few mentors
     are read (checked for exclusion and eligibility one by one); mentors with sessions
-    counted, few, are ranked one by one as ``rank_mentors`` does.
+    counted are ranked one by one as ``rank_mentors`` does, in the tiers reached only.
     """
     wanted = frozenset(request.get("skills") or ())
     if not wanted or limit == 0:
@@ -255,31 +255,36 @@ def rank_grouped(
     excluded = data.excluded
     used = data.sessions_this_month
     recent = data.recent_sessions
-    tiers: dict[tuple[int, int], list[Sequence[tuple[tuple[Any, ...], str]]]] = {}
+    # Each tier (skill overlap, hours overlap) holds the profiles that weigh so much.
+    tiers: dict[tuple[int, int], list[tuple[Hashable, Sequence[tuple[tuple[Any, ...], str]]]]]
+    tiers = {}
     for profile, members in groups.groups_tagged(wanted):
-        tiers.setdefault(weight(profile), []).append(members)
+        tiers.setdefault(weight(profile), []).append((profile, members))
+    # Mentors with sessions counted (in a program that has run a while, most of those
+    # who take requests) rank one by one, but only in the tiers ranking gets to: filed
+    # by profile here, read there.
     counted = set(used) | set(recent)
-    counted_in: dict[tuple[int, int], list[tuple[int, int, int, int, str]]] = {}
+    counted_by_profile: dict[Hashable, list[str]] = {}
     for email in counted:
         placement = groups.placement(email)
-        if placement is None or wanted.isdisjoint(placement.tags):
-            continue
-        if email in excluded or not mailable(email):
-            continue
-        mentor = mentor_of(email)
-        sessions = used.get(email, 0)
-        if mentor is None or not eligible(mentor, now, sessions):
-            continue
-        tier = weight(placement.group)
-        counted_in.setdefault(tier, []).append(
-            (*tier, -((mentor.get("capacity") or 0) - sessions), recent.get(email, 0), email)
-        )
+        if placement is not None and not wanted.isdisjoint(placement.tags):
+            counted_by_profile.setdefault(placement.group, []).append(email)
     ranked: list[tuple[int, int, int, int, str]] = []
-    for tier in sorted(tiers.keys() | counted_in.keys()):
+    for tier in sorted(tiers):
         room = None if limit is None else limit - len(ranked)
-        found = counted_in.get(tier, [])
+        found: list[tuple[int, int, int, int, str]] = []
+        for profile, _ in tiers[tier]:
+            for email in counted_by_profile.get(profile, ()):
+                if email in excluded or not mailable(email):
+                    continue
+                mentor = mentor_of(email)
+                sessions = used.get(email, 0)
+                if mentor is None or not eligible(mentor, now, sessions):
+                    continue
+                spare = (mentor.get("capacity") or 0) - sessions
+                found.append((*tier, -spare, recent.get(email, 0), email))
         taken = 0
-        for (minus_capacity, *_), email in heapq.merge(*tiers.get(tier, ())):
+        for (minus_capacity, *_), email in heapq.merge(*(m for _, m in tiers[tier])):
             if room is not None and taken >= room:
                 break
             if email in counted or email in excluded or not mailable(email):
