@@ -384,3 +384,20 @@ def test_a_long_or_folded_subject_is_kept_on_one_line_and_capped(store: Store) -
     [kept] = store.outbox_of(7)
     assert kept["subject"] == ("Café news " + "ü" * 300)[:SUBJECT_CAP]
     assert len(kept["subject"]) == SUBJECT_CAP == 200
+
+
+def test_claim_counts_asked_again_follow_every_claim_and_release() -> None:
+    from mentordesk.state.indexes import ClaimIndex
+
+    claims = ClaimIndex()
+    claims.put(1, "ada@example.com", "2025-06-01T10:00:00+00:00")
+    cutoff = "2025-06-01T00:00:00+00:00"
+    assert claims.counts_since(cutoff) == {"ada@example.com": 1}
+    claims.counts_since(cutoff)["ada@example.com"] = 99  # a caller's copy, not the index's
+    claims.put(2, "ada@example.com", "2025-06-02T10:00:00+00:00")
+    assert claims.counts_since(cutoff) == {"ada@example.com": 2}
+    claims.put(2, "bea@example.com", "2025-06-02T10:00:00+00:00")  # reassigned
+    assert claims.counts_since(cutoff) == {"ada@example.com": 1, "bea@example.com": 1}
+    claims.drop(1)
+    assert claims.counts_since(cutoff) == {"bea@example.com": 1}
+    assert claims.counts_since("2025-06-03T00:00:00+00:00") == {}

@@ -264,17 +264,28 @@ def rank_grouped(
     # who take requests) rank one by one, but only in the tiers ranking gets to: filed
     # by profile here, read there.
     counted = set(used) | set(recent)
-    counted_by_profile: dict[Hashable, list[str]] = {}
-    for email in counted:
-        placement = groups.placement(email)
-        if placement is not None and not wanted.isdisjoint(placement.tags):
-            counted_by_profile.setdefault(placement.group, []).append(email)
+    by_profile: dict[Hashable, list[str]] | None = None
+
+    def counted_of(profile: Hashable, members: Sequence[tuple[Any, str]]) -> Iterable[str]:
+        # The counted members of one profile: read from the profile when it is smaller
+        # than the counted set, else from the counted set filed by profile (once).
+        nonlocal by_profile
+        if len(members) <= len(counted):
+            return [email for _, email in members if email in counted]
+        if by_profile is None:
+            by_profile = {}
+            for email in counted:
+                placement = groups.placement(email)
+                if placement is not None:
+                    by_profile.setdefault(placement.group, []).append(email)
+        return by_profile.get(profile, ())
+
     ranked: list[tuple[int, int, int, int, str]] = []
     for tier in sorted(tiers):
         room = None if limit is None else limit - len(ranked)
         found: list[tuple[int, int, int, int, str]] = []
-        for profile, _ in tiers[tier]:
-            for email in counted_by_profile.get(profile, ()):
+        for profile, members in tiers[tier]:
+            for email in counted_of(profile, members):
                 if email in excluded or not mailable(email):
                     continue
                 mentor = mentor_of(email)
@@ -634,7 +645,11 @@ class MatchingDesk:
             sessions_this_month=self.store.claims_since(
                 month_start(now, self.config.program.timezone)
             ),
-            recent_sessions=self.store.claims_since(now - RECENT),
+            # To the minute: a 90-day window does not need the second, and the store
+            # counts once a minute rather than once a request.
+            recent_sessions=self.store.claims_since(
+                (now - RECENT).replace(second=0, microsecond=0)
+            ),
             excluded=frozenset(left_out),
         )
         # The store keeps the mentors grouped as ranking weighs them: the work is per

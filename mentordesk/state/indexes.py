@@ -85,11 +85,15 @@ class ClaimIndex:
     def __init__(self) -> None:
         self._claims: dict[int, tuple[str, str]] = {}
         self._by_time: list[tuple[str, int]] = []
+        # The last counts asked for, by cutoff: every request asks for this month's and
+        # the last 90 days', while claims change only when someone claims.
+        self._counted: dict[str, dict[str, int]] = {}
 
     def put(self, number: int, mentor: str, claimed_at: str) -> None:
         if self._claims.get(number) == (mentor, claimed_at):
             return
         self.drop(number)
+        self._counted.clear()
         self._claims[number] = (mentor, claimed_at)
         insort(self._by_time, (claimed_at, number))
 
@@ -97,18 +101,24 @@ class ClaimIndex:
         held = self._claims.pop(number, None)
         if held is None:
             return
+        self._counted.clear()
         at = bisect_left(self._by_time, (held[1], number))
         if at < len(self._by_time) and self._by_time[at] == (held[1], number):
             del self._by_time[at]
 
     def counts_since(self, cutoff: str) -> dict[str, int]:
         """Mentor → claims made at or after ``cutoff`` (an ISO time in UTC)."""
-        counts: dict[str, int] = {}
-        claims = self._claims
-        for _, number in self._by_time[bisect_left(self._by_time, (cutoff,)) :]:
-            mentor = claims[number][0]
-            counts[mentor] = counts.get(mentor, 0) + 1
-        return counts
+        counts = self._counted.get(cutoff)
+        if counts is None:
+            counts = {}
+            claims = self._claims
+            for _, number in self._by_time[bisect_left(self._by_time, (cutoff,)) :]:
+                mentor = claims[number][0]
+                counts[mentor] = counts.get(mentor, 0) + 1
+            if len(self._counted) >= 4:  # the cutoffs of the moment only
+                self._counted.clear()
+            self._counted[cutoff] = counts
+        return dict(counts)
 
 
 class KeysByValue(Generic[K]):
