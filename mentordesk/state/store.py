@@ -6,6 +6,10 @@ which is also what makes a claim a compare-and-set. Lookups that happen on every
 (by Message-ID, by thread, by email) go through in-memory indexes rebuilt at open, so a
 write stays O(1) however much history the file holds.
 
+What is in memory is the working set; older history is in the archive (``history.py``,
+``archive.py``). Reads by key, request, person or time, and ``history``, read on into
+the archive; scans (``*_where``, lists by status) see the working set only.
+
 Timestamps are stored as ISO-8601 UTC strings; callers pass aware datetimes.
 """
 
