@@ -102,9 +102,7 @@ class ClaimIndex:
         if held is None:
             return
         self._counted.clear()
-        at = bisect_left(self._by_time, (held[1], number))
-        if at < len(self._by_time) and self._by_time[at] == (held[1], number):
-            del self._by_time[at]
+        _remove_sorted(self._by_time, (held[1], number))
 
     def counts_since(self, cutoff: str) -> dict[str, int]:
         """Mentor → claims made at or after ``cutoff`` (an ISO time in UTC)."""
@@ -209,11 +207,7 @@ class MomentOrder:
         old = self._of.get(key)
         if new == old:
             return
-        if old is not None:
-            at = bisect_left(self._sorted, (old, key))
-            if at < len(self._sorted) and self._sorted[at] == (old, key):
-                del self._sorted[at]
-            del self._of[key]
+        self.drop(key)
         if new is not None:
             self._of[key] = new
             insort(self._sorted, (new, key))
@@ -222,9 +216,7 @@ class MomentOrder:
         """Take ``key`` out of the order (its document is gone)."""
         old = self._of.pop(key, None)
         if old is not None:
-            at = bisect_left(self._sorted, (old, key))
-            if at < len(self._sorted) and self._sorted[at] == (old, key):
-                del self._sorted[at]
+            _remove_sorted(self._sorted, (old, key))
 
     def upto(self, cutoff: str) -> list[int]:
         """The keys whose moment is at or before ``cutoff``."""
@@ -232,6 +224,13 @@ class MomentOrder:
 
 
 _LAST = float("inf")  # sorts after every int key
+
+
+def _remove_sorted(items: list[Any], item: Any) -> None:
+    """Take ``item`` out of the sorted list ``items``, if it is there (by bisection)."""
+    at = bisect_left(items, item)
+    if at < len(items) and items[at] == item:
+        del items[at]
 
 
 @dataclass(frozen=True)
@@ -268,9 +267,7 @@ class GroupedOrder:
             return
         if old is not None:
             members = self._members[old.group]
-            at = bisect_left(members, (old.order, key))
-            if at < len(members) and members[at] == (old.order, key):
-                del members[at]
+            _remove_sorted(members, (old.order, key))
             if not members:
                 del self._members[old.group]
                 for tag in old.tags:

@@ -531,17 +531,7 @@ class Store(OutboxRecords):
         """
         if statuses is None:
             return [plain(d) for d in self._requests.search(Uncached(test))]
-        ids = sorted(
-            doc_id
-            for number in self._request_statuses.keys(statuses)
-            if (doc_id := self._request_ids.get(number)) is not None
-        )
-        found = []
-        for doc_id in ids:
-            doc = self.db.stored("requests", doc_id)
-            if doc is not None and test(doc):
-                found.append(plain(self._requests.get(doc_id=doc_id)))
-        return found
+        return self._requests_among(self._request_statuses.keys(statuses), test)
 
     def requests_due(
         self,
@@ -566,10 +556,15 @@ class Store(OutboxRecords):
             order = self._moment_orders[name] = MomentOrder(moment, version)
             for each in self._requests.all():
                 order.put(int(each["number"]), each)
+        return self._requests_among(order.upto(iso(upto)), test)
+
+    def _requests_among(
+        self, numbers: Iterable[int], test: Callable[[Mapping[str, Any]], object]
+    ) -> list[Doc]:
+        """Copies of the requests ``numbers`` (found by an index) that ``test`` accepts,
+        oldest first; only those are copied."""
         ids = sorted(
-            doc_id
-            for number in order.upto(iso(upto))
-            if (doc_id := self._request_ids.get(number)) is not None
+            doc_id for number in numbers if (doc_id := self._request_ids.get(number)) is not None
         )
         found = []
         for doc_id in ids:
