@@ -140,6 +140,27 @@ def request_doc(number: int, at: datetime, mentors: int) -> dict[str, Any]:
     }
 
 
+def session_doc(
+    number: int, mentor: str, mentee: str, at: datetime, *, created: datetime, **fields: Any
+) -> dict[str, Any]:
+    """Request ``number``'s 30-minute session three days after ``at``; ``fields`` (its
+    status, and what happened to it) on top."""
+    return {
+        "uid": f"s{number}@program.test",
+        "request": number,
+        "mentor": mentor,
+        "mentee": mentee,
+        "sequence": 0,
+        "created": iso(created),
+        "start": iso(at + timedelta(days=3)),
+        "end": iso(at + timedelta(days=3, minutes=30)),
+        "answers": {},
+        "declined_starts": [],
+        "reminded": None,
+        **fields,
+    }
+
+
 def past_request(store: Store, number: int, at: datetime, mentors: int) -> None:
     """One request's whole life, written as the daemon writes it (18 documents)."""
     request = request_doc(number, at, mentors)
@@ -205,20 +226,9 @@ def past_request(store: Store, number: int, at: datetime, mentors: int) -> None:
             for kind in ("intro_mentor", "intro_mentee", "invite")
         ]
         store.save_session(
-            {
-                "uid": f"s{number}@program.test",
-                "request": number,
-                "mentor": holder,
-                "mentee": request["mentee"],
-                "sequence": 0,
-                "created": iso(claimed_at),
-                "start": iso(at + timedelta(days=3)),
-                "end": iso(at + timedelta(days=3, minutes=30)),
-                "status": "accepted",
-                "answers": {},
-                "declined_starts": [],
-                "reminded": None,
-            }
+            session_doc(
+                number, holder, request["mentee"], at, created=claimed_at, status="accepted"
+            )
         )
     store.mark_all_sent(ids, claimed_at)
     store.record_message(
@@ -429,21 +439,16 @@ def history_state(store: Store, sessions: int, mentors: int, open_requests: int)
                 )
                 store.save_request(request)
                 store.save_session(
-                    {
-                        "uid": f"s{number}@program.test",
-                        "request": number,
-                        "mentor": holder,
-                        "mentee": request["mentee"],
-                        "sequence": 0,
-                        "created": iso(at),
-                        "start": iso(at + timedelta(days=3)),
-                        "end": iso(at + timedelta(days=3, minutes=30)),
-                        "status": "held",
-                        "answers": {},
-                        "declined_starts": [],
-                        "reminded": iso(at),
-                        "followup_asked": iso(at + timedelta(days=4)),
-                    }
+                    session_doc(
+                        number,
+                        holder,
+                        request["mentee"],
+                        at,
+                        created=at,
+                        status="held",
+                        reminded=iso(at),
+                        followup_asked=iso(at + timedelta(days=4)),
+                    )
                 )
                 store.audit("claimed", now=at, request=number, mentor=holder, via="link")
     with store.transaction():
