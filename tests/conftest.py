@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from mentordesk.state.store import Store
 from tests.desk import Desk
 from tests.servers import (
     INSTALL_HINT,
@@ -90,3 +91,17 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client, for the links in the emails."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """Where a test's state lives (the folder does not exist yet)."""
+    return tmp_path / "state" / "mentordesk.json"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[Store]:
+    """A store of its own at ``path``, fsync off, closed after the test."""
+    opened = Store(path, fsync=False)
+    yield opened
+    opened.close()

@@ -5,7 +5,6 @@ a reopen, a crash halfway through a move, and a backup restored."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,6 @@ from mentordesk.state.store import Store, iso
 T0 = datetime(2023, 3, 6, 9, 0, tzinfo=UTC)
 LATER = T0 + timedelta(days=500)  # when the archive step runs
 BEFORE = LATER - timedelta(days=400)
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "mentordesk.json"
-
-
-@pytest.fixture
-def store(path: Path) -> Iterator[Store]:
-    opened = Store(path, fsync=False)
-    yield opened
-    opened.close()
 
 
 def life(store: Store, number: int, at: datetime, *, status: str = "closed") -> None:

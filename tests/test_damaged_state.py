@@ -25,11 +25,6 @@ from mentordesk.state.db import Database
 from mentordesk.state.store import Store
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "mentordesk.json"
-
-
 def journal(path: Path) -> Path:
     return path.with_name(path.name + ".journal")
 

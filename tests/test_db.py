@@ -41,11 +41,6 @@ def journal(path: Path) -> Path:
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "mentordesk.json"  # the folder does not exist yet
-
-
-@pytest.fixture
 def db(path: Path) -> Iterator[Database]:
     with Database(path, fsync=False) as database:
         yield database

@@ -23,11 +23,6 @@ from mentordesk.state.db import Database
 from .test_db import WRITER, Reports, check_all_or_nothing, contents, journal, reopened
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "mentordesk.json"
-
-
 def background(db: Database) -> Database:
     db.compact_min_bytes = 3_000
     db.background_compaction_bytes = 0  # every compaction after a commit in the background

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,18 +38,6 @@ HOURS: tuple[list[list[int]], ...] = (
     [[9, 0, 60]],  # malformed: ignored by ranking
 )
 TERMS = (None, "2028-01-01T00:00:00+00:00", "2026-03-01T00:00:00+00:00", "soon")
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "mentordesk.json"
-
-
-@pytest.fixture
-def store(path: Path) -> Iterator[Store]:
-    opened = Store(path, fsync=False)
-    yield opened
-    opened.close()
 
 
 def groups_of(store: Store) -> GroupedOrder:

@@ -4,7 +4,7 @@ kind of write, a rolled-back transaction and a reopen."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,18 +17,6 @@ from mentordesk.state.records import LIVE, SessionStatus
 from mentordesk.state.store import SUBJECT_CAP, Store, iso
 
 NOW = datetime(2025, 6, 2, 14, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "mentordesk.json"
-
-
-@pytest.fixture
-def store(path: Path) -> Iterator[Store]:
-    opened = Store(path, fsync=False)
-    yield opened
-    opened.close()
 
 
 def mentor(n: int, skills: list[str]) -> dict[str, Any]:
