@@ -79,13 +79,12 @@ class History:
         """Move history last changed before ``before`` to the archive; how many documents
         moved (at most about ``limit``, so that one call stays short on the writer).
 
-        What moves: each finished request (closed, withdrawn, expired) with everything
-        about it — its sessions (none live, none awaiting the after-session mail), its
-        emails (none pending) and their thread links, the messages that came for it
-        (none failing), its audit events. And, from ``mail_before`` (default
-        ``before``), whatever request they are about: emails sent or failed with their
-        thread links, inbound messages dealt with, audit events — but those ``keep``
-        accepts (table, document: what still needs a person) wait until ``before``.
+        What moves: each finished request (closed, withdrawn, expired) with its sessions,
+        once none of them is live or awaiting the after-session mail and none of its
+        emails or messages is in motion. And, from ``mail_before`` (default ``before``),
+        whatever request they are about: emails sent or failed with their thread links,
+        inbound messages dealt with, audit events — but those ``keep`` accepts (table,
+        document: what still needs a person) wait until ``before``.
         """
         cutoff = iso(before)
         mail_cutoff = max(cutoff, iso(mail_before or before))
@@ -93,12 +92,11 @@ class History:
         for number in self._moment_orders[FINISHED].upto(cutoff):
             if len(moving) >= limit:
                 break
-            doc = self.db.stored("requests", self._request_ids.get(number, 0))
-            if doc is not None:
-                moving.extend(self._request_history(number, self._request_ids[number], doc))
+            doc_id = self._request_ids.get(number)
+            doc = None if doc_id is None else self.db.stored("requests", doc_id)
+            if doc_id is not None and doc is not None:
+                moving.extend(self._request_history(number, doc_id, doc))
         moving.extend(self._mail_history(mail_cutoff, cutoff, keep, max(limit - len(moving), 0)))
-        # A finished request's mail may be old enough to move on its own too: once each.
-        moving = list({(d.table, d.doc_id): d for d in moving}.values())
         if not moving:
             return 0
         self.archive.put(moving)  # durable before anything leaves the working set
@@ -115,35 +113,26 @@ class History:
     def _request_history(
         self, number: int, doc_id: int, doc: Mapping[str, Any]
     ) -> list[ArchivedDoc]:
-        """A finished request and everything about it, or nothing while any of it is
-        still in motion."""
+        """A finished request and its sessions, or nothing while any of its sessions,
+        emails or messages is still in motion. (Its mail moves by age: ``_mail_history``.)"""
         moving = [ArchivedDoc("requests", doc_id, dict(doc))]
         for uid in sorted(self._sessions_by_request.get(number, ())):
             session_id = self._session_ids.get(uid)
             session = None if session_id is None else self.db.stored("sessions", session_id)
-            if session is None:
+            if session_id is None or session is None:
                 continue
             if session_status(session) in LIVE or self._followup.value_of(uid):
                 return []
-            moving.append(ArchivedDoc("sessions", session_id or 0, dict(session)))
-        for item_id in self._outbox_of.get(number, ()):
-            email = self.db.stored("outbox", item_id)
-            if email is None:
-                continue
-            if email.get("status") == "pending":
-                return []
-            moving.extend(self._email_history(item_id, email))
-        for message_id in sorted(self._message_requests.keys([str(number)])):
-            message = self.db.stored("messages", message_id)
-            if message is None:
-                continue
-            if message.get("status") == "failing":
-                return []
-            moving.append(ArchivedDoc("messages", message_id, dict(message)))
-        for event_id in self._audit_of.get(number, ()):
-            event = self.db.stored("audit", event_id)
-            if event is not None:
-                moving.append(ArchivedDoc("audit", event_id, dict(event)))
+            moving.append(ArchivedDoc("sessions", session_id, dict(session)))
+        mail = (
+            ("outbox", self._outbox_of.get(number, ())),
+            ("messages", self._message_requests.keys([str(number)])),
+        )
+        for table, ids in mail:
+            for item_id in ids:
+                item = self.db.stored(table, item_id)
+                if item is not None and _in_motion(table, item):
+                    return []
         return moving
 
     def _email_history(self, item_id: int, email: Mapping[str, Any]) -> list[ArchivedDoc]:
@@ -165,15 +154,14 @@ class History:
         """Emails, inbound messages and audit events older than ``cutoff`` (those
         ``keep`` accepts: older than ``kept_cutoff``), oldest first."""
         moving: list[ArchivedDoc] = []
-        busy = {"outbox": "pending", "messages": "failing", "audit": None}
         moment = {"outbox": "created", "messages": "at", "audit": "at"}
-        for table, in_motion in busy.items():
+        for table, field in moment.items():
             # Ids grow with time: the oldest come first, and the first young one ends it.
             for doc_id, doc in self.db.stored_oldest(table):
-                at = doc.get(moment[table]) or ""
+                at = doc.get(field) or ""
                 if len(moving) >= limit or at >= cutoff:
                     break
-                if in_motion is not None and doc.get("status") == in_motion:
+                if _in_motion(table, doc):
                     continue
                 if keep is not None and at >= kept_cutoff and keep(table, doc):
                     continue
@@ -218,6 +206,14 @@ class History:
 
 
 FINISHED = "finished"  # the order of requests by when they finished
+
+# Statuses of what is still being worked on (an email to send, a message to try again):
+# it stays in memory, and so does its request.
+_IN_MOTION = {"outbox": "pending", "messages": "failing"}
+
+
+def _in_motion(table: str, doc: Mapping[str, Any]) -> bool:
+    return table in _IN_MOTION and doc.get("status") == _IN_MOTION[table]
 
 
 def finished_at(doc: Mapping[str, Any]) -> str | None:
