@@ -152,7 +152,6 @@ class Archive:
                 f"cannot open the archive {path}: {err}; restore it from a backup "
                 "(mentordesk restore) or move it away to start a new one"
             ) from err
-        self._max_ids: dict[str, int] | None = None
         self._checkpoints = None if read_only else _Checkpoints(path, fsync=fsync)
 
     def close(self) -> None:
@@ -180,9 +179,6 @@ class Archive:
             raise StoreError(f"could not write to the archive {self.path}: {err}") from err
         if self._checkpoints is not None:
             self._checkpoints.wrote(len(rows))
-        if self._max_ids is not None:
-            for row in rows:
-                self._max_ids[row[0]] = max(self._max_ids.get(row[0], 0), row[1])
         return len(rows)
 
     def copy_to(self, path: Path) -> None:
@@ -202,10 +198,8 @@ class Archive:
 
     def max_ids(self) -> dict[str, int]:
         """Table → the highest id archived: ids are never given out again."""
-        if self._max_ids is None:
-            found = self._db.execute("SELECT tbl, MAX(id) FROM docs GROUP BY tbl")
-            self._max_ids = {tbl: int(top) for tbl, top in found}
-        return dict(self._max_ids)
+        found = self._db.execute("SELECT tbl, MAX(id) FROM docs GROUP BY tbl")
+        return {tbl: int(top) for tbl, top in found}
 
     def count(self, table: str) -> int:
         (found,) = self._db.execute("SELECT COUNT(*) FROM docs WHERE tbl = ?", (table,)).fetchone()
