@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import mentordesk.state.snapshot as snapshot_module
+from mentordesk.errors import StoreError
 from mentordesk.state.db import Database
 
 from .test_db import WRITER, Reports, check_all_or_nothing, contents, journal, reopened
@@ -94,7 +95,7 @@ def test_the_frozen_view_is_what_the_snapshot_holds(
     gate, written = threading.Event(), []
     real = snapshot_module.write_snapshot
 
-    def slow(data: Any, tmp: Path, *, fsync: bool) -> tuple[int, str]:
+    def slow(data: Any, tmp: Path, *, fsync: bool) -> snapshot_module.Written:
         gate.wait(30)
         result = real(data, tmp, fsync=fsync)
         written.append(tmp.read_bytes())
@@ -191,3 +192,34 @@ def test_kill_9_during_background_compactions_loses_no_committed_transaction(
         assert last >= reports.last, f"round {round_}: reported {reports.last}, kept {last}"
         assert last <= reports.last + 1, f"round {round_}: {last} > {reports.last} + 1"
         committed = last
+
+
+def test_a_background_compaction_leaves_a_backup_copied_under_an_id_of_its_own(
+    db: Database, path: Path
+) -> None:
+    """The backup is the new snapshot's bytes (copied, not encoded again) with a checksum
+    table naming another id: it opens as a whole state, and as a restored backup its
+    journal starts afresh."""
+    rng = random.Random(11)
+    some_writes(db, rng, 40)
+    wait_for_compactions(db)  # none of its own running: this test starts one
+    db._start_compaction()
+    wait_for_compactions(db)
+    assert db._last_compaction is not None
+    db._last_compaction.wait()
+    snapshot, backup = path.read_bytes(), path.with_name(path.name + ".bak").read_bytes()
+    body = snapshot.rindex(b'"_checksum":')
+    assert backup[:body] == snapshot[:body]  # the tables, byte for byte
+    assert backup[body:] != snapshot[body:]  # the same checksum under another id
+    snapshot_only = path.with_name("snapshot-only.json")
+    snapshot_only.write_bytes(snapshot)
+    with Database(snapshot_only, read_only=True) as original:
+        expected = contents(original)
+    assert sum(len(docs) for docs in expected.values()) > 10
+    with Database(path.with_name(path.name + ".bak"), read_only=True) as copy:
+        assert contents(copy) == expected
+    # A byte of the copied tables changed: its checksum no longer holds.
+    damaged = path.with_name("damaged.json")
+    damaged.write_bytes(backup[:10] + bytes([backup[10] ^ 1]) + backup[11:])
+    with pytest.raises(StoreError, match="checksum"):
+        Database(damaged, read_only=True)

@@ -674,7 +674,7 @@ class Database:
         """Write the state to ``target`` atomically (through ``tmp``), with its checksum
         and a new random id; returns (its size in bytes, the id)."""
         try:
-            size, snapshot_id = write_snapshot(self._data, tmp, fsync=self._fsync)
+            written = write_snapshot(self._data, tmp, fsync=self._fsync)
             os.replace(tmp, target)
             if self._fsync:
                 _sync_dir(target.parent)
@@ -685,7 +685,7 @@ class Database:
                 "is lost, the journal still holds every change. Free disk space or fix the "
                 "folder's permissions"
             ) from err
-        return size, snapshot_id
+        return written.size, written.snapshot_id
 
     def _write_backup(self) -> None:
         """Write the whole state to ``files.backup``, the copy a damage message names.

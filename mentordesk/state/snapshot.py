@@ -8,11 +8,15 @@ one from any ``{table: {key: doc}}`` mapping to a temporary file; the caller ren
 state: the tables' dicts copied (not the documents: the database never changes a stored
 document in place, it replaces it, so the view stays what it was while the writer goes
 on). The writer then only swaps files (``Database._finish_compaction``), which costs what
-the journal's newest records cost, not what the state holds.
+the journal's newest records cost, not what the state holds. The backup that follows is
+the new snapshot's bytes copied by the kernel under an id of its own (``copy_snapshot``):
+encoding the state twice cost the interpreter, which the writer and the pages share, as
+much again.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -20,12 +24,20 @@ import sys
 import threading
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import StoreError
 
-__all__ = ["CHECKSUM_TABLE", "BackgroundSnapshot", "encode", "write_snapshot"]
+__all__ = [
+    "CHECKSUM_TABLE",
+    "BackgroundSnapshot",
+    "Written",
+    "copy_snapshot",
+    "encode",
+    "write_snapshot",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -42,19 +54,27 @@ Tables = Mapping[str, Mapping[str, Mapping[str, Any]]]
 _SWITCH_INTERVAL = 0.0005
 
 
-def write_snapshot(data: Tables, tmp: Path, *, fsync: bool) -> tuple[int, str]:
+@dataclass(frozen=True)
+class Written:
+    """A snapshot file just written: what a copy of it needs to get an id of its own."""
+
+    size: int
+    snapshot_id: str
+    crc: int
+    body: int  # bytes before the checksum table, the ones ``crc`` covers
+    empty: bool
+
+
+def write_snapshot(data: Tables, tmp: Path, *, fsync: bool) -> Written:
     """Write ``data`` to ``tmp`` with its checksum and a new random id (fsync'd when
-    ``fsync``); returns (its size in bytes, the id). Raises OSError; removes ``tmp`` then."""
+    ``fsync``). Raises OSError; removes ``tmp`` then."""
     snapshot_id = os.urandom(8).hex()
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with open(fd, "wb") as out:
             crc = _write_tables(data, out)
-            table_sep = b",\n" if data else b"\n"
-            out.write(
-                b'%s"%s":{"1":{"crc32":"%08x","id":"%s"}}\n}\n'
-                % (table_sep, CHECKSUM_TABLE.encode(), crc, snapshot_id.encode())
-            )
+            body = out.tell()
+            out.write(_trailer(crc, snapshot_id, empty=not data))
             out.flush()
             if fsync:
                 os.fsync(out.fileno())
@@ -62,7 +82,45 @@ def write_snapshot(data: Tables, tmp: Path, *, fsync: bool) -> tuple[int, str]:
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
-    return size, snapshot_id
+    return Written(size, snapshot_id, crc, body, not data)
+
+
+def _trailer(crc: int, snapshot_id: str, *, empty: bool) -> bytes:
+    """The checksum table and the closing brace: the bytes after what ``crc`` covers."""
+    table_sep = b"\n" if empty else b",\n"
+    return b'%s"%s":{"1":{"crc32":"%08x","id":"%s"}}\n}\n' % (
+        table_sep,
+        CHECKSUM_TABLE.encode(),
+        crc,
+        snapshot_id.encode(),
+    )
+
+
+def copy_snapshot(source: int, written: Written, tmp: Path, *, fsync: bool) -> str:
+    """Copy the snapshot open at ``source`` to ``tmp`` under a new random id; returns it.
+
+    The tables' bytes are copied by the kernel, not encoded again: a backup costs the
+    interpreter (which the writer and the pages share) nothing but the new checksum
+    table. Raises OSError; removes ``tmp`` then."""
+    snapshot_id = os.urandom(8).hex()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(fd, "wb") as out:
+            offset = 0
+            while offset < written.body:
+                copied = os.copy_file_range(source, fd, written.body - offset, offset, offset)
+                if copied == 0:
+                    raise OSError(errno.EIO, "the snapshot being copied ended early")
+                offset += copied
+            out.seek(offset)
+            out.write(_trailer(written.crc, snapshot_id, empty=written.empty))
+            out.flush()
+            if fsync:
+                os.fsync(out.fileno())
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    return snapshot_id
 
 
 def _write_tables(data: Tables, out: IO[bytes]) -> int:
@@ -115,7 +173,7 @@ class BackgroundSnapshot:
         self._data = data
         self._backup, self._backup_tmp = backup, backup_tmp
         self._fsync = fsync
-        self._result: tuple[int, str] | None = None
+        self._result: Written | None = None
         self._error: OSError | None = None
         self._snapshot_done = threading.Event()
         # While this thread encodes, the writer waits for the interpreter after each of
@@ -133,20 +191,31 @@ class BackgroundSnapshot:
             sys.setswitchinterval(self._switch_interval)
 
     def _write(self) -> None:
+        # The snapshot stays open for reading while the writer renames it into place:
+        # the backup is a copy of its bytes (``copy_snapshot``), not a second encoding.
+        source = -1
         try:
             if self.tmp is not None:
-                self._result = write_snapshot(self._data, self.tmp, fsync=self._fsync)
+                written = write_snapshot(self._data, self.tmp, fsync=self._fsync)
+                source = os.open(self.tmp, os.O_RDONLY | os.O_CLOEXEC)
+                self._result = written
         except OSError as err:
             self._error = err
         finally:
             self._snapshot_done.set()
         if self._error is None:
             try:
-                write_snapshot(self._data, self._backup_tmp, fsync=self._fsync)
+                if source >= 0:
+                    copy_snapshot(source, written, self._backup_tmp, fsync=self._fsync)
+                else:  # a backup only (at open): no snapshot written to copy
+                    write_snapshot(self._data, self._backup_tmp, fsync=self._fsync)
                 os.replace(self._backup_tmp, self._backup)
             except OSError as err:
                 self._backup_tmp.unlink(missing_ok=True)
                 _log.warning("no new backup: could not write %s: %s", self._backup, err)
+            finally:
+                if source >= 0:
+                    os.close(source)
         self._data = {}  # let the frozen view go
 
     def done(self) -> bool:
@@ -170,4 +239,4 @@ class BackgroundSnapshot:
                 "or fix the folder's permissions"
             ) from self._error
         assert self._result is not None, "a backup-only run has no snapshot"
-        return self._result
+        return self._result.size, self._result.snapshot_id
