@@ -159,7 +159,8 @@ class Database:
         self._retry_compaction_at = 0
         self._compaction: BackgroundSnapshot | None = None  # running, not yet swapped in
         self._last_compaction: BackgroundSnapshot | None = None  # may be writing the backup
-        self._open_tables: weakref.WeakSet[_JournalTable] = weakref.WeakSet()
+        # Open TinyDB tables by name, whose query caches a write to that table empties.
+        self._open_tables: dict[str, weakref.WeakSet[_JournalTable]] = {}
         self._fd = -1
         # Group commit (``hold_syncs``): records written but not yet fdatasync'd, as
         # the documents they changed and where the last one starts (for the marks).
@@ -661,14 +662,14 @@ class Database:
             else:
                 self._data[name][key] = before
         # Searches made since may have cached what was just undone.
-        for table in self._open_tables:
-            table.clear_cache()
+        for tables in self._open_tables.values():
+            for table in tables:
+                table.clear_cache()
 
     def _invalidate(self, name: str) -> None:
         """Empty the query cache of every open instance of table ``name``."""
-        for table in self._open_tables:
-            if table.name == name:
-                table.clear_cache()
+        for table in self._open_tables.get(name, ()):
+            table.clear_cache()
 
     def _write_snapshot(self, target: Path, tmp: Path) -> tuple[int, str]:
         """Write the state to ``target`` atomically (through ``tmp``), with its checksum
@@ -755,7 +756,7 @@ class _JournalTable(Table):
         if not isinstance(storage, _JournalStorage):
             raise TypeError(f"{type(self).__name__} needs the journal storage")
         self._db = storage.db
-        self._db._open_tables.add(self)
+        self._db._open_tables.setdefault(name, weakref.WeakSet()).add(self)
         super().__init__(storage, name, cache_size, persist_empty)
 
     def _read_table(self) -> dict[str, Mapping[str, Any]]:
