@@ -42,6 +42,7 @@ from .flows.sessions import SessionDesk
 from .health import HealthRules
 from .inbox.source import MailSource, RawMessage, open_source
 from .mailer.compose import Renderer
+from .mailer.drafts import DraftWriter, default_processes
 from .mailer.outbox import OutboxSender
 from .mailer.transport import Transport, open_transport
 from .state.store import OutboxItem, Store, StoreWriter
@@ -108,6 +109,7 @@ class Daemon:
         self.transport_factory = transport_factory or (lambda: open_transport(config.smtp))
         self.writer = StoreWriter(lambda: Store(config.state.path, fsync=config.state.fsync))
         self.renderer = Renderer()
+        self.drafts = DraftWriter(self.renderer, config.program, processes=default_processes())
         self.coordinator: Coordinator | None = None
         self.source: MailSource | None = None
         self._mailbox_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailbox")
@@ -130,6 +132,7 @@ class Daemon:
             self.transport_factory,
             self.clock,
             self._delivery_failed,
+            drafts=self.drafts,
             on_delivered=self._delivered,
             on_held=self._delivery_held,
         )
@@ -196,6 +199,7 @@ class Daemon:
         if self.source is not None:
             await self._in_mailbox_thread(self.source.close)
         self._mailbox_thread.shutdown(wait=True)
+        await asyncio.to_thread(self.drafts.close)
         await self.writer.close()
 
     # Inbox ------------------------------------------------------------------------------

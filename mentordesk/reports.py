@@ -34,6 +34,7 @@ from .config import Config
 from .errors import MentordeskError
 from .flows.feedback_results import feedback_report
 from .inbox.hours import format_windows
+from .state.outbox_records import DRAFT
 from .state.records import RequestStatus, request_status
 from .state.store import Store, from_iso
 from .status import table
@@ -57,8 +58,8 @@ DEFAULT_TOPIC = "overview"
 # Exported first, in this order; any other table follows alphabetically.
 EXPORT_ORDER = ("mentors", "requests", "sessions", "outbox", "audit", "messages", "addresses")
 NOT_EXPORTED = frozenset({"meta", "threads", "rates"})
-# Columns never exported, per table: the raw bytes of every email sent.
-DROPPED_COLUMNS = {"outbox": frozenset({"data"})}
+# Columns never exported, per table: every email's bytes or draft (its whole text).
+DROPPED_COLUMNS = {"outbox": frozenset({"data", DRAFT})}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 

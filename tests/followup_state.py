@@ -19,6 +19,7 @@ from typing import Any
 from mentordesk.config import Config, load_config
 from mentordesk.core import Coordinator
 from mentordesk.mailer.compose import Renderer
+from mentordesk.mailer.drafts import stored_email
 from mentordesk.state.store import Store, iso
 
 from .desk import toml_text
@@ -60,7 +61,8 @@ class State:
 
     def sent(self, since: int = 0) -> list[EmailMessage]:
         """Every stored outgoing email (from the ``since``-th on), parsed."""
-        return [_parse(item["data"].encode("latin-1")) for item in self.store.outbox()[since:]]
+        program = self.config.program
+        return [_parse(stored_email(item, program)) for item in self.store.outbox()[since:]]
 
     def sent_to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.sent() if address in str(m["To"])]

@@ -28,7 +28,9 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
+from mentordesk.config import ProgramConfig
 from mentordesk.flows.digest import Digest
+from mentordesk.mailer.drafts import stored_email
 from mentordesk.state.records import (
     CAPACITY_COUNTED,
     HELD,
@@ -300,9 +302,9 @@ class OutboxMail:
     data: bytes = field(repr=False)
 
 
-def read_outbox_item(doc: Mapping[str, Any]) -> OutboxMail:
-    """Parse one outbox document's stored bytes (latin-1 in the JSON, lossless)."""
-    raw = str(doc["data"]).encode("latin-1")
+def read_outbox_item(doc: Mapping[str, Any], program: ProgramConfig) -> OutboxMail:
+    """Parse one outbox document's email: its stored bytes, or its draft written."""
+    raw = stored_email(doc, program)
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     objects: list[CalendarObject] = []
@@ -340,7 +342,8 @@ def read_outbox_item(doc: Mapping[str, Any]) -> OutboxMail:
 class OutboxReader:
     """The outbox, parsed once per email (the outbox only grows in these tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, program: ProgramConfig) -> None:
+        self.program = program
         self._parsed: dict[str, OutboxMail] = {}
 
     def read(self, docs: Iterable[Mapping[str, Any]]) -> list[OutboxMail]:
@@ -350,8 +353,8 @@ class OutboxReader:
             message_id = str(doc["message_id"])
             mail_ = self._parsed.get(message_id)
             if mail_ is None:
-                assert "data" in doc, f"outbox item {message_id} lost its bytes"
-                mail_ = self._parsed[message_id] = read_outbox_item(doc)
+                assert "data" in doc or "draft" in doc, f"outbox item {message_id} lost its email"
+                mail_ = self._parsed[message_id] = read_outbox_item(doc, self.program)
             mails.append(mail_)
         return mails
 

@@ -18,6 +18,7 @@ from mentordesk.config import load_config
 from mentordesk.errors import AnnouncementError, ConfigError
 from mentordesk.flows.announcements import announce, opt_out, recipients
 from mentordesk.mailer.compose import Email, build_message, message_bytes
+from mentordesk.mailer.drafts import stored_email
 from mentordesk.state.pairings import live_pairings
 from mentordesk.state.store import from_iso, iso
 from mentordesk.timers import Registry
@@ -146,9 +147,10 @@ async def test_a_subject_cannot_inject_headers(desk: Harness) -> None:
     await send(desk, subject="News\r\nBcc: everyone@example.org")
     items = await desk.call(desk.store.outbox)
     for item in items:
-        head = item["data"].encode("latin-1").split(b"\r\n\r\n", 1)[0]
+        raw = stored_email(item, desk.config.program)
+        head = raw.split(b"\r\n\r\n", 1)[0]
         assert b"\r\nBcc:" not in head
-        assert parse(item["data"].encode("latin-1"))["Bcc"] is None
+        assert parse(raw)["Bcc"] is None
 
 
 def test_body_files_that_cannot_be_read_say_so(tmp_path: Path) -> None:

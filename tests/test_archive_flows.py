@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from mentordesk.flows.steps import register_steps
+from mentordesk.mailer.drafts import stored_email
 from mentordesk.timers import Registry
 
 from .desk import mail
@@ -98,7 +99,7 @@ async def answers(desk: Harness, raw: bytes) -> list[tuple[str, str, str]]:
     before = len(await desk.call(desk.store.outbox))
     await desk.receive(raw)
     items = (await desk.call(desk.store.outbox))[before:]
-    texts = [text_of(parse(item["data"].encode("latin-1"))) for item in items]
+    texts = [text_of(parse(stored_email(item, desk.config.program))) for item in items]
     return [
         (item["kind"], item["recipients"][0], " ".join(text.split()))
         for item, text in zip(items, texts, strict=True)

@@ -29,6 +29,7 @@ from mentordesk.inbox.delivery_text import read_text_bounce
 from mentordesk.inbox.parse import ParsedMessage, parse_message
 from mentordesk.inbox.source import RawMessage
 from mentordesk.mailer.compose import Renderer
+from mentordesk.mailer.drafts import stored_email
 from mentordesk.state.store import Store
 
 FOLDER = Path(__file__).resolve().parent / "samples" / "bounces"
@@ -155,7 +156,7 @@ class World:
     def sent(self) -> list[EmailMessage]:
         parser = email.parser.BytesParser(policy=email.policy.default)
         return [
-            parser.parsebytes(doc["data"].encode("latin-1"))
+            parser.parsebytes(stored_email(doc, self.config.program))
             for doc in self.store.outbox()
             if doc["kind"] != "returned"
         ]

@@ -253,7 +253,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.serial = 0
         self.loop = asyncio.new_event_loop()
         self.writer: StoreWriter | None = None
-        self.outbox = OutboxReader()
+        self.outbox = OutboxReader(self.config.program)
         self.errors = ErrorLog()
         logging.getLogger("mentordesk").addHandler(self.errors)
         # What the previous check saw: the state before the step now being judged.

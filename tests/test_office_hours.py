@@ -28,6 +28,7 @@ from mentordesk.errors import OfficeHoursError
 from mentordesk.flows.office_hours import OfficeHoursDesk, says_join, says_leave
 from mentordesk.inbox.source import RawMessage
 from mentordesk.mailer.compose import Renderer
+from mentordesk.mailer.drafts import stored_email
 from mentordesk.state.store import Store, iso
 
 from .desk import mail
@@ -101,7 +102,7 @@ class World:
         """Emails stored since the last call, oldest first."""
         docs = self.store.outbox()[self._seen :]
         self._seen += len(docs)
-        return [parse(doc["data"].encode("latin-1")) for doc in docs]
+        return [parse(stored_email(doc, self.config.program)) for doc in docs]
 
     def series(self, series_id: int = 1) -> dict[str, Any]:
         doc = self.store.series(series_id)

@@ -13,6 +13,7 @@ import pytest
 
 from mentordesk.config import load_config
 from mentordesk.errors import ConfigError
+from mentordesk.mailer.drafts import stored_email
 from mentordesk.mailer.welcome import read_welcome, render_welcome
 
 from .desk import ENVIRON, Desk, config_text, html_of, mail, text_of
@@ -192,7 +193,7 @@ def test_the_approval_step_welcomes_a_pending_mentor_once(desk: Desk) -> None:
         [sent] = [item for item in store.outbox() if item["kind"] == "orientation_welcome"]
         assert sent["recipients"] == [ADA]
         message = email.message_from_bytes(
-            sent["data"].encode("latin-1"), policy=email.policy.default
+            stored_email(sent, desk.config.program), policy=email.policy.default
         )
         assert isinstance(message, EmailMessage)
         html_part = message.get_body(preferencelist=("html",))

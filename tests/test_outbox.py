@@ -13,13 +13,26 @@ from typing import Any
 
 import pytest
 
-from mentordesk.config import SmtpConfig
+from mentordesk.config import ProgramConfig, SmtpConfig
 from mentordesk.errors import TemporaryDeliveryError
 from mentordesk.mailer import outbox
+from mentordesk.mailer.compose import Renderer
+from mentordesk.mailer.drafts import DraftWriter
 from mentordesk.mailer.outbox import OutboxSender
 from mentordesk.state.store import Store, StoreWriter
 
 NOW = datetime(2024, 5, 6, 14, 30, tzinfo=UTC)
+PROGRAM = ProgramConfig(
+    name="Program Mentors",
+    address="mentors@program.test",
+    coordinator="coord@program.test",
+    escalation=(),
+    timezone="UTC",
+    base_url="http://127.0.0.1:8080",
+    secret_env="SECRET",
+)
+# These tests store bytes; drafts are written by test_drafts.py's.
+DRAFTS = DraftWriter(Renderer(), PROGRAM, processes=0)
 POLL_S = 0.01
 WATCH_S = 0.3  # how long the cap on unmarked emails is watched
 
@@ -80,7 +93,9 @@ def _sender(tmp_path: Path, writer: StoreWriter, sent: Counter[str]) -> OutboxSe
     def failed(*args: Any) -> None:
         raise AssertionError(f"nothing fails here: {args}")
 
-    return OutboxSender(_smtp(tmp_path), writer, lambda: _Recorder(sent), lambda: NOW, failed)
+    return OutboxSender(
+        _smtp(tmp_path), writer, lambda: _Recorder(sent), lambda: NOW, failed, drafts=DRAFTS
+    )
 
 
 async def _run_until(sender: OutboxSender, done: Any, timeout_s: float = 10.0) -> None:
@@ -241,6 +256,7 @@ async def test_temporary_failures_hold_an_email_past_max_attempts_and_fail_nothi
         lambda: _Down(sent, up),
         lambda: clock[0],
         failed,
+        drafts=DRAFTS,
         on_delivered=lambda addresses, now: delivered.extend(addresses),
         on_held=lambda recipients, error, now: held.append((list(recipients), error)),
     )
@@ -281,6 +297,7 @@ async def test_a_failing_consequence_never_unmarks_a_sent_email(
         lambda: _Recorder(sent),
         lambda: NOW,
         lambda *args: None,
+        drafts=DRAFTS,
         on_delivered=broken,
     )
     await sender.drain()
@@ -355,6 +372,7 @@ async def test_a_stop_waits_for_the_email_being_sent_and_leaves_the_rest_due(
         lambda: _SlowReply(sent, sending),
         lambda: NOW,
         failed,
+        drafts=DRAFTS,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))

@@ -255,7 +255,7 @@ def test_report_and_export_commands_while_the_daemon_holds_the_state(
     )
     assert requests[0]["skills"] == '["python"]'
     [outbox] = rows("outbox")
-    assert "data" not in outbox and outbox["kind"] == "claim_invite"
+    assert "data" not in outbox and "draft" not in outbox and outbox["kind"] == "claim_invite"
     assert "SECRET BODY" not in (folder / "outbox.csv").read_text("utf-8")
     assert [(a["event"], a["mentor"]) for a in rows("audit")][-1] == ("released", "bea@example.com")
     assert len(rows("mentors")) == 3 and len(rows("sessions")) == 1

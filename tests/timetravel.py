@@ -22,6 +22,7 @@ from mentordesk.config import Config, load_config
 from mentordesk.core import Coordinator, Outcome
 from mentordesk.inbox.source import RawMessage
 from mentordesk.mailer.compose import Renderer
+from mentordesk.mailer.drafts import stored_email
 from mentordesk.state.store import Store, StoreWriter, iso
 from mentordesk.timers import Registry, Scheduler
 
@@ -191,7 +192,7 @@ class Harness:
         """Stored outgoing emails, oldest first, of template ``kind`` and/or to ``to``."""
         items = await self.call(self.store.outbox)
         return [
-            parse(item["data"].encode("latin-1"))
+            parse(stored_email(item, self.config.program))
             for item in items
             if kind in (None, item["kind"]) and to in (None, *item["recipients"])
         ]

@@ -211,16 +211,24 @@ class Renderer:
         jinja2.TemplateNotFound, jinja2.UndefinedError or ValueError (no subject block).
         """
         text_template = self._env.get_template(f"{name}.txt")
+        subject = self._subject(name, text_template, context)
+        text = text_template.render(context).strip() + "\n"
+        html = self._env.get_template(f"{name}.html").render({**context, "subject": subject})
+        return RenderedEmail(subject=subject, text=text, html=html)
+
+    def subject(self, name: str, context: Mapping[str, Any]) -> str:
+        """Only the subject ``render`` would give: for an email written later."""
+        return self._subject(name, self._env.get_template(f"{name}.txt"), context)
+
+    @staticmethod
+    def _subject(name: str, text_template: jinja2.Template, context: Mapping[str, Any]) -> str:
         subject_block = text_template.blocks.get("subject")
         if subject_block is None:
             raise ValueError(f"email template {name}.txt has no {{% block subject %}}")
         # Rendering the block on its own yields the subject without the rest of the
-        # body; base.txt never outputs this block, so the full render below omits it.
+        # body; base.txt never outputs this block, so the full render omits it.
         raw_subject = "".join(subject_block(text_template.new_context(dict(context))))
-        subject = " ".join(raw_subject.split())
-        text = text_template.render(context).strip() + "\n"
-        html = self._env.get_template(f"{name}.html").render({**context, "subject": subject})
-        return RenderedEmail(subject=subject, text=text, html=html)
+        return " ".join(raw_subject.split())
 
 
 def reflow(text: str, width: int = 72, indent: int = 0) -> str:

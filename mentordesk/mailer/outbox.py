@@ -21,13 +21,14 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from email.message import MIMEPart
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..config import ProgramConfig, SmtpConfig
 from ..errors import PermanentDeliveryError, TemporaryDeliveryError
 from ..inbox.subjects import reply_subject
 from ..state.store import OutboxItem, Store, StoreWriter, iso
 from .compose import Email, Renderer, make_message_id, message_bytes
+from .drafts import DraftWriter, NotPlain, plain
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 # what a crash could send twice. The marks wait for the store's writer thread, which also
 # handles the inbox, so a connection goes on sending while its last marks are written.
 MAX_UNMARKED = 32
+# Emails waiting for a connection from which drafts are written in a worker process
+# (drafts.py): a backlog, not one email that is quicker written here.
+BUSY_QUEUE = 4
 # On stop, how long a connection may take to finish the email it is sending. Cutting it
 # off mid-reply could leave one the server accepted without its mark: sent again later.
 STOP_GRACE_S = 10.0
@@ -129,41 +133,64 @@ class Postman:
                 "not sent: address bounced", now=now, to=to, kind=template, request=request
             )
             return None
-        rendered = self.renderer.render(template, {"program": self.program, **context})
         message_id = make_message_id(self.program.domain)
         references: list[str] = []
         parent = answering or follows
         if parent is not None:
             references = [*parent.references, parent.message_id]
-        data = message_bytes(
-            Email(
-                from_addr=self.program.address,
-                from_name=self.program.name,
-                to=to,
-                to_name=to_name,
-                subject=rendered.subject,
-                text=rendered.text,
-                html=rendered.html,
-                message_id=message_id,
-                in_reply_to=parent.message_id if parent else None,
-                references=references,
-                auto_submitted="auto-replied" if answering else "auto-generated",
-                date=now,
-                alternatives=alternatives,
-                attachments=attachments,
-                list_unsubscribe=list_unsubscribe,
-            )
+        draft_context = None if alternatives or attachments else _plain_or_none(context)
+        rendered_context = {"program": self.program, **(draft_context or context)}
+        if draft_context is not None:  # written at send time (drafts.py)
+            subject, text, html = self.renderer.subject(template, rendered_context), "", ""
+        else:
+            rendered = self.renderer.render(template, rendered_context)
+            subject, text, html = rendered.subject, rendered.text, rendered.html
+        email = Email(
+            from_addr=self.program.address,
+            from_name=self.program.name,
+            to=to,
+            to_name=to_name,
+            subject=subject,
+            text=text,
+            html=html,
+            message_id=message_id,
+            in_reply_to=parent.message_id if parent else None,
+            references=references,
+            auto_submitted="auto-replied" if answering else "auto-generated",
+            date=now,
+            alternatives=alternatives,
+            attachments=attachments,
+            list_unsubscribe=list_unsubscribe,
         )
+        # For a draft this only checks its header fields, as a rendered email's are: a
+        # bad address fails the decision that made it, not the sending.
+        data: bytes | None = message_bytes(email)
+        draft: dict[str, Any] | None = None
+        if draft_context is not None:
+            data = None
+            draft = {
+                "template": template,
+                "context": draft_context,
+                "subject": subject,
+                "from_name": email.from_name,
+                "to_name": to_name,
+                "in_reply_to": email.in_reply_to,
+                "references": references,
+                "auto_submitted": email.auto_submitted,
+                "date": now.isoformat(),
+                "list_unsubscribe": list_unsubscribe,
+            }
         self.store.enqueue(
             message_id=message_id,
             sender=self.program.address,
             recipients=[to],
             data=data,
+            draft=draft,
             kind=template,
             now=now,
             request=request,
             due=not_before,
-            subject=rendered.subject,
+            subject=subject,
         )
         if thread is not None:
             self.store.link_thread(message_id, kind=thread[0], ref=thread[1])
@@ -284,6 +311,14 @@ class Postman:
         )
 
 
+def _plain_or_none(context: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The context as a draft stores it, or None when it must be rendered at once."""
+    try:
+        return cast(dict[str, Any], plain(context))
+    except NotPlain:
+        return None
+
+
 DeliveryFailed = Callable[[OutboxItem, PermanentDeliveryError, datetime], None]
 # The recipients of emails the relay accepted, and when.
 Delivered = Callable[[Sequence[str], datetime], None]
@@ -316,10 +351,12 @@ class OutboxSender:
         clock: Callable[[], datetime],
         on_permanent_failure: DeliveryFailed,
         *,
+        drafts: DraftWriter,
         on_delivered: Delivered = _ignore,
         on_held: DeliveryHeld = _ignore,
     ) -> None:
         self.config = config
+        self.drafts = drafts
         self.writer = writer
         self.open_transport = open_transport
         self.clock = clock
@@ -455,7 +492,8 @@ class OutboxSender:
         """Try ``item`` once and store the outcome. After a successful send, returns the
         future of its "sent" mark, which is written with others (``_write_marks``)."""
         try:
-            await transport.send(item.data, item.sender, item.recipients)
+            data = item.data if item.data is not None else await self._written(item)
+            await transport.send(data, item.sender, item.recipients)
         except TemporaryDeliveryError as exc:
             attempts = item.attempts + 1
             # Doubling from retry_after, never beyond max_retry_after (nor overflowing).
@@ -483,6 +521,23 @@ class OutboxSender:
             self.writer.health.fine("smtp")
             return self._mark_sent(item)
         return None
+
+    async def _written(self, item: OutboxItem) -> bytes:
+        """The bytes of an email stored as a draft; one that cannot be written (a
+        template changed under it, say) fails as a refused email does, and the
+        coordinator hears of it."""
+        assert item.draft is not None
+        try:
+            return await self.drafts.bytes_of(
+                item.draft,
+                message_id=item.message_id,
+                sender=item.sender,
+                recipients=item.recipients,
+                busy=self._queue.qsize() >= BUSY_QUEUE,
+            )
+        except Exception as exc:
+            log.exception("outbox %s could not be written from its draft", item.id)
+            raise PermanentDeliveryError(f"the email could not be written: {exc}", []) from exc
 
     def _mark_sent(self, item: OutboxItem) -> asyncio.Future[None]:
         """Have ``item`` marked sent; the future is done once that is durable."""

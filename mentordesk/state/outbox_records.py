@@ -3,7 +3,7 @@ reply counts (SPEC §5). Part of ``Store`` (``store.py``), whose indexes it keep
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, MutableMapping
+from collections.abc import Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +14,11 @@ from ..health import OutboxFacts
 from .history import History
 from .tables import Doc, Uncached, copy_of, from_iso, iso, plain
 
-__all__ = ["SUBJECT_CAP", "OutboxItem", "OutboxRecords"]
+__all__ = ["DRAFT", "SUBJECT_CAP", "OutboxItem", "OutboxRecords"]
+
+#: The field of an outgoing email stored as a draft, written when it is sent
+#: (mailer/drafts.py), in place of ``data``, its bytes.
+DRAFT = "draft"
 
 #: The longest Subject an outbox record keeps for people to read (the email has it all).
 SUBJECT_CAP = 200
@@ -28,10 +32,11 @@ class OutboxItem:
     message_id: str
     sender: str
     recipients: list[str]
-    data: bytes
+    data: bytes | None  # None for a draft, written when it is sent (mailer/drafts.py)
     attempts: int
     kind: str
     request: int | None
+    draft: Mapping[str, Any] | None = None
 
 
 class OutboxRecords(History):
@@ -52,25 +57,30 @@ class OutboxRecords(History):
         message_id: str,
         sender: str,
         recipients: list[str],
-        data: bytes,
+        data: bytes | None,
         kind: str,
         now: datetime,
         request: int | None = None,
         due: datetime | None = None,
         subject: str = "",
+        draft: Mapping[str, Any] | None = None,
     ) -> int:
-        """Store an outgoing email; the sender loop delivers it from ``due`` (default now).
+        """Store an outgoing email, as its bytes or as a ``draft`` (mailer/drafts.py);
+        the sender loop delivers it from ``due`` (default now).
 
         ``subject`` (as a person reads it) stays on record after the bytes are gone
         (``mark_all_sent``): a request's history names the email by it."""
+        if (data is None) == (draft is None):
+            raise ValueError("an outgoing email is stored as its bytes or as a draft")
         due = due or now
+        # latin-1 maps every byte to one code point: lossless bytes in JSON.
+        body = {"data": data.decode("latin-1")} if data is not None else {DRAFT: draft}
         doc_id = self._outbox.insert(
             {
                 "message_id": message_id,
                 "sender": sender,
                 "recipients": recipients,
-                # latin-1 maps every byte to one code point: lossless bytes in JSON.
-                "data": data.decode("latin-1"),
+                **body,
                 "kind": kind,
                 "subject": " ".join(subject.split())[:SUBJECT_CAP],
                 "request": request,
@@ -106,10 +116,11 @@ class OutboxRecords(History):
                     message_id=doc["message_id"],
                     sender=doc["sender"],
                     recipients=list(doc["recipients"]),
-                    data=doc["data"].encode("latin-1"),
+                    data=doc["data"].encode("latin-1") if "data" in doc else None,
                     attempts=doc["attempts"],
                     kind=doc["kind"],
                     request=doc["request"],
+                    draft=doc.get(DRAFT),
                 )
             )
             if len(due) >= limit:
@@ -173,7 +184,7 @@ class OutboxRecords(History):
     def mark_all_sent(self, item_ids: Iterable[int], now: datetime) -> None:
         """Mark several emails sent at ``now``, in one write.
 
-        A sent email's bytes are not kept: the whole state lives in memory, and what was
+        A sent email's bytes (or draft) are not kept: the whole state lives in memory, and what was
         sent stays on record in the item itself (kind, recipients, Message-ID, request)
         and in the audit log. Failed emails keep theirs.
         """
@@ -183,6 +194,7 @@ class OutboxRecords(History):
         def sent(doc: MutableMapping[str, Any]) -> None:
             doc.update(status="sent", sent=sent_at, error="")
             doc.pop("data", None)
+            doc.pop(DRAFT, None)
 
         self._outbox.update(sent, doc_ids=ids)
         for item_id in ids:

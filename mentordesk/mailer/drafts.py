@@ -1,0 +1,206 @@
+"""Emails stored as drafts and written when they are sent.
+
+Most emails are a template and a context of plain data (names, numbers, links). The
+outbox stores those as a *draft* — template, context, the header fields — and the sender
+writes the bytes just before it sends them (``DraftWriter``), in a process of its own
+when the machine has a second core. The journal then holds a few hundred bytes per email
+instead of its ~6 KB of MIME, and rendering, about a third of what a decision costs,
+leaves the store's writer thread and the interpreter it shares with the web pages.
+
+A draft is written from what was stored, so it must say everything the email does: its
+context is copied as JSON would give it back (``plain``), and the Message-ID, Date and
+names are stored with it. Writing it again after a restart gives the same email; only
+the MIME boundary, random as always, differs. An email whose context holds anything
+else (records with methods, calendar parts, attachments) is rendered at once and stored
+as bytes, as all emails were before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import multiprocessing
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+from typing import Any
+
+from ..config import ProgramConfig
+from .compose import Email, Renderer, message_bytes
+
+__all__ = [
+    "DraftWriter",
+    "NotPlain",
+    "default_processes",
+    "plain",
+    "stored_email",
+    "write_draft",
+]
+
+log = logging.getLogger(__name__)
+
+
+class NotPlain(ValueError):
+    """A context that JSON would not give back as it is: it is rendered at once."""
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON gives it back (tuples as lists, mappings as dicts); raises
+    NotPlain for anything else, such as a record whose template calls its methods."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise NotPlain("not a finite number")
+        return value
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, Mapping):
+        if not all(isinstance(key, str) for key in value):
+            raise NotPlain("a mapping with keys that are not text")
+        return {key: plain(item) for key, item in value.items()}
+    raise NotPlain(f"a {type(value).__name__}")
+
+
+def draft_email(
+    draft: Mapping[str, Any], *, message_id: str, sender: str, to: str, text: str, html: str
+) -> Email:
+    """The ``Email`` a stored draft describes, with its rendered ``text`` and ``html``."""
+    return Email(
+        from_addr=sender,
+        from_name=draft["from_name"],
+        to=to,
+        to_name=draft["to_name"],
+        subject=draft["subject"],
+        text=text,
+        html=html,
+        message_id=message_id,
+        in_reply_to=draft.get("in_reply_to"),
+        references=tuple(draft.get("references") or ()),
+        auto_submitted=draft["auto_submitted"],
+        date=datetime.fromisoformat(draft["date"]),
+        list_unsubscribe=draft.get("list_unsubscribe"),
+    )
+
+
+def write_draft(
+    renderer: Renderer,
+    program: ProgramConfig,
+    draft: Mapping[str, Any],
+    *,
+    message_id: str,
+    sender: str,
+    to: str,
+) -> bytes:
+    """The bytes of a stored draft: its template rendered with its context, as MIME.
+    Raises what rendering and ``message_bytes`` raise (a template error, ValueError)."""
+    rendered = renderer.render(draft["template"], {"program": program, **draft["context"]})
+    return message_bytes(
+        draft_email(
+            draft,
+            message_id=message_id,
+            sender=sender,
+            to=to,
+            text=rendered.text,
+            html=rendered.html,
+        )
+    )
+
+
+# --- the worker process ------------------------------------------------------------------
+
+_worker: tuple[Renderer, ProgramConfig] | None = None
+
+
+def _start_worker(program: ProgramConfig) -> None:
+    global _worker
+    _worker = (Renderer(), program)
+
+
+def _write_in_worker(draft: Mapping[str, Any], message_id: str, sender: str, to: str) -> bytes:
+    assert _worker is not None, "the worker was not started"
+    renderer, program = _worker
+    return write_draft(renderer, program, draft, message_id=message_id, sender=sender, to=to)
+
+
+class DraftWriter:
+    """Writes drafts for the sender: here, or in a worker process when ``processes`` is
+    1 and the sender has a backlog (``busy``). A single email is written here at once,
+    sooner than a message to another process and back; a burst (a request's
+    invitations, a claim's introductions) goes to the second core. A worker that dies is
+    replaced; its draft is written here meanwhile."""
+
+    def __init__(self, renderer: Renderer, program: ProgramConfig, *, processes: int) -> None:
+        self.renderer = renderer
+        self.program = program
+        self.processes = processes
+        self._pool: Executor | None = None
+
+    async def bytes_of(
+        self,
+        draft: Mapping[str, Any],
+        *,
+        message_id: str,
+        sender: str,
+        recipients: Sequence[str],
+        busy: bool = False,
+    ) -> bytes:
+        to = recipients[0]
+        if self.processes and busy:
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(
+                    self._executor(), _write_in_worker, draft, message_id, sender, to
+                )
+            except BrokenProcessPool:
+                log.warning("the process writing emails stopped; starting another")
+                self._drop_pool()
+        return write_draft(
+            self.renderer, self.program, draft, message_id=message_id, sender=sender, to=to
+        )
+
+    def _executor(self) -> Executor:
+        if self._pool is None:
+            # "spawn": the daemon has threads, which a fork would copy mid-step.
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(self.program,),
+            )
+        return self._pool
+
+    def _drop_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def default_processes() -> int:
+    """One worker process where there is a second core to run it on, else none."""
+    return 1 if (os.cpu_count() or 1) > 1 else 0
+
+
+def stored_email(
+    doc: Mapping[str, Any], program: ProgramConfig, renderer: Renderer | None = None
+) -> bytes:
+    """An outbox record's email as it is sent: its bytes, or its draft written now.
+    (For a record still holding either: a sent email's are let go.)"""
+    if "data" in doc:
+        return str(doc["data"]).encode("latin-1")
+    return write_draft(
+        renderer or Renderer(),
+        program,
+        doc["draft"],
+        message_id=doc["message_id"],
+        sender=doc["sender"],
+        to=doc["recipients"][0],
+    )
