@@ -7,12 +7,15 @@ skipped test is a test nobody notices is not running.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
+from mentordesk.mailer.outbox import Postman
 from mentordesk.state.store import Store
 from tests.desk import Desk
 from tests.servers import (
@@ -34,6 +37,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "dovecot" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.dovecot)
+
+
+# --- emails stored as drafts (mailer/drafts.py) --------------------------------------------
+
+# How many emails of each template have been checked, over the whole run.
+_DRAFTS_CHECKED: Counter[str] = Counter()
+DRAFT_CHECKS_PER_TEMPLATE = 3
+
+
+@pytest.fixture(autouse=True)
+def drafts_read_as_rendered_at_once(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every email a flow stores as a draft (the first few of each template in a run)
+    must render from its stored context exactly as from the flow's own: what JSON gave
+    back (lists for tuples, dicts for records) changes nothing a person reads."""
+    real = Postman.send
+    differing: list[str] = []
+
+    def send(self: Postman, template: str, *, context: Any, **kwargs: Any) -> str | None:
+        message_id = real(self, template, context=context, **kwargs)
+        if message_id is None or _DRAFTS_CHECKED[template] >= DRAFT_CHECKS_PER_TEMPLATE:
+            return message_id
+        doc = self.store.outbox_by_message_id(message_id)
+        if doc is not None and "draft" in doc:
+            _DRAFTS_CHECKED[template] += 1
+            program = {"program": self.program}
+            at_once = self.renderer.render(template, {**program, **context})
+            later = self.renderer.render(template, {**program, **doc["draft"]["context"]})
+            if at_once != later:
+                differing.append(template)
+        return message_id
+
+    monkeypatch.setattr(Postman, "send", send)
+    yield
+    assert not differing, f"drafts that render otherwise than at once: {differing}"
 
 
 # --- mail servers (tests/servers.py) ------------------------------------------------------

@@ -22,6 +22,8 @@ import logging
 import math
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -113,11 +115,22 @@ def write_draft(
 # --- the worker process ------------------------------------------------------------------
 
 _worker: tuple[Renderer, ProgramConfig] | None = None
+# How often a worker checks that the daemon that started it is still there.
+PARENT_CHECK_S = 1.0
 
 
 def _start_worker(program: ProgramConfig) -> None:
     global _worker
     _worker = (Renderer(), program)
+    threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _end_with_parent(parent: int) -> None:
+    """A daemon killed (kill -9, a crash) cannot stop its worker: the worker notices
+    that it was handed to another parent and ends, rather than wait forever."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def _write_in_worker(draft: Mapping[str, Any], message_id: str, sender: str, to: str) -> bytes:

@@ -1,0 +1,385 @@
+"""Emails stored as drafts and written when they are sent (mailer/drafts.py).
+
+The flows' own emails are checked against rendering at once by conftest's
+``drafts_read_as_rendered_at_once``; here: what may be a draft, the journal it saves,
+writing in a worker process, a draft that cannot be written, and a restart between
+storing and sending."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import email.policy
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mentordesk.errors import PermanentDeliveryError
+from mentordesk.mailer.compose import Renderer, message_bytes
+from mentordesk.mailer.drafts import (
+    DraftWriter,
+    NotPlain,
+    draft_email,
+    plain,
+    stored_email,
+    write_draft,
+)
+from mentordesk.mailer.outbox import OutboxSender, Postman
+from mentordesk.reports import export_csv
+from mentordesk.state.outbox_records import OutboxItem
+from mentordesk.state.store import Store, StoreWriter
+from mentordesk.views import request_view
+
+from .test_outbox import NOW, PROGRAM, _Recorder, _smtp
+
+RENDERER = Renderer()
+
+
+def ack_context(name: str = "Ada Lovelace", details: str = "Help with Python") -> dict[str, Any]:
+    """A request's acknowledgement, as flows/requests.py makes it (tuples and all)."""
+    request = {"number": 7, "name": name, "skills": ["python"], "details": details}
+    return {
+        "subject": "Re: Mentor request [#7]",
+        "request": request_view(request),
+        "missing": [],
+        "asked": [],
+        "understood": [("Timezone", "Europe/Berlin (you wrote “Berlin”)")],
+        "problems": [],
+        "unknown_skills": (),
+        "known_skills": ["python"],
+        "next_update": "Tuesday 12 May",
+        "invite_count": 3,
+    }
+
+
+def store_ack(store: Store, context: dict[str, Any], to: str = "ada@example.com") -> str:
+    with store.transaction():
+        message_id = Postman(PROGRAM, store, RENDERER).send(
+            "request_ack", to=to, to_name="Ada Lovelace", now=NOW, context=context
+        )
+    assert message_id is not None
+    return message_id
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def without_boundary(raw: bytes) -> bytes:
+    """The MIME boundary is random each time an email is written; nothing else is."""
+    boundary = re.search(rb'boundary="([^"]+)"', raw)
+    assert boundary is not None
+    return raw.replace(boundary.group(1), b"BOUNDARY")
+
+
+# --- what may be a draft ---------------------------------------------------------------
+
+
+def test_plain_gives_what_json_gives_back() -> None:
+    value = {"a": (1, 2.5, None), "b": MappingProxyType({"c": [True, "x"]})}
+    assert plain(value) == {"a": [1, 2.5, None], "b": {"c": [True, "x"]}}
+
+
+@dataclass
+class Record:
+    name: str
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"r": Record("ada")}, {1: "key not text"}, {"x": float("nan")}, {"d": NOW}, {"s": {1}}],
+)
+def test_anything_else_is_not_plain(value: Any) -> None:
+    with pytest.raises(NotPlain):
+        plain(value)
+
+
+def test_an_email_with_plain_context_is_stored_as_a_small_draft(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db", fsync=False)
+    try:
+        journal = tmp_path / "state.db.journal"
+        before = journal.stat().st_size
+        message_id = store_ack(store, ack_context())
+        doc = store.outbox_by_message_id(message_id)
+        assert doc is not None and "data" not in doc
+        assert doc["draft"]["template"] == "request_ack"
+        assert doc["subject"] == doc["draft"]["subject"]
+        # The record is the draft, not ~6 KB of MIME.
+        written = stored_email(doc, PROGRAM)
+        assert journal.stat().st_size - before < len(written) / 2
+        message = parsed(written)
+        assert message["Message-ID"] == message_id
+        assert message["Subject"] == doc["subject"]
+        body = message.get_body(preferencelist=("plain",))
+        assert body is not None and "Ada" in body.get_content()
+    finally:
+        store.close()
+
+
+def test_an_email_with_a_calendar_part_is_stored_as_bytes(tmp_path: Path) -> None:
+    """Parts and attachments are MIME already: such an email is written at once."""
+    store = Store(tmp_path / "state.db", fsync=False)
+    try:
+        with store.transaction():
+            message_id = Postman(PROGRAM, store, RENDERER).tell_coordinator(
+                "a test", NOW, attachment=b"From: x\r\n\r\nbody"
+            )
+        doc = store.outbox_by_message_id(str(message_id))
+        assert doc is not None and "draft" not in doc and "data" in doc
+    finally:
+        store.close()
+
+
+def test_a_bad_address_fails_the_decision_not_the_sending(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db", fsync=False)
+    try:
+        with pytest.raises(ValueError):
+            store_ack(store, ack_context(), to="ada@example.com\r\nBcc: everyone@example.org")
+        assert store.outbox() == []
+    finally:
+        store.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.text(min_size=1, max_size=40),
+    details=st.text(max_size=300),
+)
+def test_a_draft_is_written_as_it_would_have_been_at_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, details: str
+) -> None:
+    """Hostile names and text: the email written later is the one rendered at once."""
+    store = Store(tmp_path_factory.mktemp("d") / "state.db", fsync=False)
+    try:
+        message_id = store_ack(store, ack_context(name, details))
+        doc = store.outbox_by_message_id(message_id)
+        assert doc is not None
+        later = write_draft(
+            RENDERER,
+            PROGRAM,
+            doc["draft"],
+            message_id=message_id,
+            sender=doc["sender"],
+            to=doc["recipients"][0],
+        )
+        at_once = RENDERER.render("request_ack", {"program": PROGRAM, **ack_context(name, details)})
+        fields = {"message_id": message_id, "sender": doc["sender"], "to": doc["recipients"][0]}
+        rendered_at_once = message_bytes(
+            draft_email(doc["draft"], **fields, text=at_once.text, html=at_once.html)
+        )
+        assert without_boundary(later) == without_boundary(rendered_at_once)
+        assert at_once.subject == doc["subject"]
+    finally:
+        store.close()
+
+
+# --- writing at send time ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def writer(tmp_path: Path) -> Any:
+    writer = StoreWriter(lambda: Store(tmp_path / "state.db", fsync=False))
+    await writer.start()
+    yield writer
+    await writer.close()
+
+
+async def test_a_worker_process_writes_the_same_email(writer: StoreWriter) -> None:
+    store = writer.store
+    assert store is not None
+    message_id = await writer.call(store_ack, store, ack_context())
+    doc = await writer.call(store.outbox_by_message_id, message_id)
+    assert doc is not None
+    drafts = DraftWriter(RENDERER, PROGRAM, processes=1)
+    try:
+        here = await drafts.bytes_of(
+            doc["draft"], message_id=message_id, sender=doc["sender"], recipients=["a@x.org"]
+        )
+        assert drafts._pool is None  # one email alone is written here
+        there = await drafts.bytes_of(
+            doc["draft"],
+            message_id=message_id,
+            sender=doc["sender"],
+            recipients=["a@x.org"],
+            busy=True,
+        )
+        assert drafts._pool is not None
+        assert without_boundary(there) == without_boundary(here)
+        # The worker dies: the draft is written here, and the next backlog gets another.
+        [pid] = [p.pid for p in drafts._pool._processes.values()]
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        again = await drafts.bytes_of(
+            doc["draft"],
+            message_id=message_id,
+            sender=doc["sender"],
+            recipients=["a@x.org"],
+            busy=True,
+        )
+        assert without_boundary(again) == without_boundary(here)
+        assert drafts._pool is None
+        await drafts.bytes_of(
+            doc["draft"],
+            message_id=message_id,
+            sender=doc["sender"],
+            recipients=["a@x.org"],
+            busy=True,
+        )
+        assert drafts._pool is not None
+    finally:
+        await asyncio.to_thread(drafts.close)
+
+
+async def test_a_draft_that_cannot_be_written_fails_alone(
+    writer: StoreWriter, tmp_path: Path
+) -> None:
+    """Its template gone (a downgrade, a renamed file): that email fails with a clear
+    error for the desk, the others go, and no address is marked undeliverable."""
+    store = writer.store
+    assert store is not None
+    first = await writer.call(store_ack, store, ack_context())
+    second = await writer.call(store_ack, store, ack_context(), "bea@example.com")
+
+    def break_first() -> None:
+        [item] = [i for i in store.due_outbox(NOW) if i.message_id == first]
+        assert item.draft is not None
+        draft = {**item.draft, "template": "no_such_template"}
+        store._outbox.update({"draft": draft}, doc_ids=[item.id])
+
+    await writer.call(break_first)
+    sent: Counter[str] = Counter()
+    failures: list[tuple[OutboxItem, PermanentDeliveryError]] = []
+    sender = OutboxSender(
+        _smtp(tmp_path),
+        writer,
+        lambda: _Recorder(sent),
+        lambda: NOW,
+        lambda item, failure, now: failures.append((item, failure)),
+        drafts=DraftWriter(RENDERER, PROGRAM, processes=0),
+    )
+    await sender.drain()
+    [(item, failure)] = failures
+    assert item.message_id == first and failure.recipients == []
+    assert "could not be written" in str(failure) and "no_such_template" in str(failure)
+    [raw] = list(sent)
+    assert second in raw
+    by_id = {doc["message_id"]: doc for doc in await writer.call(store.outbox)}
+    assert by_id[first]["status"] == "failed" and "draft" in by_id[first]
+    assert by_id[second]["status"] == "sent" and "draft" not in by_id[second]
+    assert not await writer.call(store.is_bounced, "ada@example.com")
+
+
+async def test_a_draft_stored_before_a_restart_is_sent_once_as_stored(tmp_path: Path) -> None:
+    """Stored, then the process ends before sending: the next start writes it with the
+    Message-ID and Date it was stored with, and sends it once."""
+    path = tmp_path / "state.db"
+    store = Store(path, fsync=True)
+    message_id = store_ack(store, ack_context())
+    store.close()
+    writer = StoreWriter(lambda: Store(path, fsync=False))
+    await writer.start()
+    try:
+        sent: Counter[str] = Counter()
+        sender = OutboxSender(
+            _smtp(tmp_path),
+            writer,
+            lambda: _Recorder(sent),
+            lambda: NOW + timedelta(hours=1),
+            lambda *args: None,
+            drafts=DraftWriter(RENDERER, PROGRAM, processes=0),
+        )
+        await sender.drain()
+        await sender.drain()
+        [(raw, times)] = sent.items()
+        assert times == 1
+        message = parsed(raw.encode())
+        assert message["Message-ID"] == message_id
+        assert message["Date"].datetime == NOW.replace(tzinfo=UTC)
+    finally:
+        await writer.close()
+
+
+def test_an_export_leaves_out_drafts(tmp_path: Path) -> None:
+    """A draft holds what the email says: the export leaves it out, as it does bytes."""
+    store = Store(tmp_path / "state.db", fsync=False)
+    try:
+        store_ack(store, ack_context(details="SECRET DETAILS"))
+        assert "SECRET DETAILS" in str(store.outbox()[0]["draft"])
+        export_csv(store, tmp_path / "export")
+    finally:
+        store.close()
+    exported = (tmp_path / "export" / "outbox.csv").read_text("utf-8")
+    assert "request_ack" in exported and "SECRET DETAILS" not in exported
+
+
+WORKER_OWNER = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from tests.test_drafts import PROGRAM, RENDERER, ack_context
+from mentordesk.mailer.drafts import DraftWriter
+from mentordesk.mailer.outbox import Postman
+from mentordesk.state.store import Store
+
+async def main():
+    store = Store({state!r}, fsync=False)
+    message_id = Postman(PROGRAM, store, RENDERER).send(
+        "request_ack", to="ada@example.com", now=__import__("tests.test_outbox").test_outbox.NOW,
+        context=ack_context())
+    doc = store.outbox_by_message_id(message_id)
+    drafts = DraftWriter(RENDERER, PROGRAM, processes=1)
+    await drafts.bytes_of(doc["draft"], message_id=message_id, sender=doc["sender"],
+                          recipients=["ada@example.com"], busy=True)
+    [pid] = [p.pid for p in drafts._pool._processes.values()]
+    print(pid, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_the_worker_ends_when_its_daemon_is_killed(tmp_path: Path) -> None:
+    root = str(Path(__file__).resolve().parent.parent)
+    script = WORKER_OWNER.format(root=root, state=str(tmp_path / "state.db"))
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as owner:
+        try:
+            assert owner.stdout is not None
+            worker = int(owner.stdout.readline())
+            os.kill(worker, 0)  # it runs
+            owner.kill()
+            owner.wait(10)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _alive(worker):
+                time.sleep(0.1)
+            assert not _alive(worker), "the worker outlived the daemon that started it"
+        finally:
+            owner.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # Reaped by init soon; a zombie has ended all the same.
+    with contextlib.suppress(OSError):
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    return False
