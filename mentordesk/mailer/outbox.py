@@ -2,7 +2,7 @@
 
 ``Postman`` turns a template and a context into a stored outbox item (inside the
 caller's store transaction, so an email exists exactly when the decision that caused it
-does). ``OutboxSender`` is the loop that delivers stored items with retries and back-off
+does): most as drafts, which the sender writes just before sending them (drafts.py). ``OutboxSender`` is the loop that delivers stored items with retries and back-off
 and records the outcome; because an item is marked sent right after the server accepts
 it, a crash can at worst resend the few messages that were in flight (at most
 ``MAX_UNMARKED``), with the same Message-ID, so mail clients show each once.
@@ -117,8 +117,10 @@ class Postman:
         list_unsubscribe: str | None = None,
         not_before: datetime | None = None,
     ) -> str | None:
-        """Render ``template`` for ``to`` and store it; returns its Message-ID, or None
-        when ``to`` is undeliverable (nothing is stored but an audit line).
+        """Store the email ``template`` makes for ``to``: as a draft the sender writes
+        (drafts.py) when ``context`` is plain data, else rendered now. Returns its
+        Message-ID, or None when ``to`` is undeliverable (nothing is stored but an audit
+        line).
 
         ``answering`` threads the email on a person's message (RFC 5322 §3.6.4) and marks
         it ``auto-replied``; otherwise it is ``auto-generated`` (RFC 3834 §5).
