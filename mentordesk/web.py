@@ -219,8 +219,11 @@ class WebApp:
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
-            # The templates ship with the package: no stat() of three files per page.
+            # The templates ship with the package: no stat() of three files per page,
+            # and, a fixed few, they are kept in a plain dict, not an LRU cache with a
+            # lock (a page looks up three: its own, its base and _request.html).
             auto_reload=False,
+            cache_size=-1,
         )
         from .mailer.compose import first_name
 

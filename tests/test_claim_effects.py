@@ -14,6 +14,7 @@ from mentordesk.config import Config, load_config
 from mentordesk.flows.claim_effects import claim_effects_step
 from mentordesk.flows.router import Coordinator
 from mentordesk.mailer.compose import Renderer
+from mentordesk.state.committed import CommittedView
 from mentordesk.state.store import Store
 
 from .test_claims import mentor
@@ -108,6 +109,7 @@ from datetime import datetime
 from mentordesk.config import load_config
 from mentordesk.flows.router import Coordinator
 from mentordesk.mailer.compose import Renderer
+from mentordesk.state.committed import CommittedView
 from mentordesk.state.store import Store
 
 config = load_config(sys.argv[1], environ={"S": "s" * 32})
@@ -170,5 +172,27 @@ def test_no_claim_effects_once_the_request_moved_on(tmp_path: Path) -> None:
         assert after == before
         assert not any(kind.startswith("intro") for kind, _ in after)
         assert any(a["event"] == "claim effects dropped" for a in store.audit_log(1))
+    finally:
+        store.close()
+
+
+def test_the_claim_page_shows_each_committed_version_of_a_request(tmp_path: Path) -> None:
+    # committed_view makes a request's view once per committed document (flows/claims.py):
+    # a new version, published, is what the next page shows.
+    store, coordinator = opened(seeded(tmp_path))
+    try:
+        committed = CommittedView(store.db)
+        desk = coordinator.claims
+        first = desk.committed_view(committed, 1, INVITED[0], NOW)
+        again = desk.committed_view(committed, 1, INVITED[1], NOW)
+        assert again.request is first.request  # the same version: the same view
+        assert first.request == desk.view(1, INVITED[0], NOW).request
+        doc = dict(store.request(1) or {})
+        store.save_request({**doc, "details": "Now about Rust, please.", "name": "Jo"})
+        committed.publish([("requests", None)])
+        changed = desk.committed_view(committed, 1, INVITED[0], NOW)
+        assert changed.request["details"] == "Now about Rust, please."
+        assert changed.request["name"] == "Jo"
+        assert changed.request == desk.view(1, INVITED[0], NOW).request
     finally:
         store.close()

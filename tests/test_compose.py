@@ -12,12 +12,22 @@ from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import jinja2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from icalendar import Calendar
 
+from mentordesk.calendar.invite import (
+    Attendee,
+    EventHead,
+    calendar_mime_parts,
+    session_cancel,
+    session_request,
+)
+from mentordesk.mailer import compose
 from mentordesk.mailer.compose import (
     AUTO_SUBMITTED_VALUES,
     MAX_REFERENCES,
@@ -381,16 +391,145 @@ def test_message_bytes_write_plain_addresses_as_the_email_package_does() -> None
         assert _BOUNDARY.sub(b"B", got) == _BOUNDARY.sub(b"B", expected), args
 
 
-def test_message_bytes_with_alternatives_take_the_long_way() -> None:
-    invite = MIMEPart()
-    invite.set_content("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", subtype="calendar")
-    raw = message_bytes(Email(**{**_defaults(), "alternatives": [invite]}))
-    parsed = email.message_from_bytes(raw, policy=email.policy.default)
-    assert [p.get_content_type() for p in parsed.iter_parts()] == [
-        "text/plain",
-        "text/html",
-        "text/calendar",
+# --- message_bytes with invitations: the parts the program makes, written directly ----
+
+_NAMES = ["Ana", "Dana Müller", "王小明", 'Smith, John "JJ"', "O'Brien (mentor)", "x" * 90]
+
+
+def _invitation_parts(
+    method: str, summary: str, description: str, names: list[str]
+) -> tuple[bytes, MIMEPart, MIMEPart]:
+    """An invitation as flows/session_mail.py sends it: the VCALENDAR and its two parts."""
+    people = [Attendee(f"p{n}@example.org", name) for n, name in enumerate(names)]
+    head = EventHead("u1@program.example.org", 2, summary, people[0], people, NOW)
+    start = NOW + timedelta(days=3)
+    if method == "CANCEL":
+        ics = session_cancel(head, start, timedelta(minutes=45))
+    else:
+        ics = session_request(
+            head, start, timedelta(minutes=45), description=description, location="Online"
+        )
+    return ics, *calendar_mime_parts(ics, method)
+
+
+def _original_eml(data: bytes) -> MIMEPart:
+    """The attachment of a coordinator notice (mailer/outbox.py)."""
+    part = MIMEPart()
+    part.set_content(data, maintype="application", subtype="octet-stream", filename="original.eml")
+    return part
+
+
+def _shape(part: MIMEPart) -> tuple[Any, ...]:
+    """What a reader sees of a part: type and parameters (but the random boundary),
+    disposition, filename, encoding, and the decoded payload or the subparts' shapes."""
+    params = {k: v for k, v in part.get_params() or [] if k != "boundary"}
+    return (
+        part.get_content_type(),
+        params,
+        part.get_content_disposition(),
+        part.get_filename(),
+        part.get("Content-Transfer-Encoding"),
+        [_shape(child) for child in part.iter_parts()],
+        None if part.is_multipart() else part.get_payload(decode=True),
+    )
+
+
+def _calendar(msg: EmailMessage) -> bytes:
+    """The decoded text/calendar part of ``msg``."""
+    part = msg.get_body(preferencelist=("calendar",))
+    assert part is not None
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload
+
+
+def _assert_same_message(fast: bytes, slow: bytes, ics: bytes | None) -> None:
+    """``fast`` reads back as ``slow`` does: header fields, MIME tree, decoded payloads,
+    the calendar as icalendar reads it; and it is the same bytes but for the boundaries."""
+    ours, theirs = (
+        email.message_from_bytes(raw, policy=email.policy.default) for raw in (fast, slow)
+    )
+    assert isinstance(ours, EmailMessage) and isinstance(theirs, EmailMessage)
+    assert [(k, str(v)) for k, v in ours.items() if k != "Content-Type"] == [
+        (k, str(v)) for k, v in theirs.items() if k != "Content-Type"
     ]
+    assert _shape(ours) == _shape(theirs)
+    if ics is not None:
+        assert _calendar(ours) == ics
+        assert Calendar.from_ical(_calendar(ours)) == Calendar.from_ical(_calendar(theirs))
+    assert _BOUNDARY.sub(b"B", fast) == _BOUNDARY.sub(b"B", slow)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    method=st.sampled_from(["REQUEST", "CANCEL"]),
+    texts=st.lists(st.sampled_from(_PIECES) | st.text(max_size=40), max_size=12).map("".join),
+    summary=st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=120),
+    names=st.lists(st.sampled_from(_NAMES), min_size=1, max_size=3),
+    shape=st.sampled_from(["invitation", "inline only", "with original", "original only"]),
+    original=st.binary(max_size=300),
+)
+def test_message_bytes_write_invitations_as_the_email_package_does(
+    method: str, texts: str, summary: str, names: list[str], shape: str, original: bytes
+) -> None:
+    ics, inline, attachment = _invitation_parts(method, summary, texts + summary, names)
+    alternatives = [] if shape == "original only" else [inline]
+    attachments = {
+        "invitation": [attachment],
+        "inline only": [],
+        "with original": [attachment, _original_eml(original)],
+        "original only": [_original_eml(original)],
+    }[shape]
+    args = {
+        **_defaults(),
+        "to_name": names[-1],
+        "subject": f"{summary} {texts}",
+        "text": texts,
+        "html": f"<p>{texts}</p>",
+        "alternatives": alternatives,
+        "attachments": attachments,
+    }
+    with patch.object(compose, "build_message", side_effect=AssertionError("the long way")):
+        fast = message_bytes(Email(**args))
+    slow = as_bytes(build_message(Email(**args)))
+    _assert_same_message(fast, slow, ics if alternatives else None)
+
+
+def _other_parts() -> list[tuple[list[MIMEPart], list[MIMEPart]]]:
+    """(alternatives, attachments) of shapes written the long way: each must still come
+    out as build_message makes it."""
+    eight_bit = MIMEPart()
+    eight_bit.set_content("Grüße\n", subtype="calendar", cte="8bit")
+    long_name = MIMEPart()
+    long_name.set_content(b"x", maintype="application", subtype="pdf", filename="n" * 80 + ".pdf")
+    with_id = MIMEPart()
+    with_id.set_content(b"x", maintype="image", subtype="png", cid="<logo@program.example.org>")
+    nested = MIMEPart()
+    nested.set_content("plain")
+    nested.add_alternative("<p>rich</p>", subtype="html")
+    text = MIMEPart()
+    text.set_content("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", subtype="calendar")
+    # A multipart whose body is a string: the generator writes it without touching
+    # its line ends.
+    opaque = MIMEPart()
+    opaque["Content-Type"] = 'multipart/mixed; boundary="b"'
+    opaque.set_payload("--b\n\nx\n--b--\n")
+    return [
+        ([eight_bit], []),
+        ([], [long_name]),
+        ([text], [with_id]),
+        ([], [nested]),
+        ([], [opaque]),
+    ]
+
+
+@pytest.mark.parametrize("alternatives, attachments", _other_parts())
+def test_message_bytes_with_other_parts_take_the_long_way(
+    alternatives: list[MIMEPart], attachments: list[MIMEPart]
+) -> None:
+    args = {**_defaults(), "alternatives": alternatives, "attachments": attachments}
+    fast, slow = message_bytes(Email(**args)), as_bytes(build_message(Email(**args)))
+    _assert_same_message(fast, slow, None)
 
 
 def _defaults() -> dict[str, Any]:

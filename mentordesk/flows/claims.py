@@ -39,6 +39,10 @@ from .matching import MatchingDesk, month_start
 
 log = logging.getLogger(__name__)
 
+# The request views the claim page keeps (``ClaimDesk._committed_view_of``): the open
+# requests of a large program, each up to a few kB (views.py shortens what people wrote).
+_VIEWS_KEPT = 1024
+
 
 @dataclass(frozen=True)
 class ClaimResult:
@@ -80,6 +84,8 @@ class ClaimDesk:
         # Claims this process answered whose effects its caller runs next (``settle``);
         # the sweep leaves these alone a while (``claim_effects.py``).
         self._settling: set[int] = set()
+        # request number → (committed document, its request_view): see _committed_view_of.
+        self._views: dict[int, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
 
     # Claims ------------------------------------------------------------------------------
 
@@ -107,7 +113,28 @@ class ClaimDesk:
                 "capacity": mentor_capacity(mentor, self.config.matching.default_capacity),
             }
 
-        return _shown(number, mentor_email, committed.request(number), committed.mentor, load)
+        return _shown(
+            number,
+            mentor_email,
+            committed.request(number),
+            committed.mentor,
+            load,
+            self._committed_view_of,
+        )
+
+    def _committed_view_of(self, doc: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``request_view(doc)`` of a committed document, made once per document: every
+        page of a request (ten invited mentors, opened again and again) shows the same
+        one, and a committed document is never changed in place (``state/committed.py``)
+        — a new version is a new object. The last ``_VIEWS_KEPT`` requests are kept."""
+        number = int(doc["number"])
+        kept = self._views.get(number)
+        if kept is not None and kept[0] is doc:
+            return kept[1]
+        if len(self._views) >= _VIEWS_KEPT:
+            self._views.pop(next(iter(self._views)), None)
+        view = self._views[number] = (doc, request_view(doc))
+        return view[1]
 
     def claim(
         self,
@@ -360,6 +387,7 @@ def _shown(
     request: Mapping[str, Any] | None,
     mentor_of: Callable[[str], Mapping[str, Any] | None],
     load: Callable[[Mapping[str, Any]], Mapping[str, int]],
+    view_of: Callable[[Mapping[str, Any]], Mapping[str, Any]] = request_view,
 ) -> ClaimResult:
     """What the claim page shows ``mentor_email`` for request ``number``."""
     mentor = mentor_of(mentor_email)
@@ -368,7 +396,7 @@ def _shown(
     return ClaimResult(
         claim_state(request, mentor_email),
         number,
-        request_view(request),
+        view_of(request),
         mentor,
         holder_name(request, mentor_of),
         load(mentor),

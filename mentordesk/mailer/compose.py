@@ -351,17 +351,20 @@ def build_message(email: Email) -> EmailMessage:
 
 def message_bytes(email: Email) -> bytes:
     """``as_bytes(build_message(...))`` — the same arguments, checks and bytes but for the
-    random MIME boundary — without building the message objects first.
+    random MIME boundaries — without building the message objects first.
 
     The Subject and Date still go through the email package's header classes (RFC 2047
     encoded words, folding); the address headers are ours (``_mailbox``); the fixed
     headers and the MIME structure are written as the generator writes them, and the
-    bodies are encoded by the function ``set_content`` uses. With ``alternatives`` or
-    ``attachments`` the message is built and serialised the long way.
+    bodies are encoded by the function ``set_content`` uses. ``alternatives`` and
+    ``attachments`` of the shape the program makes (``_leaf_part``) are written as they
+    are; with any other the message is built and serialised the long way.
     """
-    if email.alternatives or email.attachments:
-        return _only_our_headers(as_bytes(build_message(email)))
     e = email
+    alternatives = [_leaf_part(part) for part in e.alternatives]
+    attachments = [_leaf_part(part) for part in e.attachments]
+    if None in alternatives or None in attachments:
+        return _only_our_headers(as_bytes(build_message(email)))
     own_id, parent = _checked_ids(e.auto_submitted, e.date, e.message_id, e.in_reply_to)
     head = [_address_field("From", e.from_name, e.from_addr), _address_field("To", e.to_name, e.to)]
     if e.reply_to:
@@ -380,13 +383,13 @@ def message_bytes(email: Email) -> bytes:
         b"%s: %s\r\n" % (n.encode(), v.encode()) for n, v in _list_fields(e.list_unsubscribe)
     )
     head.append(b"MIME-Version: 1.0\r\n")
-    parts = [_text_part("plain", e.text), _text_part("html", e.html)]
-    boundary = _boundary(parts)
-    head.append(b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\n' % boundary)
-    body = [b"\r\n--%s\r\n%s" % (boundary, parts[0])]
-    body.extend(b"\r\n--%s\r\n%s" % (boundary, part) for part in parts[1:])
-    body.append(b"\r\n--%s--\r\n" % boundary)
-    return _only_our_headers(b"".join(head + body))
+    # build_message's tree: multipart/alternative, inside a multipart/mixed with the
+    # attachments when there are any. (The None check above leaves only bytes.)
+    texts = [_text_part("plain", e.text), _text_part("html", e.html)]
+    entity = _multipart("alternative", [*texts, *filter(None, alternatives)])
+    if attachments:
+        entity = _multipart("mixed", [entity, *filter(None, attachments)])
+    return _only_our_headers(b"".join(head) + entity)
 
 
 # The header fields our emails carry; anything else in a written head was injected.
@@ -586,6 +589,53 @@ def _qp_line(line: bytes) -> bytes:
     """One body line (no line end) quoted-printable, with its CRLF."""
     encoded = quoprimime.body_encode(line.decode("latin-1"), _QP_LINE, "\r\n")
     return encoded.encode("ascii") + b"\r\n"
+
+
+def _multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
+    """A multipart/``subtype`` entity (its Content-Type field, then its body) of
+    ``parts`` (each one an entity too), as the generator writes it."""
+    boundary = _boundary(parts)
+    field = b'Content-Type: multipart/%s; boundary="%s"' % (subtype.encode("ascii"), boundary)
+    if len(field) > _LINE_LENGTH:  # folded before the parameter, as the policy folds it
+        field = field.replace(b"; ", b";\r\n ", 1)
+    body = b"".join(b"\r\n--%s\r\n%s" % (boundary, part) for part in parts)
+    return b"%s\r\n%s\r\n--%s--\r\n" % (field, body, boundary)
+
+
+# The fields a part made by set_content carries (calendar_mime_parts, the coordinator's
+# original.eml).
+_PART_FIELDS = frozenset({"content-type", "content-transfer-encoding", "content-disposition"})
+# Payload line ends, as the generator finds them (email.generator.NLCRE).
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _leaf_part(part: MIMEPart) -> bytes | None:
+    """``part`` (its fields, then its body) as the generator writes it, or None when it is
+    not of the shape written here: a single part with an ASCII payload (set_content's
+    base64 or 7bit) and only Content-* fields that are short lines of printable ASCII.
+    Of such a field the header class writes the value as it is; anything else (folding,
+    encoded words, parts inside parts, the generator's special cases for message/* and
+    multipart/*) is left to the email package, in ``message_bytes``' long way."""
+    payload = part.get_payload()
+    if (
+        not isinstance(payload, str)
+        or not payload.isascii()
+        or part.get_content_maintype() in ("multipart", "message")
+    ):
+        return None
+    fields = []
+    for name, value in part.raw_items():
+        field = f"{name}: {value}"
+        if (
+            name.lower() not in _PART_FIELDS
+            or not str(value)
+            or len(field) > _LINE_LENGTH
+            or not (field.isascii() and field.isprintable())
+        ):
+            return None
+        fields.append(field)
+    fields.append("")
+    return ("\r\n".join(fields) + "\r\n" + _LINE_END.sub("\r\n", payload)).encode("ascii")
 
 
 def _boundary(parts: Sequence[bytes]) -> bytes:
