@@ -92,8 +92,9 @@ class SessionMail(SessionParts):
             call_url=call_url,
         )
         others = self.other_times(session, now)
+        # The same parts for both: MIMEParts are only read when an email is written.
+        inline, attachment = calendar_mime_parts(ics, "REQUEST")
         for person, other in ((mentor, mentee), (mentee, mentor)):
-            inline, attachment = calendar_mime_parts(ics, "REQUEST")
             email = person["email"]
             self.postman.send(
                 "session_invite",
@@ -148,8 +149,8 @@ class SessionMail(SessionParts):
         pick_url = (
             "" if why else self.links("schedule", mentor["email"], str(request["number"]), now)
         )
+        inline, attachment = calendar_mime_parts(ics, "CANCEL")
         for person, other in ((mentor, mentee), (mentee, mentor)):
-            inline, attachment = calendar_mime_parts(ics, "CANCEL")
             self.postman.send(
                 "session_cancelled",
                 to=person["email"],
