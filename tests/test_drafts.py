@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from markupsafe import Markup
 
 from mentordesk.errors import PermanentDeliveryError
 from mentordesk.mailer.compose import Renderer, message_bytes
@@ -42,6 +43,7 @@ from mentordesk.mailer.drafts import (
 from mentordesk.mailer.outbox import OutboxSender, Postman
 from mentordesk.reports import export_csv
 from mentordesk.state.outbox_records import OutboxItem
+from mentordesk.state.records import RequestStatus
 from mentordesk.state.store import Store, StoreWriter
 from mentordesk.views import request_view
 
@@ -104,7 +106,15 @@ class Record:
 
 @pytest.mark.parametrize(
     "value",
-    [{"r": Record("ada")}, {1: "key not text"}, {"x": float("nan")}, {"d": NOW}, {"s": {1}}],
+    [
+        {"r": Record("ada")},
+        {1: "key not text"},
+        {"x": float("nan")},
+        {"d": NOW},
+        {"s": {1}},
+        {"html": Markup("<em>already escaped</em>")},
+        {"status": RequestStatus.OPEN},
+    ],
 )
 def test_anything_else_is_not_plain(value: Any) -> None:
     with pytest.raises(NotPlain):

@@ -52,9 +52,12 @@ class NotPlain(ValueError):
 def plain(value: Any) -> Any:
     """``value`` as JSON gives it back (tuples as lists, mappings as dicts); raises
     NotPlain for anything else, such as a record whose template calls its methods."""
-    if value is None or isinstance(value, str | bool | int):
+    # Exact types: a subclass (Markup, an enum) renders otherwise once JSON made it
+    # a plain str or int.
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int:
         return value
-    if isinstance(value, float):
+    if kind is float:
         if not math.isfinite(value):
             raise NotPlain("not a finite number")
         return value

@@ -2,8 +2,9 @@
 
 ``Postman`` turns a template and a context into a stored outbox item (inside the
 caller's store transaction, so an email exists exactly when the decision that caused it
-does): most as drafts, which the sender writes just before sending them (drafts.py). ``OutboxSender`` is the loop that delivers stored items with retries and back-off
-and records the outcome; because an item is marked sent right after the server accepts
+does): most as drafts, which the sender writes just before sending them (drafts.py).
+``OutboxSender`` is the loop that delivers stored items with retries and back-off and
+records the outcome; because an item is marked sent right after the server accepts
 it, a crash can at worst resend the few messages that were in flight (at most
 ``MAX_UNMARKED``), with the same Message-ID, so mail clients show each once.
 
