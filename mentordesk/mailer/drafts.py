@@ -8,8 +8,9 @@ instead of its ~6 KB of MIME, and rendering, about a third of what a decision co
 leaves the store's writer thread and the interpreter it shares with the web pages.
 
 A draft is written from what was stored, so it must say everything the email does: its
-context is copied as JSON would give it back (``plain``), and the Message-ID, Date and
-names are stored with it. Writing it again after a restart gives the same email; only
+context is copied as JSON would give it back (``plain``), and its header fields (From,
+To, Subject, Date, Message-ID, threading) are written when it is stored, which checks
+them then, and kept with it. Writing it again after a restart gives the same email; only
 the MIME boundary, random as always, differs. An email whose context holds anything
 else (records with methods, calendar parts, attachments) is rendered at once and stored
 as bytes, as all emails were before.
@@ -24,14 +25,13 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from datetime import datetime
 from typing import Any
 
 from ..config import ProgramConfig
-from .compose import Email, Renderer, message_bytes
+from .compose import Renderer, message_under_head
 
 __all__ = [
     "DraftWriter",
@@ -70,49 +70,13 @@ def plain(value: Any) -> Any:
     raise NotPlain(f"a {type(value).__name__}")
 
 
-def draft_email(
-    draft: Mapping[str, Any], *, message_id: str, sender: str, to: str, text: str, html: str
-) -> Email:
-    """The ``Email`` a stored draft describes, with its rendered ``text`` and ``html``."""
-    return Email(
-        from_addr=sender,
-        from_name=draft["from_name"],
-        to=to,
-        to_name=draft["to_name"],
-        subject=draft["subject"],
-        text=text,
-        html=html,
-        message_id=message_id,
-        in_reply_to=draft.get("in_reply_to"),
-        references=tuple(draft.get("references") or ()),
-        auto_submitted=draft["auto_submitted"],
-        date=datetime.fromisoformat(draft["date"]),
-        list_unsubscribe=draft.get("list_unsubscribe"),
-    )
-
-
-def write_draft(
-    renderer: Renderer,
-    program: ProgramConfig,
-    draft: Mapping[str, Any],
-    *,
-    message_id: str,
-    sender: str,
-    to: str,
-) -> bytes:
-    """The bytes of a stored draft: its template rendered with its context, as MIME.
-    Raises what rendering and ``message_bytes`` raise (a template error, ValueError)."""
+def write_draft(renderer: Renderer, program: ProgramConfig, draft: Mapping[str, Any]) -> bytes:
+    """The bytes of a stored draft: its template rendered with its context, under the
+    header fields written when it was stored. Raises what rendering raises (a template
+    error) and ValueError."""
     rendered = renderer.render(draft["template"], {"program": program, **draft["context"]})
-    return message_bytes(
-        draft_email(
-            draft,
-            message_id=message_id,
-            sender=sender,
-            to=to,
-            text=rendered.text,
-            html=rendered.html,
-        )
-    )
+    head = str(draft["head"]).encode("latin-1")
+    return message_under_head(head, rendered.text, rendered.html)
 
 
 # --- the worker process ------------------------------------------------------------------
@@ -136,10 +100,10 @@ def _end_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _write_in_worker(draft: Mapping[str, Any], message_id: str, sender: str, to: str) -> bytes:
+def _write_in_worker(draft: Mapping[str, Any]) -> bytes:
     assert _worker is not None, "the worker was not started"
     renderer, program = _worker
-    return write_draft(renderer, program, draft, message_id=message_id, sender=sender, to=to)
+    return write_draft(renderer, program, draft)
 
 
 class DraftWriter:
@@ -155,28 +119,15 @@ class DraftWriter:
         self.processes = processes
         self._pool: Executor | None = None
 
-    async def bytes_of(
-        self,
-        draft: Mapping[str, Any],
-        *,
-        message_id: str,
-        sender: str,
-        recipients: Sequence[str],
-        busy: bool = False,
-    ) -> bytes:
-        to = recipients[0]
+    async def bytes_of(self, draft: Mapping[str, Any], *, busy: bool = False) -> bytes:
         if self.processes and busy:
             loop = asyncio.get_running_loop()
             try:
-                return await loop.run_in_executor(
-                    self._executor(), _write_in_worker, draft, message_id, sender, to
-                )
+                return await loop.run_in_executor(self._executor(), _write_in_worker, draft)
             except BrokenProcessPool:
                 log.warning("the process writing emails stopped; starting another")
                 self._drop_pool()
-        return write_draft(
-            self.renderer, self.program, draft, message_id=message_id, sender=sender, to=to
-        )
+        return write_draft(self.renderer, self.program, draft)
 
     def _executor(self) -> Executor:
         if self._pool is None:
@@ -212,11 +163,4 @@ def stored_email(
     (For a record still holding either: a sent email's are let go.)"""
     if "data" in doc:
         return str(doc["data"]).encode("latin-1")
-    return write_draft(
-        renderer or Renderer(),
-        program,
-        doc["draft"],
-        message_id=doc["message_id"],
-        sender=doc["sender"],
-        to=doc["recipients"][0],
-    )
+    return write_draft(renderer or Renderer(), program, doc["draft"])

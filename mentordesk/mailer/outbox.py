@@ -28,7 +28,7 @@ from ..config import ProgramConfig, SmtpConfig
 from ..errors import PermanentDeliveryError, TemporaryDeliveryError
 from ..inbox.subjects import reply_subject
 from ..state.store import OutboxItem, Store, StoreWriter, iso
-from .compose import Email, Renderer, make_message_id, message_bytes
+from .compose import Email, Renderer, make_message_id, message_bytes, message_head
 from .drafts import DraftWriter, NotPlain, plain
 from .transport import Transport
 
@@ -165,24 +165,15 @@ class Postman:
             attachments=attachments,
             list_unsubscribe=list_unsubscribe,
         )
-        # For a draft this only checks its header fields, as a rendered email's are: a
-        # bad address fails the decision that made it, not the sending.
-        data: bytes | None = message_bytes(email)
+        data: bytes | None = None
         draft: dict[str, Any] | None = None
         if draft_context is not None:
-            data = None
-            draft = {
-                "template": template,
-                "context": draft_context,
-                "subject": subject,
-                "from_name": email.from_name,
-                "to_name": to_name,
-                "in_reply_to": email.in_reply_to,
-                "references": references,
-                "auto_submitted": email.auto_submitted,
-                "date": now.isoformat(),
-                "list_unsubscribe": list_unsubscribe,
-            }
+            # Its header fields are written (and so checked) now: a bad address fails
+            # the decision that made the email, not the sending.
+            head = message_head(email).decode("latin-1")
+            draft = {"template": template, "context": draft_context, "head": head}
+        else:
+            data = message_bytes(email)
         self.store.enqueue(
             message_id=message_id,
             sender=self.program.address,
@@ -370,6 +361,8 @@ class OutboxSender:
         # None tells a connection to close: the daemon is stopping.
         self._queue: asyncio.Queue[OutboxItem | None] = asyncio.Queue()
         self._in_flight: set[int] = set()
+        # Drafts being written ahead of their connection, by item id (``_feed``).
+        self._ahead: dict[int, asyncio.Future[bytes]] = {}
         # Items delivered whose "sent" mark is not written yet, and who waits for it.
         self._to_mark: list[tuple[OutboxItem, asyncio.Future[None]]] = []
         self._marker: asyncio.Task[None] | None = None
@@ -404,6 +397,9 @@ class OutboxSender:
             self._queue.task_done()
             if waiting is not None:
                 self._in_flight.discard(waiting.id)
+                writing = self._ahead.pop(waiting.id, None)
+                if writing is not None:
+                    writing.cancel()
         for _ in workers:
             self._queue.put_nowait(None)
         _, late = await asyncio.wait(workers, timeout=STOP_GRACE_S)
@@ -430,9 +426,14 @@ class OutboxSender:
     async def _feed(self) -> None:
         store = self._store()
         due = await self.writer.call(store.due_outbox, self.clock(), 500, set(self._in_flight))
+        # A backlog's drafts are written ahead, in the worker process (drafts.py), while
+        # the connections send what is ready: each one then waits for SMTP only.
+        ahead = len(due) + self._queue.qsize() >= BUSY_QUEUE
         for item in due:
             if item.id not in self._in_flight:
                 self._in_flight.add(item.id)
+                if ahead and item.draft is not None:
+                    self._ahead[item.id] = asyncio.ensure_future(self._write(item, busy=True))
                 self._queue.put_nowait(item)
 
     async def _sleep_until_due(self, stop: asyncio.Event) -> None:
@@ -526,21 +527,19 @@ class OutboxSender:
         return None
 
     async def _written(self, item: OutboxItem) -> bytes:
-        """The bytes of an email stored as a draft; one that cannot be written (a
-        template changed under it, say) fails as a refused email does, and the
-        coordinator hears of it."""
-        assert item.draft is not None
+        """The bytes of an email stored as a draft: written ahead (``_feed``) or now. One
+        that cannot be written (a template changed under it, say) fails as a refused
+        email does, and the desk shows it."""
+        writing = self._ahead.pop(item.id, None)
         try:
-            return await self.drafts.bytes_of(
-                item.draft,
-                message_id=item.message_id,
-                sender=item.sender,
-                recipients=item.recipients,
-                busy=self._queue.qsize() >= BUSY_QUEUE,
-            )
+            return await (writing or self._write(item, busy=False))
         except Exception as exc:
             log.exception("outbox %s could not be written from its draft", item.id)
             raise PermanentDeliveryError(f"the email could not be written: {exc}", []) from exc
+
+    async def _write(self, item: OutboxItem, *, busy: bool) -> bytes:
+        assert item.draft is not None
+        return await self.drafts.bytes_of(item.draft, busy=busy)
 
     def _mark_sent(self, item: OutboxItem) -> asyncio.Future[None]:
         """Have ``item`` marked sent; the future is done once that is durable."""
