@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from mentordesk.mailer.drafts import context_of
 from mentordesk.mailer.outbox import Postman
 from mentordesk.state.store import Store
 from tests.desk import Desk
@@ -63,7 +64,7 @@ def drafts_read_as_rendered_at_once(monkeypatch: pytest.MonkeyPatch) -> Iterator
             _DRAFTS_CHECKED[template] += 1
             program = {"program": self.program}
             at_once = self.renderer.render(template, {**program, **context})
-            later = self.renderer.render(template, {**program, **doc["draft"]["context"]})
+            later = self.renderer.render(template, {**program, **context_of(doc["draft"])})
             if at_once != later:
                 differing.append(template)
         return message_id

@@ -19,6 +19,7 @@ as bytes, as all emails were before.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import multiprocessing
@@ -28,7 +29,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, cast
 
 from ..config import ProgramConfig
 from .compose import Renderer, message_under_head
@@ -36,7 +37,9 @@ from .compose import Renderer, message_under_head
 __all__ = [
     "DraftWriter",
     "NotPlain",
+    "context_of",
     "default_processes",
+    "new_draft",
     "plain",
     "stored_email",
     "write_draft",
@@ -70,11 +73,25 @@ def plain(value: Any) -> Any:
     raise NotPlain(f"a {type(value).__name__}")
 
 
+def new_draft(template: str, context: Mapping[str, Any], head: bytes) -> dict[str, str]:
+    """What the outbox stores of an email written later: ``context`` (``plain``) as one
+    JSON text, which the store copies and journals as the string it is."""
+    return {
+        "template": template,
+        "context": json.dumps(context, ensure_ascii=False, separators=(",", ":")),
+        "head": head.decode("latin-1"),  # latin-1: lossless bytes in JSON
+    }
+
+
+def context_of(draft: Mapping[str, Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(draft["context"]))
+
+
 def write_draft(renderer: Renderer, program: ProgramConfig, draft: Mapping[str, Any]) -> bytes:
     """The bytes of a stored draft: its template rendered with its context, under the
     header fields written when it was stored. Raises what rendering raises (a template
     error) and ValueError."""
-    rendered = renderer.render(draft["template"], {"program": program, **draft["context"]})
+    rendered = renderer.render(draft["template"], {"program": program, **context_of(draft)})
     head = str(draft["head"]).encode("latin-1")
     return message_under_head(head, rendered.text, rendered.html)
 

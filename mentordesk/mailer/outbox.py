@@ -29,7 +29,7 @@ from ..errors import PermanentDeliveryError, TemporaryDeliveryError
 from ..inbox.subjects import reply_subject
 from ..state.store import OutboxItem, Store, StoreWriter, iso
 from .compose import Email, Renderer, make_message_id, message_bytes, message_head
-from .drafts import DraftWriter, NotPlain, plain
+from .drafts import DraftWriter, NotPlain, new_draft, plain
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -166,12 +166,11 @@ class Postman:
             list_unsubscribe=list_unsubscribe,
         )
         data: bytes | None = None
-        draft: dict[str, Any] | None = None
+        draft: dict[str, str] | None = None
         if draft_context is not None:
             # Its header fields are written (and so checked) now: a bad address fails
             # the decision that made the email, not the sending.
-            head = message_head(email).decode("latin-1")
-            draft = {"template": template, "context": draft_context, "head": head}
+            draft = new_draft(template, draft_context, message_head(email))
         else:
             data = message_bytes(email)
         self.store.enqueue(
