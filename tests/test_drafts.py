@@ -23,12 +23,13 @@ from datetime import UTC, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup
+from tinydb.table import Document
 
 from mentordesk.errors import PermanentDeliveryError
 from mentordesk.mailer.compose import Email, Renderer, message_bytes
@@ -103,6 +104,11 @@ class Record:
     name: str
 
 
+class Pair(NamedTuple):
+    left: int
+    right: int
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -113,6 +119,8 @@ class Record:
         {"s": {1}},
         {"html": Markup("<em>already escaped</em>")},
         {"status": RequestStatus.OPEN},
+        {"pair": Pair(1, 2)},
+        {"doc": Document({"a": 1}, doc_id=3)},
     ],
 )
 def test_anything_else_is_not_plain(value: Any) -> None:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from types import MappingProxyType
 from typing import Any, cast
 
 from ..config import ProgramConfig
@@ -52,25 +53,31 @@ class NotPlain(ValueError):
     """A context that JSON would not give back as it is: it is rendered at once."""
 
 
+# Exact types only: a subclass (Markup, an enum, a named tuple, a record with methods)
+# renders otherwise once JSON has made it a plain str, int, list or dict.
+_LEAVES = frozenset({str, int, bool, type(None)})
+_MAPPINGS = frozenset({dict, MappingProxyType})
+_SEQUENCES = frozenset({list, tuple})
+
+
 def plain(value: Any) -> Any:
     """``value`` as JSON gives it back (tuples as lists, mappings as dicts); raises
     NotPlain for anything else, such as a record whose template calls its methods."""
-    # Exact types: a subclass (Markup, an enum) renders otherwise once JSON made it
-    # a plain str or int.
     kind = type(value)
-    if value is None or kind is str or kind is bool or kind is int:
+    if kind in _LEAVES:
         return value
-    if kind is float:
-        if not math.isfinite(value):
-            raise NotPlain("not a finite number")
+    if kind in _MAPPINGS:
+        copy = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise NotPlain("a mapping with keys that are not text")
+            copy[key] = item if type(item) in _LEAVES else plain(item)
+        return copy
+    if kind in _SEQUENCES:
+        return [item if type(item) in _LEAVES else plain(item) for item in value]
+    if kind is float and math.isfinite(value):
         return value
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    if isinstance(value, Mapping):
-        if not all(isinstance(key, str) for key in value):
-            raise NotPlain("a mapping with keys that are not text")
-        return {key: plain(item) for key, item in value.items()}
-    raise NotPlain(f"a {type(value).__name__}")
+    raise NotPlain(f"a {kind.__name__}")
 
 
 def new_draft(template: str, context: Mapping[str, Any], head: bytes) -> dict[str, str]:
