@@ -330,3 +330,30 @@ def test_many_mentors_of_one_profile_with_sessions_counted_rank_as_one_by_one(
     assert grouped == one_by_one
     if limit is None:
         assert sum(1 for c in grouped if c.recent_sessions) >= how_many // 2
+
+
+def test_counted_mentors_are_read_until_none_after_could_take_a_place(store: Store) -> None:
+    """Read most capacity first, a counted mentor ranks at best as (-capacity, 1): one
+    with less capacity who ties the last place taken can still win it by email, and one
+    who could not is not read at all."""
+    base = {"skills": ["python"], "timezone": "Europe/Berlin", "availability": HOURS[2]}
+    mentors = {"x@example.org": 4, "a@example.org": 3, "b@example.org": 2}
+    for email, capacity in mentors.items():
+        store.save_mentor(
+            {**base, "email": email, "name": email, "capacity": capacity, "status": "active"}
+        )
+    data = MatchInput(
+        sessions_this_month={"x@example.org": 1},  # spare 3, as a@'s
+        recent_sessions={email: 1 for email in mentors},
+    )
+    read: list[str] = []
+
+    def mentor_of(email: str) -> Any:
+        read.append(email)
+        return store.stored_mentor(email)
+
+    request = {**base, "skills": ["python"]}
+    [best] = rank_grouped(request, groups_of(store), mentor_of, NOW, data, 1)
+    assert best.email == "a@example.org"  # (-3, 1, "a@") before (-3, 1, "x@")
+    assert read == ["x@example.org", "a@example.org"]  # b@ at best (-2, 1): not read
+    assert [best] == both_rankings(store, request, data, frozenset(), 1)[1]

@@ -39,7 +39,7 @@ hit and the merge of two short interval lists.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -264,39 +264,32 @@ def rank_grouped(
     # who take requests) rank one by one, but only in the tiers ranking gets to: filed
     # by profile here, read there.
     counted = set(used) | set(recent)
-    by_profile: dict[Hashable, list[str]] | None = None
+    by_profile: dict[Hashable, list[tuple[tuple[Any, ...], str]]] | None = None
 
-    def counted_of(profile: Hashable, members: Sequence[tuple[Any, str]]) -> Iterable[str]:
-        # The counted members of one profile: read from the profile when it is smaller
-        # than the counted set, else from the counted set filed by profile (once).
+    def counted_of(
+        profile: Hashable, members: Sequence[tuple[tuple[Any, ...], str]]
+    ) -> Iterable[tuple[tuple[Any, ...], str]]:
+        # The counted members of one profile, as (order, email): read from the profile
+        # when it is smaller than the counted set, else from the counted set filed by
+        # profile (once).
         nonlocal by_profile
         if len(members) <= len(counted):
-            return [email for _, email in members if email in counted]
+            return [member for member in members if member[1] in counted]
         if by_profile is None:
             by_profile = {}
             for email in counted:
                 placement = groups.placement(email)
                 if placement is not None:
-                    by_profile.setdefault(placement.group, []).append(email)
+                    by_profile.setdefault(placement.group, []).append((placement.order, email))
         return by_profile.get(profile, ())
 
     ranked: list[tuple[int, int, int, int, str]] = []
     for tier in sorted(tiers):
         room = None if limit is None else limit - len(ranked)
+        # Mentors without sessions counted first: their own groups' order is theirs.
         found: list[tuple[int, int, int, int, str]] = []
-        for profile, members in tiers[tier]:
-            for email in counted_of(profile, members):
-                if email in excluded or not mailable(email):
-                    continue
-                mentor = mentor_of(email)
-                sessions = used.get(email, 0)
-                if mentor is None or not eligible(mentor, now, sessions):
-                    continue
-                spare = (mentor.get("capacity") or 0) - sessions
-                found.append((*tier, -spare, recent.get(email, 0), email))
-        taken = 0
         for (minus_capacity, *_), email in heapq.merge(*(m for _, m in tiers[tier])):
-            if room is not None and taken >= room:
+            if room is not None and len(found) >= room:
                 break
             if email in counted or email in excluded or not mailable(email):
                 continue
@@ -304,9 +297,25 @@ def rank_grouped(
             if mentor is None or not eligible(mentor, now, 0):
                 continue
             found.append((*tier, minus_capacity, 0, email))
-            taken += 1
-        found.sort()
-        ranked += found if room is None else found[:room]
+        # Then the counted, most capacity first. Having sessions counted, one ranks at
+        # best as (-capacity, 1): once the last place taken is better than that, no
+        # one after them can take it, and they are not read at all.
+        for (minus_capacity, *_), email in sorted(
+            member for profile, members in tiers[tier] for member in counted_of(profile, members)
+        ):
+            if room is not None and len(found) >= room and (minus_capacity, 1) > found[-1][2:4]:
+                break
+            if email in excluded or not mailable(email):
+                continue
+            mentor = mentor_of(email)
+            sessions = used.get(email, 0)
+            if mentor is None or not eligible(mentor, now, sessions):
+                continue
+            spare = (mentor.get("capacity") or 0) - sessions
+            insort(found, (*tier, -spare, recent.get(email, 0), email))
+            if room is not None:
+                del found[room:]
+        ranked += found
         if limit is not None and len(ranked) >= limit:
             break
     return _candidates(ranked)
