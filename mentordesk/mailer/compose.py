@@ -531,7 +531,10 @@ def _mailbox(name: str, unsafe_name: str, addr_spec: str) -> str:
     they are, a short name with specials as a quoted-string, anything else as RFC 2047
     encoded words (UTF-8, base64: no special survives), folded between words.
     ValueError unless ``addr_spec`` is exactly one plain address."""
-    _address("", addr_spec)  # the check; the name is not given to the email package
+    # The check (the name is not given to the email package): a dot-atom address is one
+    # plain address as it stands; anything else is left to Address() to judge.
+    if not _PLAIN_ADDRESS.fullmatch(addr_spec):
+        _address("", addr_spec)
     display = header_safe(unsafe_name)
     if not display:
         return addr_spec
@@ -574,6 +577,9 @@ def _date_field(value: str) -> bytes:
     return _folded("Date", value)
 
 
+# The emails of one decision often share a subject (a request's invitations, a
+# session's two invitations).
+@functools.lru_cache(maxsize=256)
 def _subject_field(subject: str) -> bytes:
     """The Subject header as ``_folded`` writes it. A short subject of printable ASCII
     without "=?" (which could start an encoded word) is neither encoded nor folded, so
