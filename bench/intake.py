@@ -481,25 +481,6 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def worker_cpu_s() -> float:
-    """CPU seconds so far of this process's spawned workers (mentordesk's draft writer,
-    mailer/drafts.py): their work is mentordesk's and counts in its CPU per request.
-    (The APPENDing client and the SMTP server are forked, not spawned.)"""
-    total = 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) != os.getpid():
-                continue
-            if b"spawn_main" not in (stat.parent / "cmdline").read_bytes():
-                continue
-        except (OSError, IndexError, ValueError):
-            continue  # ended meanwhile
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
 def measure(
     name: str,
     receiver,  # type: ignore[no-untyped-def]
@@ -526,7 +507,7 @@ def measure(
     thread.start()
     if not started.wait(120):
         raise RuntimeError(f"{name} did not start")
-    began, cpu_began = time.time(), time.process_time() + worker_cpu_s()
+    began, cpu_began = time.time(), time.process_time()
     if not preload:
         sent = append_all(dovecot, count, rate, run, kind)
         began = min(sent.values())
@@ -537,10 +518,8 @@ def measure(
         if answers >= count and emails >= expected:
             break
         time.sleep(0.1)
-    # The receivers run in this process (the client and the server in their own), but
-    # for mentordesk's draft writer, which is counted with it.
-    workers = worker_cpu_s()
-    cpu = time.process_time() + workers - cpu_began
+    # The receivers run in this process (the client and the server in their own).
+    cpu = time.process_time() - cpu_began
     time.sleep(0.2)  # anything more (there should be nothing) would show as extra
     arrivals, every, sizes = sink.take()
     stop.set()

@@ -42,7 +42,7 @@ from .flows.sessions import SessionDesk
 from .health import HealthRules
 from .inbox.source import MailSource, RawMessage, open_source
 from .mailer.compose import Renderer
-from .mailer.drafts import DraftWriter, default_processes
+from .mailer.drafts import DraftWriter
 from .mailer.outbox import OutboxSender
 from .mailer.transport import Transport, open_transport
 from .state.store import OutboxItem, Store, StoreWriter
@@ -109,7 +109,7 @@ class Daemon:
         self.transport_factory = transport_factory or (lambda: open_transport(config.smtp))
         self.writer = StoreWriter(lambda: Store(config.state.path, fsync=config.state.fsync))
         self.renderer = Renderer()
-        self.drafts = DraftWriter(self.renderer, config.program, processes=default_processes())
+        self.drafts = DraftWriter(self.renderer, config.program)
         self.coordinator: Coordinator | None = None
         self.source: MailSource | None = None
         self._mailbox_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailbox")

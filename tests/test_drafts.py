@@ -2,21 +2,15 @@
 
 The flows' own emails are checked against rendering at once by conftest's
 ``drafts_read_as_rendered_at_once``; here: what may be a draft, the journal it saves,
-writing in a worker process, a draft that cannot be written, and a restart between
+writing a backlog on the drafts' thread, a draft that cannot be written, and a restart between
 storing and sending."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email
 import email.policy
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, timedelta
@@ -219,28 +213,21 @@ async def writer(tmp_path: Path) -> Any:
     await writer.close()
 
 
-async def test_a_worker_process_writes_the_same_email(writer: StoreWriter) -> None:
+async def test_a_backlog_is_written_on_the_drafts_thread_as_one_email_is(
+    writer: StoreWriter,
+) -> None:
     store = writer.store
     assert store is not None
     message_id = await writer.call(store_ack, store, ack_context())
     doc = await writer.call(store.outbox_by_message_id, message_id)
     assert doc is not None
-    drafts = DraftWriter(RENDERER, PROGRAM, processes=1)
+    drafts = DraftWriter(RENDERER, PROGRAM)
     try:
         here = await drafts.bytes_of(doc["draft"])
-        assert drafts._pool is None  # one email alone is written here
+        assert drafts._thread is None  # one email alone is written on the loop
         there = await drafts.bytes_of(doc["draft"], busy=True)
-        assert drafts._pool is not None
+        assert drafts._thread is not None
         assert without_boundary(there) == without_boundary(here)
-        # The worker dies: the draft is written here, and the next backlog gets another.
-        [pid] = [p.pid for p in drafts._pool._processes.values()]
-        os.kill(pid, signal.SIGKILL)
-        await asyncio.sleep(0.2)
-        again = await drafts.bytes_of(doc["draft"], busy=True)
-        assert without_boundary(again) == without_boundary(here)
-        assert drafts._pool is None
-        await drafts.bytes_of(doc["draft"], busy=True)
-        assert drafts._pool is not None
     finally:
         await asyncio.to_thread(drafts.close)
 
@@ -270,7 +257,7 @@ async def test_a_draft_that_cannot_be_written_fails_alone(
         lambda: _Recorder(sent),
         lambda: NOW,
         lambda item, failure, now: failures.append((item, failure)),
-        drafts=DraftWriter(RENDERER, PROGRAM, processes=0),
+        drafts=DraftWriter(RENDERER, PROGRAM),
     )
     await sender.drain()
     [(item, failure)] = failures
@@ -301,7 +288,7 @@ async def test_a_draft_stored_before_a_restart_is_sent_once_as_stored(tmp_path: 
             lambda: _Recorder(sent),
             lambda: NOW + timedelta(hours=1),
             lambda *args: None,
-            drafts=DraftWriter(RENDERER, PROGRAM, processes=0),
+            drafts=DraftWriter(RENDERER, PROGRAM),
         )
         await sender.drain()
         await sender.drain()
@@ -325,58 +312,3 @@ def test_an_export_leaves_out_drafts(tmp_path: Path) -> None:
         store.close()
     exported = (tmp_path / "export" / "outbox.csv").read_text("utf-8")
     assert "request_ack" in exported and "SECRET DETAILS" not in exported
-
-
-WORKER_OWNER = """
-import asyncio, sys
-sys.path.insert(0, {root!r})
-from tests.test_drafts import PROGRAM, RENDERER, ack_context
-from mentordesk.mailer.drafts import DraftWriter
-from mentordesk.mailer.outbox import Postman
-from mentordesk.state.store import Store
-
-async def main():
-    store = Store({state!r}, fsync=False)
-    message_id = Postman(PROGRAM, store, RENDERER).send(
-        "request_ack", to="ada@example.com", now=__import__("tests.test_outbox").test_outbox.NOW,
-        context=ack_context())
-    doc = store.outbox_by_message_id(message_id)
-    drafts = DraftWriter(RENDERER, PROGRAM, processes=1)
-    await drafts.bytes_of(doc["draft"], busy=True)
-    [pid] = [p.pid for p in drafts._pool._processes.values()]
-    print(pid, flush=True)
-    await asyncio.sleep(60)
-
-asyncio.run(main())
-"""
-
-
-def test_the_worker_ends_when_its_daemon_is_killed(tmp_path: Path) -> None:
-    root = str(Path(__file__).resolve().parent.parent)
-    script = WORKER_OWNER.format(root=root, state=str(tmp_path / "state.db"))
-    with subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
-    ) as owner:
-        try:
-            assert owner.stdout is not None
-            worker = int(owner.stdout.readline())
-            os.kill(worker, 0)  # it runs
-            owner.kill()
-            owner.wait(10)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and _alive(worker):
-                time.sleep(0.1)
-            assert not _alive(worker), "the worker outlived the daemon that started it"
-        finally:
-            owner.kill()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # Reaped by init soon; a zombie has ended all the same.
-    with contextlib.suppress(OSError):
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    return False

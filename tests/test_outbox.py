@@ -32,7 +32,7 @@ PROGRAM = ProgramConfig(
     secret_env="SECRET",
 )
 # These tests store bytes; drafts are written by test_drafts.py's.
-DRAFTS = DraftWriter(Renderer(), PROGRAM, processes=0)
+DRAFTS = DraftWriter(Renderer(), PROGRAM)
 POLL_S = 0.01
 WATCH_S = 0.3  # how long the cap on unmarked emails is watched
 

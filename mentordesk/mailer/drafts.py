@@ -2,10 +2,11 @@
 
 Most emails are a template and a context of plain data (names, numbers, links). The
 outbox stores those as a *draft* — template, context, the header fields — and the sender
-writes the bytes just before it sends them (``DraftWriter``), in a process of its own
-when the machine has a second core. The journal then holds a few hundred bytes per email
-instead of its ~6 KB of MIME, and rendering, about a third of what a decision costs,
-leaves the store's writer thread and the interpreter it shares with the web pages.
+writes the bytes just before it sends them (``DraftWriter``). The journal then holds a
+few hundred bytes per email instead of its ~6 KB of MIME (a third as many compactions),
+and rendering, about a quarter of what a decision costs, leaves the store's writer
+thread: a decision's job is shorter, and the pages and clicks that queue behind it
+wait less.
 
 A draft is written from what was stored, so it must say everything the email does: its
 context is copied as JSON would give it back (``plain``), and its header fields (From,
@@ -20,15 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import math
-import multiprocessing
-import os
-import threading
-import time
 from collections.abc import Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -39,14 +34,11 @@ __all__ = [
     "DraftWriter",
     "NotPlain",
     "context_of",
-    "default_processes",
     "new_draft",
     "plain",
     "stored_email",
     "write_draft",
 ]
-
-log = logging.getLogger(__name__)
 
 
 class NotPlain(ValueError):
@@ -103,81 +95,34 @@ def write_draft(renderer: Renderer, program: ProgramConfig, draft: Mapping[str, 
     return message_under_head(head, rendered.text, rendered.html)
 
 
-# --- the worker process ------------------------------------------------------------------
-
-_worker: tuple[Renderer, ProgramConfig] | None = None
-# How often a worker checks that the daemon that started it is still there.
-PARENT_CHECK_S = 1.0
-
-
-def _start_worker(program: ProgramConfig) -> None:
-    global _worker
-    _worker = (Renderer(), program)
-    threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
-
-
-def _end_with_parent(parent: int) -> None:
-    """A daemon killed (kill -9, a crash) cannot stop its worker: the worker notices
-    that it was handed to another parent and ends, rather than wait forever."""
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_S)
-    os._exit(0)
-
-
-def _write_in_worker(draft: Mapping[str, Any]) -> bytes:
-    assert _worker is not None, "the worker was not started"
-    renderer, program = _worker
-    return write_draft(renderer, program, draft)
-
-
 class DraftWriter:
-    """Writes drafts for the sender: here, or in a worker process when ``processes`` is
-    1 and the sender has a backlog (``busy``). A single email is written here at once,
-    sooner than a message to another process and back; a burst (a request's
-    invitations, a claim's introductions) goes to the second core. A worker that dies is
-    replaced; its draft is written here meanwhile."""
+    """Writes drafts for the sender: on the event loop for one email, on a thread of its
+    own for a backlog (``busy``: a request's invitations, a claim's introductions), so
+    that a burst of rendering shares the interpreter with the pages in slices instead
+    of holding the loop for each email.
 
-    def __init__(self, renderer: Renderer, program: ProgramConfig, *, processes: int) -> None:
+    A worker process instead of the thread was tried and measured (bench/intake.py,
+    bench/claims.py): with the mail servers on the same two cores it cost about 5 ms
+    more CPU per request (pickling, a second interpreter) for no more throughput."""
+
+    def __init__(self, renderer: Renderer, program: ProgramConfig) -> None:
         self.renderer = renderer
         self.program = program
-        self.processes = processes
-        self._pool: Executor | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
     async def bytes_of(self, draft: Mapping[str, Any], *, busy: bool = False) -> bytes:
-        if self.processes and busy:
-            loop = asyncio.get_running_loop()
-            try:
-                return await loop.run_in_executor(self._executor(), _write_in_worker, draft)
-            except BrokenProcessPool:
-                log.warning("the process writing emails stopped; starting another")
-                self._drop_pool()
-        return write_draft(self.renderer, self.program, draft)
-
-    def _executor(self) -> Executor:
-        if self._pool is None:
-            # "spawn": the daemon has threads, which a fork would copy mid-step.
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-                initargs=(self.program,),
-            )
-        return self._pool
-
-    def _drop_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        if not busy:
+            return write_draft(self.renderer, self.program, draft)
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drafts")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, write_draft, self.renderer, self.program, draft
+        )
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-
-def default_processes() -> int:
-    """One worker process where there is a second core to run it on, else none."""
-    return 1 if (os.cpu_count() or 1) > 1 else 0
+        if self._thread is not None:
+            self._thread.shutdown(wait=True, cancel_futures=True)
+            self._thread = None
 
 
 def stored_email(

@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 # what a crash could send twice. The marks wait for the store's writer thread, which also
 # handles the inbox, so a connection goes on sending while its last marks are written.
 MAX_UNMARKED = 32
-# Emails waiting for a connection from which drafts are written in a worker process
-# (drafts.py): a backlog, not one email that is quicker written here.
+# Emails waiting for a connection from which drafts are written ahead, on the drafts'
+# thread (drafts.py): a backlog, not one email that is quicker written on the loop.
 BUSY_QUEUE = 4
 # On stop, how long a connection may take to finish the email it is sending. Cutting it
 # off mid-reply could leave one the server accepted without its mark: sent again later.
@@ -425,7 +425,7 @@ class OutboxSender:
     async def _feed(self) -> None:
         store = self._store()
         due = await self.writer.call(store.due_outbox, self.clock(), 500, set(self._in_flight))
-        # A backlog's drafts are written ahead, in the worker process (drafts.py), while
+        # A backlog's drafts are written ahead, on the drafts' thread (drafts.py), while
         # the connections send what is ready: each one then waits for SMTP only.
         ahead = len(due) + self._queue.qsize() >= BUSY_QUEUE
         for item in due:
