@@ -592,7 +592,8 @@ def nothing_to_bounced(
 
 def timed_mail_at_most_once(world: World, reminder_of: Mapping[str, str]) -> list[str]:
     """7 (SPEC §3a, Time). Each timed step happens at most once per object: a session's
-    reminder once per time it was (re)proposed at, to each of the two; the after-session
+    reminder once per time it was (re)proposed at, to each of the two (an invitation the
+    gate held back counts: it was proposed); the after-session
     questions once per session that took place (or not), to each of the two.
     ``reminder_of``: a reminder's Message-ID → the UID of the session it is about (the
     store's thread record)."""
@@ -611,8 +612,13 @@ def timed_mail_at_most_once(world: World, reminder_of: Mapping[str, str]) -> lis
         elif mail_.kind.startswith("after_session"):
             ask_key = (mail_.request, mail_.kind, mail_.recipient)
             asked[ask_key] = asked.get(ask_key, 0) + 1
+    request_of = {str(s["uid"]): s.get("request") for s in world.sessions}
     for (uid, recipient), count in sorted(reminders.items()):
         times = len(invitations.get((uid, recipient), ()))
+        # An invitation the gate held back (the address was marked bounced then) was
+        # proposed all the same: once the person writes again, the reminder may go.
+        if world.was_withheld("session_invite", recipient, request_of.get(uid)):
+            times += 1
         if count > times:
             problems.append(
                 f"{count} reminders of session {uid} to {recipient}, "
