@@ -239,7 +239,7 @@ def append_all(
 
 # A program's pace: a 2,000-mentor program takes ~27,700 requests in five years.
 CLAIMS_PER_MENTOR_DAY = 27_666 / (5 * 365) / 2_000
-RECENT_DAYS = 90  # how far back ranking counts a mentor's sessions (flows/matching.py)
+RECENT_DAYS = 90  # how far back ranking counts a mentor's sessions (flows/matching.py, RECENT)
 
 
 def seed_recent_claims(state: Path, mentors: int) -> int:

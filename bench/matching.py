@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mentordesk.flows.matching import MatchInput, rank_mentors  # noqa: E402
+from mentordesk.flows.ranking import MatchInput, rank_mentors  # noqa: E402
 
 TARGET_MS = 20.0
 

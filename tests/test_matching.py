@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mentordesk.flows.matching import (
+from mentordesk.flows.ranking import (
     Candidate,
     MatchInput,
     eligible,

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mentordesk.flows.matching import (
+from mentordesk.flows.ranking import (
     GROUPS,
     GROUPS_VERSION,
     MatchInput,

@@ -4,7 +4,7 @@ renew, resign or approve a mentor — from the CLI or the web desk.
 
 Nothing here is a second copy of a rule: the transitions are ``state/lifecycle.py``'s,
 the consequences ``flows/lifecycle.py``'s (a reassign is the holder's hand-over and a
-claim made for the new mentor), the ranking ``flows/matching.py``'s and a mentor's change
+claim made for the new mentor), the ranking ``flows/ranking.py``'s and a mentor's change
 of standing ``flows/enrollment.py``'s. Each method runs on the store's writer thread in
 one transaction, records who did it (``by``, e.g. "cli:alice") in the audit, and answers
 a ``DeskOutcome``: done or refused, in a sentence a person reads. A refusal changes

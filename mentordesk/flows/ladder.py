@@ -44,7 +44,8 @@ from ..state.store import iso
 from ..timers import skip_late
 from ..views import request_view, tag
 from .escalation import assign_obj, escalation_candidates, moment_text, request_history
-from .matching import eligible, month_start
+from .matching import month_start
+from .ranking import eligible
 from .words import plural, span
 
 if TYPE_CHECKING:
