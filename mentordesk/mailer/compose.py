@@ -365,16 +365,20 @@ def message_bytes(email: Email) -> bytes:
     attachments = [_leaf_part(part) for part in e.attachments]
     if None in alternatives or None in attachments:
         return _only_our_headers(as_bytes(build_message(email)))
-    texts = [_text_part("plain", e.text), _text_part("html", e.html)]
-    return _only_our_headers(
-        message_head(e)
-        + _mime_tree(texts, list(filter(None, alternatives)), list(filter(None, attachments)))
+    tree = _mime_tree(
+        e.text, e.html, list(filter(None, alternatives)), list(filter(None, attachments))
     )
+    return _only_our_headers(_head(e) + tree)
 
 
 def message_head(email: Email) -> bytes:
     """The header fields ``message_bytes`` writes before the MIME structure, checked as
     it checks them. Raises ValueError."""
+    return _only_our_headers(_head(email) + b"\r\n")[:-2]
+
+
+def _head(email: Email) -> bytes:
+    """``message_head`` before the last guard (its callers guard the whole message)."""
     e = email
     own_id, parent = _checked_ids(e.auto_submitted, e.date, e.message_id, e.in_reply_to)
     head = [_address_field("From", e.from_name, e.from_addr), _address_field("To", e.to_name, e.to)]
@@ -394,19 +398,19 @@ def message_head(email: Email) -> bytes:
         b"%s: %s\r\n" % (n.encode(), v.encode()) for n, v in _list_fields(e.list_unsubscribe)
     )
     head.append(b"MIME-Version: 1.0\r\n")
-    return _only_our_headers(b"".join(head) + b"\r\n")[:-2]
+    return b"".join(head)
 
 
 def message_under_head(head: bytes, text: str, html: str) -> bytes:
     """``message_bytes`` of an email without parts whose ``message_head`` was written
     before (a draft's, mailer/drafts.py), with its bodies now."""
+    return _only_our_headers(head + _mime_tree(text, html, [], []))
+
+
+def _mime_tree(text: str, html: str, alternatives: list[bytes], attachments: list[bytes]) -> bytes:
+    """build_message's tree: multipart/alternative (text, HTML, then ``alternatives``),
+    inside a multipart/mixed with the attachments when there are any."""
     texts = [_text_part("plain", text), _text_part("html", html)]
-    return _only_our_headers(head + _mime_tree(texts, [], []))
-
-
-def _mime_tree(texts: list[bytes], alternatives: list[bytes], attachments: list[bytes]) -> bytes:
-    """build_message's tree: multipart/alternative, inside a multipart/mixed with the
-    attachments when there are any."""
     entity = _multipart("alternative", [*texts, *alternatives])
     if attachments:
         entity = _multipart("mixed", [entity, *attachments])
