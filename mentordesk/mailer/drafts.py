@@ -20,6 +20,7 @@ as bytes, as all emails were before.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from types import MappingProxyType
 from typing import Any, cast
 
 from ..config import ProgramConfig
+from ..state.outbox_records import DRAFT
 from .compose import Renderer, message_under_head
 
 __all__ = [
@@ -132,4 +134,10 @@ def stored_email(
     (For a record still holding either: a sent email's are let go.)"""
     if "data" in doc:
         return str(doc["data"]).encode("latin-1")
-    return write_draft(renderer or Renderer(), program, doc["draft"])
+    return write_draft(renderer or _default_renderer(), program, doc[DRAFT])
+
+
+@functools.cache
+def _default_renderer() -> Renderer:
+    """One Renderer (its templates compiled once) for ``stored_email``'s callers."""
+    return Renderer()
