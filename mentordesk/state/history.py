@@ -16,7 +16,7 @@ from .archive import Archive, ArchivedDoc
 from .db import Database
 from .indexes import ClaimIndex, KeysByValue, MomentOrder, PeopleIndex
 from .records import LIVE, request_status, session_status
-from .tables import Doc, iso, plain
+from .tables import Doc, Uncached, iso, plain
 
 __all__ = ["FINISHED", "History", "finished_at"]
 
@@ -57,6 +57,14 @@ class History:
         docs = [(i, d) for i, d in self.archive.all(table) if i not in live]
         docs.extend(live.items())
         return sorted(docs, key=lambda pair: pair[0])
+
+    def _ever_or_with_status(self, table: str, status: str | None) -> list[Doc]:
+        """Every document ``table`` ever held (``history``), or the working set's with
+        ``status``: only the matches are copied out."""
+        if status is None:
+            return self.history(table)
+        matches = Uncached(lambda d: d["status"] == status)
+        return [plain(d) for d in self.db.table(table).search(matches)]
 
     def _archived_of(self, table: str, request: int) -> list[Doc]:
         """The archived documents of ``table`` about ``request``, oldest first."""

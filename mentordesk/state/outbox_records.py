@@ -12,7 +12,7 @@ from tinydb.table import Table
 
 from ..health import OutboxFacts
 from .history import History
-from .tables import Doc, Uncached, copy_of, from_iso, iso, plain
+from .tables import Doc, copy_of, from_iso, iso, plain
 
 __all__ = ["DRAFT", "SUBJECT_CAP", "OutboxItem", "OutboxRecords"]
 
@@ -152,9 +152,7 @@ class OutboxRecords(History):
     def outbox(self, status: str | None = None) -> list[Doc]:
         """Every email ever stored (the archive's too), or the working set's with
         ``status``."""
-        if status is None:
-            return self.history("outbox")
-        return [plain(d) for d in self._outbox.search(Uncached(lambda d: d["status"] == status))]
+        return self._ever_or_with_status("outbox", status)
 
     def outbox_of(self, request: int) -> list[Doc]:
         """The emails stored for one request, oldest first (found by index)."""

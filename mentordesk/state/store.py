@@ -381,10 +381,7 @@ class Store(OutboxRecords):
     def messages(self, status: str | None = None) -> list[Doc]:
         """Every inbound record ever (the archive's too), or the working set's with
         ``status``."""
-        if status is None:
-            return self.history("messages")
-        # Only the matches are copied out: most messages are "done".
-        return [plain(d) for d in self._messages.search(Uncached(lambda d: d["status"] == status))]
+        return self._ever_or_with_status("messages", status)
 
     # --- threads: our outgoing Message-IDs → what they were about -------------------
 
