@@ -30,6 +30,8 @@ from typing import cast
 
 from aiohttp import web
 
+from . import foreground
+
 __all__ = ["WEB_LIMITS", "ConnectionGuard", "SlowRequestBody", "WebLimits"]
 
 log = logging.getLogger(__name__)
@@ -97,12 +99,14 @@ class ConnectionGuard:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Mark the connection busy while aiohttp handles a request on it."""
+        """Mark the connection busy while aiohttp handles a request on it (and count the
+        page as being served: background work makes way, ``foreground.py``)."""
         connection = _connection_of(request)
         if connection is not None:
             connection.busy()
         try:
-            return await handler(request)
+            with foreground.serving():
+                return await handler(request)
         finally:
             if connection is not None:
                 connection.idle()

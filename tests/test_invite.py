@@ -11,11 +11,13 @@ import email
 import email.policy
 import re
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mentordesk.calendar.invite import (
     Attendee,
@@ -493,6 +495,38 @@ def test_mime_parts_carry_the_same_bytes_and_method(method: str) -> None:
     assert ics_part.get_filename() == "invite.ics"
     assert ics_part.get_content_disposition() == "attachment"
     assert ics_part.get_payload(decode=True) == ics
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    method=st.sampled_from(["REQUEST", "CANCEL", "DECLINECOUNTER", "PUBLISH"]),
+    before=st.binary(max_size=200).map(lambda b: b.replace(b"METHOD", b"")),
+    after=st.binary(max_size=400),
+)
+def test_mime_parts_are_what_set_content_makes(method: str, before: bytes, after: bytes) -> None:
+    """The parts are written field by field, not through set_content: the same bytes
+    (whatever the object holds, of any length), and the same reading of them."""
+    ics = before + b"\r\nMETHOD:" + method.encode() + b"\r\n" + after
+    inline, attachment = calendar_mime_parts(ics, method.lower())
+    expected_inline, expected_attachment = MIMEPart(), MIMEPart()
+    expected_inline.set_content(
+        ics, "text", "calendar", cte="base64", params={"charset": "utf-8", "method": method}
+    )
+    expected_attachment.set_content(
+        ics,
+        "application",
+        "ics",
+        cte="base64",
+        disposition="attachment",
+        filename="invite.ics",
+        params={"name": "invite.ics"},
+    )
+    for ours, theirs in ((inline, expected_inline), (attachment, expected_attachment)):
+        assert ours.as_bytes(policy=email.policy.SMTP) == theirs.as_bytes(policy=email.policy.SMTP)
+        assert ours.get_payload(decode=True) == ics
+        assert ours.get_content_type() == theirs.get_content_type()
+        assert ours.get_params() == theirs.get_params()
+        assert ours.get_filename() == theirs.get_filename()
 
 
 def test_mime_method_must_match_the_body() -> None:

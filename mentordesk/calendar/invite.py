@@ -15,6 +15,7 @@ RDATE line) is read an hour off around the changes by ical.js and vobject.
 
 from __future__ import annotations
 
+import binascii
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -278,22 +279,37 @@ def calendar_mime_parts(ics: bytes, method: str) -> tuple[MIMEPart, MIMEPart]:
         inside = found.group(1).decode("ascii") if found else "none"
         raise ValueError(f"method {method!r} does not match the METHOD in the object ({inside})")
 
-    inline = MIMEPart()
-    # Base64 keeps the CRLF line endings and folding intact through any relay.
-    inline.set_content(
-        ics, "text", "calendar", cte="base64", params={"charset": "utf-8", "method": method}
-    )
-    attachment = MIMEPart()
-    attachment.set_content(
-        ics,
-        "application",
-        "ics",
-        cte="base64",
-        disposition="attachment",
-        filename="invite.ics",
-        params={"name": "invite.ics"},
+    # Base64 keeps the CRLF line endings and folding intact through any relay. The
+    # fields are what set_content writes, stored as they are: set_content parses each one
+    # through the header registry, a sixth of a claim's work on the writer.
+    body = _base64_body(ics)
+    inline = _part(f'text/calendar; charset="utf-8"; method="{method}"', None, body)
+    attachment = _part(
+        'application/ics; name="invite.ics"', 'attachment; filename="invite.ics"', body
     )
     return inline, attachment
+
+
+def _part(content_type: str, disposition: str | None, base64_body: str) -> MIMEPart:
+    """A base64 MIME part with these fields (plain ASCII, short: nothing to fold), in
+    set_content's order."""
+    part = MIMEPart()
+    part.set_raw("Content-Transfer-Encoding", "base64")
+    if disposition is not None:
+        part.set_raw("Content-Disposition", disposition)
+    part.set_raw("Content-Type", content_type)
+    part.set_payload(base64_body)
+    return part
+
+
+def _base64_body(data: bytes) -> str:
+    """``data`` in base64 lines of 76 characters, each ending in a newline, as
+    set_content writes it (the generator writes the line ends as CRLF)."""
+    step = 76 // 4 * 3
+    return "".join(
+        binascii.b2a_base64(data[at : at + step]).decode("ascii")
+        for at in range(0, len(data), step)
+    )
 
 
 # --- the event -----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any, cast
 
+from .. import foreground
 from ..config import ProgramConfig
 from ..state.outbox_records import DRAFT
 from .compose import Renderer, message_under_head
@@ -97,6 +98,14 @@ def write_draft(renderer: Renderer, program: ProgramConfig, draft: Mapping[str, 
     return message_under_head(head, rendered.text, rendered.html)
 
 
+def _write_ahead(renderer: Renderer, program: ProgramConfig, draft: Mapping[str, Any]) -> bytes:
+    """``write_draft`` on the drafts' thread: nobody waits for this one email yet, so it
+    makes way for pages first (``foreground.py``)."""
+    with foreground.background():
+        foreground.make_way()
+        return write_draft(renderer, program, draft)
+
+
 class DraftWriter:
     """Writes drafts for the sender: on the event loop for one email, on a thread of its
     own for a backlog (``busy``: a request's invitations, a claim's introductions), so
@@ -118,7 +127,7 @@ class DraftWriter:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drafts")
         return await asyncio.get_running_loop().run_in_executor(
-            self._thread, write_draft, self.renderer, self.program, draft
+            self._thread, _write_ahead, self.renderer, self.program, draft
         )
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from datetime import datetime
 from email.message import MIMEPart
 from typing import Any, Protocol, cast
 
+from .. import foreground
 from ..config import ProgramConfig, SmtpConfig
 from ..errors import PermanentDeliveryError, TemporaryDeliveryError
 from ..inbox.subjects import reply_subject
@@ -131,6 +132,7 @@ class Postman:
         ``list_unsubscribe`` (a URL) adds the one-click opt-out fields of RFC 8058.
         ``not_before`` holds the email back until then (announcements are paced).
         """
+        foreground.make_way()  # composing is the cost of a claim's emails (foreground.py)
         if not self.may_mail(to):
             self.store.audit(
                 "not sent: address bounced", now=now, to=to, kind=template, request=request

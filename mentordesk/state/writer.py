@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from .. import foreground
 from ..health import Health
 from ..metrics import Metrics
 from .committed import CommittedView
@@ -177,9 +178,11 @@ class StoreWriter:
             self.groups += 1
             self.jobs += len(group)
             done: list[tuple[_Job, bool, Any]] = []
+            deferred = self._deferred_last  # nobody waits for it: it makes way for pages
             for job in group:
                 try:
-                    done.append((job, True, job.fn()))
+                    with foreground.background() if deferred else contextlib.nullcontext():
+                        done.append((job, True, job.fn()))
                 except BaseException as exc:  # handed to the caller, as an executor does
                     done.append((job, False, exc))
             try:
