@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from mentordesk.config import load_config  # noqa: E402
+from mentordesk.state.outbox_records import DRAFT  # noqa: E402
 from mentordesk.state.records import request_status  # noqa: E402
 from mentordesk.state.store import Store, iso  # noqa: E402
 from mentordesk.tokens import FORM_FIELD, form_token, verify  # noqa: E402
@@ -292,7 +293,9 @@ async def serve_and_measure(args: argparse.Namespace, sink: Any) -> dict[str, An
         won = await writer.call(
             lambda: sum(1 for r in daemon._store().requests() if request_status(r).held)
         )
-        results["emails_stored"] = await writer.call(lambda: len(daemon._store().outbox()))
+        stored = await writer.call(daemon._store().outbox)
+        results["emails_stored"] = len(stored)
+        results["drafts_stored"] = sum(1 for doc in stored if DRAFT in doc)
         daemon.stop()
         await task
         results["won"] = won
@@ -428,7 +431,8 @@ def main() -> int:
     print(
         f"the last POST answered after {results['posts_answered_s']:.1f} s; every claim's "
         f"effects stored after {results['settled_s']:.1f} s; {results['emails_stored']} "
-        f"emails stored, {results['emails_arrived']} arrived at the SMTP server by then"
+        f"emails stored ({results['drafts_stored']} as drafts), {results['emails_arrived']} "
+        "arrived at the SMTP server by then"
     )
     if results["groups"]:
         print(

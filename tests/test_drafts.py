@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, timedelta
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -25,7 +25,9 @@ from hypothesis import strategies as st
 from markupsafe import Markup
 from tinydb.table import Document
 
+from mentordesk.calendar.invite import calendar_mime_parts
 from mentordesk.errors import PermanentDeliveryError
+from mentordesk.mailer import outbox as outbox_module
 from mentordesk.mailer.compose import Email, Renderer, message_bytes
 from mentordesk.mailer.drafts import (
     DraftWriter,
@@ -44,6 +46,7 @@ from mentordesk.views import request_view
 from .test_outbox import NOW, PROGRAM, _Recorder, _smtp
 
 RENDERER = Renderer()
+_MESSAGE_ID = re.compile(rb"<[0-9a-f]{32}@program.test>")
 
 
 def ack_context(name: str = "Ada Lovelace", details: str = "Help with Python") -> dict[str, Any]:
@@ -79,10 +82,12 @@ def parsed(raw: bytes) -> EmailMessage:
 
 
 def without_boundary(raw: bytes) -> bytes:
-    """The MIME boundary is random each time an email is written; nothing else is."""
-    boundary = re.search(rb'boundary="([^"]+)"', raw)
-    assert boundary is not None
-    return raw.replace(boundary.group(1), b"BOUNDARY")
+    """The MIME boundaries are random each time an email is written; nothing else is."""
+    boundaries = re.findall(rb'boundary="([^"]+)"', raw)
+    assert boundaries
+    for boundary in boundaries:
+        raw = raw.replace(boundary, b"BOUNDARY")
+    return raw
 
 
 # --- what may be a draft ---------------------------------------------------------------
@@ -144,16 +149,61 @@ def test_an_email_with_plain_context_is_stored_as_a_small_draft(tmp_path: Path) 
         store.close()
 
 
-def test_an_email_with_a_calendar_part_is_stored_as_bytes(tmp_path: Path) -> None:
-    """Parts and attachments are MIME already: such an email is written at once."""
+def store_with_parts(
+    store: Store, alternatives: list[MIMEPart], attachments: list[MIMEPart]
+) -> dict[str, Any]:
+    with store.transaction():
+        message_id = Postman(PROGRAM, store, RENDERER).send(
+            "request_ack",
+            to="ada@example.com",
+            now=NOW,
+            context=ack_context(),
+            alternatives=alternatives,
+            attachments=attachments,
+        )
+    doc = store.outbox_by_message_id(str(message_id))
+    assert doc is not None
+    return dict(doc)
+
+
+def test_an_invitation_is_a_draft_with_its_calendar_parts_written_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The calendar parts are bytes already: they are stored as written, and the text
+    and HTML are written at send time around them, as they would have been at once."""
+    ics = b"BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nSUMMARY:Mentoring\r\nEND:VCALENDAR\r\n"
     store = Store(tmp_path / "state.db", fsync=False)
     try:
-        with store.transaction():
-            message_id = Postman(PROGRAM, store, RENDERER).tell_coordinator(
-                "a test", NOW, attachment=b"From: x\r\n\r\nbody"
-            )
-        doc = store.outbox_by_message_id(str(message_id))
-        assert doc is not None and "draft" not in doc and "data" in doc
+        inline, attachment = calendar_mime_parts(ics, "REQUEST")
+        draft_doc = store_with_parts(store, [inline], [attachment])
+        monkeypatch.setattr(outbox_module, "_plain_or_none", lambda context: None)
+        at_once_doc = store_with_parts(store, [inline], [attachment])
+        assert "data" not in draft_doc and len(draft_doc["draft"]["attachments"]) == 1
+        assert "draft" not in at_once_doc
+        later, at_once = (stored_email(doc, PROGRAM) for doc in (draft_doc, at_once_doc))
+        masked = [_MESSAGE_ID.sub(b"ID", without_boundary(raw)) for raw in (later, at_once)]
+        assert masked[0] == masked[1]
+        message = parsed(later)
+        calendar = message.get_body(preferencelist=("calendar",))
+        assert calendar is not None and calendar.get_payload(decode=True) == ics
+        [attachment] = list(message.iter_attachments())
+        assert attachment.get_filename() == "invite.ics"
+        assert attachment.get_payload(decode=True) == ics
+    finally:
+        store.close()
+
+
+def test_an_email_with_a_part_not_written_directly_is_stored_as_bytes(tmp_path: Path) -> None:
+    """A part the direct writer leaves to the email package (here a long filename,
+    folded) makes the whole email rendered at once, the long way."""
+    part = MIMEPart()
+    part.set_content(b"data", "application", "octet-stream", filename="x" * 100 + ".bin")
+    store = Store(tmp_path / "state.db", fsync=False)
+    try:
+        doc = store_with_parts(store, [], [part])
+        assert "draft" not in doc and "data" in doc
+        [attachment] = list(parsed(stored_email(doc, PROGRAM)).iter_attachments())
+        assert attachment.get_payload(decode=True) == b"data"
     finally:
         store.close()
 

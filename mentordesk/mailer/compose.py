@@ -361,14 +361,10 @@ def message_bytes(email: Email) -> bytes:
     are; with any other the message is built and serialised the long way.
     """
     e = email
-    alternatives = [_leaf_part(part) for part in e.alternatives]
-    attachments = [_leaf_part(part) for part in e.attachments]
-    if None in alternatives or None in attachments:
+    alternatives, attachments = parts_bytes(e.alternatives), parts_bytes(e.attachments)
+    if alternatives is None or attachments is None:
         return _only_our_headers(as_bytes(build_message(email)))
-    tree = _mime_tree(
-        e.text, e.html, list(filter(None, alternatives)), list(filter(None, attachments))
-    )
-    return _only_our_headers(_head(e) + tree)
+    return _only_our_headers(_head(e) + _mime_tree(e.text, e.html, alternatives, attachments))
 
 
 def message_head(email: Email) -> bytes:
@@ -401,13 +397,28 @@ def _head(email: Email) -> bytes:
     return b"".join(head)
 
 
-def message_under_head(head: bytes, text: str, html: str) -> bytes:
-    """``message_bytes`` of an email without parts whose ``message_head`` was written
-    before (a draft's, mailer/drafts.py), with its bodies now."""
-    return _only_our_headers(head + _mime_tree(text, html, [], []))
+def message_under_head(
+    head: bytes,
+    text: str,
+    html: str,
+    alternatives: Sequence[bytes] = (),
+    attachments: Sequence[bytes] = (),
+) -> bytes:
+    """``message_bytes`` of an email whose ``message_head`` and parts (``parts_bytes``)
+    were written before (a draft's, mailer/drafts.py), with its bodies now."""
+    return _only_our_headers(head + _mime_tree(text, html, alternatives, attachments))
 
 
-def _mime_tree(text: str, html: str, alternatives: list[bytes], attachments: list[bytes]) -> bytes:
+def parts_bytes(parts: Sequence[MIMEPart]) -> list[bytes] | None:
+    """Each part as ``message_bytes`` writes it, or None when one is not of the shape
+    it writes directly (``_leaf_part``)."""
+    written = [_leaf_part(part) for part in parts]
+    return None if None in written else list(filter(None, written))
+
+
+def _mime_tree(
+    text: str, html: str, alternatives: Sequence[bytes], attachments: Sequence[bytes]
+) -> bytes:
     """build_message's tree: multipart/alternative (text, HTML, then ``alternatives``),
     inside a multipart/mixed with the attachments when there are any."""
     texts = [_text_part("plain", text), _text_part("html", html)]

@@ -11,10 +11,12 @@ wait less.
 A draft is written from what was stored, so it must say everything the email does: its
 context is copied as JSON would give it back (``plain``), and its header fields (From,
 To, Subject, Date, Message-ID, threading) are written when it is stored, which checks
-them then, and kept with it. Writing it again after a restart gives the same email; only
-the MIME boundary, random as always, differs. An email whose context holds anything
-else (records with methods, calendar parts, attachments) is rendered at once and stored
-as bytes, as all emails were before.
+them then, and kept with it. Its calendar parts and attachments (an invitation's
+``invite.ics``), bytes already, are kept as written. Writing it again after a restart
+gives the same email; only the MIME boundary, random as always, differs. An email whose
+context holds anything else (records with methods), or with a part the direct writer
+leaves to the email package, is rendered at once and stored as bytes, as all emails
+were before.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import asyncio
 import functools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any, cast
@@ -75,14 +77,26 @@ def plain(value: Any) -> Any:
     raise NotPlain(f"a {kind.__name__}")
 
 
-def new_draft(template: str, context: Mapping[str, Any], head: bytes) -> dict[str, str]:
+def new_draft(
+    template: str,
+    context: Mapping[str, Any],
+    head: bytes,
+    alternatives: Sequence[bytes] = (),
+    attachments: Sequence[bytes] = (),
+) -> dict[str, Any]:
     """What the outbox stores of an email written later: ``context`` (``plain``) as one
-    JSON text, which the store copies and journals as the string it is."""
-    return {
+    JSON text, which the store copies and journals as the string it is; its header
+    fields, and its calendar parts as written (``compose.parts_bytes``), as they are."""
+    draft: dict[str, Any] = {
         "template": template,
         "context": json.dumps(context, ensure_ascii=False, separators=(",", ":")),
         "head": head.decode("latin-1"),  # latin-1: lossless bytes in JSON
     }
+    if alternatives:
+        draft["alternatives"] = [part.decode("latin-1") for part in alternatives]
+    if attachments:
+        draft["attachments"] = [part.decode("latin-1") for part in attachments]
+    return draft
 
 
 def context_of(draft: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,7 +109,11 @@ def write_draft(renderer: Renderer, program: ProgramConfig, draft: Mapping[str, 
     error) and ValueError."""
     rendered = renderer.render(draft["template"], {"program": program, **context_of(draft)})
     head = str(draft["head"]).encode("latin-1")
-    return message_under_head(head, rendered.text, rendered.html)
+    alternatives, attachments = (
+        [str(part).encode("latin-1") for part in draft.get(kind, ())]
+        for kind in ("alternatives", "attachments")
+    )
+    return message_under_head(head, rendered.text, rendered.html, alternatives, attachments)
 
 
 def _write_ahead(renderer: Renderer, program: ProgramConfig, draft: Mapping[str, Any]) -> bytes:

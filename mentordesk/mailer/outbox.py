@@ -29,7 +29,14 @@ from ..config import ProgramConfig, SmtpConfig
 from ..errors import PermanentDeliveryError, TemporaryDeliveryError
 from ..inbox.subjects import reply_subject
 from ..state.store import OutboxItem, Store, StoreWriter, iso
-from .compose import Email, Renderer, make_message_id, message_bytes, message_head
+from .compose import (
+    Email,
+    Renderer,
+    make_message_id,
+    message_bytes,
+    message_head,
+    parts_bytes,
+)
 from .drafts import DraftWriter, NotPlain, new_draft, plain
 from .transport import Transport
 
@@ -143,7 +150,10 @@ class Postman:
         parent = answering or follows
         if parent is not None:
             references = [*parent.references, parent.message_id]
-        draft_context = None if alternatives or attachments else _plain_or_none(context)
+        # An email whose context is plain data is stored as a draft, its calendar parts
+        # written now (they are bytes already); anything else is rendered at once.
+        draft_parts = parts_bytes(alternatives), parts_bytes(attachments)
+        draft_context = None if None in draft_parts else _plain_or_none(context)
         rendered_context = {"program": self.program, **(draft_context or context)}
         if draft_context is not None:  # written at send time (drafts.py)
             subject, text, html = self.renderer.subject(template, rendered_context), "", ""
@@ -168,11 +178,18 @@ class Postman:
             list_unsubscribe=list_unsubscribe,
         )
         data: bytes | None = None
-        draft: dict[str, str] | None = None
+        draft: dict[str, Any] | None = None
         if draft_context is not None:
             # Its header fields are written (and so checked) now: a bad address fails
             # the decision that made the email, not the sending.
-            draft = new_draft(template, draft_context, message_head(email))
+            alternatives_bytes, attachments_bytes = draft_parts
+            draft = new_draft(
+                template,
+                draft_context,
+                message_head(email),
+                alternatives_bytes or (),
+                attachments_bytes or (),
+            )
         else:
             data = message_bytes(email)
         self.store.enqueue(
