@@ -295,7 +295,10 @@ async def serve_and_measure(args: argparse.Namespace, sink: Any) -> dict[str, An
         )
         stored = await writer.call(daemon._store().outbox)
         results["emails_stored"] = len(stored)
-        results["drafts_stored"] = sum(1 for doc in stored if DRAFT in doc)
+        # (a sent email's draft or bytes are let go: the unsent ones tell)
+        unsent = [doc for doc in stored if doc.get("status") != "sent"]
+        results["unsent"] = len(unsent)
+        results["unsent_drafts"] = sum(1 for doc in unsent if DRAFT in doc)
         daemon.stop()
         await task
         results["won"] = won
@@ -431,8 +434,8 @@ def main() -> int:
     print(
         f"the last POST answered after {results['posts_answered_s']:.1f} s; every claim's "
         f"effects stored after {results['settled_s']:.1f} s; {results['emails_stored']} "
-        f"emails stored ({results['drafts_stored']} as drafts), {results['emails_arrived']} "
-        "arrived at the SMTP server by then"
+        f"emails stored, {results['emails_arrived']} arrived at the SMTP server by then; "
+        f"{results['unsent_drafts']} of the {results['unsent']} not sent yet are drafts"
     )
     if results["groups"]:
         print(
