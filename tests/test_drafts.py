@@ -12,6 +12,7 @@ import email
 import email.policy
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from email.message import EmailMessage, MIMEPart
@@ -36,14 +37,14 @@ from mentordesk.mailer.drafts import (
     stored_email,
     write_draft,
 )
-from mentordesk.mailer.outbox import OutboxSender, Postman
+from mentordesk.mailer.outbox import WRITTEN_AHEAD, OutboxSender, Postman
 from mentordesk.reports import export_csv
 from mentordesk.state.outbox_records import OutboxItem
 from mentordesk.state.records import RequestStatus
 from mentordesk.state.store import Store, StoreWriter
 from mentordesk.views import request_view
 
-from .test_outbox import NOW, PROGRAM, _Recorder, _smtp
+from .test_outbox import NOW, PROGRAM, _Recorder, _run_until, _smtp
 
 RENDERER = Renderer()
 _MESSAGE_ID = re.compile(rb"<[0-9a-f]{32}@program.test>")
@@ -319,6 +320,57 @@ async def test_a_draft_that_cannot_be_written_fails_alone(
     assert by_id[first]["status"] == "failed" and "draft" in by_id[first]
     assert by_id[second]["status"] == "sent" and "draft" not in by_id[second]
     assert not await writer.call(store.is_bounced, "ada@example.com")
+
+
+async def test_a_backlog_is_written_ahead_only_as_far_as_the_connections_will_take_it(
+    writer: StoreWriter, tmp_path: Path
+) -> None:
+    """Thirty drafts due at once and a slow relay: the drafts are written a few ahead of
+    the connections, not all at once (each holds the interpreter the pages share), and
+    each email goes once."""
+    store = writer.store
+    assert store is not None
+    for n in range(30):
+        await writer.call(store_ack, store, ack_context(), f"person{n}@example.com")
+    sent: Counter[str] = Counter()
+    written_before_sent: list[int] = []
+
+    class Slow(_Recorder):
+        async def send(self, message: bytes, sender: str, recipients: Sequence[str]) -> None:
+            await asyncio.sleep(0.01)
+            await super().send(message, sender, recipients)
+
+    class Counting(DraftWriter):
+        started = 0
+
+        async def bytes_of(self, draft: Mapping[str, Any], *, busy: bool = False) -> bytes:
+            self.started += 1
+            written_before_sent.append(self.started - sum(sent.values()))
+            return await super().bytes_of(draft, busy=busy)
+
+    drafts = Counting(RENDERER, PROGRAM)
+    connections = 2
+    sender = OutboxSender(
+        _smtp(tmp_path, connections),
+        writer,
+        lambda: Slow(sent),
+        lambda: NOW,
+        lambda *args: None,
+        drafts=drafts,
+    )
+
+    async def all_sent() -> bool:
+        return sum(sent.values()) == 30
+
+    try:
+        await _run_until(sender, all_sent)
+    finally:
+        await asyncio.to_thread(drafts.close)
+    assert len(sent) == 30 and set(sent.values()) == {1}
+    assert drafts.started == 30
+    # Written ahead, and by the connections' own turn: never more than that.
+    assert max(written_before_sent) <= WRITTEN_AHEAD + connections
+    assert max(written_before_sent) > connections  # and ahead it was
 
 
 async def test_a_draft_stored_before_a_restart_is_sent_once_as_stored(tmp_path: Path) -> None:

@@ -49,6 +49,8 @@ MAX_UNMARKED = 32
 # Emails waiting for a connection from which drafts are written ahead, on the drafts'
 # thread (drafts.py): a backlog, not one email that is quicker written on the loop.
 BUSY_QUEUE = 4
+# At most this many drafts written ahead of the connections that will send them.
+WRITTEN_AHEAD = 8
 # On stop, how long a connection may take to finish the email it is sending. Cutting it
 # off mid-reply could leave one the server accepted without its mark: sent again later.
 STOP_GRACE_S = 10.0
@@ -379,8 +381,10 @@ class OutboxSender:
         # None tells a connection to close: the daemon is stopping.
         self._queue: asyncio.Queue[OutboxItem | None] = asyncio.Queue()
         self._in_flight: set[int] = set()
-        # Drafts being written ahead of their connection, by item id (``_feed``).
+        # Drafts being written (or written) ahead of their connection, by item id, at
+        # most ``WRITTEN_AHEAD``; and the queued ones to write ahead next, in order.
         self._ahead: dict[int, asyncio.Future[bytes]] = {}
+        self._to_write_ahead: dict[int, OutboxItem] = {}
         # Items delivered whose "sent" mark is not written yet, and who waits for it.
         self._to_mark: list[tuple[OutboxItem, asyncio.Future[None]]] = []
         self._marker: asyncio.Task[None] | None = None
@@ -415,6 +419,7 @@ class OutboxSender:
             self._queue.task_done()
             if waiting is not None:
                 self._in_flight.discard(waiting.id)
+                self._to_write_ahead.pop(waiting.id, None)
                 writing = self._ahead.pop(waiting.id, None)
                 if writing is not None:
                     writing.cancel()
@@ -451,8 +456,19 @@ class OutboxSender:
             if item.id not in self._in_flight:
                 self._in_flight.add(item.id)
                 if ahead and item.draft is not None:
-                    self._ahead[item.id] = asyncio.ensure_future(self._write(item, busy=True))
+                    self._to_write_ahead[item.id] = item
                 self._queue.put_nowait(item)
+        self._write_ahead()
+
+    def _write_ahead(self) -> None:
+        """Keep the next ``WRITTEN_AHEAD`` drafts of the queue written or being written:
+        a connection that takes one then waits for SMTP only. No more: the connections
+        take them one SMTP exchange at a time, and a draft written long before its turn
+        holds the interpreter, which the pages share, for nothing yet."""
+        while len(self._ahead) < WRITTEN_AHEAD and self._to_write_ahead:
+            item_id = next(iter(self._to_write_ahead))
+            item = self._to_write_ahead.pop(item_id)
+            self._ahead[item_id] = asyncio.ensure_future(self._write(item, busy=True))
 
     async def _sleep_until_due(self, stop: asyncio.Event) -> None:
         store = self._store()
@@ -549,8 +565,12 @@ class OutboxSender:
         that cannot be written (a template changed under it, say) fails as a refused
         email does, and the desk shows it."""
         writing = self._ahead.pop(item.id, None)
+        # Its turn came before it was written ahead: of a backlog still, so on the
+        # drafts' thread too.
+        backlog = self._to_write_ahead.pop(item.id, None) is not None
+        self._write_ahead()
         try:
-            return await (writing or self._write(item, busy=False))
+            return await (writing or self._write(item, busy=backlog))
         except Exception as exc:
             log.exception("outbox %s could not be written from its draft", item.id)
             raise PermanentDeliveryError(f"the email could not be written: {exc}", []) from exc
