@@ -8,7 +8,6 @@ in the same thread, as a mentee would.
 
 from __future__ import annotations
 
-import asyncio
 import mailbox
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import aiohttp
 
+from . import event_loop
 from .config import Config, load_config
 from .daemon import Daemon
 from .deploy_cli import shipped_config
@@ -238,7 +238,7 @@ def run_demo(folder: Path | None = None) -> int:
     for what, _ in arrivals:
         print(f"   • {what}")
     _drop(inbox, (raw for _, raw in arrivals))
-    asyncio.run(_round(config))
+    event_loop.run(_round(config))
     first = _sent(config)
     print(
         f"\n2. The daemon answered ({len(first)} emails, written to {config.smtp.path / 'sent'}):\n"
@@ -260,7 +260,7 @@ def run_demo(folder: Path | None = None) -> int:
         link = re.search(r"http://127\.0\.0\.1:\d+/claim/\S+", _text(invite))
         if link is not None:
             print("3. Ada presses “Take MD-0001” on the page behind her link:\n")
-            page = asyncio.run(_round(config, click=link.group(0)))
+            page = event_loop.run(_round(config, click=link.group(0)))
             heading = re.search(r"<h1>(.*?)</h1>", page, re.S)
             print(f"   The page says: {heading.group(1).strip() if heading else '?'}\n")
             sent = _sent(config)
@@ -280,7 +280,7 @@ def run_demo(folder: Path | None = None) -> int:
             in_reply_to=question["Message-ID"],
         )
         _drop(inbox, [reply])
-        asyncio.run(_round(config))
+        event_loop.run(_round(config))
         for message in _sent(config)[seen:]:
             print(_show(message))
 

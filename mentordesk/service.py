@@ -23,7 +23,7 @@ import signal
 import socket
 from collections.abc import Mapping
 
-from . import __version__
+from . import __version__, event_loop
 from .config import Config
 from .errors import MentordeskError
 from .logs import hide_secrets
@@ -76,7 +76,7 @@ def run_service(config: Config, notifier: Notifier | None = None) -> int:
     problem = startup_problem(config)
     if problem:
         raise MentordeskError(problem)
-    return asyncio.run(_serve(config, notifier or Notifier()))
+    return event_loop.run(_serve(config, notifier or Notifier()))
 
 
 async def _serve(config: Config, notifier: Notifier) -> int:
@@ -133,5 +133,5 @@ def _describe(config: Config) -> str:
     return (
         f"{config.program.name} <{config.program.address}>; inbox {mailbox}; "
         f"mail out {mail_out}; web http://{config.web.host}:{config.web.port}; "
-        f"state {config.state.path}"
+        f"state {config.state.path}; event loop {event_loop.loop_name()}"
     )

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from mentordesk import event_loop
 from mentordesk.mailer.drafts import context_of
 from mentordesk.mailer.outbox import Postman
 from mentordesk.state.store import Store
@@ -30,6 +31,11 @@ from tests.servers import (
     dovecot_installed,
 )
 from tests.servers import free_port as _free_port
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Every async test runs on the event loop the daemon runs on (event_loop.py)."""
+    return {event_loop.loop_name(): event_loop.loop_factory()}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
