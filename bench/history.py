@@ -35,7 +35,6 @@ The machine may be shared: compare the ratios within one run, and run it more th
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import os
@@ -54,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from mentordesk import event_loop  # noqa: E402
 from mentordesk.config import Config, StateConfig, load_config  # noqa: E402
 from mentordesk.core import Coordinator  # noqa: E402
 from mentordesk.flows.archiving import BATCH, MAIL_KEPT, archive_once  # noqa: E402
@@ -631,7 +631,7 @@ def main() -> int:
         ok = ok and opened["rss"] < TARGET_RSS_MB
     if args.only in (None, "events"):
         sizes = [int(s) for s in args.sessions.split(",")]
-        costs = {size: asyncio.run(events_at(size, args.mentors, args.events)) for size in sizes}
+        costs = {size: event_loop.run(events_at(size, args.mentors, args.events)) for size in sizes}
         print(f"\nper-event cost (median of {args.events}) by past sessions stored:")
         print(f"  {'event':<16}" + "".join(f"{size:>12,}" for size in sizes) + "   ratio")
         for event in costs[sizes[0]]:
@@ -646,7 +646,7 @@ def main() -> int:
             )
             ok = ok and ratio <= TARGET_EVENT_RATIO
     if args.only in (None, "sweep"):
-        swept = asyncio.run(sweep_over_open(args.open_requests, args.rounds))
+        swept = event_loop.run(sweep_over_open(args.open_requests, args.rounds))
         print(f"\nsweep over {args.open_requests:,} open requests, {args.rounds} rounds:")
         verdict(
             f"median {swept['median'] * 1000:.0f} ms",

@@ -24,7 +24,6 @@ thread, and prints wall-clock figures for:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from mentordesk import event_loop  # noqa: E402
 from mentordesk.config import Config, load_config  # noqa: E402
 from mentordesk.core import Coordinator  # noqa: E402
 from mentordesk.flows.digest_mail import send_digest  # noqa: E402
@@ -244,7 +244,7 @@ def main() -> int:
     parser.add_argument(
         "--no-fsync", dest="fsync", action="store_false", help="do not fsync commits"
     )
-    return 0 if asyncio.run(run(parser.parse_args())) else 1
+    return 0 if event_loop.run(run(parser.parse_args())) else 1
 
 
 if __name__ == "__main__":

@@ -204,7 +204,13 @@ def _command(
 
 
 def ask_daemon(
-    config: Config, path: str, body: bytes, now: datetime, bad: type[MentordeskError]
+    config: Config,
+    path: str,
+    body: bytes,
+    now: datetime,
+    bad: type[MentordeskError],
+    *,
+    timeout_s: float = TIMEOUT_S,
 ) -> dict[str, Any] | None:
     """The running daemon's answer to ``body`` POSTed to its admin ``path`` (signed for
     it), or None when nothing listens on [web] host:port. A command the daemon cannot
@@ -225,7 +231,7 @@ def ask_daemon(
     # The daemon is on this machine: never go through an HTTP proxy from the environment.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(request, timeout=TIMEOUT_S) as response:
+        with opener.open(request, timeout=timeout_s) as response:
             answer: dict[str, Any] = json.loads(response.read())
             return answer
     except urllib.error.HTTPError as exc:

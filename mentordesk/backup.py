@@ -28,8 +28,6 @@ import json
 import logging
 import os
 import shutil
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,9 +36,9 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
-from .admin import admin_host, admin_token, check_admin_token, spend_admin_nonce
+from .admin import ask_daemon, check_admin_token, spend_admin_nonce
 from .config import Config
-from .errors import MentordeskError, StoreError, TokenError
+from .errors import AdminError, MentordeskError, StoreError, TokenError
 from .state.archive import Archive, archive_path
 from .state.db import Database
 from .state.store import SCHEMA_VERSION, StoreWriter, iso
@@ -176,34 +174,10 @@ async def serve_backup(
 
 
 def _ask_daemon(config: Config, command: dict[str, Any]) -> dict[str, Any] | None:
-    """The running daemon's answer, or None when nothing listens on [web] host:port."""
+    """The running daemon's answer, or None when nothing listens on [web] host:port.
+    Raises AdminError when it cannot be asked or does not write the backup."""
     body = json.dumps(command, sort_keys=True).encode("utf-8")
-    host = admin_host(config.web.host)
-    url = f"http://{f'[{host}]' if ':' in host else host}:{config.web.port}{BACKUP_PATH}"
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {admin_token(config.secret, body, datetime.now(UTC))}",
-        },
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=TIMEOUT_S) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as exc:
-        try:
-            problem = str(json.loads(exc.read()).get("error") or exc.reason)
-        except (ValueError, AttributeError):
-            problem = str(exc.reason)
-        raise MentordeskError(f"the daemon at {url} did not write the backup: {problem}") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ConnectionRefusedError):
-            return None
-        raise MentordeskError(f"cannot reach the daemon at {url}: {exc.reason}") from None
+    return ask_daemon(config, BACKUP_PATH, body, datetime.now(UTC), AdminError, timeout_s=TIMEOUT_S)
 
 
 @contextlib.contextmanager
