@@ -156,6 +156,8 @@ class Store(OutboxRecords):
             for groups in self._mentor_groups.values():
                 groups.put(d["email"], d)
         self._request_ids = ids(self._requests, "number")
+        # The highest number stored since the state was read (new_request_number).
+        self._top_request = max(self._request_ids, default=0)
         self._thread_refs = ids(self._threads, "message_id")
         self._address_ids = ids(self._addresses, "email")
         self._rate_ids = ids(self._rates, "email")
@@ -490,7 +492,7 @@ class Store(OutboxRecords):
         """
         number = max(
             int(self.meta("next_request", 1)),
-            max(self._request_ids, default=0) + 1,
+            self._top_request + 1,
             self.db.high_water("request") + 1,
         )
         self.db.raise_high_water("request", number)
@@ -587,6 +589,7 @@ class Store(OutboxRecords):
         doc_id = self._request_ids.get(number)
         if doc_id is None:
             self._request_ids[number] = self._requests.insert(data)
+            self._top_request = max(self._top_request, number)
         else:
             self._requests.update(data, doc_ids=[doc_id])
         self._index_request(data)
