@@ -350,13 +350,36 @@ def steady_writes(
         store.close()
         gc.unfreeze()
     writes = sorted(appends + batches)
+    bare = bare_appends(folder, len(writes))
     return {
         "writes": len(writes),
         "median": statistics.median(writes),
         "p99": writes[int(len(writes) * 0.99)],
         "longest": writes[-1],
         "longest_batch": max(batches),
+        "bare_p99": bare[int(len(bare) * 0.99)],
+        "bare_longest": bare[-1],
     }
+
+
+def bare_appends(folder: Path, count: int) -> list[float]:
+    """The same-run baseline of the writer's stalls: ``count`` appends of a journal
+    record's size, each made durable with fdatasync, to a file in the same folder; the
+    time each took, sorted. What the disk alone does to the longest write."""
+    took: list[float] = []
+    record = b"x" * 600 + b"\n"
+    path = folder / "bare.appends"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(count):
+            began = time.perf_counter()
+            os.write(fd, record)
+            os.fdatasync(fd)
+            took.append(time.perf_counter() - began)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return sorted(took)
 
 
 def compaction_with_fsync(folder: Path) -> tuple[float, float]:
@@ -607,6 +630,10 @@ def main() -> int:
             f"writes and archive batches, median {steady['median'] * 1000:.1f} ms, p99 "
             f"{steady['p99'] * 1000:.1f} ms, longest {steady['longest'] * 1000:.0f} ms "
             f"(longest archive batch {steady['longest_batch'] * 1000:.0f} ms)"
+        )
+        print(
+            f"  bare append + fdatasync in the same folder, as many times: p99 "
+            f"{steady['bare_p99'] * 1000:.1f} ms, longest {steady['bare_longest'] * 1000:.1f} ms"
         )
         stall = max(steady["longest"], grown["during"])
         verdict(
