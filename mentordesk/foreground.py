@@ -3,8 +3,9 @@
 The web's pages (on the event loop), the store's writer and the drafts' thread share
 one interpreter, and Python gives its threads no priorities: while a claim's emails
 were composed on the writer, each step of every page being served waited its turn for
-the interpreter. In bench/claims.py the claim page's p99 was 46 ms while the clicks came
-and 116–150 ms while their emails followed them.
+the interpreter. In bench/claims.py the claim page's p99 was 46–75 ms while the clicks
+came and 116–150 ms while their emails followed them; with this, 83–94 ms (69–78 once
+invitations too were written when sent).
 
 So background work yields by itself. The web counts the pages it is serving
 (``serving``); the writer marks the deferred jobs it runs and the drafts' thread the
