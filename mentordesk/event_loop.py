@@ -4,8 +4,9 @@ The pages, the store's writer and the drafts' thread share one interpreter (see
 foreground.py), so what the event loop itself costs per request is taken from all of
 them. uvloop's transports and loop are written in C: in bench/claims.py, with the claims'
 emails being written meanwhile, the claim page served about twice as many pages a second
-(1,359–1,651 against 755–792) and its p99 fell from 73–77 to 33–41 ms. It behaves as asyncio's loop does (it is a drop-in
-``AbstractEventLoop``); it is not built for Windows, where asyncio's loop is used.
+(1,359–1,651 against 755–792) and its p99 fell from 73–77 to 33–41 ms. It behaves as
+asyncio's loop does (a drop-in ``AbstractEventLoop``); it is not built for Windows,
+where asyncio's loop is used.
 """
 
 from __future__ import annotations
