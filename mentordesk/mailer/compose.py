@@ -8,7 +8,8 @@ subject or name can add a header line of its own.
 Serialise with ``as_bytes`` only: it uses the SMTP policy (CRLF line ends) and keeps the
 message-id headers exactly as written (see ``_set_msg_id_header``). ``message_bytes`` gives
 the same bytes as ``as_bytes(build_message(...))`` without building the message objects,
-for the outbox, which only needs the bytes.
+for the outbox, which only needs the bytes: it writes the header fields here and the MIME
+structure below them with ``mime_body.py``.
 """
 
 from __future__ import annotations
@@ -16,17 +17,14 @@ from __future__ import annotations
 import base64
 import functools
 import os
-import random
 import re
 import secrets
-import sys
 import textwrap
 import threading
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import quoprimime
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.headerregistry import Address
@@ -38,6 +36,7 @@ from typing import Any
 import jinja2
 
 from ..mime import DEFAULT, WIRE
+from .mime_body import LINE_LENGTH, mime_tree, parts_bytes
 
 __all__ = [
     "AUTO_SUBMITTED_VALUES",
@@ -74,18 +73,12 @@ _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]
 # reply would fall out of its thread (Gmail's ids alone are often 70+ characters).
 _WIRE_POLICY = WIRE
 
-# The longest line set_content lets a quoted-printable body have (the default policy's).
-_QP_LINE = DEFAULT.max_line_length or 78
-# The longest header line the wire policy leaves unfolded.
-_LINE_LENGTH = WIRE.max_line_length or 78
 # The longest Subject that fits on its header line ("Subject: " + subject) unfolded.
-_SHORT_SUBJECT = _LINE_LENGTH - len("Subject: ")
+_SHORT_SUBJECT = LINE_LENGTH - len("Subject: ")
 # Display names and addresses that need no quoting or encoding (RFC 5322 atoms).
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
 _ATOM = r"[A-Za-z0-9_+-]+"
 _PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
-# Digits in a MIME boundary, as the email package's generator makes them.
-_BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))
 
 
 def make_message_id(domain: str) -> str:
@@ -364,7 +357,7 @@ def message_bytes(email: Email) -> bytes:
     alternatives, attachments = parts_bytes(e.alternatives), parts_bytes(e.attachments)
     if alternatives is None or attachments is None:
         return _only_our_headers(as_bytes(build_message(email)))
-    return _only_our_headers(_head(e) + _mime_tree(e.text, e.html, alternatives, attachments))
+    return _only_our_headers(_head(e) + mime_tree(e.text, e.html, alternatives, attachments))
 
 
 def message_head(email: Email) -> bytes:
@@ -406,26 +399,7 @@ def message_under_head(
 ) -> bytes:
     """``message_bytes`` of an email whose ``message_head`` and parts (``parts_bytes``)
     were written before (a draft's, mailer/drafts.py), with its bodies now."""
-    return _only_our_headers(head + _mime_tree(text, html, alternatives, attachments))
-
-
-def parts_bytes(parts: Sequence[MIMEPart]) -> list[bytes] | None:
-    """Each part as ``message_bytes`` writes it, or None when one is not of the shape
-    it writes directly (``_leaf_part``)."""
-    written = [_leaf_part(part) for part in parts]
-    return None if None in written else list(filter(None, written))
-
-
-def _mime_tree(
-    text: str, html: str, alternatives: Sequence[bytes], attachments: Sequence[bytes]
-) -> bytes:
-    """build_message's tree: multipart/alternative (text, HTML, then ``alternatives``),
-    inside a multipart/mixed with the attachments when there are any."""
-    texts = [_text_part("plain", text), _text_part("html", html)]
-    entity = _multipart("alternative", [*texts, *alternatives])
-    if attachments:
-        entity = _multipart("mixed", [entity, *attachments])
-    return entity
+    return _only_our_headers(head + mime_tree(text, html, alternatives, attachments))
 
 
 # The header fields our emails carry; anything else in a written head was injected.
@@ -553,14 +527,14 @@ def _mailbox(name: str, unsafe_name: str, addr_spec: str) -> str:
     display = header_safe(unsafe_name)
     if not display:
         return addr_spec
-    width = _LINE_LENGTH - len(name) - 2
+    width = LINE_LENGTH - len(name) - 2
     if _PLAIN_NAME.fullmatch(display) and len(display) + len(addr_spec) + 3 <= width:
         return f"{display} <{addr_spec}>"
     quoted = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if display.isascii() and len(quoted) + len(addr_spec) + 3 <= width:
         return f"{quoted} <{addr_spec}>"
     words = _encoded_words(display)
-    if len(words[-1]) + len(addr_spec) + 3 <= _LINE_LENGTH - 1:
+    if len(words[-1]) + len(addr_spec) + 3 <= LINE_LENGTH - 1:
         return "\r\n ".join(words) + f" <{addr_spec}>"
     return "\r\n ".join(words) + f"\r\n <{addr_spec}>"
 
@@ -612,82 +586,6 @@ def _subject_field(subject: str) -> bytes:
 def _msg_id_field(name: str, msg_ids: Sequence[str]) -> bytes:
     """As ``_set_msg_id_header`` stores it and the wire policy writes it: one id a line."""
     return b"%s: %s\r\n" % (name.encode("ascii"), "\r\n ".join(msg_ids).encode("ascii"))
-
-
-def _text_part(subtype: str, content: str) -> bytes:
-    """A text/``subtype`` part in UTF-8, quoted-printable, as ``set_content`` makes it."""
-    lines = content.encode("utf-8").splitlines()
-    head = (
-        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-    ).encode("ascii")
-    return head + (b"".join(map(_qp_line, lines)) if lines else b"\r\n")
-
-
-# quoprimime.body_encode encodes each line on its own, and most lines of our emails are
-# the templates' own, the same in every email: each is encoded once.
-@functools.lru_cache(maxsize=8192)
-def _qp_line(line: bytes) -> bytes:
-    """One body line (no line end) quoted-printable, with its CRLF."""
-    encoded = quoprimime.body_encode(line.decode("latin-1"), _QP_LINE, "\r\n")
-    return encoded.encode("ascii") + b"\r\n"
-
-
-def _multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
-    """A multipart/``subtype`` entity (its Content-Type field, then its body) of
-    ``parts`` (each one an entity too), as the generator writes it."""
-    boundary = _boundary(parts)
-    field = b'Content-Type: multipart/%s; boundary="%s"' % (subtype.encode("ascii"), boundary)
-    if len(field) > _LINE_LENGTH:  # folded before the parameter, as the policy folds it
-        field = field.replace(b"; ", b";\r\n ", 1)
-    body = b"".join(b"\r\n--%s\r\n%s" % (boundary, part) for part in parts)
-    return b"%s\r\n%s\r\n--%s--\r\n" % (field, body, boundary)
-
-
-# The fields a part made by set_content carries (calendar_mime_parts, the coordinator's
-# original.eml).
-_PART_FIELDS = frozenset({"content-type", "content-transfer-encoding", "content-disposition"})
-# Payload line ends, as the generator finds them (email.generator.NLCRE).
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-def _leaf_part(part: MIMEPart) -> bytes | None:
-    """``part`` (its fields, then its body) as the generator writes it, or None when it is
-    not of the shape written here: a single part with an ASCII payload (set_content's
-    base64 or 7bit) and only Content-* fields that are short lines of printable ASCII.
-    Of such a field the header class writes the value as it is; anything else (folding,
-    encoded words, parts inside parts, the generator's special cases for message/* and
-    multipart/*) is left to the email package, in ``message_bytes``' long way."""
-    payload = part.get_payload()
-    if (
-        not isinstance(payload, str)
-        or not payload.isascii()
-        or part.get_content_maintype() in ("multipart", "message")
-    ):
-        return None
-    fields = []
-    for name, value in part.raw_items():
-        field = f"{name}: {value}"
-        if (
-            name.lower() not in _PART_FIELDS
-            or not str(value)
-            or len(field) > _LINE_LENGTH
-            or not (field.isascii() and field.isprintable())
-        ):
-            return None
-        fields.append(field)
-    fields.append("")
-    return ("\r\n".join(fields) + "\r\n" + _LINE_END.sub("\r\n", payload)).encode("ascii")
-
-
-def _boundary(parts: Sequence[bytes]) -> bytes:
-    """A boundary like the email package's, found in none of ``parts``. (Quoted-printable
-    writes "=" as "=3D", so a run of "=" cannot occur in a body; the check is a belt.)"""
-    while True:
-        digits = b"%0*d" % (_BOUNDARY_DIGITS, random.randrange(sys.maxsize))
-        boundary = b"=" * 15 + digits + b"=="
-        if not any(b"--" + boundary in part for part in parts):
-            return boundary
 
 
 def _address(unsafe_name: str, addr_spec: str) -> Address:

@@ -29,15 +29,9 @@ from ..config import ProgramConfig, SmtpConfig
 from ..errors import PermanentDeliveryError, TemporaryDeliveryError
 from ..inbox.subjects import reply_subject
 from ..state.store import OutboxItem, Store, StoreWriter, iso
-from .compose import (
-    Email,
-    Renderer,
-    make_message_id,
-    message_bytes,
-    message_head,
-    parts_bytes,
-)
+from .compose import Email, Renderer, make_message_id, message_bytes, message_head
 from .drafts import DraftWriter, NotPlain, new_draft, plain
+from .mime_body import parts_bytes
 from .transport import Transport
 
 log = logging.getLogger(__name__)
