@@ -86,7 +86,7 @@ def new_draft(
 ) -> dict[str, Any]:
     """What the outbox stores of an email written later: ``context`` (``plain``) as one
     JSON text, which the store copies and journals as the string it is; its header
-    fields, and its calendar parts as written (``compose.parts_bytes``), as they are."""
+    fields, and its calendar parts as written (``mime_body.parts_bytes``), as they are."""
     draft: dict[str, Any] = {
         "template": template,
         "context": json.dumps(context, ensure_ascii=False, separators=(",", ":")),
@@ -116,7 +116,9 @@ def write_draft(renderer: Renderer, program: ProgramConfig, draft: Mapping[str, 
     return message_under_head(head, rendered.text, rendered.html, alternatives, attachments)
 
 
-def _write_ahead(renderer: Renderer, program: ProgramConfig, draft: Mapping[str, Any]) -> bytes:
+def _write_in_background(
+    renderer: Renderer, program: ProgramConfig, draft: Mapping[str, Any]
+) -> bytes:
     """``write_draft`` on the drafts' thread: nobody waits for this one email yet, so it
     makes way for pages first (``foreground.py``)."""
     with foreground.background():
@@ -145,7 +147,7 @@ class DraftWriter:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drafts")
         return await asyncio.get_running_loop().run_in_executor(
-            self._thread, _write_ahead, self.renderer, self.program, draft
+            self._thread, _write_in_background, self.renderer, self.program, draft
         )
 
     def close(self) -> None:

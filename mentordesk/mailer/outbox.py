@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from email.message import MIMEPart
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from .. import foreground
 from ..config import ProgramConfig, SmtpConfig
@@ -146,12 +146,12 @@ class Postman:
         parent = answering or follows
         if parent is not None:
             references = [*parent.references, parent.message_id]
-        # An email whose context is plain data is stored as a draft, its calendar parts
-        # written now (they are bytes already); anything else is rendered at once.
-        draft_parts = parts_bytes(alternatives), parts_bytes(attachments)
-        draft_context = None if None in draft_parts else _plain_or_none(context)
-        rendered_context = {"program": self.program, **(draft_context or context)}
-        if draft_context is not None:  # written at send time (drafts.py)
+        draftable = _draftable(context, alternatives, attachments)
+        rendered_context = {
+            "program": self.program,
+            **(draftable.context if draftable is not None else context),
+        }
+        if draftable is not None:  # written at send time (drafts.py)
             subject, text, html = self.renderer.subject(template, rendered_context), "", ""
         else:
             rendered = self.renderer.render(template, rendered_context)
@@ -175,16 +175,15 @@ class Postman:
         )
         data: bytes | None = None
         draft: dict[str, Any] | None = None
-        if draft_context is not None:
+        if draftable is not None:
             # Its header fields are written (and so checked) now: a bad address fails
             # the decision that made the email, not the sending.
-            alternatives_bytes, attachments_bytes = draft_parts
             draft = new_draft(
                 template,
-                draft_context,
+                draftable.context,
                 message_head(email),
-                alternatives_bytes or (),
-                attachments_bytes or (),
+                draftable.alternatives,
+                draftable.attachments,
             )
         else:
             data = message_bytes(email)
@@ -317,6 +316,29 @@ class Postman:
             attachments=parts,
             request=request,
         )
+
+
+class _Draftable(NamedTuple):
+    """What a draft stores besides its header fields."""
+
+    context: dict[str, Any]
+    alternatives: list[bytes]
+    attachments: list[bytes]
+
+
+def _draftable(
+    context: Mapping[str, Any], alternatives: Sequence[MIMEPart], attachments: Sequence[MIMEPart]
+) -> _Draftable | None:
+    """An email whose context is plain data is stored as a draft, its calendar parts
+    written now (they are bytes already); None when it is rendered at once: its context
+    holds anything else, or one of its parts is of a shape the email package writes."""
+    plain_context = _plain_or_none(context)
+    if plain_context is None:
+        return None
+    alternatives_bytes, attachments_bytes = parts_bytes(alternatives), parts_bytes(attachments)
+    if alternatives_bytes is None or attachments_bytes is None:
+        return None
+    return _Draftable(plain_context, alternatives_bytes, attachments_bytes)
 
 
 def _plain_or_none(context: Mapping[str, Any]) -> dict[str, Any] | None:
