@@ -43,7 +43,7 @@ from .health import HealthRules
 from .inbox.source import MailSource, RawMessage, open_source
 from .mailer.compose import Renderer
 from .mailer.drafts import DraftWriter
-from .mailer.outbox import OutboxSender
+from .mailer.sender import OutboxSender
 from .mailer.transport import Transport, open_transport
 from .state.store import OutboxItem, Store, StoreWriter
 from .timers import Scheduler

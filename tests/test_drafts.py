@@ -37,7 +37,8 @@ from mentordesk.mailer.drafts import (
     stored_email,
     write_draft,
 )
-from mentordesk.mailer.outbox import WRITTEN_AHEAD, OutboxSender, Postman
+from mentordesk.mailer.outbox import Postman
+from mentordesk.mailer.sender import WRITTEN_AHEAD, OutboxSender
 from mentordesk.reports import export_csv
 from mentordesk.state.outbox_records import OutboxItem
 from mentordesk.state.records import RequestStatus

@@ -51,7 +51,7 @@ def orientation(desk: Desk) -> None:
 def welcomes_to(desk: Desk, address: str) -> list[str]:
     """The welcome emails ``address`` received, by subject, each Message-ID once: the
     outbox may deliver again the few emails in flight when the daemon stops, with the
-    same Message-ID, which mail clients show once (``mailer/outbox.py``)."""
+    same Message-ID, which mail clients show once (``mailer/sender.py``)."""
     seen = {
         m.message["Message-ID"]: m.subject
         for m in desk.sink.messages_to(address)

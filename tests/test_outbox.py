@@ -1,4 +1,4 @@
-"""mailer/outbox.py's sender and the store's outbox: each email sent once, marks coalesced,
+"""mailer/sender.py and the store's outbox: each email sent once, marks coalesced,
 never more than MAX_UNMARKED delivered without their mark, sent bodies let go."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pytest
 
 from mentordesk.config import ProgramConfig, SmtpConfig
 from mentordesk.errors import TemporaryDeliveryError
-from mentordesk.mailer import outbox
+from mentordesk.mailer import sender as sender_module
 from mentordesk.mailer.compose import Renderer
 from mentordesk.mailer.drafts import DraftWriter
-from mentordesk.mailer.outbox import OutboxSender
+from mentordesk.mailer.sender import OutboxSender
 from mentordesk.state.store import Store, StoreWriter
 
 NOW = datetime(2024, 5, 6, 14, 30, tzinfo=UTC)
@@ -146,7 +146,7 @@ async def test_at_most_max_unmarked_are_delivered_before_their_marks(
 ) -> None:
     store = writer.store
     assert store is not None
-    await writer.call(_enqueue, store, outbox.MAX_UNMARKED * 3)
+    await writer.call(_enqueue, store, sender_module.MAX_UNMARKED * 3)
     blocked = threading.Event()
     real = Store.mark_all_sent
 
@@ -162,13 +162,13 @@ async def test_at_most_max_unmarked_are_delivered_before_their_marks(
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(10):
-            while sum(sent.values()) < outbox.MAX_UNMARKED:
+            while sum(sent.values()) < sender_module.MAX_UNMARKED:
                 await asyncio.sleep(POLL_S)
         # What a crash now could send twice: no more than MAX_UNMARKED, however long
         # the marks stay blocked (watched for a while, not slept through).
         watch_until = loop.time() + WATCH_S
         while loop.time() < watch_until:
-            assert sum(sent.values()) == outbox.MAX_UNMARKED
+            assert sum(sent.values()) == sender_module.MAX_UNMARKED
             await asyncio.sleep(POLL_S)
     finally:
         blocked.set()
@@ -185,7 +185,7 @@ async def test_at_most_max_unmarked_are_delivered_before_their_marks(
         sender.poke()
         await task
     assert set(sent.values()) == {1}
-    assert len(sent) == outbox.MAX_UNMARKED * 3
+    assert len(sent) == sender_module.MAX_UNMARKED * 3
 
 
 def test_the_store_knows_what_is_due_without_what_is_in_flight(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@
   get it, and the number who would; nothing else is sent.
 - **send**: one email per person, all stored in the outbox in ONE transaction, so a crash
   leaves either every email or none (the outbox then delivers each once, with its own
-  Message-ID; see ``mailer.outbox`` for the few in flight at a kill). They are paced:
+  Message-ID; see ``mailer.sender`` for the few in flight at a kill). They are paced:
   person n's is due n / ``[announcements] per_minute`` minutes later. The same
   announcement (audience, subject and text) is sent once: a second ``--send`` is refused.
 
