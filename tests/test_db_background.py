@@ -223,3 +223,61 @@ def test_a_background_compaction_leaves_a_backup_copied_under_an_id_of_its_own(
     damaged.write_bytes(backup[:10] + bytes([backup[10] ^ 1]) + backup[11:])
     with pytest.raises(StoreError, match="checksum"):
         Database(damaged, read_only=True)
+
+
+def test_the_replaced_files_are_freed_off_the_writers_path(
+    db: Database, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The swap hands the old journal and the old snapshot to a thread of their own to
+    close (their last close frees their blocks); closing the state waits for it, and no
+    file is left open."""
+    closed: list[tuple[str, tuple[int, ...]]] = []
+    real = snapshot_module._close_all
+
+    def recorded(fds: list[int]) -> None:
+        closed.append((threading.current_thread().name, tuple(os.fstat(fd).st_nlink for fd in fds)))
+        real(fds)
+
+    monkeypatch.setattr(snapshot_module, "_close_all", recorded)
+    open_before = len(os.listdir("/proc/self/fd"))
+    some_writes(db, random.Random(3), 40)
+    wait_for_compactions(db)
+    db._start_compaction()
+    wait_for_compactions(db)
+    db.close()
+    assert closed, "no compaction was swapped in"
+    for thread, links in closed:
+        assert thread != threading.current_thread().name
+        assert set(links) == {0}  # already replaced: nothing names them any more
+    assert (0, 0) in [links for _, links in closed]  # a journal and a snapshot (the first has none)
+    assert len(os.listdir("/proc/self/fd")) <= open_before
+
+
+def test_a_snapshot_is_synced_as_it_is_written(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With fsync on, a snapshot and its backup copy are synced every SYNC_EVERY bytes
+    (so another fsync on the disk never waits for all of them at once), and end whole."""
+    synced: dict[int, list[int]] = {}  # inode: its size at each sync
+    monkeypatch.setattr(snapshot_module, "SYNC_EVERY", 4096)
+
+    def sync(fd: int) -> None:
+        stat = os.fstat(fd)
+        synced.setdefault(stat.st_ino, []).append(stat.st_size)
+
+    monkeypatch.setattr(snapshot_module, "_fdatasync", sync)
+    with Database(path, fsync=True) as db:
+        db.compact_min_bytes = 10**9  # only the compaction this test starts
+        db.background_compaction_bytes = 0
+        for n in range(200):
+            db.table("requests").insert({"n": n, "pad": "x" * 500})
+        db._start_compaction()
+        wait_for_compactions(db)
+        expected = contents(db)
+        assert db._last_compaction is not None
+        db._last_compaction.wait()
+    backup = path.with_name(path.name + ".bak")
+    for written in (path, backup):
+        sizes = synced[written.stat().st_ino]
+        assert written.stat().st_size > 100_000
+        assert len(sizes) >= written.stat().st_size // 5_000
+        assert max(b - a for a, b in pairwise([0, *sizes])) < 4096 + 1_000
+    assert reopened(path) == expected

@@ -597,6 +597,9 @@ class Database:
         files = self.files
         new_fd = -1
         swapped = False
+        # Held open so that its blocks are freed where it is closed: off the writer's
+        # path (``close_later``). Freeing a 20 MB file costs ext4 about 10 ms.
+        old_snapshot = _open_to_free(self.path)
         try:
             size, snapshot_id = compaction.result()
             tail = _read_range(self._fd, compaction.journal_at, self._journal_bytes)
@@ -629,8 +632,10 @@ class Database:
                 self._snapshot_bytes, self.compact_min_bytes
             )
             _log.warning("compaction postponed: %s", err)
+            compaction.close_later(old_snapshot)
             return
-        os.close(self._fd)  # the old journal, now unlinked; the new one holds the lock
+        # The old journal, now unlinked (the new one holds the lock), and the old snapshot.
+        compaction.close_later(self._fd, old_snapshot)
         self._fd = new_fd
         self._snapshot_bytes, self._snapshot_id = size, snapshot_id
         self._journal_bytes = len(tail)
@@ -956,6 +961,14 @@ class _JournalTinyDB(TinyDB):
 
 class _NotPlain(Exception):
     """A document holds something JSON would turn into something else."""
+
+
+def _open_to_free(path: Path) -> int:
+    """An fd of ``path`` to close once it is replaced (-1 if it cannot be opened)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1
 
 
 def _reloaded(doc: Doc, text: str) -> Doc:
