@@ -5,6 +5,7 @@ a reopen, a crash halfway through a move, and a backup restored."""
 from __future__ import annotations
 
 import csv
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from mentordesk.config import load_config
 from mentordesk.errors import ConfigError, StoreError
 from mentordesk.reports import export_csv
-from mentordesk.state.archive import archive_path
+from mentordesk.state.archive import Archive, ArchivedDoc, _Checkpoints, archive_path
 from mentordesk.state.store import Store, iso
 
 T0 = datetime(2023, 3, 6, 9, 0, tzinfo=UTC)
@@ -289,3 +290,22 @@ def test_the_archive_and_its_log_are_private_and_one_file_at_rest(path: Path) ->
     assert set(modes.values()) == {0o600}, modes
     store.close()
     assert not any(p.exists() for p in logs)  # folded into the file at close
+
+
+def test_small_batches_are_checkpointed_too(tmp_path: Path) -> None:
+    """A sweep archives a few rows at a time, and each commit rewrites its index pages:
+    the log is folded in every EVERY_COMMITS commits as well as every EVERY_ROWS rows,
+    so it never grows long enough for a checkpoint to hold the writer."""
+    archive = Archive(tmp_path / "state.json.archive", fsync=False)
+    try:
+        for n in range(3 * _Checkpoints.EVERY_COMMITS):
+            archive.put([ArchivedDoc("audit", n + 1, {"at": iso(T0), "event": "tick"})])
+        checkpoints = archive._checkpoints
+        assert checkpoints is not None
+        deadline = time.monotonic() + 10
+        while checkpoints.done < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert checkpoints.done >= 2  # the thread may fold two triggers into one
+        assert archive.count("audit") == 3 * _Checkpoints.EVERY_COMMITS
+    finally:
+        archive.close()

@@ -248,8 +248,11 @@ class _Checkpoints:
     """A thread that folds the archive's write-ahead log into its file once enough was
     written (SQLite's PASSIVE checkpoint, on a connection of its own: writers go on)."""
 
-    #: Rows written between checkpoints (a few thousand pages of log).
+    #: Rows, or commits, written between checkpoints. Commits too: a sweep's batch of a
+    #: few rows still rewrites its index pages, some 80 pages of log (320 KB) a commit,
+    #: so 4,000 rows in small batches made a log of 70 MB, and a long checkpoint.
     EVERY_ROWS = 4000
+    EVERY_COMMITS = 32
     #: A log this long was never folded in whole (writes kept coming while a checkpoint
     #: ran): the next checkpoint makes the writer wait until it is, once.
     LONGEST_LOG_BYTES = 64 * 1024 * 1024
@@ -257,16 +260,19 @@ class _Checkpoints:
     def __init__(self, path: Path, *, fsync: bool) -> None:
         self._path = path
         self._fsync = fsync
-        self._rows = 0
+        self._rows = self._commits = 0
+        self.done = 0  # checkpoints made
         self._due = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="archive-checkpoint", daemon=True)
         self._thread.start()
 
     def wrote(self, rows: int) -> None:
+        """One commit of ``rows`` rows was written."""
         self._rows += rows
-        if self._rows >= self.EVERY_ROWS:
-            self._rows = 0
+        self._commits += 1
+        if self._rows >= self.EVERY_ROWS or self._commits >= self.EVERY_COMMITS:
+            self._rows = self._commits = 0
             self._due.set()
 
     def stop(self) -> None:
@@ -290,6 +296,7 @@ class _Checkpoints:
                 mode = "RESTART" if long else "PASSIVE"
                 try:
                     db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+                    self.done += 1
                 except sqlite3.Error as err:  # the next one tries again; close() does too
                     _log.warning("checkpoint of the archive %s failed: %s", self._path, err)
         finally:
