@@ -211,6 +211,67 @@ def request_doc(number: int, version: int) -> dict[str, Any]:
     }
 
 
+async def test_a_caller_resumes_in_the_loops_turn_that_brings_its_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a turn later, behind every callback ready by then (a page waited that long
+    once more per writer call); its exception too. A ticker counts the loop's turns."""
+    writer = await started(tmp_path / "s.json")
+    turns = 0
+    ticking = True
+
+    def tick() -> None:
+        nonlocal turns
+        turns += 1
+        if ticking:
+            asyncio.get_running_loop().call_soon(tick)
+
+    answered_in: list[int] = []
+    real = writer_module._Answer.answered
+
+    def answered(future: Any, ok: bool, value: Any) -> None:
+        answered_in.append(turns)
+        real(future, ok, value)
+
+    monkeypatch.setattr(writer_module._Answer, "answered", answered)
+    tick()
+    try:
+        resumed_in = []
+        for _ in range(5):
+            assert await writer.call(lambda: 42) == 42
+            resumed_in.append(turns)
+        with pytest.raises(ZeroDivisionError):
+            await writer.call(lambda: 1 // 0)
+        resumed_in.append(turns)
+        assert resumed_in == answered_in
+    finally:
+        ticking = False
+        await writer.close()
+
+
+async def test_a_caller_cancelled_while_its_job_runs_hears_so_and_the_job_still_runs(
+    tmp_path: Path,
+) -> None:
+    """Cancelled from within another task (as aiohttp cancels a page whose browser went
+    away), the caller gets CancelledError on the next turn; the job is not undone."""
+    writer = await started(tmp_path / "s.json")
+    store = store_of(writer)
+    release, holding = await held(writer)
+    waiting = asyncio.ensure_future(writer.call(store.set_meta, "late", 1))
+    await asyncio.sleep(0)
+
+    async def cancel_it() -> None:
+        waiting.cancel()
+
+    await asyncio.ensure_future(cancel_it())
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    release.set()
+    await holding
+    assert await writer.call(store.meta, "late") == 1
+    await writer.close()
+
+
 async def test_point_reads_from_another_thread_see_only_whole_durable_commits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

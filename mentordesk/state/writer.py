@@ -31,8 +31,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextvars import Context
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
 
 from .. import foreground
 from ..health import Health
@@ -60,11 +61,70 @@ DEFER_AT_MOST_S = 10.0
 SWITCH_INTERVAL_S = 0.0005
 
 
+class _Answer(asyncio.Future[T]):
+    """What a caller of the writer awaits: its task is woken as soon as it is answered.
+
+    A plain future wakes the task that awaits it on the event loop's next turn, after
+    every callback already waiting there; and the answer itself comes on a turn of its
+    own (``answered``, from this thread). Under load a turn serves some 25 pages, about
+    15 ms, so a claim's page waited one turn more than it needs. Here the callbacks of
+    an answer run in ``answered`` itself, a turn of the loop in which no task runs. A
+    cancelled answer calls them back on the next turn, as a plain future does: a task
+    may be cancelled from within another task.
+    """
+
+    def __init__(self, *, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self._waiting: list[tuple[Callable[[Any], object], Context | None]] = []
+
+    def add_done_callback(
+        self, fn: Callable[[Self], object], /, *, context: Context | None = None
+    ) -> None:
+        if self.done():
+            super().add_done_callback(fn, context=context)
+        else:
+            self._waiting.append((fn, context))
+
+    def remove_done_callback(self, fn: Callable[[Self], object], /) -> int:
+        kept = [(each, context) for each, context in self._waiting if each != fn]
+        removed = len(self._waiting) - len(kept)
+        self._waiting = kept
+        return removed + super().remove_done_callback(fn)
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if not super().cancel(msg):
+            return False
+        waiting, self._waiting = self._waiting, []
+        for fn, context in waiting:
+            self.get_loop().call_soon(fn, self, context=context)
+        return True
+
+    def answered(self, ok: bool, value: Any) -> None:
+        """Set the result (or the exception) and call back at once: on the loop, in a
+        callback of its own, never from within a task."""
+        if self.cancelled():
+            return
+        if ok:
+            self.set_result(value)
+        else:
+            self.set_exception(value)
+        waiting, self._waiting = self._waiting, []
+        for fn, context in waiting:
+            try:
+                if context is None:
+                    fn(self)
+                else:
+                    context.run(fn, self)
+            except Exception as exc:  # as the loop reports a failing callback
+                failed = {"message": "an answer's callback failed", "exception": exc}
+                self.get_loop().call_exception_handler({**failed, "future": self})
+
+
 @dataclass
 class _Job:
     fn: Callable[[], Any]
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
+    future: _Answer[Any]
     queued: float = field(default_factory=time.monotonic)
 
 
@@ -160,7 +220,7 @@ class StoreWriter:
         self, lane: deque[_Job], fn: Callable[[], T], *, page: bool = False
     ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
-        job = _Job(fn, loop, loop.create_future())
+        job = _Job(fn, loop, _Answer(loop=loop))
         with self._ready:
             if self._closing:
                 raise RuntimeError("the store's writer is closing")
@@ -193,7 +253,7 @@ class StoreWriter:
             for job, ok, value in done:
                 # (RuntimeError: the caller's loop is closed; nobody is left to tell.)
                 with contextlib.suppress(RuntimeError):
-                    job.loop.call_soon_threadsafe(_answer, job.future, ok, value)
+                    job.loop.call_soon_threadsafe(job.future.answered, ok, value)
 
     def _next_group(self) -> list[_Job] | None:
         """The next jobs to commit together; None once closing and nothing is left.
@@ -224,12 +284,3 @@ class StoreWriter:
         if store is None or committed is None:
             return
         committed.publish(store.db.sync())
-
-
-def _answer(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.cancelled():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
