@@ -64,17 +64,8 @@ from .flows.claims import ClaimDesk, ClaimResult
 from .flows.coordinator import CoordinatorDesk
 from .flows.desks import Desks
 from .flows.escalation import assign, assign_view, may_assign, parse_assign_obj
-from .flows.feedback import (
-    ATTENDANCE,
-    FeedbackDesk,
-    FeedbackPage,
-    clean_comment,
-    parse_score,
-)
-from .flows.feedback_results import RATINGS
 from .flows.office_hours import OfficeHoursDesk
 from .flows.sessions import SessionDesk
-from .inbox.zones import resolve_timezone
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .state.store import Store, StoreWriter
 from .tokens import (
@@ -90,6 +81,8 @@ from .tokens import (
 from .web_admin import admin_route
 from .web_announce import announcement_routes
 from .web_approve import ApprovalPages
+from .web_feedback import feedback_routes
+from .web_forms import form_text, zone_param
 from .web_guard import WEB_LIMITS, ConnectionGuard, SlowRequestBody, WebLimits
 from .web_pairings import pairing_routes
 from .web_session_times import time_move, time_page
@@ -172,18 +165,6 @@ WOULD_CHANGE = {
 # cannot be used at all.
 VIEW_STATUS = {"not_invited": 403, "closed": 410, "unknown": 404}
 
-# HTTP status for each outcome of a feedback page (GET or POST).
-FEEDBACK_STATUS = {
-    "ask": 200,
-    "recorded": 200,
-    "updated": 200,
-    "created": 200,
-    "already": 200,
-    "missing_score": 400,
-    "not_yours": 403,
-    "unknown": 404,
-}
-
 
 class WebApp:
     """Builds the aiohttp application and runs it on [web] host:port."""
@@ -264,12 +245,7 @@ class WebApp:
                 web.post("/session-time/{token}", functools.partial(time_move, self)),
                 web.get("/pick/{token}", self.pick_page),
                 web.post("/pick/{token}", self.pick),
-                web.get("/rate/{token}", self.rate_page),
-                web.post("/rate/{token}", self.rate),
-                web.get("/attended/{token}", self.attended_page),
-                web.post("/attended/{token}", self.attended),
-                web.get("/followup/{token}", self.followup_page),
-                web.post("/followup/{token}", self.followup),
+                *feedback_routes(self),
                 *ApprovalPages(self).routes(),
             ]
         )
@@ -499,14 +475,14 @@ class WebApp:
         """The mentee's page: the mentor's free times in her zone. Where we know no zone,
         a script asks the browser for it and reloads with ?tz= (a GET changes nothing)."""
         claims = self._verify(request, "pick")
-        zone = _zone_param(request.query.get("tz"))
+        zone = zone_param(request.query.get("tz"))
         return await self._pick_view(claims, zone, posted=False, outcome="")
 
     async def pick(self, request: web.Request) -> web.Response:
         claims = self._verify(request, "pick")
         form = await request.post()
-        zone = _zone_param(_form_text(form, "tz"))
-        unsafe_slot = _form_text(form, "slot")
+        zone = zone_param(form_text(form, "tz"))
+        unsafe_slot = form_text(form, "slot")
         outcome = await self.writer.call(
             self._sessions().mentee_pick,
             int(claims.obj),
@@ -546,86 +522,6 @@ class WebApp:
             },
             status=status,
             headers=headers,
-        )
-
-    # Feedback: ratings, did it take place, a follow-up (flows/feedback.py) ---------------
-
-    async def rate_page(self, request: web.Request) -> web.Response:
-        claims = self._verify(request, "rate")
-        score = parse_score(request.query.get("score"))
-        page = await self.writer.call(
-            self._feedback().rating_page, claims.obj, claims.person, self.clock(), score
-        )
-        return self._feedback_page("rate.html", page)
-
-    async def rate(self, request: web.Request) -> web.Response:
-        claims = self._verify(request, "rate")
-        form = await request.post()
-        page = await self.writer.call(
-            self._feedback().rate,
-            claims.obj,
-            claims.person,
-            parse_score(_form_text(form, "score")),
-            clean_comment(_form_text(form, "comment")),
-            self.clock(),
-        )
-        return self._feedback_page("rate.html", page)
-
-    async def attended_page(self, request: web.Request) -> web.Response:
-        claims = self._verify(request, "attended")
-        page = await self.writer.call(
-            self._feedback().attendance_page,
-            _session_uid(claims),
-            claims.person,
-            request.query.get("answer", ""),
-        )
-        return self._feedback_page("attended.html", page)
-
-    async def attended(self, request: web.Request) -> web.Response:
-        claims = self._verify(request, "attended")
-        form = await request.post()
-        page = await self.writer.call(
-            self._feedback().record_attendance,
-            _session_uid(claims),
-            claims.person,
-            _form_text(form, "answer"),
-            self.clock(),
-        )
-        return self._feedback_page("attended.html", page)
-
-    async def followup_page(self, request: web.Request) -> web.Response:
-        claims = self._verify(request, "followup")
-        page = await self.writer.call(
-            self._feedback().followup_page, _session_uid(claims), claims.person
-        )
-        return self._feedback_page("followup.html", page)
-
-    async def followup(self, request: web.Request) -> web.Response:
-        claims = self._verify(request, "followup")
-        form = await request.post()
-        page = await self.writer.call(
-            self._feedback().request_followup,
-            _session_uid(claims),
-            claims.person,
-            clean_comment(_form_text(form, "comment")),
-            self.clock(),
-        )
-        self.changed()
-        return self._feedback_page("followup.html", page)
-
-    def _feedback(self) -> FeedbackDesk:
-        return FeedbackDesk(self.claims())
-
-    def _feedback_page(self, name: str, page: FeedbackPage) -> web.Response:
-        return self.page(
-            name,
-            {
-                "page": page,
-                "ratings": RATINGS,
-                "labels": dict(RATINGS),
-                "choices": list(ATTENDANCE.items()),
-            },
-            status=FEEDBACK_STATUS.get(page.outcome, 400),
         )
 
     # Escalations: assign a request to a mentor -------------------------------------------
@@ -820,25 +716,3 @@ class WebApp:
 def _first_part(request: web.Request) -> str:
     """The route's first path segment, for the log: never a token."""
     return request.path.split("/")[1][:40]
-
-
-def _form_text(form: Mapping[str, Any], name: str) -> str:
-    """A text field of a posted form ("" when missing or a file)."""
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
-def _zone_param(unsafe_zone: str | None) -> str | None:
-    """An IANA zone name sent by the browser, if it is one we know; else None."""
-    if not unsafe_zone or len(unsafe_zone) > 64:
-        return None
-    zone = resolve_timezone(unsafe_zone)
-    return zone if zone == unsafe_zone else None
-
-
-def _session_uid(claims: Claims) -> str:
-    """The session a feedback link is about; other objects have no page here."""
-    kind, _, uid = claims.obj.partition(":")
-    if kind != "session" or not uid:
-        raise web.HTTPNotFound()
-    return uid
