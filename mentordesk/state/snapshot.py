@@ -252,8 +252,9 @@ class BackgroundSnapshot:
         return self._snapshot_done.is_set()
 
     def done_all(self) -> bool:
-        """Has the thread finished, backup included?"""
-        return not self._thread.is_alive()
+        """Has the thread finished, backup included, and closed the files it was given?"""
+        threads = [self._thread, *self._closing]
+        return not any(thread.is_alive() for thread in threads)
 
     def wait(self) -> None:
         """Wait for the thread to finish, backup included, and for the files it was
