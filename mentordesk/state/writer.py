@@ -116,8 +116,9 @@ class _Answer(asyncio.Future[T]):
                 else:
                     context.run(fn, self)
             except Exception as exc:  # as the loop reports a failing callback
-                failed = {"message": "an answer's callback failed", "exception": exc}
-                self.get_loop().call_exception_handler({**failed, "future": self})
+                self.get_loop().call_exception_handler(
+                    {"message": "an answer's callback failed", "exception": exc, "future": self}
+                )
 
 
 @dataclass
