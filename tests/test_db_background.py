@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import mentordesk.state.snapshot as snapshot_module
+from mentordesk import foreground
 from mentordesk.errors import StoreError
 from mentordesk.state.db import Database
 
@@ -117,6 +118,32 @@ def test_the_frozen_view_is_what_the_snapshot_holds(
     snapshot_only.write_bytes(written[0])
     view = reopened(snapshot_only)
     assert view == {name: docs for name, docs in frozen.items() if docs or name in view}
+
+
+def test_a_compaction_is_written_with_short_turns(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the thread encodes the snapshot, the writer's commits wait a short turn for
+    the interpreter after each system call, not a long one; after it, turns are long."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        wait_for_compactions(db)
+        turns: list[tuple[str, float]] = []
+        real = snapshot_module.write_snapshot
+
+        def observed(data: Any, tmp: Path, *, fsync: bool) -> snapshot_module.Written:
+            turns.append((threading.current_thread().name, sys.getswitchinterval()))
+            return real(data, tmp, fsync=fsync)
+
+        monkeypatch.setattr(snapshot_module, "write_snapshot", observed)
+        some_writes(db, random.Random(5), 20)
+        db._start_compaction()
+        wait_for_compactions(db)
+        assert ("state-compaction", foreground.SHORT_TURN_S) in turns
+        assert sys.getswitchinterval() == 0.005
+    finally:
+        sys.setswitchinterval(before)
 
 
 class Crash(BaseException):

@@ -3,12 +3,14 @@
 Each part of the wiring is checked where it lives: the web's middleware counts the page
 it serves, the writer runs deferred jobs (a claim's emails and booking) as background
 work and the jobs someone waits for not, the mail gate makes way before each email it
-composes, and the drafts written ahead of the sender make way too."""
+composes, and the drafts written ahead of the sender make way too. And the interpreter's
+turns are short while a page is served, long again after."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,18 +57,63 @@ def test_background_work_pauses_only_while_a_page_is_served(pauses: list[str]) -
     assert len(pauses) == 1
 
 
+@pytest.fixture
+def long_turns() -> Iterator[float]:
+    """The interpreter's default switch interval (5 ms) for the test, put back after."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    yield 0.005
+    sys.setswitchinterval(before)
+
+
+def test_turns_are_short_only_while_someone_waits_on_them(long_turns: float) -> None:
+    """A page being served, or a compaction from its own thread, asks for short turns;
+    the long turn comes back only once neither does, in whichever order they end."""
+    with foreground.serving():
+        assert sys.getswitchinterval() == foreground.SHORT_TURN_S
+    assert sys.getswitchinterval() == long_turns
+    in_page = threading.Event()
+    page_over = threading.Event()
+    seen: list[float] = []
+
+    def compaction() -> None:
+        with foreground.short_turns():
+            in_page.wait(5)
+            seen.append(sys.getswitchinterval())
+            page_over.wait(5)
+            seen.append(sys.getswitchinterval())  # the page is over; this is not
+
+    other = threading.Thread(target=compaction)
+    other.start()
+    with foreground.serving():
+        assert sys.getswitchinterval() == foreground.SHORT_TURN_S
+        with foreground.short_turns():  # nests
+            pass
+        assert sys.getswitchinterval() == foreground.SHORT_TURN_S
+        in_page.set()
+    page_over.set()
+    other.join(5)
+    assert seen == [foreground.SHORT_TURN_S, foreground.SHORT_TURN_S]
+    assert sys.getswitchinterval() == long_turns
+    with pytest.raises(RuntimeError), foreground.serving():
+        raise RuntimeError("the handler failed")
+    assert sys.getswitchinterval() == long_turns  # a failed page gives them back too
+
+
 def test_a_failing_page_is_no_longer_counted() -> None:
     with pytest.raises(RuntimeError), foreground.serving():
         raise RuntimeError("the handler failed")
     assert foreground.pages_served() == 0
 
 
-async def test_the_web_counts_each_page_while_it_is_served() -> None:
+async def test_the_web_counts_each_page_while_it_is_served(long_turns: float) -> None:
     seen: list[int] = []
+    turns: list[float] = []
     guard = ConnectionGuard(WEB_LIMITS)
 
     async def page(request: web.Request) -> web.Response:
         seen.append(foreground.pages_served())
+        turns.append(sys.getswitchinterval())
         await asyncio.sleep(0)
         if request.path == "/broken":
             raise web.HTTPInternalServerError()
@@ -80,6 +127,8 @@ async def test_the_web_counts_each_page_while_it_is_served() -> None:
         assert sorted(a.status for a in answers) == [200, 200, 500]
     assert len(seen) == 3 and min(seen) >= 1  # each page counted while it was served
     assert foreground.pages_served() == 0  # each one counted off, the failed one too
+    assert turns == [foreground.SHORT_TURN_S] * 3  # served with short turns ...
+    assert sys.getswitchinterval() == long_turns  # ... and long ones once none is
 
 
 async def test_deferred_jobs_are_background_work_and_asked_ones_are_not(

@@ -20,7 +20,6 @@ import errno
 import json
 import logging
 import os
-import sys
 import threading
 import zlib
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from .. import foreground
 from ..errors import StoreError
 
 __all__ = [
@@ -49,9 +49,6 @@ encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", "
 CHECKSUM_TABLE = "_checksum"
 
 Tables = Mapping[str, Mapping[str, Mapping[str, Any]]]
-
-# The interpreter's switch interval while a snapshot is written in the background.
-_SWITCH_INTERVAL = 0.0005
 
 #: Bytes a snapshot or its copy writes between two fdatasyncs (with ``fsync``). On ext4
 #: (ordered data) every other fsync on the disk waits for the data written since the last
@@ -195,19 +192,15 @@ class BackgroundSnapshot:
         self._error: OSError | None = None
         self._snapshot_done = threading.Event()
         self._closing: list[threading.Thread] = []
-        # While this thread encodes, the writer waits for the interpreter after each of
-        # its system calls; a shorter switch interval keeps each wait short (a commit
-        # makes a few such calls), not 5 ms.
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, _SWITCH_INTERVAL))
         self._thread = threading.Thread(target=self._run, name="state-compaction", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        try:
+        # While this thread encodes, the writer waits for the interpreter after each of
+        # its system calls: short turns keep each wait short (a commit makes a few such
+        # calls), not one long turn.
+        with foreground.short_turns():
             self._write()
-        finally:
-            sys.setswitchinterval(self._switch_interval)
 
     def _write(self) -> None:
         # The snapshot stays open for reading while the writer renames it into place:

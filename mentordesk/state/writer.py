@@ -26,7 +26,6 @@ import contextlib
 import functools
 import gc
 import logging
-import sys
 import threading
 import time
 from collections import deque
@@ -57,8 +56,6 @@ MAX_GROUP = 64
 QUIET_S = 0.2
 #: How long a deferred job may wait for such a quiet moment.
 DEFER_AT_MOST_S = 10.0
-#: The interpreter's switch interval once the writer runs (``start``).
-SWITCH_INTERVAL_S = 0.0005
 
 
 class _Answer(asyncio.Future[T]):
@@ -155,10 +152,6 @@ class StoreWriter:
 
     async def start(self) -> None:
         self.store = await self.call(self._open)
-        # The event loop shares the interpreter with this thread: while a long job runs
-        # here (a claim's emails, a batch of mail), a page's every step waits up to one
-        # switch interval for the interpreter, 5 ms by default; this bounds it.
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         # The state just loaded lives as long as the process: the cyclic collector need
         # not walk its documents on every full collection, a pause that would grow with
         # the program's history. (They are plain data, freed by reference counting.)
