@@ -15,11 +15,12 @@ while a page is being served. A page is then served with the interpreter to itse
 for most of that pause; the background work goes on between pages and, under endless
 pages, at one email per pause.
 
-And the interpreter's turns are short only while someone waits on them (``short_turns``):
-a thread holding the interpreter gives it up after a switch interval, 5 ms by default.
-While a page is served that is too long for each of its steps to wait behind a thread
-composing mail; with no page, the longer turn costs less (a handover every 0.5 ms took
-some 10% more of the interpreter per request in bench/intake.py).
+And the interpreter's turns are short only while someone may be waiting on them: a
+thread holding the interpreter gives it up after a switch interval, 5 ms by default.
+While anyone is connected to the web (``web_guard.py``, ``hold_short_turns``), that is
+too long for each step of a page — reading its request, answering it — to wait behind
+a thread composing mail. With nobody there, the longer turn costs less: a handover
+every 0.5 ms took some 10% more of the interpreter per request in bench/intake.py.
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ __all__ = [
     "PAUSE_S",
     "SHORT_TURN_S",
     "background",
+    "hold_short_turns",
     "in_background",
     "make_way",
     "pages_served",
+    "release_short_turns",
     "serving",
     "short_turns",
 ]
@@ -65,30 +68,40 @@ def serving() -> Iterator[None]:
     global _pages
     _pages += 1
     try:
-        with short_turns():
-            yield
+        yield
     finally:
         _pages -= 1
 
 
-@contextmanager
-def short_turns() -> Iterator[None]:
-    """While this runs (any thread; nests), no thread holds the interpreter longer than
-    ``SHORT_TURN_S`` when another wants it: a page's steps, or the writer's commits beside
-    a compaction, do not wait a long turn each."""
+def hold_short_turns() -> None:
+    """From now until ``release_short_turns`` (any thread; they nest), no thread holds
+    the interpreter longer than ``SHORT_TURN_S`` when another wants it."""
     global _short_turns, _long_turn_s
     with _turns:
         if _short_turns == 0:
             _long_turn_s = sys.getswitchinterval()
             sys.setswitchinterval(min(_long_turn_s, SHORT_TURN_S))
         _short_turns += 1
+
+
+def release_short_turns() -> None:
+    """Undo one ``hold_short_turns``; the long turn is back once none is held."""
+    global _short_turns
+    with _turns:
+        _short_turns -= 1
+        if _short_turns == 0:
+            sys.setswitchinterval(_long_turn_s)
+
+
+@contextmanager
+def short_turns() -> Iterator[None]:
+    """Short turns while this runs: the writer's commits beside a compaction do not wait
+    a long turn for the interpreter after each of their system calls."""
+    hold_short_turns()
     try:
         yield
     finally:
-        with _turns:
-            _short_turns -= 1
-            if _short_turns == 0:
-                sys.setswitchinterval(_long_turn_s)
+        release_short_turns()
 
 
 def pages_served() -> int:

@@ -144,6 +144,8 @@ class ConnectionGuard:
                 return False
             oldest = next(iter(self._waiting))
             oldest.shed(_EVICTED)
+        if not self._open:  # someone is here: short turns (foreground.py)
+            foreground.hold_short_turns()
         self._open.add(connection)
         self.peak = max(self.peak, len(self._open))
         return True
@@ -156,7 +158,10 @@ class ConnectionGuard:
             self._waiting.pop(connection, None)
 
     def forget(self, connection: _GuardedConnection) -> None:
-        self._open.discard(connection)
+        if connection in self._open:
+            self._open.discard(connection)
+            if not self._open:
+                foreground.release_short_turns()
         self._waiting.pop(connection, None)
 
     def note(self, reason: str) -> None:

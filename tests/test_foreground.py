@@ -4,7 +4,8 @@ Each part of the wiring is checked where it lives: the web's middleware counts t
 it serves, the writer runs deferred jobs (a claim's emails and booking) as background
 work and the jobs someone waits for not, the mail gate makes way before each email it
 composes, and the drafts written ahead of the sender make way too. And the interpreter's
-turns are short while a page is served, long again after."""
+turns are short while someone holds them, long again after (the web's part of that is
+in test_web_hardening.py)."""
 
 from __future__ import annotations
 
@@ -67,37 +68,34 @@ def long_turns() -> Iterator[float]:
 
 
 def test_turns_are_short_only_while_someone_waits_on_them(long_turns: float) -> None:
-    """A page being served, or a compaction from its own thread, asks for short turns;
-    the long turn comes back only once neither does, in whichever order they end."""
-    with foreground.serving():
+    """Whoever holds short turns (the web while someone is connected, a compaction from
+    its own thread) gets them; the long turn comes back only once nobody holds them, in
+    whichever order they let go."""
+    with foreground.short_turns():
         assert sys.getswitchinterval() == foreground.SHORT_TURN_S
     assert sys.getswitchinterval() == long_turns
-    in_page = threading.Event()
-    page_over = threading.Event()
+    held = threading.Event()
+    web_gone = threading.Event()
     seen: list[float] = []
 
     def compaction() -> None:
         with foreground.short_turns():
-            in_page.wait(5)
-            seen.append(sys.getswitchinterval())
-            page_over.wait(5)
-            seen.append(sys.getswitchinterval())  # the page is over; this is not
+            held.set()
+            web_gone.wait(5)
+            seen.append(sys.getswitchinterval())  # the web let go; this has not
 
     other = threading.Thread(target=compaction)
+    foreground.hold_short_turns()
     other.start()
-    with foreground.serving():
-        assert sys.getswitchinterval() == foreground.SHORT_TURN_S
-        with foreground.short_turns():  # nests
-            pass
-        assert sys.getswitchinterval() == foreground.SHORT_TURN_S
-        in_page.set()
-    page_over.set()
+    held.wait(5)
+    foreground.release_short_turns()
+    web_gone.set()
     other.join(5)
-    assert seen == [foreground.SHORT_TURN_S, foreground.SHORT_TURN_S]
+    assert seen == [foreground.SHORT_TURN_S]
     assert sys.getswitchinterval() == long_turns
-    with pytest.raises(RuntimeError), foreground.serving():
-        raise RuntimeError("the handler failed")
-    assert sys.getswitchinterval() == long_turns  # a failed page gives them back too
+    with pytest.raises(RuntimeError), foreground.short_turns():
+        raise RuntimeError("the compaction failed")
+    assert sys.getswitchinterval() == long_turns  # given back after a failure too
 
 
 def test_a_failing_page_is_no_longer_counted() -> None:
@@ -106,14 +104,12 @@ def test_a_failing_page_is_no_longer_counted() -> None:
     assert foreground.pages_served() == 0
 
 
-async def test_the_web_counts_each_page_while_it_is_served(long_turns: float) -> None:
+async def test_the_web_counts_each_page_while_it_is_served() -> None:
     seen: list[int] = []
-    turns: list[float] = []
     guard = ConnectionGuard(WEB_LIMITS)
 
     async def page(request: web.Request) -> web.Response:
         seen.append(foreground.pages_served())
-        turns.append(sys.getswitchinterval())
         await asyncio.sleep(0)
         if request.path == "/broken":
             raise web.HTTPInternalServerError()
@@ -127,8 +123,6 @@ async def test_the_web_counts_each_page_while_it_is_served(long_turns: float) ->
         assert sorted(a.status for a in answers) == [200, 200, 500]
     assert len(seen) == 3 and min(seen) >= 1  # each page counted while it was served
     assert foreground.pages_served() == 0  # each one counted off, the failed one too
-    assert turns == [foreground.SHORT_TURN_S] * 3  # served with short turns ...
-    assert sys.getswitchinterval() == long_turns  # ... and long ones once none is
 
 
 async def test_deferred_jobs_are_background_work_and_asked_ones_are_not(

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from mentordesk import foreground
 from mentordesk.flows.claims import ClaimDesk
 from mentordesk.state.store import Store, StoreWriter
 from mentordesk.tokens import FORM_FIELD, sign
@@ -212,6 +214,37 @@ async def test_stalled_clients_are_shed_and_a_person_is_still_served(
     assert 1 <= len(lines) <= 3, lines
     counted = [re.search(r"web: closed (\d+) connection", line) for line in lines]
     assert sum(int(found.group(1)) for found in counted if found) == 200, lines
+
+
+async def test_turns_are_short_while_anyone_is_connected(desk: Desk, tmp_path: Path) -> None:
+    """While a connection is open someone may be waiting on a page: the interpreter's
+    turns are short (foreground.py). Once the last one is closed (here: shed at the cap,
+    and at the head timeout) they are long again."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        limits = WebLimits(header_timeout_s=1.0, max_connections=2, log_interval_s=3600)
+        async with web_alone(desk, tmp_path, limits) as app:
+            assert sys.getswitchinterval() == 0.005  # nobody connected
+            stalled = [await stall_in_a_head(desk.web_port) for _ in range(3)]
+            for _ in range(500):
+                if app.guard.open_connections == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert app.guard.peak == 2
+            assert sys.getswitchinterval() == foreground.SHORT_TURN_S
+            await asyncio.wait_for(
+                asyncio.gather(*(closed_by_the_server(reader) for reader, _ in stalled)), 30
+            )
+            for _, writer in stalled:
+                writer.close()
+            for _ in range(500):
+                if app.guard.open_connections == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert sys.getswitchinterval() == 0.005
+    finally:
+        sys.setswitchinterval(before)
 
 
 async def test_a_stalled_body_is_cut_off_with_a_page(
