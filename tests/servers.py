@@ -83,6 +83,21 @@ def wait_until(
         time.sleep(interval_s)
 
 
+async def until(
+    condition: Callable[[], Any], *, timeout_s: float = 10.0, interval_s: float = 0.02
+) -> Any:
+    """``wait_until`` for a test on the event loop that serves what it waits for: the
+    loop runs between the calls."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"condition still false after {timeout_s:.1f} s: {condition!r}")
+        await asyncio.sleep(interval_s)
+
+
 # --- Dovecot ---------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,8 +25,8 @@ import mentordesk
 from mentordesk.flows.announcements import opted_out
 from mentordesk.state.store import Store, iso
 
-from .desk import COORDINATOR, ENVIRON, POLL_S, Desk, mail, text_of
-from .servers import PROGRAM_USER, Dovecot, ReceivedMessage, SmtpSink
+from .desk import COORDINATOR, ENVIRON, Desk, mail, text_of
+from .servers import PROGRAM_USER, Dovecot, ReceivedMessage, SmtpSink, until
 from .timetravel import mentor_doc
 
 CODE = Path(mentordesk.__file__).resolve().parent.parent
@@ -140,13 +140,6 @@ def announcements(sink: SmtpSink, subject: str) -> list[ReceivedMessage]:
     return [m for m in sink.messages if m.subject == f"[Test Mentors] {subject}"]
 
 
-async def until(check: Callable[[], object], timeout_s: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
-        await asyncio.sleep(POLL_S * 5)
-
-
 async def test_an_announcement_survives_a_kill_halfway(
     tmp_path: Path, dovecot: Dovecot, slow_sink: SmtpSink
 ) -> None:
@@ -164,7 +157,7 @@ async def test_an_announcement_survives_a_kill_halfway(
         assert preview.returncode == 0, preview.stderr
         assert f"{len(MENTORS)} people (mentors) would get it" in preview.stdout
         previews = f"Preview ({len(MENTORS)} people): [Test Mentors] {subject}"
-        await until(lambda: [m for m in slow_sink.messages if m.subject == previews])
+        await until(lambda: [m for m in slow_sink.messages if m.subject == previews], timeout_s=60)
         assert {m.rcpt_tos for m in slow_sink.messages} == {(COORDINATOR,)}
 
         sent = cli(desk, *args, "--send")
@@ -173,7 +166,9 @@ async def test_an_announcement_survives_a_kill_halfway(
         # The same announcement again is refused: nobody gets it twice that way.
         again = cli(desk, *args, "--send")
         assert again.returncode == 2 and "already" in again.stderr
-        await until(lambda: len(announcements(slow_sink, subject)) >= len(MENTORS) // 3)
+        await until(
+            lambda: len(announcements(slow_sink, subject)) >= len(MENTORS) // 3, timeout_s=60
+        )
     finally:
         first.kill()
     halfway = len(announcements(slow_sink, subject))
@@ -183,7 +178,8 @@ async def test_an_announcement_survives_a_kill_halfway(
     try:
         await second.ready(desk)
         await until(
-            lambda: {m.rcpt_tos[0] for m in announcements(slow_sink, subject)} >= set(MENTORS)
+            lambda: {m.rcpt_tos[0] for m in announcements(slow_sink, subject)} >= set(MENTORS),
+            timeout_s=60,
         )
         await asyncio.sleep(1)  # anything more would come now
     finally:

@@ -30,6 +30,7 @@ from mentordesk.web_guard import WebLimits
 
 from .desk import SECRET, Desk
 from .forms import form
+from .servers import until
 from .test_claims import JORDAN, links, open_request
 
 EVIL = "https://evil.example"
@@ -227,10 +228,7 @@ async def test_turns_are_short_while_anyone_is_connected(desk: Desk, tmp_path: P
         async with web_alone(desk, tmp_path, limits) as app:
             assert sys.getswitchinterval() == 0.005  # nobody connected
             stalled = [await stall_in_a_head(desk.web_port) for _ in range(3)]
-            for _ in range(500):
-                if app.guard.open_connections == 2:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: app.guard.open_connections == 2)
             assert app.guard.peak == 2
             assert sys.getswitchinterval() == foreground.SHORT_TURN_S
             await asyncio.wait_for(
@@ -238,10 +236,7 @@ async def test_turns_are_short_while_anyone_is_connected(desk: Desk, tmp_path: P
             )
             for _, writer in stalled:
                 writer.close()
-            for _ in range(500):
-                if app.guard.open_connections == 0:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: app.guard.open_connections == 0)
             assert sys.getswitchinterval() == 0.005
     finally:
         sys.setswitchinterval(before)
